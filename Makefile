@@ -1,0 +1,38 @@
+# The front door: `make run` (demo on the embedded database) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint typecheck fmt install clean
+
+$(BIN)/yuyue: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(BIN)/yuyue
+
+install: $(BIN)/yuyue
+
+run: install
+	YUYUE_ENV=$${YUYUE_ENV:-development} $(BIN)/yuyue db upgrade
+	YUYUE_ENV=$${YUYUE_ENV:-development} $(BIN)/yuyue demo
+	YUYUE_ENV=$${YUYUE_ENV:-development} $(BIN)/yuyue serve --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+fmt: install
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info var

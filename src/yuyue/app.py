@@ -1,0 +1,156 @@
+"""Builds the FastAPI app: routers, middleware, error handlers. Nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from yuyue import __version__
+from yuyue.admin import api as admin_api
+from yuyue.booking import api as booking_api
+from yuyue.calendar import api as calendar_api
+from yuyue.catalogue import api as catalogue_api
+from yuyue.catalogue.service import set_cache_ttl
+from yuyue.clock import clock
+from yuyue.config import Settings, get_settings
+from yuyue.db import make_engine, make_sessionmaker
+from yuyue.errors import PROBLEM_JSON, DomainError, problem
+from yuyue.identity import api as identity_api
+from yuyue.jobs import api as jobs_api
+from yuyue.jobs import service as jobs
+from yuyue.ops import api as ops_api
+from yuyue.ops.logging import configure, log
+from yuyue.ops.middleware import Edge
+from yuyue.policy import api as policy_api
+from yuyue.web import api as web_api
+
+HTTP_CODES = {
+    400: "validation_error",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "validation_error",
+    429: "rate_limited",
+}
+
+
+def _problem_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(
+        problem(status, code, detail, **extra), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",))
+        parts.append(f"{location}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM_JSON)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _problem_response(422, "validation_error", _validation_detail(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(
+            exc.status_code, "validation_error" if exc.status_code < 500 else "internal_error"
+        )
+        detail = exc.detail if isinstance(exc.detail, str) else ""
+        return _problem_response(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    async def database_error(_: Request, exc: Exception) -> JSONResponse:
+        # Deadlock victims, serialisation failures, a lost connection: retryable, never a trace.
+        log.warning("database_error", error=type(exc).__name__)
+        return _problem_response(
+            503, "unavailable", "the database is busy; retry shortly", {"Retry-After": "1"}
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
+        return _problem_response(500, "internal_error", "an unexpected error occurred")
+
+
+def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure(settings.log_level, settings.log_json)
+    engine = make_engine(settings)
+    sessionmaker = make_sessionmaker(engine)
+    clock.settable = not settings.production
+    set_cache_ttl(settings.cache_ttl)
+    if run_jobs is None:
+        run_jobs = os.environ.get("YUYUE_NO_JOBS") != "1"
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.clock is not None and os.environ.get("YUYUE_CLOCK_APPLIED") != "1":
+            await clock.store(engine, settings.clock)
+        await clock.refresh(engine, force=True)
+        task = None
+        if run_jobs:
+
+            async def refresh() -> None:
+                await clock.refresh(engine)
+
+            task = asyncio.create_task(jobs.loop(sessionmaker, refresh, settings.jobs_interval_s))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await engine.dispose()
+
+    app = FastAPI(
+        title="yuyue 预约",
+        version=__version__,
+        description="Unified appointment platform for government service halls. Errors are RFC 9457 "
+        "problem+json with a stable `code`.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url=None,  # Swagger UI needs inline script and a CDN; the CSP allows neither
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker
+    install_error_handlers(app)
+    for router in (
+        identity_api.router,
+        catalogue_api.public,
+        policy_api.public,
+        booking_api.router,
+        admin_api.router,
+        catalogue_api.admin,
+        policy_api.admin,
+        calendar_api.admin,
+        jobs_api.router,
+        ops_api.router,
+        web_api.router,
+    ):
+        app.include_router(router)
+    app.add_middleware(Edge, max_body=settings.max_body_bytes, engine=engine, settable_clock=clock.settable)
+    return app

@@ -1,0 +1,198 @@
+"""Routes of availability and bookings: parse, authorise, call the service, shape the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.booking import service
+from yuyue.booking.schemas import AvailabilityOut, BookIn, BookingOut, RebookIn, RescheduleIn
+from yuyue.catalogue.service import service_info
+from yuyue.db import get_db
+from yuyue.errors import DomainError
+from yuyue.identity.api import Citizen, settings_of
+from yuyue.kit.http import problems
+from yuyue.ops.metrics import BOOKINGS
+
+router = APIRouter(prefix="/api/v1", tags=["bookings"])
+Db = Annotated[AsyncSession, Depends(get_db)]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+@router.get(
+    "/services/{service_id}/availability",
+    response_model=None,
+    responses={200: {"model": AvailabilityOut}, **problems(404, 422)},
+    tags=["catalogue"],
+)
+async def availability(
+    service_id: int,
+    db: Db,
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: Annotated[date | None, Query()] = None,
+) -> JSONResponse:
+    """Hourly slots over the policy's horizon (or `from`–`to`), with seats left for off-site booking."""
+    return JSONResponse(await service.availability(db, service_id, from_, to))
+
+
+async def _changing(
+    db: AsyncSession,
+    citizen_id: int,
+    key: str | None,
+    request: Request,
+    body: Any,
+    action: str,
+    work: Callable[[], Awaitable[dict[str, Any]]],
+    status: int,
+) -> JSONResponse:
+    """Run a booking change under the Idempotency-Key rules, count its outcome, commit once."""
+
+    async def run() -> tuple[int, dict[str, Any]]:
+        return status, await work()
+
+    try:
+        fingerprint = service.request_hash(f"{request.method} {request.url.path}", body)
+        code, answer = await service.idempotent(db, citizen_id, key, fingerprint, run)
+        await db.commit()
+    except DomainError as exc:
+        BOOKINGS.labels(action=action, outcome=exc.code).inc()
+        raise
+    BOOKINGS.labels(action=action, outcome="ok").inc()
+    return JSONResponse(answer, status_code=code)
+
+
+@router.post(
+    "/appointments",
+    status_code=201,
+    response_model=None,
+    responses={201: {"model": BookingOut}, **problems(401, 403, 404, 409, 422, 429)},
+)
+async def book(
+    body: BookIn, citizen_id: Citizen, db: Db, request: Request, key: IdemKey = None
+) -> JSONResponse:
+    """Book a slot for the logged-in citizen (rules T2, T5, M10, G10, G16, G17)."""
+    req = service.BookRequest(
+        slot_id=body.slot_id,
+        channel=body.channel,
+        quantity=body.quantity,
+        business_types=tuple(body.business_types),
+        company_uscc=body.company.uscc if body.company else None,
+        company_name=body.company.name if body.company else None,
+    )
+    return await _changing(
+        db,
+        citizen_id,
+        key,
+        request,
+        body.model_dump(),
+        "book",
+        lambda: service.book(db, citizen_id, req),
+        201,
+    )
+
+
+@router.get(
+    "/appointments", response_model=None, responses={200: {"model": list[BookingOut]}, **problems(401)}
+)
+async def my_bookings(citizen_id: Citizen, db: Db) -> JSONResponse:
+    """The citizen's own bookings, newest first (rules T11, M12)."""
+    return JSONResponse(await service.list_bookings(db, citizen_id))
+
+
+@router.get(
+    "/appointments/{number}",
+    response_model=None,
+    responses={200: {"model": BookingOut}, **problems(401, 404)},
+)
+async def get_booking(number: str, citizen_id: Citizen, db: Db) -> JSONResponse:
+    return JSONResponse(await service.get_booking(db, citizen_id, number))
+
+
+@router.post(
+    "/appointments/{number}/cancel",
+    response_model=None,
+    responses={200: {"model": BookingOut}, **problems(401, 404, 422)},
+)
+async def cancel(
+    number: str, citizen_id: Citizen, db: Db, request: Request, key: IdemKey = None
+) -> JSONResponse:
+    """Cancel before the policy's deadline (rules G13, T8, M8); the seat is free at once."""
+    return await _changing(
+        db, citizen_id, key, request, {}, "cancel", lambda: service.cancel(db, citizen_id, number), 200
+    )
+
+
+@router.post(
+    "/appointments/{number}/reschedule",
+    response_model=None,
+    responses={200: {"model": BookingOut}, **problems(401, 404, 409, 422)},
+)
+async def reschedule(
+    number: str, body: RescheduleIn, citizen_id: Citizen, db: Db, request: Request, key: IdemKey = None
+) -> JSONResponse:
+    """Move to another slot of the same service atomically; the number stays."""
+    return await _changing(
+        db,
+        citizen_id,
+        key,
+        request,
+        body.model_dump(),
+        "reschedule",
+        lambda: service.reschedule(db, citizen_id, number, body.slot_id),
+        200,
+    )
+
+
+@router.post(
+    "/appointments/{number}/rebook",
+    status_code=201,
+    response_model=None,
+    responses={201: {"model": BookingOut}, **problems(401, 403, 404, 409, 422)},
+)
+async def rebook(
+    number: str, body: RebookIn, citizen_id: Citizen, db: Db, request: Request, key: IdemKey = None
+) -> JSONResponse:
+    """Special-reason rebook after a missed slot, once (rules T9, G14)."""
+    return await _changing(
+        db,
+        citizen_id,
+        key,
+        request,
+        body.model_dump(),
+        "rebook",
+        lambda: service.rebook(db, citizen_id, number, body.slot_id, body.reason),
+        201,
+    )
+
+
+@router.get(
+    "/appointments/{number}/receipt",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}, "application/pdf": {}}}, **problems(401, 404)},
+)
+async def receipt(
+    number: str,
+    citizen_id: Citizen,
+    db: Db,
+    request: Request,
+    format: Annotated[Literal["html", "pdf"], Query()] = "html",
+) -> Response:
+    """A printable receipt with a QR code of the number (rule T10): HTML, or `?format=pdf`."""
+    from yuyue.booking.receipt import render_receipt_html, render_receipt_pdf
+
+    view = await service.get_booking(db, citizen_id, number)
+    info = await service_info(db, view["service_id"])
+    hall = {"name": info.hall_name, "address": info.hall_address, "hotline": info.hall_hotline}
+    if format == "pdf":
+        pdf = render_receipt_pdf(view, hall, settings_of(request).pdf_font)
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="receipt-{number}.pdf"'},
+        )
+    return HTMLResponse(render_receipt_html(view, hall))

@@ -1,0 +1,101 @@
+"""Pydantic models of the booking part of the HTTP contract (strict: unknown fields are errors)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+Channel = Literal["web", "wechat", "app", "provincial_portal", "onsite", "api"]
+Short = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CompanyIn(Strict):
+    uscc: Annotated[StrictStr, Field(min_length=18, max_length=18)]
+    name: Short
+
+
+class BookIn(Strict):
+    slot_id: Annotated[StrictStr, Field(min_length=1, max_length=40)]
+    channel: Channel = "web"
+    quantity: Annotated[StrictInt, Field(ge=1, le=99)] = 1
+    business_types: Annotated[list[Short], Field(max_length=20)] = []
+    company: CompanyIn | None = None
+
+
+class RescheduleIn(Strict):
+    slot_id: Annotated[StrictStr, Field(min_length=1, max_length=40)]
+
+
+class RebookIn(Strict):
+    slot_id: Annotated[StrictStr, Field(min_length=1, max_length=40)]
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+
+
+class SlotOut(BaseModel):
+    id: str
+    start: str
+    end: str
+    capacity: int
+    remaining: int
+    status: Literal["open", "full", "not_yet_open", "closed_for_booking", "past"]
+
+
+class DayOut(BaseModel):
+    date: str
+    working_day: bool
+    opens_at: str | None = None
+    slots: list[SlotOut]
+
+
+class AvailabilityOut(BaseModel):
+    service_id: int
+    days: list[DayOut]
+
+
+class Masked(BaseModel):
+    name: str
+    id_number: str
+    phone: str
+
+
+class Window(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+
+
+class SlotTimes(BaseModel):
+    start: str
+    end: str
+
+
+class CompanyOut(BaseModel):
+    uscc: str
+    name: str | None
+
+
+class BookingOut(BaseModel):
+    number: str
+    status: Literal["booked", "checked_in", "served", "cancelled", "no_show", "excused"]
+    service_id: int
+    service_name: str
+    department: str
+    hall_id: str
+    hall_name: str
+    slot_id: str
+    slot: SlotTimes
+    quantity: int
+    channel: Channel
+    business_types: list[str]
+    bundle_of: list[int] | None
+    applicant: Masked
+    company: CompanyOut | None
+    created_at: str
+    cancel_deadline: str
+    checkin_window: Window
+    rebook_of: str | None
+    ticket: dict[str, object] | None

@@ -1,0 +1,93 @@
+"""Pydantic models of the catalogue part of the HTTP contract (strict bodies)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+UnitKind = Literal["city_department", "city_hall", "district", "district_hall", "street_hall", "village_hall"]
+Mode = Literal["appointment_first", "appointment_priority", "self_service"]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+Short = Annotated[StrictStr, Field(min_length=1, max_length=100)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Period(Strict):
+    start: Annotated[StrictStr, Field(min_length=5, max_length=5)]
+    end: Annotated[StrictStr, Field(min_length=5, max_length=5)]
+
+
+class UnitIn(Strict):
+    id: Annotated[StrictStr, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    name: Name
+    kind: UnitKind
+    parent_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    address: Annotated[StrictStr, Field(max_length=300)] | None = None
+    hotline: Annotated[StrictStr, Field(pattern=r"^[0-9+\-() ]{3,30}$")] | None = None
+    mode: Mode | None = None
+    hours: Annotated[list[Period], Field(max_length=8)] | None = None
+    counters: Annotated[StrictInt, Field(ge=0, le=500)] | None = None
+    code: Annotated[StrictStr, Field(pattern=r"^[0-9]{2,4}$")] | None = None
+
+
+class UnitPatch(Strict):
+    name: Name | None = None
+    address: Annotated[StrictStr, Field(max_length=300)] | None = None
+    hotline: Annotated[StrictStr, Field(pattern=r"^[0-9+\-() ]{3,30}$")] | None = None
+    mode: Mode | None = None
+    hours: Annotated[list[Period], Field(max_length=8)] | None = None
+    counters: Annotated[StrictInt, Field(ge=0, le=500)] | None = None
+
+
+class ServiceIn(Strict):
+    hall_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    department: Name
+    name: Name
+    business_types: Annotated[list[Short], Field(max_length=20)] = []
+    daily_capacity: Annotated[StrictInt, Field(ge=0, le=100_000)]
+    max_batch: Annotated[StrictInt, Field(ge=1, le=99)] = 1
+    walk_in_allowed: StrictBool = True
+    bundle_of: Annotated[list[StrictInt], Field(max_length=20)] | None = None
+
+
+class ServicePatch(Strict):
+    department: Name | None = None
+    name: Name | None = None
+    business_types: Annotated[list[Short], Field(max_length=20)] | None = None
+    daily_capacity: Annotated[StrictInt, Field(ge=0, le=100_000)] | None = None
+    max_batch: Annotated[StrictInt, Field(ge=1, le=99)] | None = None
+    walk_in_allowed: StrictBool | None = None
+    bundle_of: Annotated[list[StrictInt], Field(max_length=20)] | None = None
+    active: StrictBool | None = None
+
+
+class UnitNode(BaseModel):
+    id: str
+    name: str
+    kind: str
+    parent_id: str | None
+    children: list[UnitNode]
+
+
+class HallOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    code: str | None
+    address: str | None
+    hotline: str | None
+    mode: str | None
+
+
+class ServiceOut(BaseModel):
+    id: int
+    name: str
+    department: str
+    business_types: list[str]
+    max_batch: int
+    walk_in_allowed: bool
+    bundle_of: list[int] | None

@@ -1,0 +1,472 @@
+"""Units, halls, departments and services; hourly slots derived from a hall's opening hours.
+
+Slots (rules G11, M13): the hour `[start, start + 1 h)` for each whole hour inside an opening
+period; a service's daily capacity is spread evenly, the remainder to the earliest slots. A slot
+is identified by `<service id>-<YYYYMMDDHHMM>`; its row in `slots` is created by the first booking
+(or a capacity change), so reading availability never writes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.calendar import service as calendar_service
+from yuyue.clock import TZ, at, clock
+from yuyue.errors import Conflict, NotFound, ValidationFailed
+from yuyue.kit.cache import TTLCache
+from yuyue.models import Department, Service, Slot, Unit
+from yuyue.policy import service as policy_service
+from yuyue.policy.presets import HHMM
+
+cache = TTLCache(2.0)
+
+HALL_KINDS = ("city_hall", "district_hall", "street_hall", "village_hall")
+CHILD_KINDS: dict[str, tuple[str, ...]] = {
+    "platform": ("city_department", "city_hall", "district"),
+    "city_department": ("city_department", "city_hall"),
+    "district": ("district_hall", "street_hall"),
+    "street_hall": ("village_hall",),
+    "city_hall": (),
+    "district_hall": (),
+    "village_hall": (),
+}
+MODES = ("appointment_first", "appointment_priority", "self_service")
+SLOT_ID = re.compile(r"^([0-9]{1,9})-([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})$")
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """A service with what booking needs of its hall; cached."""
+
+    id: int
+    name: str
+    department: str
+    hall_id: str
+    hall_name: str
+    hall_code: str
+    hall_path: str
+    hall_address: str
+    hall_hotline: str
+    hall_mode: str
+    hours: tuple[tuple[str, str], ...]
+    business_types: tuple[str, ...]
+    daily_capacity: int
+    max_batch: int
+    walk_in_allowed: bool
+    bundle_of: tuple[int, ...] | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class SlotSpec:
+    id: str
+    day: date
+    start: datetime
+    end: datetime
+    capacity: int
+
+
+def slot_id(service_id: int, start: datetime) -> str:
+    return f"{service_id}-{start:%Y%m%d%H%M}"
+
+
+def parse_slot_id(value: str) -> tuple[int, datetime] | None:
+    match = SLOT_ID.match(value)
+    if not match:
+        return None
+    service_id, year, month, day, hour, minute = (int(part) for part in match.groups())
+    try:
+        return service_id, datetime(year, month, day, hour, minute, tzinfo=TZ)
+    except ValueError:
+        return None
+
+
+def hourly_starts(hours: tuple[tuple[str, str], ...], day: date) -> list[datetime]:
+    starts: list[datetime] = []
+    for opening, closing in hours:
+        current, stop = at(day, opening), at(day, closing)
+        while current + timedelta(hours=1) <= stop:
+            starts.append(current)
+            current += timedelta(hours=1)
+    return sorted(set(starts))
+
+
+def day_slots(info: ServiceInfo, day: date, daily_capacity: int | None = None) -> list[SlotSpec]:
+    """The slots of one working day with the daily capacity spread evenly (rule G11)."""
+    starts = hourly_starts(info.hours, day)
+    if not starts:
+        return []
+    total = info.daily_capacity if daily_capacity is None else daily_capacity
+    base, extra = divmod(total, len(starts))
+    return [
+        SlotSpec(
+            slot_id(info.id, start), day, start, start + timedelta(hours=1), base + (1 if i < extra else 0)
+        )
+        for i, start in enumerate(starts)
+    ]
+
+
+def hours_tuple(hours: list[Any] | None) -> tuple[tuple[str, str], ...]:
+    return tuple((str(h["start"]), str(h["end"])) for h in (hours or []))
+
+
+async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
+    key = ("service", service_id)
+    hit = cache.get(key)
+    if hit is not None:
+        assert isinstance(hit, ServiceInfo)
+        return hit
+    row = (
+        await session.execute(
+            select(Service, Unit, Department.name)
+            .join(Unit, Unit.id == Service.hall_id)
+            .join(Department, Department.id == Service.department_id)
+            .where(Service.id == service_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"service {service_id} not found")
+    service, hall, department = row
+    info = ServiceInfo(
+        id=service.id,
+        name=service.name,
+        department=department,
+        hall_id=hall.id,
+        hall_name=hall.name,
+        hall_code=hall.code or "",
+        hall_path=hall.path,
+        hall_address=hall.address or "",
+        hall_hotline=hall.hotline or "",
+        hall_mode=hall.mode or "appointment_priority",
+        hours=hours_tuple(hall.hours),
+        business_types=tuple(service.business_types or []),
+        daily_capacity=service.daily_capacity,
+        max_batch=service.max_batch,
+        walk_in_allowed=service.walk_in_allowed,
+        bundle_of=tuple(service.bundle_of) if service.bundle_of else None,
+        active=service.active,
+    )
+    cache.put(key, info)
+    return info
+
+
+def clear_caches() -> None:
+    """Called after any catalogue, policy or calendar write in this process."""
+    cache.clear()
+    calendar_service.cache.clear()
+    policy_service.cache.clear()
+
+
+def set_cache_ttl(ttl: float) -> None:
+    for each in (cache, calendar_service.cache, policy_service.cache):
+        each.ttl = ttl
+
+
+# --- reads of the public catalogue --------------------------------------------------------------
+
+
+def unit_tree(units: list[Unit]) -> list[dict[str, Any]]:
+    nodes: dict[str, dict[str, Any]] = {
+        unit.id: {
+            "id": unit.id,
+            "name": unit.name,
+            "kind": unit.kind,
+            "parent_id": unit.parent_id,
+            "children": [],
+        }
+        for unit in units
+    }
+    roots: list[dict[str, Any]] = []
+    for unit in sorted(units, key=lambda u: (u.path.count("/"), u.id)):
+        node = nodes[unit.id]
+        parent = nodes.get(unit.parent_id) if unit.parent_id else None
+        siblings: list[dict[str, Any]] = parent["children"] if parent else roots
+        siblings.append(node)
+    return roots
+
+
+async def all_units(session: AsyncSession) -> list[Unit]:
+    return list((await session.execute(select(Unit).order_by(Unit.path))).scalars())
+
+
+async def get_unit(session: AsyncSession, unit_id: str) -> Unit:
+    unit = await session.get(Unit, unit_id)
+    if unit is None:
+        raise NotFound(f"unit {unit_id!r} not found")
+    return unit
+
+
+async def halls_under(session: AsyncSession, unit_id: str) -> list[Unit]:
+    root = await get_unit(session, unit_id)
+    query = (
+        select(Unit)
+        .where(Unit.path.startswith(root.path, autoescape=True), Unit.kind.in_(HALL_KINDS))
+        .order_by(Unit.code, Unit.id)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def hall_services(session: AsyncSession, hall_id: str) -> list[tuple[Service, str]]:
+    hall = await get_unit(session, hall_id)
+    if hall.kind not in HALL_KINDS:
+        raise NotFound(f"{hall_id!r} is not a hall")
+    rows = (
+        await session.execute(
+            select(Service, Department.name)
+            .join(Department, Department.id == Service.department_id)
+            .where(Service.hall_id == hall_id, Service.active.is_(True))
+            .order_by(Department.name, Service.id)
+        )
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+async def next_hall_code(session: AsyncSession) -> str:
+    """Rule M12 (choice): 2-digit codes in order, widening to 3 then 4 digits when they run out."""
+    codes = set((await session.execute(select(Unit.code).where(Unit.code.is_not(None)))).scalars())
+    for width in (2, 3, 4):
+        start = 1 if width == 2 else 10 ** (width - 1)
+        for number in range(start, 10**width):
+            candidate = f"{number:0{width}d}"
+            if candidate not in codes:
+                return candidate
+    raise RuntimeError("hall codes exhausted")
+
+
+async def count_units(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.count()).select_from(Unit))).scalar_one())
+
+
+# --- administration -----------------------------------------------------------------------------
+
+
+def unit_view(unit: Unit) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": unit.id,
+        "name": unit.name,
+        "kind": unit.kind,
+        "parent_id": unit.parent_id,
+    }
+    if unit.kind in HALL_KINDS:
+        view.update(
+            code=unit.code,
+            address=unit.address,
+            hotline=unit.hotline,
+            mode=unit.mode,
+            hours=unit.hours or [],
+            counters=unit.counters,
+        )
+    return view
+
+
+def hall_view(unit: Unit) -> dict[str, Any]:
+    return {
+        "id": unit.id,
+        "name": unit.name,
+        "kind": unit.kind,
+        "code": unit.code,
+        "address": unit.address,
+        "hotline": unit.hotline,
+        "mode": unit.mode,
+    }
+
+
+def service_view(service: Service, department: str) -> dict[str, Any]:
+    return {
+        "id": service.id,
+        "hall_id": service.hall_id,
+        "name": service.name,
+        "department": department,
+        "business_types": list(service.business_types or []),
+        "daily_capacity": service.daily_capacity,
+        "max_batch": service.max_batch,
+        "walk_in_allowed": service.walk_in_allowed,
+        "bundle_of": list(service.bundle_of) if service.bundle_of else None,
+        "active": service.active,
+    }
+
+
+def check_hours(hours: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Opening periods: HH:MM, start before end, in order, not overlapping."""
+
+    if not hours:
+        raise ValidationFailed("hours: a hall needs at least one opening period")
+    previous_end = "00:00"
+    for period in hours:
+        start, end = period["start"], period["end"]
+        if not HHMM.match(start) or not HHMM.match(end):
+            raise ValidationFailed("hours: times are HH:MM")
+        if start >= end:
+            raise ValidationFailed(f"hours: {start}–{end} ends before it starts")
+        if start < previous_end:
+            raise ValidationFailed("hours: periods must be in order and not overlap")
+        previous_end = end
+    return [{"start": p["start"], "end": p["end"]} for p in hours]
+
+
+async def create_unit(session: AsyncSession, data: dict[str, Any]) -> Unit:
+
+    parent = await session.get(Unit, data["parent_id"])
+    if parent is None:
+        raise ValidationFailed(f"parent_id {data['parent_id']!r} does not exist")
+    kind = data["kind"]
+    if kind not in CHILD_KINDS[parent.kind]:
+        raise ValidationFailed(f"a {kind} cannot sit under a {parent.kind}")
+    if await session.get(Unit, data["id"]) is not None:
+        raise Conflict(f"unit {data['id']!r} already exists")
+    unit = Unit(
+        id=data["id"],
+        name=data["name"],
+        kind=kind,
+        parent_id=parent.id,
+        path=f"{parent.path}{data['id']}/",
+        counters=0,
+        created_at=clock.now(),
+    )
+    if kind in HALL_KINDS:
+        missing = [f for f in ("address", "hotline", "mode", "hours") if not data.get(f)]
+        if missing:
+            raise ValidationFailed(f"a hall needs {', '.join(missing)}")
+        unit.address, unit.hotline, unit.mode = data["address"], data["hotline"], data["mode"]
+        unit.hours = check_hours(data["hours"])
+        unit.counters = int(data["counters"]) if data.get("counters") is not None else 1
+        code = data.get("code")
+        if code is None:
+            code = await next_hall_code(session)
+        elif (await session.execute(select(Unit.id).where(Unit.code == code))).first() is not None:
+            raise Conflict(f"hall code {code!r} is taken")
+        unit.code = code
+    session.add(unit)
+    await session.flush()
+    clear_caches()
+    return unit
+
+
+async def patch_unit(session: AsyncSession, unit: Unit, changes: dict[str, Any]) -> Unit:
+
+    hall_fields = {"address", "hotline", "mode", "hours", "counters"}
+    if unit.kind not in HALL_KINDS and hall_fields & set(changes):
+        raise ValidationFailed(f"{', '.join(sorted(hall_fields & set(changes)))}: only halls have these")
+    for name, value in changes.items():
+        if value is None:
+            raise ValidationFailed(f"{name} cannot be null")
+        if name == "hours":
+            value = check_hours(value)
+        setattr(unit, name, value)
+    await session.flush()
+    clear_caches()
+    return unit
+
+
+async def department_id(session: AsyncSession, hall_id: str, name: str) -> int:
+    """Departments are named per hall and created on first use."""
+    found = (
+        await session.execute(
+            select(Department.id).where(Department.hall_id == hall_id, Department.name == name)
+        )
+    ).scalar_one_or_none()
+    if found is not None:
+        return int(found)
+    department = Department(hall_id=hall_id, name=name)
+    session.add(department)
+    await session.flush()
+    return department.id
+
+
+async def check_bundle(
+    session: AsyncSession, hall_id: str, members: list[int] | None, own_id: int | None
+) -> None:
+    """Rule G17: a 一件事 bundle lists at least two ordinary services of the same hall."""
+
+    if members is None:
+        return
+    if len(set(members)) < 2 or len(set(members)) != len(members):
+        raise ValidationFailed("bundle_of lists at least two different services")
+    if own_id is not None and own_id in members:
+        raise ValidationFailed("a bundle cannot contain itself")
+    rows = await session.execute(
+        select(Service.id, Service.hall_id, Service.bundle_of).where(Service.id.in_(members))
+    )
+    found = {row.id: row for row in rows}
+    for member in members:
+        row = found.get(member)
+        if row is None or row.hall_id != hall_id:
+            raise ValidationFailed(f"bundle_of: service {member} is not a service of this hall")
+        if row.bundle_of:
+            raise ValidationFailed(f"bundle_of: service {member} is itself a bundle")
+
+
+async def create_service(session: AsyncSession, data: dict[str, Any]) -> tuple[Service, str]:
+
+    hall = await session.get(Unit, data["hall_id"])
+    if hall is None or hall.kind not in HALL_KINDS:
+        raise ValidationFailed(f"hall_id {data['hall_id']!r} is not a hall")
+    await check_bundle(session, hall.id, data.get("bundle_of"), None)
+    service = Service(
+        hall_id=hall.id,
+        department_id=await department_id(session, hall.id, data["department"]),
+        name=data["name"],
+        business_types=list(data.get("business_types") or []),
+        daily_capacity=data["daily_capacity"],
+        max_batch=data.get("max_batch", 1),
+        walk_in_allowed=data.get("walk_in_allowed", True),
+        bundle_of=data.get("bundle_of"),
+        active=True,
+        created_at=clock.now(),
+    )
+    session.add(service)
+    await session.flush()
+    clear_caches()
+    return service, data["department"]
+
+
+async def get_service(session: AsyncSession, service_id: int) -> tuple[Service, str, Unit]:
+    row = (
+        await session.execute(
+            select(Service, Department.name, Unit)
+            .join(Department, Department.id == Service.department_id)
+            .join(Unit, Unit.id == Service.hall_id)
+            .where(Service.id == service_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"service {service_id} not found")
+    return row[0], row[1], row[2]
+
+
+async def patch_service(session: AsyncSession, service: Service, changes: dict[str, Any]) -> str:
+    """Apply changes; a new daily capacity re-spreads the future slots already stored, never below
+    the seats they have sold (rule G20's floor)."""
+
+    for name, value in changes.items():
+        if value is None and name != "bundle_of":
+            raise ValidationFailed(f"{name} cannot be null")
+    if "bundle_of" in changes:
+        await check_bundle(session, service.hall_id, changes["bundle_of"], service.id)
+    department = None
+    if "department" in changes:
+        service.department_id = await department_id(session, service.hall_id, changes.pop("department"))
+    for name, value in changes.items():
+        setattr(service, name, value)
+    await session.flush()
+    clear_caches()
+    if "daily_capacity" in changes:
+        info = await service_info(session, service.id)
+        stored = (
+            await session.execute(select(Slot).where(Slot.service_id == service.id, Slot.day > clock.today()))
+        ).scalars()
+        for slot in stored:
+            spread = {spec.id: spec.capacity for spec in day_slots(info, slot.day)}
+            if slot.id in spread:
+                slot.capacity = max(spread[slot.id], slot.booked)
+        await session.flush()
+    department = (
+        await session.execute(select(Department.name).where(Department.id == service.department_id))
+    ).scalar_one()
+    return str(department)

@@ -1,0 +1,153 @@
+"""`yuyue …` (Typer): serve, worker, db, demo, admin."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from typing import Annotated
+
+import typer
+
+from yuyue.config import get_settings
+
+app = typer.Typer(
+    help="yuyue (预约): unified appointment platform for government service halls.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+admin_app = typer.Typer(help="Administrator accounts.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Create or migrate the schema of YUYUE_DATABASE_URL (Alembic)."""
+    from yuyue.migrate import upgrade
+
+    upgrade(get_settings().database_url, revision)
+    typer.echo("database is at the latest revision")
+
+
+@app.command()
+def demo() -> None:
+    """Load the Guangzhou demo (idempotent): units, halls, services, policies, admins."""
+    from yuyue.demo import load
+
+    for line in asyncio.run(load(get_settings())):
+        typer.echo(line)
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    no_jobs: Annotated[
+        bool, typer.Option("--no-jobs", help="Do not run background jobs in-process.")
+    ] = False,
+) -> None:
+    """The web service (API, pages); also runs the background jobs unless --no-jobs."""
+    import uvicorn
+
+    settings = get_settings()
+    if settings.clock is not None:
+        from yuyue.clock import clock
+        from yuyue.db import make_engine
+
+        async def apply() -> None:
+            engine = make_engine(settings)
+            await clock.store(engine, settings.clock)  # type: ignore[arg-type]
+            await engine.dispose()
+
+        asyncio.run(apply())
+        os.environ["YUYUE_CLOCK_APPLIED"] = "1"
+    if no_jobs:
+        os.environ["YUYUE_NO_JOBS"] = "1"
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="yuyue-metrics-")
+    uvicorn.run(
+        "yuyue.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+        log_level="warning",
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Only the background jobs; several may run at once, with each other and with serve."""
+    from yuyue.clock import clock
+    from yuyue.db import make_engine, make_sessionmaker
+    from yuyue.jobs.service import loop
+    from yuyue.ops.logging import configure
+
+    settings = get_settings()
+    configure(settings.log_level, settings.log_json)
+    clock.settable = not settings.production
+
+    async def main() -> None:
+        engine = make_engine(settings, pool_size=2)
+
+        async def refresh() -> None:
+            await clock.refresh(engine)
+
+        try:
+            await loop(make_sessionmaker(engine), refresh, settings.jobs_interval_s)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+@admin_app.command("create")
+def admin_create(
+    username: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option()],
+    unit: Annotated[str, typer.Option()],
+    level: Annotated[int, typer.Option(min=1, max=3)],
+    name: Annotated[str, typer.Option()] = "管理员",
+    title: Annotated[str, typer.Option()] = "",
+    phone: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Make an admin (the first one of a new database is made this way)."""
+    from yuyue.admin.service import create_admin
+    from yuyue.db import make_engine, make_sessionmaker
+    from yuyue.errors import DomainError
+
+    settings = get_settings()
+
+    async def main() -> int:
+        engine = make_engine(settings)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                admin = await create_admin(
+                    session,
+                    username=username,
+                    password=password,
+                    name=name,
+                    title=title,
+                    phone=phone,
+                    unit_id=unit,
+                    level=level,
+                )
+                await session.commit()
+                return admin.id
+        finally:
+            await engine.dispose()
+
+    try:
+        admin_id = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"admin {username} created (id {admin_id})")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,156 @@
+"""Scheduled jobs: a registry, and a runner that runs each (job, due time) exactly once.
+
+A job is a function of (session, due_at) plus a schedule that lists its due times in an interval.
+The runner claims `(job, due_at)` by inserting it into `job_runs` in the same transaction as the
+job's work: with any number of `serve` and `worker` processes, each due time runs once, and a job
+that fails leaves no claim behind, so it is retried on the next pass. Moving the test clock runs,
+in time order, every due time passed on the way (API.md "Test clock").
+
+Later work plugs in with `register(Job(...))` (no-show marking, penalties, releases to the waiting
+list, reminders, alerts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from yuyue.calendar.service import national_calendar
+from yuyue.clock import at, clock
+from yuyue.kit.http import rowcount
+from yuyue.models import Alert, IdempotencyKey, JobRun
+from yuyue.ops.logging import log
+from yuyue.ops.metrics import JOBS
+
+Schedule = Callable[[datetime, datetime], list[datetime]]
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    schedule: Schedule
+    run: Callable[[AsyncSession, datetime], Awaitable[None]]
+
+
+def daily(hhmm: str) -> Schedule:
+    """Due every day at HH:MM, platform time."""
+
+    def due(after: datetime, until: datetime) -> list[datetime]:
+        times, day = [], after.date()
+        while day <= until.date():
+            moment = at(day, hhmm)
+            if after < moment <= until:
+                times.append(moment)
+            day += timedelta(days=1)
+        return times
+
+    return due
+
+
+def every(minutes: int) -> Schedule:
+    """Due at each multiple of `minutes` after midnight."""
+
+    def due(after: datetime, until: datetime) -> list[datetime]:
+        step = timedelta(minutes=minutes)
+        start = at(after.date(), "00:00")
+        first = start + step * ((after - start) // step + 1)
+        times = []
+        while first <= until:
+            times.append(first)
+            first += step
+        return times
+
+    return due
+
+
+REGISTRY: dict[str, Job] = {}
+
+
+def register(job: Job) -> Job:
+    REGISTRY[job.name] = job
+    return job
+
+
+def _insert(session: AsyncSession, table: type[JobRun] | type[Alert]) -> postgresql.Insert | sqlite.Insert:
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+async def run_due(maker: async_sessionmaker[AsyncSession], after: datetime, until: datetime) -> int:
+    """Run every due time in (after, until], in time order; returns how many this process ran."""
+    if until <= after:
+        return 0
+    # Long gaps (a stopped service) are caught up over at most 31 days.
+    after = max(after, until - timedelta(days=31))
+    dues = sorted((due, name) for name, job in REGISTRY.items() for due in job.schedule(after, until))
+    ran = 0
+    for due, name in dues:
+        job = REGISTRY[name]
+        try:
+            async with maker() as session:
+                claim = _insert(session, JobRun).values(job=name, due_at=due, ran_at=clock.now())
+                claimed = await session.execute(
+                    claim.on_conflict_do_nothing(index_elements=["job", "due_at"])
+                )
+                if not rowcount(claimed):
+                    continue
+                await job.run(session, due)
+                await session.commit()
+                ran += 1
+                JOBS.labels(job=name, outcome="ok").inc()
+        except Exception:
+            JOBS.labels(job=name, outcome="error").inc()
+            log.exception("job_failed", job=name, due_at=due.isoformat())
+    return ran
+
+
+async def loop(
+    maker: async_sessionmaker[AsyncSession], engine_refresh: Callable[[], Awaitable[None]], interval_s: float
+) -> None:
+    """The background runner of `serve` and `worker`: every `interval_s`, run what came due."""
+    await engine_refresh()
+    last = clock.now() - timedelta(days=1)
+    while True:
+        await engine_refresh()
+        now = clock.now()
+        await run_due(maker, last, now)
+        last = max(last, now)
+        await asyncio.sleep(interval_s)
+
+
+# --- the jobs of the booking core ---------------------------------------------------------------
+
+
+async def _expire_idempotency_keys(session: AsyncSession, due: datetime) -> None:
+    """API.md: Idempotency keys live 24 hours."""
+    await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < due - timedelta(hours=24)))
+
+
+async def _calendar_check(session: AsyncSession, due: datetime) -> None:
+    """RULES.md 'Working day': a date neither chinese-calendar nor the override table covers counts
+    Monday–Friday as working and raises one `calendar_missing` alert (one per year)."""
+    calendar = await national_calendar(session)
+    missing = sorted(
+        {day.year for day in (due.date() + timedelta(days=i) for i in range(60)) if not calendar.covered(day)}
+    )
+    for year in missing:
+        alert = _insert(session, Alert).values(
+            kind="calendar_missing",
+            unit_id="platform",
+            service_id=None,
+            dedup_key=f"calendar_missing:{year}",
+            raised_at=due,
+            detail=f"No national calendar data for {year}: Monday–Friday counted as working days "
+            "until platform admins enter the year's holidays (PUT /api/v1/admin/calendar/{date}).",
+        )
+        await session.execute(alert.on_conflict_do_nothing(index_elements=["dedup_key"]))
+
+
+register(Job("expire_idempotency_keys", every(60), _expire_idempotency_keys))
+register(Job("calendar_check", daily("01:00"), _calendar_check))

@@ -1,0 +1,91 @@
+"""Slots, bookings, booking-number counters and idempotency keys."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yuyue.models.base import Base, LocalDateTime
+
+LIVE_STATUSES = ("booked", "checked_in")
+
+
+class Slot(Base):
+    """One hour of one service on one day. `capacity` is the whole slot (on-site share included);
+    `booked` counts every seat sold, whatever the channel. Invariant: booked <= capacity."""
+
+    __tablename__ = "slots"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    day: Mapped[date] = mapped_column(Date)
+    start: Mapped[datetime] = mapped_column(LocalDateTime)
+    end: Mapped[datetime] = mapped_column(LocalDateTime)
+    capacity: Mapped[int] = mapped_column(Integer)
+    booked: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_slots_service_day", "service_id", "day"),)
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(24), unique=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    hall_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
+    slot_id: Mapped[str] = mapped_column(ForeignKey("slots.id"))
+    slot_day: Mapped[date] = mapped_column(Date)
+    slot_start: Mapped[datetime] = mapped_column(LocalDateTime)
+    slot_end: Mapped[datetime] = mapped_column(LocalDateTime)
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    channel: Mapped[str] = mapped_column(String(24))
+    business_types: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    company_uscc: Mapped[str | None] = mapped_column(String(18))
+    company_name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    # The one-live-booking key of the policy in force (rules T5, M10): unique among live bookings.
+    live_key: Mapped[str] = mapped_column(String(200))
+    rebook_of: Mapped[str | None] = mapped_column(String(24))
+    rebooked: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(LocalDateTime)
+    updated_at: Mapped[datetime] = mapped_column(LocalDateTime)
+
+    __table_args__ = (
+        Index("ix_bookings_citizen", "citizen_id", "created_at"),
+        Index("ix_bookings_slot", "slot_id"),
+        Index("ix_bookings_hall_day", "hall_id", "slot_day"),
+        Index(
+            "uq_bookings_live_key",
+            "live_key",
+            unique=True,
+            sqlite_where=text("status IN ('booked', 'checked_in')"),
+            postgresql_where=text("status IN ('booked', 'checked_in')"),
+        ),
+    )
+
+
+class BookingCounter(Base):
+    """Sequence of booking numbers per hall and slot date (rule M12)."""
+
+    __tablename__ = "booking_counters"
+
+    hall_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+
+    citizen_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(LocalDateTime, index=True)

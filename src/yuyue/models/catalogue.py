@@ -1,0 +1,83 @@
+"""Units (the tree, halls included), departments, services, policies, calendar and closures."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yuyue.models.base import Base, LocalDateTime
+
+
+class Unit(Base):
+    __tablename__ = "units"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"), index=True)
+    # Materialised path "platform/tianhe/tianhe-hall/": a subtree is a prefix match.
+    path: Mapped[str] = mapped_column(String(2000), index=True)
+    address: Mapped[str | None] = mapped_column(String(300))
+    hotline: Mapped[str | None] = mapped_column(String(40))
+    mode: Mapped[str | None] = mapped_column(String(32))
+    hours: Mapped[list[Any] | None] = mapped_column(JSON)
+    counters: Mapped[int] = mapped_column(Integer, default=0)
+    code: Mapped[str | None] = mapped_column(String(4), unique=True)
+    created_at: Mapped[datetime] = mapped_column(LocalDateTime)
+
+
+class Policy(Base):
+    __tablename__ = "policies"
+
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    preset: Mapped[str | None] = mapped_column(String(40))
+    overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(LocalDateTime)
+
+
+class Department(Base):
+    __tablename__ = "departments"
+    __table_args__ = (UniqueConstraint("hall_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hall_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Service(Base):
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hall_id: Mapped[str] = mapped_column(ForeignKey("units.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    business_types: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    daily_capacity: Mapped[int] = mapped_column(Integer)
+    max_batch: Mapped[int] = mapped_column(Integer, default=1)
+    walk_in_allowed: Mapped[bool] = mapped_column(Boolean, default=True)
+    bundle_of: Mapped[list[Any] | None] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(LocalDateTime)
+
+
+class CalendarDay(Base):
+    """National calendar override (rule: working day), set by platform admins."""
+
+    __tablename__ = "calendar_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    working_day: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Closure(Base):
+    """A hall's own closed day (less the hall's closures: RULES 'Working day')."""
+
+    __tablename__ = "closures"
+
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    note: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,78 @@
+"""Citizens, bans, administrators and the audit log."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yuyue.models.base import Base, LocalDateTime
+
+
+class Citizen(Base):
+    """A real-name person. ID and phone numbers are stored encrypted, with a keyed hash of the
+    ID number for lookups and masked forms for display; never in clear."""
+
+    __tablename__ = "citizens"
+    __table_args__ = (UniqueConstraint("id_type", "id_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id_type: Mapped[str] = mapped_column(String(32))
+    id_hash: Mapped[str] = mapped_column(String(64))
+    id_enc: Mapped[str] = mapped_column(Text)
+    id_masked: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(100))
+    phone_enc: Mapped[str] = mapped_column(Text)
+    phone_masked: Mapped[str] = mapped_column(String(20))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    gender: Mapped[str | None] = mapped_column(String(1))
+    created_at: Mapped[datetime] = mapped_column(LocalDateTime)
+    updated_at: Mapped[datetime] = mapped_column(LocalDateTime)
+
+
+class Ban(Base):
+    """A booking ban (rules M9, G15): covers the halls under `unit_id`, through `until` inclusive."""
+
+    __tablename__ = "bans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), index=True)
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
+    until: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))  # penalty | admin
+    created_at: Mapped[datetime] = mapped_column(LocalDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(LocalDateTime)
+
+
+class Admin(Base):
+    __tablename__ = "admins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(20))
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
+    level: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(LocalDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(LocalDateTime)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_unit_at", "unit_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(LocalDateTime)
+    admin_id: Mapped[int | None] = mapped_column(ForeignKey("admins.id"))
+    unit_id: Mapped[str] = mapped_column(String(64))
+    unit_path: Mapped[str] = mapped_column(String(2000))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)

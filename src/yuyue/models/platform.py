@@ -1,0 +1,42 @@
+"""Platform-wide state: key/value settings (test clock), job runs, alerts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yuyue.models.base import Base, LocalDateTime
+
+
+class PlatformState(Base):
+    __tablename__ = "platform_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class JobRun(Base):
+    """A scheduled job ran for this due time: the primary key makes it run once, whatever the
+    number of processes."""
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(LocalDateTime, primary_key=True)
+    ran_at: Mapped[datetime] = mapped_column(LocalDateTime)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
+    service_id: Mapped[int | None] = mapped_column(Integer)
+    dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
+    raised_at: Mapped[datetime] = mapped_column(LocalDateTime)
+    detail: Mapped[str] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None] = mapped_column(LocalDateTime)
+    note: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,26 @@
+"""Prometheus metrics. With several worker processes, set PROMETHEUS_MULTIPROC_DIR (`yuyue serve`
+does) and /metrics aggregates every process."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+REQUESTS = Counter("yuyue_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "yuyue_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+BOOKINGS = Counter("yuyue_bookings_total", "Booking actions by outcome", ["action", "outcome"])
+JOBS = Counter("yuyue_jobs_total", "Scheduled job runs", ["job", "outcome"])
+
+
+def render() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest()

@@ -1,0 +1,98 @@
+"""The policy knobs and the three presets of RULES.md ("Policies"), as data.
+
+Knob names and meanings are documented in docs/policies.md. A preset sets only the knobs its
+document sets; the rest are inherited from the units above (`(city)` in RULES.md).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+class Knobs(BaseModel):
+    """Every knob with its type; used to validate overrides and to hold an effective policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Horizon (rules G10, T6, M4): which days off-site booking offers.
+    horizon_rule: Literal["working_days_from_release", "calendar_days", "working_days"]
+    horizon_days: StrictInt = Field(ge=1, le=60)
+    release_time: str | None  # "18:00": when the newest day opens; None = at midnight
+    # Rule M5: a slot stops taking bookings at this time of the calendar day before its date.
+    cutoff_prev_day: str | None
+    # Rule G10: on-site share of each slot (percent, floor) and when on-site booking opens.
+    onsite_share_pct: StrictInt = Field(ge=0, le=100)
+    onsite_opens: str
+    # Cancel deadline (rules G13, T8, M8).
+    cancel_rule: Literal["before_slot_end", "before_slot_start", "prev_working_day"]
+    cancel_minutes: StrictInt = Field(ge=0, le=24 * 60)
+    cancel_time: str | None
+    # One live booking (rules T5, M10).
+    one_live_per: Literal["service", "day"]
+    # Check-in window (rules T3, M7).
+    checkin_before_min: StrictInt = Field(ge=0, le=24 * 60)
+    checkin_after_end_min: StrictInt = Field(ge=0, le=24 * 60)
+    # No-show penalty (rules G15, M9).
+    penalty: Literal["city", "medical_insurance", "none"]
+    # Platform cap of live bookings per citizen (API.md booking_cap).
+    max_live_bookings: StrictInt = Field(ge=1, le=1000)
+
+    @field_validator("release_time", "cutoff_prev_day", "onsite_opens", "cancel_time")
+    @classmethod
+    def _hhmm(cls, value: str | None) -> str | None:
+        if value is not None and not HHMM.match(value):
+            raise ValueError("must be a time HH:MM")
+        return value
+
+
+KNOB_NAMES: tuple[str, ...] = tuple(Knobs.model_fields)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Guangzhou unified appointment measures (seed 004): the city rule book.
+    "guangzhou-2021": {
+        "horizon_rule": "working_days_from_release",  # rule G10
+        "horizon_days": 10,
+        "release_time": "18:00",
+        "cutoff_prev_day": None,
+        "onsite_share_pct": 10,  # rule G10: on-site at most 10 %
+        "onsite_opens": "09:00",
+        "cancel_rule": "before_slot_end",  # rule G13: 2 h before the slot ends
+        "cancel_minutes": 120,
+        "cancel_time": None,
+        "one_live_per": "service",  # rule T5 (city reading)
+        "checkin_before_min": 60,  # choice: 60 min before start → slot end
+        "checkin_after_end_min": 0,
+        "penalty": "city",  # rule G15
+        "max_live_bookings": 10,
+    },
+    # Tianhe district guide (seed 000): 14 days, the 14th from 12:00; cancel before the start.
+    "tianhe": {
+        "horizon_rule": "calendar_days",  # rule T6
+        "horizon_days": 14,
+        "release_time": "12:00",
+        "cancel_rule": "before_slot_start",  # rule T8
+        "cancel_minutes": 0,
+        "cancel_time": None,
+    },
+    # Medical-insurance centre guide (seed 001).
+    "gz-medical-insurance": {
+        "horizon_rule": "working_days",  # rules M4: tomorrow to 5 working days ahead
+        "horizon_days": 5,
+        "release_time": None,
+        "cutoff_prev_day": "17:30",  # rule M5
+        "cancel_rule": "prev_working_day",  # rule M8
+        "cancel_minutes": 0,
+        "cancel_time": "17:30",
+        "one_live_per": "day",  # rule M10
+        "checkin_before_min": 15,  # rule M7
+        "checkin_after_end_min": 15,
+        "penalty": "medical_insurance",  # rule M9
+    },
+}
+
+DEFAULTS: dict[str, Any] = PRESETS["guangzhou-2021"]
