@@ -279,16 +279,18 @@ async def _take_seats(
         "WHERE id = :id AND booked + :n <= capacity - (capacity * :pct) / 100 RETURNING booked"
     )
     params = {"n": quantity, "id": spec.id, "pct": share}
-    for attempt in range(2):
-        if (await session.execute(statement, params)).first() is not None:
-            return
-        if attempt == 0 and not await _materialise(session, ctx, spec):
-            break
+    if (await session.execute(statement, params)).first() is not None:
+        return
+    # Missed: the slot may have no row yet. Create it (or wait for a concurrent creator to commit),
+    # then ask again with a fresh snapshot; that second answer decides.
+    await _materialise(session, ctx, spec)
+    if (await session.execute(statement, params)).first() is not None:
+        return
     raise Conflict("not enough seats left in this slot", code="slot_full")
 
 
 async def _materialise(session: AsyncSession, ctx: Context, spec: SlotSpec) -> bool:
-    """Create the slot's row on first use; False when it already existed (so it really is full)."""
+    """Create the slot's row on first use; False when it already existed."""
     insert = _dialect_insert(session, Slot).values(
         id=spec.id,
         service_id=ctx.info.id,

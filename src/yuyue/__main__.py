@@ -1,0 +1,5 @@
+"""`python -m yuyue` runs the command line."""
+
+from yuyue.cli import main
+
+main()
