@@ -183,13 +183,13 @@ async def receipt(
     format: Annotated[Literal["html", "pdf"], Query()] = "html",
 ) -> Response:
     """A printable receipt with a QR code of the number (rule T10): HTML, or `?format=pdf`."""
-    from yuyue.booking.receipt import render_receipt_html, render_receipt_pdf
+    from yuyue.booking.receipt import default_font, render_receipt_html, render_receipt_pdf
 
     view = await service.get_booking(db, citizen_id, number)
     info = await service_info(db, view["service_id"])
     hall = {"name": info.hall_name, "address": info.hall_address, "hotline": info.hall_hotline}
     if format == "pdf":
-        pdf = render_receipt_pdf(view, hall, settings_of(request).pdf_font)
+        pdf = render_receipt_pdf(view, hall, settings_of(request).pdf_font or default_font())
         return Response(
             pdf,
             media_type="application/pdf",

@@ -33,6 +33,20 @@ from yuyue.kit.masking import mask_id, mask_name, mask_phone
 _CHINA = timezone(timedelta(hours=8))  # no daylight saving in China
 _TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
 _CID_FONT = "STSong-Light"
+# TrueType CJK fonts that Debian/Ubuntu packages install (fonts-wqy-microhei, fonts-wqy-zenhei,
+# fonts-arphic-uming); the first one present is embedded when YUYUE_PDF_FONT is not set.
+SYSTEM_FONTS = (
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/truetype/arphic/uming.ttc",
+)
+
+
+def default_font() -> str | None:
+    """An installed CJK TrueType font to embed, or None (then the PDF names STSong-Light and the
+    reader's viewer supplies the glyphs)."""
+    return next((path for path in SYSTEM_FONTS if Path(path).is_file()), None)
+
 
 STATUS_TEXT = {
     "booked": "已预约",
