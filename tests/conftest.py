@@ -79,31 +79,14 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-TABLES_TO_EMPTY = (
-    "idempotency_keys",
-    "bookings",
-    "booking_counters",
-    "slots",
-    "bans",
-    "audit_log",
-    "admins",
-    "alerts",
-    "job_runs",
-    "services",
-    "departments",
-    "closures",
-    "calendar_days",
-    "policies",
-    "units",
-    "citizens",
-    "platform_state",
-)
-
-
 async def _reset_pg(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(f"TRUNCATE {', '.join(TABLES_TO_EMPTY)} RESTART IDENTITY CASCADE")
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+        names = ", ".join(f'"{row["tablename"]}"' for row in tables)
+        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
         await conn.execute(
             "INSERT INTO units (id, name, kind, parent_id, path, counters, created_at) "
             "VALUES ('platform', '广州市统一预约平台', 'platform', NULL, 'platform/', 0, now())"

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import yuyue.domains  # noqa: F401 - registers every domain's jobs and event handlers
 from yuyue import __version__
 from yuyue.admin import api as admin_api
 from yuyue.booking import api as booking_api

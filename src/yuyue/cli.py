@@ -21,7 +21,7 @@ app.add_typer(admin_app, name="admin")
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Create or migrate the schema of YUYUE_DATABASE_URL (Alembic)."""
     from yuyue.migrate import upgrade
 
@@ -82,6 +82,7 @@ def serve(
 @app.command()
 def worker() -> None:
     """Only the background jobs; several may run at once, with each other and with serve."""
+    import yuyue.domains  # noqa: F401 - registers every domain's jobs
     from yuyue.clock import clock
     from yuyue.db import make_engine, make_sessionmaker
     from yuyue.jobs.service import loop

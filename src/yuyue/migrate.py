@@ -18,7 +18,8 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "heads") -> None:
+    """Apply every branch (`heads`): a domain may add revisions on its own branch of 0001."""
     command.upgrade(alembic_config(database_url), revision)
 
 

@@ -8,6 +8,12 @@ Integrity lives in the database (STYLE.md):
 - booking numbers (rule M12) come from a per-hall-and-date counter row, updated last so its lock is
   held for the shortest time.
 Everything happens in the caller's one transaction; nothing here commits.
+
+Events (kit/events.py) let other domains react in the same transaction:
+- `booking.created` {"booking": Booking}: a booking was made (also by a rebook);
+- `booking.cancelled` {"booking": Booking}: seats of `booking.slot_id` were freed;
+- `booking.rescheduled` {"booking": Booking, "old_slot_id": str}: seats of the old slot were freed;
+- `booking.excused` {"booking": Booking}: a missed booking was excused by a special-reason rebook.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot
 from yuyue.clock import at, clock
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from yuyue.identity.service import ban_covering
+from yuyue.kit.events import Event, emit
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import valid_uscc
 from yuyue.kit.masking import mask_name
@@ -394,6 +401,7 @@ async def book(
     except IntegrityError:
         # A concurrent booking took the live key between the pre-check and here: the index decides.
         raise _limit_error(ctx) from None
+    await emit(session, Event("booking.created", {"booking": booking}))
     return booking_view(booking, citizen, ctx)
 
 
@@ -450,6 +458,7 @@ async def cancel(session: AsyncSession, citizen_id: int, number: str) -> dict[st
         raise Unprocessable("booking is no longer cancellable", code="not_cancellable")
     await _release_seats(session, booking.slot_id, booking.quantity)  # the seat is free at once
     booking.status, booking.updated_at = "cancelled", now
+    await emit(session, Event("booking.cancelled", {"booking": booking}))
     return await view(session, booking)
 
 
@@ -485,6 +494,7 @@ async def reschedule(session: AsyncSession, citizen_id: int, number: str, new_sl
     else:
         await _release_seats(session, booking.slot_id, booking.quantity)
         await _take_seats(session, ctx, spec, booking.quantity, channel == "onsite")
+    old_slot_id = booking.slot_id
     booking.slot_id, booking.slot_day, booking.slot_start, booking.slot_end = (
         spec.id,
         spec.day,
@@ -496,6 +506,7 @@ async def reschedule(session: AsyncSession, citizen_id: int, number: str, new_sl
         await session.flush()
     except IntegrityError:
         raise _limit_error(ctx) from None
+    await emit(session, Event("booking.rescheduled", {"booking": booking, "old_slot_id": old_slot_id}))
     return await view(session, booking)
 
 
@@ -529,7 +540,8 @@ async def rebook(
     )
     if missed.status == "booked":
         await _release_seats(session, missed.slot_id, missed.quantity)
-    await session.flush()
+    missed.status, missed.rebooked = "excused", True
+    await emit(session, Event("booking.excused", {"booking": missed}))
     day = parsed[1].date()
     channel = "onsite" if day == now.date() else ("web" if missed.channel == "onsite" else missed.channel)
     request = BookRequest(

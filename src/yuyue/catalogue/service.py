@@ -37,7 +37,7 @@ CHILD_KINDS: dict[str, tuple[str, ...]] = {
     "village_hall": (),
 }
 MODES = ("appointment_first", "appointment_priority", "self_service")
-SLOT_ID = re.compile(r"^([0-9]{1,9})-([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})$")
+SLOT_ID = re.compile(r"^([1-9][0-9]{0,8})-([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})$")
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def slot_id(service_id: int, start: datetime) -> str:
 
 
 def parse_slot_id(value: str) -> tuple[int, datetime] | None:
-    match = SLOT_ID.match(value)
+    match = SLOT_ID.fullmatch(value)
     if not match:
         return None
     service_id, year, month, day, hour, minute = (int(part) for part in match.groups())

@@ -1,0 +1,42 @@
+"""In-transaction domain events: one package announces what happened, others react in the same
+transaction (so a reaction commits or rolls back with the change it reacts to).
+
+    @subscribe("booking.cancelled")
+    async def allocate(session, event): ...
+
+    await emit(session, Event("booking.cancelled", {"booking": row}))
+
+Handlers run in subscription order; an exception in one aborts the whole transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+_handlers: dict[str, list[Handler]] = {}
+
+
+def subscribe(kind: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        if handler not in _handlers.setdefault(kind, []):
+            _handlers[kind].append(handler)
+        return handler
+
+    return register
+
+
+async def emit(session: AsyncSession, event: Event) -> None:
+    for handler in _handlers.get(event.kind, ()):
+        await handler(session, event)
