@@ -10,7 +10,7 @@ Integrity lives in the database (STYLE.md):
 Everything happens in the caller's one transaction; nothing here commits.
 
 Events (kit/events.py) let other domains react in the same transaction:
-- `booking.created` {"booking": Booking}: a booking was made (also by a rebook);
+- `booking.created` {"booking": Booking, "source": str}: a booking was made ("citizen", "rebook", …);
 - `booking.cancelled` {"booking": Booking}: seats of `booking.slot_id` were freed;
 - `booking.rescheduled` {"booking": Booking, "old_slot_id": str}: seats of the old slot were freed;
 - `booking.excused` {"booking": Booking}: a missed booking was excused by a special-reason rebook.
@@ -339,7 +339,10 @@ async def book(
     *,
     rebook_of: str | None = None,
     reason: str | None = None,
+    source: str = "citizen",
 ) -> dict[str, Any]:
+    """Book a slot (one transaction: checks, one conditional UPDATE, counter, INSERT). `source` tells
+    event subscribers who asked: "citizen", "rebook", "waitlist", "staff"…"""
     now = clock.now()
     ctx, spec = await resolve_slot(session, request.slot_id)
     info = ctx.info
@@ -401,7 +404,7 @@ async def book(
     except IntegrityError:
         # A concurrent booking took the live key between the pre-check and here: the index decides.
         raise _limit_error(ctx) from None
-    await emit(session, Event("booking.created", {"booking": booking}))
+    await emit(session, Event("booking.created", {"booking": booking, "source": source}))
     return booking_view(booking, citizen, ctx)
 
 
@@ -552,7 +555,7 @@ async def rebook(
         company_uscc=missed.company_uscc,
         company_name=missed.company_name,
     )
-    return await book(session, citizen_id, request, rebook_of=missed.number, reason=reason)
+    return await book(session, citizen_id, request, rebook_of=missed.number, reason=reason, source="rebook")
 
 
 # --- idempotency --------------------------------------------------------------------------------
