@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import yuyue.domains  # noqa: F401 - registers every domain's jobs and event handlers
@@ -21,17 +22,26 @@ from yuyue.booking import api as booking_api
 from yuyue.calendar import api as calendar_api
 from yuyue.catalogue import api as catalogue_api
 from yuyue.catalogue.service import set_cache_ttl
+from yuyue.channels import api as channels_api
 from yuyue.clock import clock
 from yuyue.config import Settings, get_settings
 from yuyue.db import make_engine, make_sessionmaker
 from yuyue.errors import PROBLEM_JSON, DomainError, problem
 from yuyue.identity import api as identity_api
+from yuyue.identity import service as identity_service
 from yuyue.jobs import api as jobs_api
 from yuyue.jobs import service as jobs
+from yuyue.notify import api as notify_api
+from yuyue.notify.service import delivery_loop
+from yuyue.onsite import api as onsite_api
 from yuyue.ops import api as ops_api
 from yuyue.ops.logging import configure, log
 from yuyue.ops.middleware import Edge
+from yuyue.ops.ratelimit import RateLimit, RateLimits
+from yuyue.penalties import api as penalties_api
 from yuyue.policy import api as policy_api
+from yuyue.stats import api as stats_api
+from yuyue.waitlist import api as waitlist_api
 from yuyue.web import api as web_api
 
 HTTP_CODES = {
@@ -65,7 +75,9 @@ def _validation_detail(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM_JSON)
+        retry = exc.extra.get("retry_after_s")  # issue 9: every 429 carries Retry-After
+        headers = {"Retry-After": str(retry)} if retry is not None else None
+        return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM_JSON, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -81,8 +93,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
     async def database_error(_: Request, exc: Exception) -> JSONResponse:
-        # Deadlock victims, serialisation failures, a lost connection: retryable, never a trace.
+        # Deadlock victims, serialisation failures, a lost connection, an exhausted pool: retryable.
         log.warning("database_error", error=type(exc).__name__)
         return _problem_response(
             503, "unavailable", "the database is busy; retry shortly", {"Retry-After": "1"}
@@ -101,6 +114,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     sessionmaker = make_sessionmaker(engine)
     clock.settable = not settings.production
     set_cache_ttl(settings.cache_ttl)
+    identity_service.use_settings(settings)  # issue 9: data keys and the personal-data jobs' secret
     if run_jobs is None:
         run_jobs = os.environ.get("YUYUE_NO_JOBS") != "1"
 
@@ -116,13 +130,18 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
                 await clock.refresh(engine)
 
             task = asyncio.create_task(jobs.loop(sessionmaker, refresh, settings.jobs_interval_s))
+            # issue 7: the outbox is delivered by the same processes that run the jobs
+            deliveries = asyncio.create_task(delivery_loop(sessionmaker, refresh, settings.effective_secret))
         try:
             yield
         finally:
             if task is not None:
                 task.cancel()
+                deliveries.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+                with contextlib.suppress(asyncio.CancelledError):
+                    await deliveries
             await engine.dispose()
 
     app = FastAPI(
@@ -141,6 +160,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     install_error_handlers(app)
     for router in (
         identity_api.router,
+        channels_api.admin,
+        channels_api.partner,
         catalogue_api.public,
         policy_api.public,
         booking_api.router,
@@ -149,9 +170,18 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         policy_api.admin,
         calendar_api.admin,
         jobs_api.router,
+        notify_api.test,
+        notify_api.public,
+        notify_api.admin,
+        onsite_api.router,
+        penalties_api.router,
+        waitlist_api.router,
+        stats_api.router,
         ops_api.router,
         web_api.router,
     ):
         app.include_router(router)
+    app.state.rate_limits = RateLimits(settings)  # issue 9
+    app.add_middleware(RateLimit, limits=app.state.rate_limits, secret=settings.effective_secret)
     app.add_middleware(Edge, max_body=settings.max_body_bytes, engine=engine, settable_clock=clock.settable)
     return app

@@ -86,6 +86,7 @@ def worker() -> None:
     from yuyue.clock import clock
     from yuyue.db import make_engine, make_sessionmaker
     from yuyue.jobs.service import loop
+    from yuyue.notify.service import delivery_loop
     from yuyue.ops.logging import configure
 
     settings = get_settings()
@@ -98,8 +99,12 @@ def worker() -> None:
         async def refresh() -> None:
             await clock.refresh(engine)
 
+        maker = make_sessionmaker(engine)
         try:
-            await loop(make_sessionmaker(engine), refresh, settings.jobs_interval_s)
+            await asyncio.gather(  # the scheduled jobs, and delivery of the outbox (issue 7)
+                loop(maker, refresh, settings.jobs_interval_s),
+                delivery_loop(maker, refresh, settings.effective_secret),
+            )
         finally:
             await engine.dispose()
 

@@ -39,6 +39,38 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     jobs_interval_s: float = 15.0
     pdf_font: str | None = None  # optional path of a TrueType CJK font to embed in PDF receipts
+    # --- issue 9: identity providers, sessions, partner channels, rate limits, personal data ---
+    # Citizen login providers, comma-separated: dev (non-production only), oidc, guangdong, foreigner.
+    # Empty: "dev,foreigner" outside production, "foreigner" in production.
+    identity_providers: str = ""
+    session_ttl_s: int = 8 * 3600  # revocable citizen sessions (real time)
+    login_state_ttl_s: int = 600  # a started external login must finish within this
+    cookie_secure: bool | None = None  # None: Secure cookies in production only
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_authorize_url: str = ""
+    oidc_token_url: str = ""
+    oidc_jwks_url: str = ""
+    oidc_scope: str = "openid profile phone"
+    oidc_id_number_claim: str = "id_number"
+    oidc_id_type_claim: str = "id_type"
+    oidc_verified_claim: str = "real_name_verified"
+    gd_client_id: str = ""
+    gd_client_secret: str = ""
+    gd_authorize_url: str = ""
+    gd_token_url: str = ""
+    gd_tokeninfo_url: str = ""
+    login_redirect_uri: str = ""  # where the providers send the citizen back (our callback page)
+    # Rate limits ("N/second|minute|hour", the `limits` library notation); storage in Redis when set.
+    redis_url: str = ""
+    rate_limit_address: str = "600/minute"
+    rate_limit_citizen: str = "30/minute"  # booking-changing requests per citizen
+    channel_clock_skew_s: int = 300  # signed partner requests: accepted timestamp drift
+    # Personal data: extra encryption keys, newest first (the newest encrypts, all decrypt; the key
+    # derived from YUYUE_SECRET_KEY stays the last decrypt-only fallback). Comma-separated.
+    data_keys: str = ""
+    retention_days: int = 3 * 365  # bookings whose slot date is older are anonymised by a job
 
     @property
     def production(self) -> bool:
@@ -47,6 +79,21 @@ class Settings(BaseSettings):
     @property
     def effective_secret(self) -> str:
         return self.secret_key or DEV_SECRET
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        chosen = [p.strip() for p in self.identity_providers.split(",") if p.strip()]
+        if not chosen:
+            chosen = ["foreigner"] if self.production else ["dev", "foreigner"]
+        return tuple(chosen)
+
+    @property
+    def data_key_list(self) -> list[str]:
+        return [k.strip() for k in self.data_keys.split(",") if k.strip()]
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.production if self.cookie_secure is None else self.cookie_secure
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
@@ -57,6 +104,25 @@ class Settings(BaseSettings):
                 raise ValueError("YUYUE_CLOCK is a non-production setting")
             if self.rate_limits == "off":
                 raise ValueError("YUYUE_RATE_LIMITS=off is a non-production setting")
+            if "dev" in self.providers:
+                raise ValueError("the dev identity provider is a non-production setting")
+            if any(len(key) < 32 for key in self.data_key_list):
+                raise ValueError("YUYUE_DATA_KEYS: every key needs 32+ characters in production")
+        unknown = set(self.providers) - {"dev", "oidc", "guangdong", "foreigner"}
+        if unknown:
+            raise ValueError(f"YUYUE_IDENTITY_PROVIDERS: unknown provider(s) {', '.join(sorted(unknown))}")
+        needs = {
+            "oidc": ("oidc_issuer", "oidc_client_id", "oidc_authorize_url", "oidc_token_url"),
+            "guangdong": ("gd_client_id", "gd_client_secret", "gd_authorize_url", "gd_token_url"),
+        }
+        for provider, fields in needs.items():
+            if provider not in self.providers:
+                continue
+            extra = ("oidc_jwks_url",) if provider == "oidc" else ("gd_tokeninfo_url",)
+            missing = [f for f in (*fields, *extra, "login_redirect_uri") if not getattr(self, f)]
+            if missing:
+                names = ", ".join(f"YUYUE_{f.upper()}" for f in missing)
+                raise ValueError(f"identity provider {provider} needs {names}")
         return self
 
 

@@ -4,4 +4,9 @@ registered in every process (`serve` workers and `yuyue worker`). Add a line per
 from __future__ import annotations
 
 import yuyue.booking.service
-import yuyue.jobs.service  # noqa: F401
+import yuyue.channels.service
+import yuyue.jobs.service
+import yuyue.notify.service
+import yuyue.penalties.service
+import yuyue.stats.service
+import yuyue.waitlist.service  # noqa: F401

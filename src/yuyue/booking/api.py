@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import service
-from yuyue.booking.schemas import AvailabilityOut, BookIn, BookingOut, RebookIn, RescheduleIn
+from yuyue.booking.schemas import AvailabilityOut, BookIn, BookingOut, CancelIn, RebookIn, RescheduleIn
 from yuyue.catalogue.service import service_info
 from yuyue.db import get_db
 from yuyue.errors import DomainError
@@ -119,7 +119,12 @@ async def get_booking(number: str, citizen_id: Citizen, db: Db) -> JSONResponse:
     responses={200: {"model": BookingOut}, **problems(401, 404, 422)},
 )
 async def cancel(
-    number: str, citizen_id: Citizen, db: Db, request: Request, key: IdemKey = None
+    number: str,
+    citizen_id: Citizen,
+    db: Db,
+    request: Request,
+    body: CancelIn | None = None,
+    key: IdemKey = None,
 ) -> JSONResponse:
     """Cancel before the policy's deadline (rules G13, T8, M8); the seat is free at once."""
     return await _changing(

@@ -27,6 +27,10 @@ class BookIn(Strict):
     company: CompanyIn | None = None
 
 
+class CancelIn(Strict):
+    """A cancel takes no fields; a body, if sent, must be an empty JSON object."""
+
+
 class RescheduleIn(Strict):
     slot_id: Annotated[StrictStr, Field(min_length=1, max_length=40)]
 

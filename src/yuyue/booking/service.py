@@ -20,21 +20,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import String, Table, case, delete, func, literal, select, text, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from yuyue.calendar.service import WorkCalendar, hall_calendar
 from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot_id, service_info
 from yuyue.clock import at, clock
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
-from yuyue.identity.service import ban_covering
+from yuyue.identity.service import as_date, ban_until_query
 from yuyue.kit.events import Event, emit
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import valid_uscc
@@ -92,17 +95,54 @@ def _dialect_insert(session: AsyncSession, table: Any) -> Any:
 # --- availability -------------------------------------------------------------------------------
 
 
+# Availability answers are kept per process for at most AVAILABILITY_TTL seconds (decision 0010):
+# an answer never shows a seat that went more than that long before it is served. The age counts
+# from just before the query of `slots`, so a slow query cannot stretch it. A seat change made by
+# this process (`_seat_generation`), a clock move or a catalogue/policy/calendar reload (new `ctx`)
+# makes the entry stale at once.
+AVAILABILITY_TTL = 0.5
+_availability_cache: dict[tuple[int, date | None, date | None], tuple[float, int, Any, Any]] = {}
+_seat_generation = [0]
+
+
+def _seats_changed() -> None:
+    _seat_generation[0] += 1
+
+
 async def availability(
     session: AsyncSession, service_id: int, start: date | None, end: date | None
 ) -> dict[str, Any]:
     """All slots of a service over a date range in one query of `slots` (the rest is cached)."""
     ctx = await context(session, service_id)
+    key = (service_id, start, end)
+    hit = _availability_cache.get(key)
+    stamp = time.monotonic()
+    if hit is not None and stamp - hit[0] < AVAILABILITY_TTL and hit[1] == _seat_generation[0]:
+        info, policy, calendar, offset = hit[2]
+        if info is ctx.info and policy is ctx.policy and calendar is ctx.calendar and offset == clock.offset:
+            return dict(hit[3])
+    generation = _seat_generation[0]
+    answer = await _availability(session, ctx, service_id, start, end)
+    if len(_availability_cache) > 10_000:
+        _availability_cache.clear()
+    marker = (ctx.info, ctx.policy, ctx.calendar, clock.offset)
+    _availability_cache[key] = (stamp, generation, marker, answer)
+    return dict(answer)
+
+
+async def _availability(
+    session: AsyncSession, ctx: Context, service_id: int, start: date | None, end: date | None
+) -> dict[str, Any]:
     if not ctx.info.active:
         raise NotFound(f"service {service_id} not found")
     now = clock.now()
     knobs = ctx.policy.knobs
-    first = start or now.date() + timedelta(days=1)
-    last = end or horizon_end(knobs, ctx.calendar, now.date())
+    today = now.date()
+    for given in (start, end):
+        if given is not None and abs((given - today).days) > 366:
+            raise ValidationFailed("from/to must lie within a year of today")
+    first = start or today + timedelta(days=1)
+    last = end or max(first, horizon_end(knobs, ctx.calendar, today))
     if last < first:
         raise ValidationFailed("'to' is before 'from'")
     if (last - first).days >= MAX_RANGE_DAYS:
@@ -147,7 +187,9 @@ async def availability(
 # --- shaping ------------------------------------------------------------------------------------
 
 
-def booking_view(booking: Booking, citizen: Citizen, ctx: Context) -> dict[str, Any]:
+def booking_view(
+    booking: Booking, citizen: Citizen, ctx: Context, ticket: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A booking as API.md describes it; personal data always masked."""
     knobs = ctx.policy.knobs
     window_from, window_to = checkin_window(knobs, booking.slot_start, booking.slot_end)
@@ -178,14 +220,24 @@ def booking_view(booking: Booking, citizen: Citizen, ctx: Context) -> dict[str, 
         "cancel_deadline": deadline.isoformat(),
         "checkin_window": {"from": window_from.isoformat(), "to": window_to.isoformat()},
         "rebook_of": booking.rebook_of,
-        "ticket": None,
+        "ticket": ticket,
     }
 
 
 async def view(session: AsyncSession, booking: Booking) -> dict[str, Any]:
     citizen = await session.get(Citizen, booking.citizen_id)
     assert citizen is not None
-    return booking_view(booking, citizen, await context(session, booking.service_id))
+    ctx = await context(session, booking.service_id)
+    return booking_view(booking, citizen, ctx, await _ticket(session, booking))
+
+
+async def _ticket(session: AsyncSession, booking: Booking) -> dict[str, Any] | None:
+    """The on-site ticket of a checked-in booking (API.md `ticket`); the on-site domain owns it."""
+    if booking.status not in ("checked_in", "served"):
+        return None
+    from yuyue.onsite.service import ticket_of_booking  # the on-site domain owns tickets
+
+    return await ticket_of_booking(session, booking.id)
 
 
 # --- booking ------------------------------------------------------------------------------------
@@ -258,8 +310,9 @@ def _limit_error(ctx: Context) -> DomainError:
 
 async def _precheck(
     session: AsyncSession, citizen_id: int, key: str, ctx: Context
-) -> tuple[Citizen, int, bool]:
-    """One round trip: the citizen, their live-booking count and whether the live key is taken."""
+) -> tuple[Citizen, int, bool, date | None]:
+    """One round trip: the citizen, their live-booking count, whether the live key is taken, and the
+    last day of a ban in force over this hall (rules M9, G15)."""
     live = (
         select(func.count())
         .where(Booking.citizen_id == citizen_id, Booking.status.in_(LIVE_STATUSES))
@@ -270,10 +323,12 @@ async def _precheck(
         .where(Booking.live_key == key, Booking.status.in_(LIVE_STATUSES))
         .scalar_subquery()
     )
-    row = (await session.execute(select(Citizen, live, taken).where(Citizen.id == citizen_id))).first()
+    banned = ban_until_query(citizen_id, ctx.info.hall_path).scalar_subquery()
+    query = select(Citizen, live, taken, banned).where(Citizen.id == citizen_id)
+    row = (await session.execute(query)).first()
     if row is None:
         raise Forbidden("unknown citizen")
-    return row[0], int(row[1]), bool(row[2])
+    return row[0], int(row[1]), bool(row[2]), as_date(row[3])
 
 
 async def _take_seats(
@@ -286,6 +341,7 @@ async def _take_seats(
         "WHERE id = :id AND booked + :n <= capacity - (capacity * :pct) / 100 RETURNING booked"
     )
     params = {"n": quantity, "id": spec.id, "pct": share}
+    _seats_changed()
     if (await session.execute(statement, params)).first() is not None:
         return
     # Missed: the slot may have no row yet. Create it (or wait for a concurrent creator to commit),
@@ -312,6 +368,7 @@ async def _materialise(session: AsyncSession, ctx: Context, spec: SlotSpec) -> b
 
 
 async def _release_seats(session: AsyncSession, slot_id: str, quantity: int) -> None:
+    _seats_changed()
     await session.execute(
         update(Slot)
         .where(Slot.id == slot_id)
@@ -330,6 +387,42 @@ async def _next_number(session: AsyncSession, ctx: Context, day: date) -> str:
     if sequence > 99_999:
         raise Conflict("this hall's booking numbers for the day are exhausted", code="slot_full")
     return f"I{ctx.info.hall_code}{day:%Y%m%d}{sequence:05d}"
+
+
+async def _insert_booking(
+    session: AsyncSession, ctx: Context, day: date, values: dict[str, Any]
+) -> tuple[int, str]:
+    """Number (rule M12) and insert the booking; returns its id and number (decisions 0011, 0012).
+
+    A Core INSERT … RETURNING instead of the ORM unit of work. On PostgreSQL the counter upsert and
+    the INSERT are one statement (a data-modifying CTE), so the hot counter row of the hall and day
+    is locked for one round trip fewer; SQLite takes the two statements."""
+    table = cast(Table, Booking.__table__)
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        number = await _next_number(session, ctx, day)
+        inserted = await session.execute(table.insert().values(number=number, **values).returning(table.c.id))
+        return int(inserted.scalar_one()), number
+    counter = (
+        postgresql.insert(BookingCounter)
+        .values(hall_id=ctx.info.hall_id, day=day, n=1)
+        .on_conflict_do_update(index_elements=["hall_id", "day"], set_={"n": BookingCounter.n + 1})
+        .returning(BookingCounter.n)
+        .cte("counter")
+    )
+    seq = counter.c.n
+    digits = case((seq <= 99_999, func.lpad(sql_cast(seq, String), 5, "0")), else_=sql_cast(seq, String))
+    prefix = f"I{ctx.info.hall_code}{day:%Y%m%d}"
+    numbered = literal(prefix) + digits
+    columns = [literal(value, table.c[name].type).label(name) for name, value in values.items()]
+    statement = (
+        table.insert()
+        .from_select(["number", *values], select(numbered.label("number"), *columns).select_from(counter))
+        .returning(table.c.id, table.c.number)
+    )
+    row = (await session.execute(statement)).one()
+    if len(row.number) > len(prefix) + 5:
+        raise Conflict("this hall's booking numbers for the day are exhausted", code="slot_full")
+    return int(row.id), str(row.number)
 
 
 async def book(
@@ -357,11 +450,15 @@ async def book(
         raise ValidationFailed(f"business_types not offered by this service: {', '.join(unknown)}")
     if request.company_uscc is not None and not valid_uscc(request.company_uscc):
         raise Unprocessable("company.uscc fails the GB 32100 check", code="invalid_uscc")
+    if info.hall_mode == "self_service":  # rule M2: self-service halls take no bookings
+        raise Unprocessable(
+            "this hall takes no bookings: use its self-service machines or online handling",
+            code="booking_closed",
+        )
     check_open(ctx, spec, request.channel, now)
     uscc = request.company_uscc.upper() if request.company_uscc else None
     key = live_key(ctx, citizen_id, info.id, spec.day, uscc)
-    citizen, live_count, taken = await _precheck(session, citizen_id, key, ctx)
-    banned_until = await ban_covering(session, citizen_id, info.hall_path)
+    citizen, live_count, taken, banned_until = await _precheck(session, citizen_id, key, ctx)
     if banned_until is not None:  # rules M9, G15
         raise Forbidden(
             f"booking is banned until {banned_until.isoformat()}",
@@ -375,9 +472,7 @@ async def book(
             f"at most {ctx.policy.knobs.max_live_bookings} live bookings at once", code="booking_cap"
         )
     await _take_seats(session, ctx, spec, request.quantity, request.channel == "onsite")
-    number = await _next_number(session, ctx, spec.day)
-    booking = Booking(
-        number=number,
+    values: dict[str, Any] = dict(
         citizen_id=citizen_id,
         service_id=info.id,
         hall_id=info.hall_id,
@@ -398,12 +493,14 @@ async def book(
         created_at=now,
         updated_at=now,
     )
-    session.add(booking)
     try:
-        await session.flush()
+        booking_id, values["number"] = await _insert_booking(session, ctx, spec.day, values)
     except IntegrityError:
         # A concurrent booking took the live key between the pre-check and here: the index decides.
         raise _limit_error(ctx) from None
+    booking = Booking(id=booking_id, **values)
+    make_transient_to_detached(booking)
+    session.add(booking)
     await emit(session, Event("booking.created", {"booking": booking, "source": source}))
     return booking_view(booking, citizen, ctx)
 
@@ -429,7 +526,10 @@ async def list_bookings(session: AsyncSession, citizen_id: int) -> list[dict[str
             .order_by(Booking.created_at.desc(), Booking.id.desc())
         )
     ).scalars()
-    return [booking_view(b, citizen, await context(session, b.service_id)) for b in rows]
+    return [
+        booking_view(b, citizen, await context(session, b.service_id), await _ticket(session, b))
+        for b in rows
+    ]
 
 
 async def get_booking(session: AsyncSession, citizen_id: int, number: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ UnitKind = Literal["city_department", "city_hall", "district", "district_hall", 
 Mode = Literal["appointment_first", "appointment_priority", "self_service"]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 Short = Annotated[StrictStr, Field(min_length=1, max_length=100)]
+ServiceRef = Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
 
 
 class Strict(BaseModel):
@@ -51,7 +52,7 @@ class ServiceIn(Strict):
     daily_capacity: Annotated[StrictInt, Field(ge=0, le=100_000)]
     max_batch: Annotated[StrictInt, Field(ge=1, le=99)] = 1
     walk_in_allowed: StrictBool = True
-    bundle_of: Annotated[list[StrictInt], Field(max_length=20)] | None = None
+    bundle_of: Annotated[list[ServiceRef], Field(max_length=20)] | None = None
 
 
 class ServicePatch(Strict):
@@ -61,7 +62,7 @@ class ServicePatch(Strict):
     daily_capacity: Annotated[StrictInt, Field(ge=0, le=100_000)] | None = None
     max_batch: Annotated[StrictInt, Field(ge=1, le=99)] | None = None
     walk_in_allowed: StrictBool | None = None
-    bundle_of: Annotated[list[StrictInt], Field(max_length=20)] | None = None
+    bundle_of: Annotated[list[ServiceRef], Field(max_length=20)] | None = None
     active: StrictBool | None = None
 
 

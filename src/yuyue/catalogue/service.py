@@ -116,7 +116,12 @@ def hours_tuple(hours: list[Any] | None) -> tuple[tuple[str, str], ...]:
     return tuple((str(h["start"]), str(h["end"])) for h in (hours or []))
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+
+
 async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
+    if not 1 <= service_id <= MAX_ID:
+        raise NotFound(f"service {service_id} not found")
     key = ("service", service_id)
     hit = cache.get(key)
     if hit is not None:
@@ -320,6 +325,8 @@ async def create_unit(session: AsyncSession, data: dict[str, Any]) -> Unit:
         raise ValidationFailed(f"a {kind} cannot sit under a {parent.kind}")
     if await session.get(Unit, data["id"]) is not None:
         raise Conflict(f"unit {data['id']!r} already exists")
+    if len(parent.path) + len(data["id"]) + 1 > 2000:
+        raise ValidationFailed("the unit tree is too deep here (paths are limited to 2000 characters)")
     unit = Unit(
         id=data["id"],
         name=data["name"],
@@ -390,6 +397,18 @@ async def check_bundle(
         raise ValidationFailed("bundle_of lists at least two different services")
     if own_id is not None and own_id in members:
         raise ValidationFailed("a bundle cannot contain itself")
+    if own_id is not None:
+        bundles = (
+            await session.execute(
+                select(Service.id, Service.bundle_of).where(
+                    Service.hall_id == hall_id, Service.bundle_of.is_not(None)
+                )
+            )
+        ).all()
+        if any(own_id in (row.bundle_of or []) for row in bundles if row.id != own_id):
+            raise ValidationFailed(
+                "this service is a member of a bundle; a bundle cannot be nested (rule G17)"
+            )
     rows = await session.execute(
         select(Service.id, Service.hall_id, Service.bundle_of).where(Service.id.in_(members))
     )
@@ -427,6 +446,8 @@ async def create_service(session: AsyncSession, data: dict[str, Any]) -> tuple[S
 
 
 async def get_service(session: AsyncSession, service_id: int) -> tuple[Service, str, Unit]:
+    if not 1 <= service_id <= MAX_ID:
+        raise NotFound(f"service {service_id} not found")
     row = (
         await session.execute(
             select(Service, Department.name, Unit)

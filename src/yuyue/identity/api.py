@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.config import Settings
 from yuyue.db import get_db
 from yuyue.errors import NotFound
 from yuyue.identity import service
+from yuyue.identity.schemas import (
+    DevLoginIn,
+    FinishIn,
+    ForeignerLoginIn,
+    LoginOut,
+    Provider,
+    ProvidersOut,
+    StartOut,
+)
 from yuyue.kit.http import bearer, problems
 
 router = APIRouter(prefix="/api/v1", tags=["citizens"])
 
-IdType = Literal["resident_id", "passport", "hk_macao_permit", "taiwan_permit", "foreigner_permanent_id"]
-
-
-class DevLoginIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: Annotated[StrictStr, Field(min_length=1, max_length=50)]
-    id_type: IdType = "resident_id"
-    id_number: Annotated[StrictStr, Field(min_length=1, max_length=32)]
-    phone: Annotated[StrictStr, Field(min_length=1, max_length=20)]
+__all__ = ["Citizen", "DevLoginIn", "current_citizen", "router", "settings_of"]
 
 
 def settings_of(request: Request) -> Settings:
@@ -33,27 +32,73 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
-async def current_citizen(request: Request) -> int:
-    """The citizen id of a valid citizen token; 401 otherwise."""
-    return service.citizen_from_token(settings_of(request).effective_secret, bearer(request))
-
-
-Citizen = Annotated[int, Depends(current_citizen)]
 Db = Annotated[AsyncSession, Depends(get_db)]
 
 
-@router.post("/auth/dev/login", responses=problems(404, 422))
+async def current_citizen(request: Request, db: Db) -> int:
+    """The citizen id of a valid citizen token whose session is live; 401 otherwise."""
+    return await service.citizen_from_session(db, settings_of(request).effective_secret, bearer(request))
+
+
+Citizen = Annotated[int, Depends(current_citizen)]
+
+
+async def _answer(db: AsyncSession, settings: Settings, result: service.LoginResult) -> dict[str, Any]:
+    await db.commit()
+    citizen = await service.get_citizen(db, result.citizen_id)
+    return {"token": result.token, "citizen": service.citizen_view(settings.effective_secret, citizen)}
+
+
+@router.post("/auth/dev/login", response_model=LoginOut, responses=problems(404, 422))
 async def dev_login(body: DevLoginIn, request: Request, db: Db) -> dict[str, Any]:
     """Non-production: log in as a real-name-verified citizen (stands in for rule T2's provincial login)."""
     settings = settings_of(request)
-    if settings.production:
+    if settings.production or "dev" not in settings.providers:
         raise NotFound("not found")
     who = service.verify_identity(body.name, body.id_type, body.id_number, body.phone)
-    citizen_id = await service.upsert_citizen(db, settings.effective_secret, who)
+    return await _answer(db, settings, await service.login(db, settings, who, "dev"))
+
+
+@router.get("/auth/providers", response_model=ProvidersOut)
+async def login_providers(request: Request) -> dict[str, Any]:
+    """The login providers this platform offers (YUYUE_IDENTITY_PROVIDERS)."""
+    return {"providers": list(settings_of(request).providers)}
+
+
+@router.post("/auth/{provider}/start", response_model=StartOut, responses=problems(404))
+async def start_login(provider: Provider, request: Request) -> dict[str, Any]:
+    """Begin a provincial (`guangdong`) or OpenID Connect (`oidc`) login: send the citizen to
+    `authorize_url`; the provider sends them back with `code` and this `state`."""
+    started = service.start_login(settings_of(request), provider)
+    return {"provider": started.provider, "authorize_url": started.authorize_url, "state": started.state}
+
+
+@router.post("/auth/{provider}/finish", response_model=LoginOut, responses=problems(401, 403, 404, 422))
+async def finish_login(provider: Provider, body: FinishIn, request: Request, db: Db) -> dict[str, Any]:
+    """Finish the login (rule T2): accounts that are not real-name verified are refused
+    (`403 not_real_name`); a bad, expired or reused state or a token that does not verify is
+    `401 login_failed`."""
+    settings = settings_of(request)
+    result = await service.finish_login(db, settings, provider, body.code, body.state)
+    return await _answer(db, settings, result)
+
+
+@router.post("/auth/foreigner/login", response_model=LoginOut, responses=problems(404, 422))
+async def foreigner_login(body: ForeignerLoginIn, request: Request, db: Db) -> dict[str, Any]:
+    """Rule G8: foreigners' business without the provincial login (passport or permit)."""
+    settings = settings_of(request)
+    result = await service.foreigner_login(
+        db, settings, body.name, body.id_type, body.id_number, body.phone, body.phone_token
+    )
+    return await _answer(db, settings, result)
+
+
+@router.post("/auth/logout", status_code=204, response_class=Response, responses=problems(401))
+async def logout(request: Request, db: Db) -> Response:
+    """Revoke the session of this token: every token of the session stops working at once."""
+    await service.logout(db, settings_of(request).effective_secret, bearer(request))
     await db.commit()
-    citizen = await service.get_citizen(db, citizen_id)
-    token = service.citizen_token(settings.effective_secret, citizen_id, settings.token_ttl_s)
-    return {"token": token, "citizen": service.citizen_view(settings.effective_secret, citizen)}
+    return Response(status_code=204)
 
 
 @router.get("/me", responses=problems(401))

@@ -1,22 +1,37 @@
-"""Citizens: real-name login (the development stand-in for the provincial identity service,
-rule T2/G8), tokens, and what a citizen may see of themselves."""
+"""Citizens: real-name login through pluggable providers (rule T2/G8), revocable sessions behind
+short-lived tokens, personal-data jobs (re-encryption, retention), and what a citizen may see of
+themselves.
+
+Providers (YUYUE_IDENTITY_PROVIDERS): `dev` (non-production), `oidc`, `guangdong`, `foreigner`.
+The citizen pages and the API both log in with `start_login` / `finish_login` (external providers)
+or `login` (a verified `Identity` in hand), which return a citizen id and a token.
+"""
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
-from datetime import date
+import secrets
+import time
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, func, select
+from cryptography.fernet import InvalidToken
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.clock import clock
-from yuyue.errors import Unauthenticated, Unprocessable, ValidationFailed
+from yuyue.clock import TZ, clock
+from yuyue.config import Settings
+from yuyue.errors import Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
+from yuyue.identity import providers
+from yuyue.jobs.service import Job, daily, every, register
 from yuyue.kit import crypto, tokens
-from yuyue.kit.idnumbers import ID_TYPES, normalise_id, parse_resident_id
+from yuyue.kit.http import rowcount
+from yuyue.kit.idnumbers import ID_TYPES, normalise_id, parse_resident_id, valid_uscc
 from yuyue.kit.masking import mask_id, mask_phone
-from yuyue.models import Ban, Booking, Citizen, Unit
+from yuyue.models import Ban, Booking, Citizen, CitizenSession, LoginState, Unit
+from yuyue.models.booking import LIVE_STATUSES
 
 CITIZEN = "citizen"
 MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
@@ -32,6 +47,9 @@ class Identity:
     phone: str
     birth_date: date | None
     gender: str | None
+    kind: str = "person"  # person | legal_person (then this is the acting agent, company below)
+    company_uscc: str | None = None
+    company_name: str | None = None
 
 
 def verify_identity(name: str, id_type: str, id_number: str, phone: str) -> Identity:
@@ -122,10 +140,11 @@ async def bans_in_force(session: AsyncSession, citizen_id: int) -> list[Ban]:
     return list((await session.execute(query.order_by(Ban.until.desc()))).scalars())
 
 
-async def ban_covering(session: AsyncSession, citizen_id: int, hall_path: str) -> date | None:
-    """The last banned date of any ban in force whose unit contains the hall (rules M9, G15)."""
+def ban_until_query(citizen_id: int, hall_path: str) -> Select[date]:
+    """SELECT the last banned date of any ban in force whose unit contains the hall (rules M9,
+    G15); the booking path embeds it in its one pre-check round trip."""
     today = clock.today()
-    query = (
+    return (
         select(func.max(Ban.until))
         .join(Unit, Unit.id == Ban.unit_id)
         .where(
@@ -133,10 +152,365 @@ async def ban_covering(session: AsyncSession, citizen_id: int, hall_path: str) -
             func.substr(hall_path, 1, func.length(Unit.path)) == Unit.path,
         )
     )
-    value = (await session.execute(query)).scalar_one_or_none()
+
+
+def as_date(value: object) -> date | None:
+    """A DATE column's value as read on PostgreSQL (date) or through an untyped SQLite path (text)."""
     return value if isinstance(value, date) or value is None else date.fromisoformat(str(value))
+
+
+async def ban_covering(session: AsyncSession, citizen_id: int, hall_path: str) -> date | None:
+    """The last banned date of any ban in force whose unit contains the hall (rules M9, G15)."""
+    return as_date((await session.execute(ban_until_query(citizen_id, hall_path))).scalar_one_or_none())
 
 
 async def no_show_count(session: AsyncSession, citizen_id: int) -> int:
     query = select(func.count()).where(Booking.citizen_id == citizen_id, Booking.status == "no_show")
     return int((await session.execute(query)).scalar_one())
+
+
+# --- providers: external logins, foreigners, sessions (issue 9) ----------------------------------
+
+EXTERNAL = ("oidc", "guangdong")
+FOREIGN_ID_TYPES = ("passport", "hk_macao_permit", "taiwan_permit", "foreigner_permanent_id")
+
+
+@dataclass(frozen=True)
+class LoginStart:
+    provider: str
+    authorize_url: str
+    state: str
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    citizen_id: int
+    token: str
+    session_id: str
+    identity: Identity
+
+
+def real_now() -> datetime:
+    """Sessions and login states run on real time, not the test clock (API.md "Test clock")."""
+    return datetime.now(TZ)
+
+
+def _enabled(settings: Settings, provider: str) -> None:
+    if provider not in settings.providers:
+        raise NotFound(f"login provider {provider} is not enabled")
+
+
+def identity_from_claims(claims: providers.Claims) -> Identity:
+    """One citizen record whatever the provider; rule T2/G8: real-name verified accounts only."""
+    if not claims.real_name:
+        raise Forbidden("the account is not real-name verified", code="not_real_name")
+    who = verify_identity(claims.name, claims.id_type, claims.id_number, claims.phone)
+    if claims.kind == "legal_person":
+        if claims.company_uscc is None or not valid_uscc(claims.company_uscc):
+            raise Unprocessable("the legal person's USCC fails the GB 32100 check", code="invalid_uscc")
+        who = replace(
+            who,
+            kind="legal_person",
+            company_uscc=claims.company_uscc.upper(),
+            company_name=(claims.company_name or "")[:200] or None,
+        )
+    return who
+
+
+async def open_session(
+    session: AsyncSession,
+    settings: Settings,
+    citizen_id: int,
+    provider: str,
+    who: Identity | None = None,
+    *,
+    client_id: str | None = None,
+) -> tuple[str, str]:
+    """A revocable session and a short-lived token naming it (`sid`): (session id, token)."""
+    now = real_now()
+    sid = secrets.token_urlsafe(24)
+    ttl = min(settings.token_ttl_s, settings.session_ttl_s)
+    session.add(
+        CitizenSession(
+            id=sid,
+            citizen_id=citizen_id,
+            provider=provider,
+            client_id=client_id,
+            company_uscc=who.company_uscc if who else None,
+            company_name=who.company_name if who else None,
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.session_ttl_s),
+            revoked_at=None,
+        )
+    )
+    await session.flush()
+    token = tokens.issue(settings.effective_secret, CITIZEN, str(citizen_id), ttl, sid=sid)
+    return sid, token
+
+
+async def login(
+    session: AsyncSession, settings: Settings, who: Identity, provider: str, *, client_id: str | None = None
+) -> LoginResult:
+    """A verified identity in hand: the citizen row (created or refreshed) and a new session."""
+    citizen_id = await upsert_citizen(session, settings.effective_secret, who)
+    sid, token = await open_session(session, settings, citizen_id, provider, who, client_id=client_id)
+    return LoginResult(citizen_id=citizen_id, token=token, session_id=sid, identity=who)
+
+
+def start_login(settings: Settings, provider: str) -> LoginStart:
+    """Begin an external login: the URL to send the citizen to, and the `state` to bring back.
+
+    The state is an encrypted, expiring blob holding the provider, nonce and PKCE verifier (no
+    database write before the provider answers); `finish_login` makes it single-use."""
+    _enabled(settings, provider)
+    if provider not in EXTERNAL:
+        raise NotFound(f"{provider} has no external login")
+    nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(48)
+    blob = {"p": provider, "n": nonce, "v": verifier, "x": int(time.time()) + settings.login_state_ttl_s}
+    state = crypto.encrypt(settings.effective_secret, json.dumps(blob))
+    if provider == "oidc":
+        url = providers.oidc_authorize_url(settings, state, nonce, verifier)
+    else:
+        url = providers.gd_authorize_url(settings, state)
+    return LoginStart(provider=provider, authorize_url=url, state=state)
+
+
+def _open_state(settings: Settings, provider: str, state: str) -> dict[str, object]:
+    try:
+        blob = json.loads(crypto.decrypt(settings.effective_secret, state))
+    except (InvalidToken, ValueError):
+        raise Unauthenticated("unknown login state", code="login_failed") from None
+    if not isinstance(blob, dict) or blob.get("p") != provider:
+        raise Unauthenticated("the login state belongs to another provider", code="login_failed")
+    if not isinstance(blob.get("x"), int) or blob["x"] < time.time():
+        raise Unauthenticated("the login took too long; start again", code="login_failed")
+    return blob
+
+
+async def finish_login(
+    session: AsyncSession, settings: Settings, provider: str, code: str, state: str
+) -> LoginResult:
+    """Finish an external login with the provider's `code` and our `state` (each state once)."""
+    _enabled(settings, provider)
+    if provider not in EXTERNAL:
+        raise NotFound(f"{provider} has no external login")
+    blob = _open_state(settings, provider, state)
+    if provider == "oidc":
+        claims = await providers.oidc_finish(settings, code, str(blob["n"]), str(blob["v"]))
+    else:
+        claims = await providers.gd_finish(settings, code)
+    who = identity_from_claims(claims)
+    # Only now, after the provider's I/O, the transaction begins: the state is used up by its key.
+    used = _dialect_insert(session, LoginState).values(
+        state_hash=crypto.lookup_hash(settings.effective_secret, f"state:{state}"),
+        provider=provider,
+        used_at=real_now(),
+    )
+    claimed = await session.execute(used.on_conflict_do_nothing(index_elements=["state_hash"]))
+    if not rowcount(claimed):
+        raise Unauthenticated("this login state was already used", code="login_failed")
+    return await login(session, settings, who, provider)
+
+
+async def foreigner_login(
+    session: AsyncSession,
+    settings: Settings,
+    name: str,
+    id_type: str,
+    id_number: str,
+    phone: str,
+    phone_token: str,
+) -> LoginResult:
+    """Rule G8: foreigners' business without the provincial login, by passport or permit; the mobile
+    number is confirmed by SMS code (rule M6) and the documents are checked on site."""
+    from yuyue.notify.service import phone_confirmed  # notify imports this module
+
+    _enabled(settings, "foreigner")
+    if id_type not in FOREIGN_ID_TYPES:
+        raise ValidationFailed(f"id_type must be one of {', '.join(FOREIGN_ID_TYPES)} (rule G8)")
+    if not phone_confirmed(settings.effective_secret, phone_token, phone):
+        raise Unprocessable("phone_token does not confirm this phone number", code="invalid_code")
+    who = verify_identity(name, id_type, id_number, phone)
+    return await login(session, settings, who, "foreigner")
+
+
+async def citizen_from_session(session: AsyncSession, secret: str, token: str | None) -> int:
+    """The citizen of a valid token whose session (if it names one) is neither revoked nor expired."""
+    claims = tokens.verify(secret, CITIZEN, token) if token else None
+    if claims is None:
+        raise Unauthenticated("a valid citizen token is required")
+    sid = claims.get("sid")
+    if sid is not None:
+        row = await session.get(CitizenSession, str(sid))
+        if row is None or row.revoked_at is not None or row.expires_at <= real_now():
+            raise Unauthenticated("the session has ended; log in again")
+    try:
+        return int(claims["sub"])
+    except (TypeError, ValueError):
+        raise Unauthenticated("a valid citizen token is required") from None
+
+
+def session_id_of(secret: str, token: str | None) -> str | None:
+    claims = tokens.verify(secret, CITIZEN, token) if token else None
+    sid = claims.get("sid") if claims else None
+    return str(sid) if sid is not None else None
+
+
+async def logout(session: AsyncSession, secret: str, token: str | None) -> None:
+    """Revoke the token's session (its tokens stop working at once)."""
+    sid = session_id_of(secret, token)
+    if sid is None:
+        raise Unauthenticated("a valid session token is required")
+    await session.execute(
+        update(CitizenSession)
+        .where(CitizenSession.id == sid, CitizenSession.revoked_at.is_(None))
+        .values(revoked_at=real_now())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def revoke_all(session: AsyncSession, citizen_id: int) -> int:
+    result = await session.execute(
+        update(CitizenSession)
+        .where(CitizenSession.citizen_id == citizen_id, CitizenSession.revoked_at.is_(None))
+        .values(revoked_at=real_now())
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result)
+
+
+def _dialect_insert(session: AsyncSession, table: type[LoginState]) -> postgresql.Insert | sqlite.Insert:
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+# --- personal data jobs: key rotation and retention (issue 9) ------------------------------------
+
+BATCH = 500
+_job_secret: list[str] = []  # set by the app at start (jobs receive only a session and a time)
+retention_days: list[int] = [3 * 365]
+ANONYMISED = "anonymised"
+
+
+def use_settings(settings: Settings) -> None:
+    _job_secret[:] = [settings.effective_secret]
+    retention_days[:] = [settings.retention_days]
+    crypto.configure(settings.data_key_list)
+
+
+def _secret() -> str:
+    """The secret of this process: set by create_app, else (`yuyue worker`) from the environment."""
+    if not _job_secret:
+        from yuyue.config import get_settings
+
+        use_settings(get_settings())
+    return _job_secret[0]
+
+
+async def reencrypt(session: AsyncSession, secret: str) -> int:
+    """Re-encrypt every citizen's ID and phone number not yet under the newest key; how many rows."""
+    changed, last = 0, 0
+    while True:
+        rows = (
+            await session.execute(
+                select(Citizen.id, Citizen.id_enc, Citizen.phone_enc)
+                .where(Citizen.id > last)
+                .order_by(Citizen.id)
+                .limit(BATCH)
+            )
+        ).all()
+        if not rows:
+            return changed
+        for row_id, id_enc, phone_enc in rows:
+            last = row_id
+            if crypto.is_current(secret, id_enc) and crypto.is_current(secret, phone_enc):
+                continue
+            await session.execute(
+                update(Citizen)
+                .where(Citizen.id == row_id)
+                .values(id_enc=crypto.rotate(secret, id_enc), phone_enc=crypto.rotate(secret, phone_enc))
+                .execution_options(synchronize_session=False)
+            )
+            changed += 1
+
+
+async def anonymise(session: AsyncSession, secret: str, today: date, keep_days: int) -> tuple[int, int]:
+    """Retention: bookings whose slot date is more than `keep_days` before today lose their personal
+    details (company, reason); citizens with no booking, session or ban inside the period are
+    anonymised (name, ID and phone replaced). Returns (bookings, citizens) changed."""
+    cutoff = today - timedelta(days=keep_days)
+    bookings = await session.execute(
+        update(Booking)
+        .where(
+            Booking.slot_day < cutoff,
+            Booking.status.not_in(LIVE_STATUSES),
+            or_(
+                Booking.company_uscc.is_not(None),
+                Booking.company_name.is_not(None),
+                Booking.reason.is_not(None),
+            ),
+        )
+        .values(company_uscc=None, company_name=None, reason=None)
+        .execution_options(synchronize_session=False)
+    )
+    stamp = datetime.combine(cutoff, datetime.min.time(), TZ)
+    recent_booking = select(Booking.id).where(Booking.citizen_id == Citizen.id, Booking.slot_day >= cutoff)
+    recent_session = select(CitizenSession.id).where(
+        CitizenSession.citizen_id == Citizen.id, CitizenSession.created_at >= stamp
+    )
+    recent_ban = select(Ban.id).where(Ban.citizen_id == Citizen.id, Ban.until >= cutoff)
+    stale = (
+        (
+            await session.execute(
+                select(Citizen.id).where(
+                    Citizen.id_type != ANONYMISED,
+                    Citizen.updated_at < stamp,
+                    ~recent_booking.exists(),
+                    ~recent_session.exists(),
+                    ~recent_ban.exists(),
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    blank = crypto.encrypt(secret, "")
+    for citizen_id in stale:
+        await session.execute(
+            update(Citizen)
+            .where(Citizen.id == citizen_id)
+            .values(
+                id_type=ANONYMISED,
+                id_hash=f"anonymised:{citizen_id}",
+                id_enc=blank,
+                id_masked="",
+                name="*",
+                phone_enc=blank,
+                phone_masked="",
+                birth_date=None,
+                gender=None,
+                updated_at=clock.now(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return rowcount(bookings), len(stale)
+
+
+async def _reencrypt_job(session: AsyncSession, due: datetime) -> None:
+    await reencrypt(session, _secret())
+
+
+async def _retention_job(session: AsyncSession, due: datetime) -> None:
+    await anonymise(session, _secret(), due.date(), retention_days[0])
+
+
+async def _purge_job(session: AsyncSession, due: datetime) -> None:
+    """Used login states outlive their own expiry by a day at most; ended sessions by 30 days."""
+    now = real_now()
+    await session.execute(delete(LoginState).where(LoginState.used_at < now - timedelta(days=1)))
+    await session.execute(delete(CitizenSession).where(CitizenSession.expires_at < now - timedelta(days=30)))
+
+
+register(Job("personal_data_reencrypt", daily("03:10"), _reencrypt_job))
+register(Job("personal_data_retention", daily("03:40"), _retention_job))
+register(Job("identity_purge", every(60), _purge_job))

@@ -1,28 +1,63 @@
 """SQLAlchemy tables, one module per aggregate."""
 
+from yuyue.models.admin import (
+    AdminLockout,
+    AdminSession,
+    CapacityRequest,
+    StatsDaily,
+    StatsDay,
+    WaitlistEntry,
+)
 from yuyue.models.base import Base
 from yuyue.models.booking import Booking, BookingCounter, IdempotencyKey, Slot
 from yuyue.models.catalogue import CalendarDay, Closure, Department, Policy, Service, Unit
+from yuyue.models.identity import ApiClient, ApiKey, ChannelBooking, ChannelNonce, CitizenSession, LoginState
+from yuyue.models.notify import ConsoleMessage, DeliveryAttempt, Message, PhoneCode, RateCounter
+from yuyue.models.onsite import Counter, Kiosk, NoShowMark, Notice, StaffAccount, Ticket, TicketCounter
 from yuyue.models.people import Admin, AuditEntry, Ban, Citizen
 from yuyue.models.platform import Alert, JobRun, PlatformState
 
 __all__ = [
     "Admin",
+    "AdminLockout",
+    "AdminSession",
     "Alert",
+    "ApiClient",
+    "ApiKey",
     "AuditEntry",
     "Ban",
     "Base",
     "Booking",
     "BookingCounter",
     "CalendarDay",
+    "CapacityRequest",
+    "ChannelBooking",
+    "ChannelNonce",
     "Citizen",
+    "CitizenSession",
     "Closure",
+    "ConsoleMessage",
+    "Counter",
+    "DeliveryAttempt",
     "Department",
     "IdempotencyKey",
     "JobRun",
+    "Kiosk",
+    "LoginState",
+    "Message",
+    "NoShowMark",
+    "Notice",
+    "PhoneCode",
     "PlatformState",
     "Policy",
+    "RateCounter",
     "Service",
     "Slot",
+    "StaffAccount",
+    "StatsDaily",
+    "StatsDay",
+    "Ticket",
+    "TicketCounter",
     "Unit",
+    "WaitlistEntry",
 ]

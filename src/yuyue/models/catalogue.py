@@ -23,7 +23,7 @@ class Unit(Base):
     address: Mapped[str | None] = mapped_column(String(300))
     hotline: Mapped[str | None] = mapped_column(String(40))
     mode: Mapped[str | None] = mapped_column(String(32))
-    hours: Mapped[list[Any] | None] = mapped_column(JSON)
+    hours: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     counters: Mapped[int] = mapped_column(Integer, default=0)
     code: Mapped[str | None] = mapped_column(String(4), unique=True)
     created_at: Mapped[datetime] = mapped_column(LocalDateTime)
@@ -58,7 +58,7 @@ class Service(Base):
     daily_capacity: Mapped[int] = mapped_column(Integer)
     max_batch: Mapped[int] = mapped_column(Integer, default=1)
     walk_in_allowed: Mapped[bool] = mapped_column(Boolean, default=True)
-    bundle_of: Mapped[list[Any] | None] = mapped_column(JSON)
+    bundle_of: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(LocalDateTime)
 

@@ -41,16 +41,16 @@ class Edge:
         started = time.perf_counter()
         status_holder = [500]
 
+        declared = False
         for name, value in scope.get("headers", []):
             if name == b"content-length":
+                declared = True
                 try:
                     too_big = int(value) > self.max_body
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await _send_problem(
-                        send, 413, "payload_too_large", f"bodies are limited to {self.max_body} bytes"
-                    )
+                    await self._too_large(send)
                     self._observe(scope, 413, started)
                     return
 
@@ -64,8 +64,38 @@ class Edge:
                     raise BodyTooLarge
             return message
 
+        downstream: Receive = limited_receive
+        if not declared and scope.get("method") in ("POST", "PUT", "PATCH", "DELETE"):
+            # A chunked body (no Content-Length): read it here, within the limit, then replay it.
+            chunks: list[bytes] = []
+            size, more = 0, True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body:
+                    await self._too_large(send)
+                    self._observe(scope, 413, started)
+                    return
+                chunks.append(chunk)
+                more = bool(message.get("more_body", False))
+            whole, replayed = b"".join(chunks), [False]
+
+            async def replay() -> Message:
+                if not replayed[0]:
+                    replayed[0] = True
+                    return {"type": "http.request", "body": whole, "more_body": False}
+                return await receive()
+
+            downstream = replay
+
+        responded = [False]
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                responded[0] = True
                 status_holder[0] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.extend(SECURITY_HEADERS)
@@ -75,14 +105,20 @@ class Edge:
         if self.settable_clock:
             await clock.refresh(self.engine)
         try:
-            await self.app(scope, limited_receive, send_with_headers)
+            await self.app(scope, downstream, send_with_headers)
         except BodyTooLarge:
-            await _send_problem(
-                send, 413, "payload_too_large", f"bodies are limited to {self.max_body} bytes"
-            )
+            await self._too_large(send)
             status_holder[0] = 413
+        except Exception as exc:  # the last line of defence: a problem+json 500, never a trace
+            log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
+            if status_holder[0] != 500 or responded[0]:
+                raise
+            await _send_problem(send, 500, "internal_error", "an unexpected error occurred")
         finally:
             self._observe(scope, status_holder[0], started)
+
+    async def _too_large(self, send: Send) -> None:
+        await _send_problem(send, 413, "payload_too_large", f"bodies are limited to {self.max_body} bytes")
 
     @staticmethod
     def _observe(scope: Scope, status: int, started: float) -> None:

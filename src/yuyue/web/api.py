@@ -1,19 +1,623 @@
-"""Server-rendered pages. The citizen portal comes with its own issue; until then `/` says what
-this service is and where its API lives."""
+"""The citizen portal (issue 8): server-rendered pages at `/`, working without JavaScript.
+
+Routes parse the form, check the CSRF token, call the SAME service functions as the API routes
+(yuyue.booking.service, yuyue.identity.service) and commit once; every error is a page in plain
+Chinese with a next step (web/service.py MESSAGES), never JSON or a trace. The flow follows rule T10:
+notice → hall → department/item → date and slot → confirm → success page and receipt.
+"""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+from yuyue.booking import service as booking
+from yuyue.catalogue.service import get_unit, hall_services, parse_slot_id, service_info
+from yuyue.clock import clock
+from yuyue.config import Settings
+from yuyue.db import get_db
+from yuyue.errors import DomainError, NotFound, Unauthenticated, ValidationFailed
+from yuyue.identity import service as identity
+from yuyue.kit.masking import mask_name
+from yuyue.ops.logging import log
+from yuyue.policy.service import horizon_end
+from yuyue.waitlist import service as waitlist
+from yuyue.web import service as web
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-router = APIRouter(include_in_schema=False)
+env.globals.update(
+    cn_date=web.cn_date,
+    cn_datetime=web.cn_datetime,
+    cn_span=web.cn_span,
+    STATUS_TEXT=web.STATUS_TEXT,
+    WAIT_STATUS_TEXT=web.WAIT_STATUS_TEXT,
+    ID_TYPES=web.ID_TYPES,
+)
+
+Db = Annotated[AsyncSession, Depends(get_db)]
+
+
+class PageRoute(APIRoute):
+    """Turns every failure of a page route into an HTML error page (issue 8 item 4)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except DomainError as exc:
+                return error_page(request, exc)
+            except RequestValidationError:
+                return error_page(request, ValidationFailed("bad parameters"))
+            except Exception as exc:
+                log.error("page_error", error=type(exc).__name__, exc_info=exc)
+                return error_page(request, DomainError("unexpected", code="internal_error", status=500))
+
+        return guarded
+
+
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _secret(request: Request) -> str:
+    return settings_of(request).effective_secret
+
+
+def _csrf_seed(request: Request) -> str:
+    seed = getattr(request.state, "csrf_seed", None) or request.cookies.get(web.CSRF_COOKIE)
+    if not seed or len(seed) > 64:
+        seed = web.new_csrf_seed()
+    request.state.csrf_seed = seed
+    return str(seed)
+
+
+def _cookie(response: Response, request: Request, name: str, value: str, max_age: int | None) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=settings_of(request).production,
+        path="/",
+    )
+
+
+async def citizen_id_of(request: Request, db: AsyncSession) -> int | None:
+    """The citizen of the session cookie, if its session is still open (identity.service)."""
+    try:
+        return await identity.citizen_from_session(
+            db, _secret(request), request.cookies.get(web.SESSION_COOKIE)
+        )
+    except Unauthenticated:
+        return None
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    seed = _csrf_seed(request)
+    elder = request.cookies.get(web.ELDER_COOKIE) == "1"
+    page = env.get_template(template).render(
+        elder=elder,
+        logged_in=web.citizen_of(_secret(request), request.cookies.get(web.SESSION_COOKIE)) is not None,
+        csrf=web.csrf_token(_secret(request), seed),
+        here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        production=settings_of(request).production,
+        **context,
+    )
+    response = HTMLResponse(page, status_code=status)
+    response.headers["Cache-Control"] = "no-store"
+    if request.cookies.get(web.CSRF_COOKIE) != seed:
+        _cookie(response, request, web.CSRF_COOKIE, seed, None)
+    return response
+
+
+def error_page(request: Request, exc: DomainError) -> HTMLResponse:
+    status = exc.status if 400 <= exc.status < 600 else 500
+    return render(request, "error.html", status=status, error=web.error_view(exc))
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    from urllib.parse import quote
+
+    return redirect(f"/login?next={quote(here, safe='')}")
+
+
+async def checked_form(request: Request) -> dict[str, list[str]]:
+    """The posted form, after the CSRF check; nothing runs when the check fails."""
+    form = web.parse_form(await request.body())
+    if not web.csrf_ok(_secret(request), request.cookies.get(web.CSRF_COOKIE), web.field(form, "csrf")):
+        raise DomainError("csrf token missing or wrong", code="csrf_failed", status=403)
+    return form
+
+
+# --- static files -------------------------------------------------------------------------------
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    path = STATIC / name
+    if "/" in name or name.startswith(".") or path.suffix not in STATIC_TYPES or not path.is_file():
+        raise NotFound("no such file")
+    return Response(
+        path.read_bytes(),
+        media_type=STATIC_TYPES[path.suffix],
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+# --- the booking flow (rule T10) ----------------------------------------------------------------
 
 
 @router.get("/", response_class=HTMLResponse)
-async def index() -> HTMLResponse:
-    return HTMLResponse(env.get_template("index.html").render())
+async def home(request: Request) -> Response:
+    """The notice to accept before booking (rule T10), then the way in."""
+    return render(request, "home.html", need_agree=request.query_params.get("notice") == "1")
+
+
+@router.get("/halls", response_class=HTMLResponse)
+async def halls(
+    request: Request,
+    db: Db,
+    agree: Annotated[str, Query(max_length=1)] = "",
+    under: Annotated[str, Query(max_length=64)] = "",
+    q: Annotated[str, Query(max_length=50)] = "",
+    item: Annotated[str, Query(max_length=50)] = "",
+) -> Response:
+    """Choose a hall: by district, by name or address, or by the item to handle."""
+    accepted = agree == "1" or request.cookies.get("yuyue_notice") == "1"
+    if not accepted:
+        return redirect("/?notice=1#notice")
+    found = await web.find_halls(db, under or None, q.strip(), item.strip())
+    groups = await web.districts(db)
+    response = render(
+        request,
+        "halls.html",
+        halls=found,
+        groups=groups,
+        under=under,
+        q=q,
+        item=item,
+    )
+    if agree == "1":
+        _cookie(response, request, "yuyue_notice", "1", None)
+    return response
+
+
+@router.get("/halls/{hall_id}", response_class=HTMLResponse)
+async def hall(request: Request, hall_id: str, db: Db) -> Response:
+    """The hall's departments and items."""
+    unit = await get_unit(db, hall_id)
+    offered = await hall_services(db, hall_id)
+    departments: dict[str, list[Any]] = {}
+    for svc, department in offered:
+        departments.setdefault(department, []).append(svc)
+    return render(
+        request,
+        "hall.html",
+        hall=unit,
+        kind=web.KIND_TEXT.get(unit.kind, ""),
+        mode_text=web.MODE_TEXT.get(unit.mode or "", ""),
+        departments=departments,
+    )
+
+
+@router.get("/services/{service_id}", response_class=HTMLResponse)
+async def service_days(
+    request: Request,
+    service_id: int,
+    db: Db,
+    reschedule: Annotated[str, Query(max_length=32)] = "",
+    rebook: Annotated[str, Query(max_length=32)] = "",
+) -> Response:
+    """Days and hourly slots with seats left; days not open yet say when they open (rules G10, T6, M4)."""
+    info = await service_info(db, service_id)
+    if not info.active:
+        raise NotFound("service not found")
+    now = clock.now()
+    changing = None
+    start = None
+    if reschedule or rebook:
+        citizen_id = await citizen_id_of(request, db)
+        if citizen_id is None:
+            return login_redirect(request)
+        changing = await booking.get_booking(db, citizen_id, reschedule or rebook)
+        if changing["service_id"] != service_id:
+            raise NotFound("booking not found")
+        if rebook:
+            start = now.date()  # rules T9, G14: a rebook may take today's slots on site
+    if start is not None:
+        ctx = await booking.context(db, service_id)
+        availability = await booking.availability(
+            db, service_id, start, horizon_end(ctx.policy.knobs, ctx.calendar, now.date())
+        )
+    else:
+        availability = await booking.availability(db, service_id, None, None)
+    days = web.calendar_days(availability, now)
+    for day in days:
+        for slot in day["slots"]:
+            today_onsite = (
+                bool(rebook) and day["date"] == now.date().isoformat() and web.moment(slot["end"]) > now
+            )
+            slot["choosable"] = slot["status"] == "open" or today_onsite
+    elder = request.cookies.get(web.ELDER_COOKIE) == "1"
+    if elder:  # elder mode: simpler steps, only what can be chosen
+        days = [d for d in days if any(s["choosable"] for s in d["slots"])]
+    return render(
+        request,
+        "service.html",
+        info=info,
+        days=days,
+        reschedule=reschedule,
+        rebook=rebook,
+        changing=changing,
+        any_full=any(d["state"] == "full" for d in days),
+        waitlist=True,
+    )
+
+
+async def _slot_facts(db: AsyncSession, slot_id: str) -> tuple[Any, Any]:
+    ctx, spec = await booking.resolve_slot(db, slot_id)
+    return ctx.info, spec
+
+
+@router.get("/confirm", response_class=HTMLResponse)
+async def confirm(request: Request, db: Db, slot: Annotated[str, Query(max_length=40)]) -> Response:
+    """Check the details before submitting: item, hall, time, name, masked ID and phone."""
+    citizen_id = await citizen_id_of(request, db)
+    if citizen_id is None:
+        return login_redirect(request)
+    info, spec = await _slot_facts(db, slot)
+    citizen = await identity.get_citizen(db, citizen_id)
+    return render(
+        request,
+        "confirm.html",
+        info=info,
+        spec=spec,
+        span=web.cn_span(spec.start.isoformat(), spec.end.isoformat()),
+        applicant={
+            "name": mask_name(citizen.name),
+            "id_number": citizen.id_masked,
+            "phone": citizen.phone_masked,
+            "id_type": web.ID_TYPES.get(citizen.id_type, citizen.id_type),
+        },
+        form_key=secrets.token_urlsafe(16),
+    )
+
+
+@router.post("/book", response_class=HTMLResponse)
+async def book(request: Request, db: Db) -> Response:
+    """Submit a booking: the same booking.service.book as POST /api/v1/appointments, channel web;
+    the form's one-time key makes a double click answer the first booking (Idempotency-Key rules)."""
+    form = await checked_form(request)
+    citizen_id = await citizen_id_of(request, db)
+    if citizen_id is None:
+        return login_redirect(request)
+    quantity_text = web.field(form, "quantity", 3) or "1"
+    if not quantity_text.isdigit() or not 1 <= int(quantity_text) <= 100:
+        raise ValidationFailed("quantity must be a whole number")
+    types = tuple(sorted({v.strip()[:50] for v in form.get("business_types", []) if v.strip()}))
+    req = booking.BookRequest(
+        slot_id=web.field(form, "slot_id", 40),
+        channel="web",
+        quantity=int(quantity_text),
+        business_types=types,
+    )
+    key = web.field(form, "form_key", 64)
+    body = {"slot_id": req.slot_id, "quantity": req.quantity, "business_types": list(types)}
+
+    async def run() -> tuple[int, dict[str, Any]]:
+        return 201, await booking.book(db, citizen_id, req)
+
+    fingerprint = booking.request_hash("POST /book", body)
+    _, answer = await booking.idempotent(db, citizen_id, f"web:{key}" if key else None, fingerprint, run)
+    await db.commit()
+    return redirect(f"/bookings/{answer['number']}?done=booked")
+
+
+# --- my bookings --------------------------------------------------------------------------------
+
+
+@router.get("/bookings", response_class=HTMLResponse)
+async def my_bookings(request: Request, db: Db) -> Response:
+    """Upcoming and past bookings with status, and any ban in force (rules T11, M9, G15)."""
+    citizen_id = await citizen_id_of(request, db)
+    if citizen_id is None:
+        return login_redirect(request)
+    now = clock.now()
+    upcoming, past = web.split_bookings(await booking.list_bookings(db, citizen_id), now)
+    bans = []
+    for ban in await identity.bans_in_force(db, citizen_id):
+        unit = await get_unit(db, ban.unit_id)
+        bans.append({"until": ban.until, "reason": ban.reason, "unit": unit.name})
+    citizen = await identity.get_citizen(db, citizen_id)
+    entries = []
+    for entry in await waitlist.mine(db, citizen_id):
+        if entry.status in ("waiting", "allocated"):
+            view = await waitlist.entry_view(db, entry)
+            view["service_name"] = (await service_info(db, entry.service_id)).name
+            entries.append(view)
+    return render(
+        request,
+        "bookings.html",
+        entries=entries,
+        done=request.query_params.get("done", ""),
+        upcoming=upcoming,
+        past=past,
+        bans=bans,
+        no_shows=await identity.no_show_count(db, citizen_id),
+        name=mask_name(citizen.name),
+        rebookable={b["number"] for b in upcoming + past if web.rebookable(b, now)},
+    )
+
+
+@router.get("/bookings/{number}", response_class=HTMLResponse)
+async def booking_page(request: Request, number: str, db: Db, done: str = "") -> Response:
+    """One booking; right after booking it is the success page (number, address, hotline, check-in
+    window, cancel deadline, receipt)."""
+    citizen_id = await citizen_id_of(request, db)
+    if citizen_id is None:
+        return login_redirect(request)
+    view = await booking.get_booking(db, citizen_id, number[:32])
+    info = await service_info(db, view["service_id"])
+    now = clock.now()
+    return render(
+        request,
+        "booking.html",
+        b=view,
+        info=info,
+        done=done if done in ("booked", "cancelled", "rescheduled", "rebooked") else "",
+        can_change=view["status"] == "booked" and now <= web.moment(view["cancel_deadline"]),
+        can_rebook=web.rebookable(view, now),
+    )
+
+
+@router.get("/bookings/{number}/receipt")
+async def receipt(request: Request, number: str, db: Db, format: str = "html") -> Response:
+    """The receipt of GET /api/v1/appointments/{number}/receipt for the cookie session, by the same
+    renderer (HTML print view, or `?format=pdf`)."""
+    from yuyue.booking.receipt import default_font, render_receipt_html, render_receipt_pdf
+
+    citizen_id = await citizen_id_of(request, db)
+    if citizen_id is None:
+        return login_redirect(request)
+    if format not in ("html", "pdf"):
+        raise ValidationFailed("format must be html or pdf")
+    view = await booking.get_booking(db, citizen_id, number[:32])
+    info = await service_info(db, view["service_id"])
+    hall_facts = {"name": info.hall_name, "address": info.hall_address, "hotline": info.hall_hotline}
+    if format == "pdf":
+        pdf = render_receipt_pdf(view, hall_facts, settings_of(request).pdf_font or default_font())
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="receipt-{view["number"]}.pdf"'},
+        )
+    return HTMLResponse(render_receipt_html(view, hall_facts))
+
+
+@router.get("/bookings/{number}/cancel", response_class=HTMLResponse)
+async def cancel_form(request: Request, number: str, db: Db) -> Response:
+    """Ask before cancelling, with the deadline (rules G13, T8, M8)."""
+    citizen_id = await citizen_id_of(request, db)
+    if citizen_id is None:
+        return login_redirect(request)
+    view = await booking.get_booking(db, citizen_id, number[:32])
+    return render(request, "cancel.html", b=view)
+
+
+@router.post("/bookings/{number}/cancel", response_class=HTMLResponse)
+async def cancel(request: Request, number: str, db: Db) -> Response:
+    await checked_form(request)
+    citizen_id = await citizen_id_of(request, db)
+    if citizen_id is None:
+        return login_redirect(request)
+    view = await booking.cancel(db, citizen_id, number[:32])
+    await db.commit()
+    return redirect(f"/bookings/{view['number']}?done=cancelled")
+
+
+@router.get("/bookings/{number}/{action}", response_class=HTMLResponse)
+async def change_form(
+    request: Request, number: str, action: str, db: Db, slot: Annotated[str, Query(max_length=40)] = ""
+) -> Response:
+    """Confirm a reschedule, or a special-reason rebook (rules T9, G14), to the chosen slot."""
+    if action not in ("reschedule", "rebook"):
+        raise NotFound("no such page")
+    citizen_id = await citizen_id_of(request, db)
+    if citizen_id is None:
+        return login_redirect(request)
+    view = await booking.get_booking(db, citizen_id, number[:32])
+    if not slot:
+        return redirect(f"/services/{view['service_id']}?{action}={view['number']}")
+    parsed = parse_slot_id(slot)
+    if parsed is None or parsed[0] != view["service_id"]:
+        raise NotFound("slot not found")
+    info, spec = await _slot_facts(db, slot)
+    return render(
+        request,
+        "change.html",
+        b=view,
+        action=action,
+        info=info,
+        spec=spec,
+        span=web.cn_span(spec.start.isoformat(), spec.end.isoformat()),
+    )
+
+
+@router.post("/bookings/{number}/{action}", response_class=HTMLResponse)
+async def change(request: Request, number: str, action: str, db: Db) -> Response:
+    if action not in ("reschedule", "rebook"):
+        raise NotFound("no such page")
+    form = await checked_form(request)
+    citizen_id = await citizen_id_of(request, db)
+    if citizen_id is None:
+        return login_redirect(request)
+    slot_id = web.field(form, "slot_id", 40)
+    if action == "reschedule":
+        view = await booking.reschedule(db, citizen_id, number[:32], slot_id)
+        await db.commit()
+        return redirect(f"/bookings/{view['number']}?done=rescheduled")
+    reason = web.field(form, "reason", 200)
+    if not reason:
+        raise ValidationFailed("reason is required")
+    view = await booking.rebook(db, citizen_id, number[:32], slot_id, reason)
+    await db.commit()
+    return redirect(f"/bookings/{view['number']}?done=rebooked")
+
+
+# --- login, logout, elder mode ------------------------------------------------------------------
+
+
+def provincial_login_url(settings: Settings) -> str | None:
+    """The page that starts the provincial (广东政务服务网) login. None until the portal's
+    start/callback pages for identity.service.start_login/finish_login exist (not built yet, see
+    docs/decisions/0050), so the button stays disabled with an explanation."""
+    return None
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: Annotated[str, Query(max_length=500)] = "/bookings") -> Response:
+    return render(
+        request,
+        "login.html",
+        dev_login="dev" in settings_of(request).providers and not settings_of(request).production,
+        next=web.safe_next(next, "/bookings"),
+        provincial=provincial_login_url(settings_of(request)),
+        form={"name": "", "id_type": "resident_id", "id_number": "", "phone": ""},
+        error=None,
+    )
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, db: Db) -> Response:
+    """The development login (non-production): the same identity.service calls as
+    POST /api/v1/auth/dev/login; the token goes into the HttpOnly session cookie."""
+    settings = settings_of(request)
+    if settings.production or "dev" not in settings.providers:
+        raise NotFound("not found")
+    form = await checked_form(request)
+    values = {
+        "name": web.field(form, "name", 50),
+        "id_type": web.field(form, "id_type", 32) or "resident_id",
+        "id_number": web.field(form, "id_number", 32),
+        "phone": web.field(form, "phone", 20),
+    }
+    target = web.safe_next(web.field(form, "next", 500), "/bookings")
+    try:
+        who = identity.verify_identity(
+            values["name"], values["id_type"], values["id_number"], values["phone"]
+        )
+    except DomainError as exc:
+        error = web.error_view(exc)
+        error["field"] = web.login_field(exc)
+        return render(
+            request,
+            "login.html",
+            dev_login=True,
+            status=exc.status,
+            next=target,
+            provincial=provincial_login_url(settings),
+            form=values,
+            error=error,
+        )
+    result = await identity.login(db, settings, who, "dev")
+    await db.commit()
+    response = redirect(target)
+    _cookie(response, request, web.SESSION_COOKIE, result.token, settings.token_ttl_s)
+    return response
+
+
+@router.post("/logout", response_class=HTMLResponse)
+async def logout(request: Request, db: Db) -> Response:
+    """Ends the session itself (identity.service.logout), not only the cookie."""
+    await checked_form(request)
+    token = request.cookies.get(web.SESSION_COOKIE)
+    if web.citizen_of(_secret(request), token) is not None:
+        try:
+            await identity.logout(db, _secret(request), token)
+            await db.commit()
+        except Unauthenticated:
+            pass
+    response = redirect("/")
+    response.delete_cookie(web.SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/elder", response_class=HTMLResponse)
+async def elder(request: Request) -> Response:
+    """长辈模式: larger type and targets, simpler steps; remembered for a year."""
+    form = await checked_form(request)
+    response = redirect(web.safe_next(web.field(form, "next", 500), "/"))
+    on = web.field(form, "on", 1) == "1"
+    _cookie(response, request, web.ELDER_COOKIE, "1" if on else "0", int(timedelta(days=365).total_seconds()))
+    return response
+
+
+# --- waiting list (rules G11, G12) --------------------------------------------------------------
+
+
+@router.get("/waitlist/join", response_class=HTMLResponse)
+async def waitlist_form(
+    request: Request, db: Db, service: int, date: Annotated[str, Query(max_length=10)] = ""
+) -> Response:
+    """Ask before queueing for a full day (or any day) of a service."""
+    if await citizen_id_of(request, db) is None:
+        return login_redirect(request)
+    info = await service_info(db, service)
+    day = web.parse_day(date) if date else None
+    return render(request, "waitlist.html", info=info, day=day)
+
+
+@router.post("/waitlist/join", response_class=HTMLResponse)
+async def waitlist_join(request: Request, db: Db) -> Response:
+    """The same waitlist.service.join as POST /api/v1/waitlist, channel web."""
+    form = await checked_form(request)
+    citizen_id = await citizen_id_of(request, db)
+    if citizen_id is None:
+        return login_redirect(request)
+    service_text, date_text = web.field(form, "service_id", 10), web.field(form, "date", 10)
+    if not service_text.isdigit():
+        raise ValidationFailed("service_id must be a number")
+    dates = [web.parse_day(date_text)] if date_text else None
+    await waitlist.join(db, citizen_id, int(service_text), dates, "web")
+    await db.commit()
+    return redirect("/bookings?done=waiting#waitlist")
+
+
+@router.post("/waitlist/{entry_id}/leave", response_class=HTMLResponse)
+async def waitlist_leave(request: Request, entry_id: int, db: Db) -> Response:
+    await checked_form(request)
+    citizen_id = await citizen_id_of(request, db)
+    if citizen_id is None:
+        return login_redirect(request)
+    await waitlist.leave(db, citizen_id, entry_id)
+    await db.commit()
+    return redirect("/bookings?done=left#waitlist")

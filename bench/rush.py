@@ -1,0 +1,211 @@
+"""The release rush (issue 4): at 18:00 the 10th working day opens (rule G10) and everybody presses
+"book" at once.
+
+    python bench/rush.py --duration 20 [--rate 400] [--workers 2] [--pool 8]
+
+Starts `yuyue serve` on a throwaway PostgreSQL database, creates a hall with S slots (services x 7
+hourly slots of the day that opens at 18:00), logs C distinct citizens in beforehand, then fires
+booking attempts at a fixed arrival rate (open loop, from a separate process) starting at the
+release moment. Afterwards it checks integrity in the database and runs bench/pg_limit.sh (the same
+transaction in SQL through pgbench, same number of database clients, same duration) for the ceiling.
+Prints the figures and writes bench/results/rush.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import re
+import subprocess
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from _harness import (
+    Server,
+    Setup,
+    analyze,
+    http_request,
+    latency_summary,
+    login_citizens,
+    machine,
+    make_admin,
+    run_load,
+    sql_rows,
+    throwaway_database,
+    write_result,
+)
+
+HERE = Path(__file__).resolve().parent
+RELEASE = datetime.fromisoformat("2026-12-01T18:00:00+08:00")  # a Tuesday: the 10th working day opens
+PER_CITIZEN = 8  # each citizen tries up to 8 different services (rule T5: one live booking per item)
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of load")
+    p.add_argument("--rate", type=float, default=400.0, help="booking attempts offered per second")
+    p.add_argument("--workers", type=int, default=2, help="yuyue serve worker processes")
+    p.add_argument("--pool", type=int, default=8, help="database connections per worker")
+    p.add_argument("--connections", type=int, default=64, help="HTTP keep-alive connections of the load")
+    p.add_argument("--services", type=int, default=20, help="services of the hall (7 slots each)")
+    p.add_argument("--seats", type=float, default=1.1, help="seats released ÷ attempts (below 1: sells out)")
+    p.add_argument("--no-pgbench", action="store_true", help="skip the pgbench ceiling")
+    p.add_argument("--out", default="rush", help="name of the JSON result in bench/results/")
+    return p.parse_args()
+
+
+def pg_limit(url: str, clients: int, duration: float, hall: dict[str, Any], service_id: int) -> float:
+    lo, hi = asyncio.run(sql_rows(url, "SELECT min(id), max(id) FROM citizens"))[0]
+    env = {
+        "CLIENTS": str(clients),
+        "DURATION": str(max(1, round(duration))),
+        "SERVICE_ID": str(service_id),
+        "HALL_ID": hall["id"],
+        "HALL_PATH": f"platform/{hall['id']}/",
+        "CITIZEN_LO": str(lo),
+        "CITIZEN_HI": str(hi),
+    }
+    done = subprocess.run(
+        [str(HERE / "pg_limit.sh"), url], env={**os.environ, **env}, capture_output=True, text=True
+    )
+    print(done.stdout.strip())
+    if done.returncode != 0:
+        print(done.stderr)
+        raise RuntimeError("pg_limit.sh failed")
+    match = re.search(r"PG_LIMIT_TPS=([0-9.]+)", done.stdout)
+    return float(match.group(1)) if match else 0.0
+
+
+async def integrity(url: str, numbers: set[str]) -> dict[str, int]:
+    oversold = await sql_rows(
+        url,
+        """
+        SELECT s.id FROM slots s
+         LEFT JOIN (SELECT slot_id, sum(quantity) AS seats FROM bookings
+                     WHERE status IN ('booked', 'checked_in') GROUP BY slot_id) b ON b.slot_id = s.id
+         WHERE s.booked > s.capacity - (s.capacity * 10) / 100 OR coalesce(b.seats, 0) <> s.booked
+        """,
+    )
+    duplicates = await sql_rows(
+        url,
+        "SELECT citizen_id, service_id FROM bookings WHERE status IN ('booked', 'checked_in') "
+        "GROUP BY citizen_id, service_id HAVING count(*) > 1",
+    )
+    stored = {r["number"] for r in await sql_rows(url, "SELECT number FROM bookings")}
+    return {
+        "oversold": len(oversold),
+        "duplicates": len(duplicates),
+        "lost": len(numbers - stored),
+        "stored_bookings": len(stored),
+    }
+
+
+def main() -> None:
+    args = parse()
+    attempts = int(args.rate * args.duration)
+    citizens = math.ceil(attempts / min(PER_CITIZEN, args.services))
+    per_slot = max(1, math.ceil(attempts * args.seats / (args.services * 7)))
+    daily = math.ceil(per_slot / 0.9) * 7  # the 10 % on-site share is held back (rule G10)
+    rng = random.Random(4)
+    started = time.monotonic()
+    with throwaway_database() as url:
+        make_admin(url)
+        with Server(url, args.workers, args.pool) as server:
+            setup = Setup(server.base)
+            setup.set_clock("2026-12-01T17:00:00+08:00")
+            hall = setup.hall("rush-hall")
+            services = [setup.service(hall["id"], f"业务{i:02d}", daily) for i in range(args.services)]
+            release_day = None
+            released = 0
+            slots: dict[int, list[str]] = {}
+            for service in services:
+                days = setup.availability(service["id"])["days"]
+                day = next(d for d in days if d.get("opens_at") == RELEASE.isoformat())
+                release_day = day["date"]
+                slots[service["id"]] = [s["id"] for s in day["slots"]]
+                released += sum(s["capacity"] for s in day["slots"])
+                assert all(s["status"] == "not_yet_open" for s in day["slots"])
+            tokens = login_citizens(server.base, citizens)
+            requests = []
+            for k in range(attempts):
+                # citizen k % C tries services c, c+1, … : never the same item twice (rule T5)
+                service = services[(k % citizens + k // citizens) % len(services)]
+                slot = rng.choice(slots[service["id"]])
+                body = {"slot_id": slot, "channel": "web"}
+                requests.append(http_request("POST", "/api/v1/appointments", tokens[k % citizens], body))
+            analyze(url)
+            print(
+                f"set-up {time.monotonic() - started:.1f}s: {len(services)} services x 7 slots "
+                f"on {release_day}, "
+                f"{released} seats, {citizens} citizens, {attempts} attempts at {args.rate:.0f}/s"
+            )
+            # The release moment: platform time reaches 18:00:00 just as the first attempt is due.
+            start_at = time.time() + 3.0
+            setup.set_clock(
+                (RELEASE - timedelta(seconds=start_at - time.time()) + timedelta(seconds=0.05)).isoformat()
+            )
+            load = run_load(server.port, requests, args.rate, args.connections, start_at, keep="number")
+        checks = asyncio.run(
+            integrity(url, {n for s, n in zip(load["status"], load["kept"], strict=True) if s == 201 and n})
+        )
+        ceiling = (
+            0.0
+            if args.no_pgbench
+            else pg_limit(url, args.workers * args.pool, args.duration, hall, services[0]["id"])
+        )
+    codes = Counter(
+        "201" if s == 201 else (k or str(s)) if s > 0 else ("given_up" if s == -2 else "transport_error")
+        for s, k in zip(load["status"], load["kept"], strict=True)
+    )
+    answered = sum(1 for s in load["status"] if s > 0)
+    committed = codes.get("201", 0)
+    elapsed = load["elapsed"]
+    result: dict[str, Any] = {
+        "benchmark": "rush",
+        "settings": {
+            "workers": args.workers,
+            "pool_per_worker": args.pool,
+            "http_connections": args.connections,
+            "rate": args.rate,
+            "duration_s": args.duration,
+            "services": len(services),
+            "slots": len(services) * 7,
+            "seats_released": released,
+            "citizens": citizens,
+            "attempts": attempts,
+        },
+        "offered_per_s": round(attempts / args.duration, 1),
+        "answered_per_s": round(answered / elapsed, 1),
+        "committed_per_s": round(committed / elapsed, 1),
+        "elapsed_s": round(elapsed, 2),
+        "answers": dict(sorted(codes.items())),
+        **latency_summary(load["latency"]),
+        "errors_5xx": sum(1 for s in load["status"] if s >= 500),
+        "transport_errors": sum(1 for s in load["status"] if s == -1),
+        "given_up": sum(1 for s in load["status"] if s == -2),
+        **checks,
+        "pgbench_tps": round(ceiling, 1),
+        "ratio_to_pg": round(committed / elapsed / ceiling, 3) if ceiling else None,
+        "machine": machine(),
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+    path = write_result(args.out, result)
+    print(
+        json.dumps({k: v for k, v in result.items() if k not in ("machine",)}, indent=2, ensure_ascii=False)
+    )
+    print(
+        f"\ncommitted {result['committed_per_s']}/s vs pgbench {result['pgbench_tps']} tx/s: "
+        f"ratio {result['ratio_to_pg']}; p99 {result['p99_ms']} ms; oversold {checks['oversold']}, "
+        f"duplicates {checks['duplicates']}, lost {checks['lost']}, 5xx {result['errors_5xx']} -> {path}"
+    )
+
+
+if __name__ == "__main__":
+    main()

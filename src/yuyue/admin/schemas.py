@@ -1,0 +1,101 @@
+"""Pydantic models of the administration contract (strict: unknown fields are errors)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+Text = Annotated[StrictStr, Field(min_length=1, max_length=500)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(Strict):
+    username: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    password: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
+class AdminIn(Strict):
+    username: Annotated[StrictStr, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    password: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    name: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    title: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    phone: Annotated[StrictStr, Field(min_length=11, max_length=11, pattern=r"^1[3-9][0-9]{9}$")]
+    unit_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    level: Annotated[StrictInt, Field(ge=1, le=3)]
+
+
+class AdminOut(BaseModel):
+    id: int
+    username: str
+    name: str
+    title: str
+    phone: str
+    unit_id: str
+    level: int
+    active: bool
+    created_at: str
+    retired_at: str | None
+
+
+class RetireIn(Strict):
+    reason: Text | None = None
+
+
+class CapacityRequestIn(Strict):
+    service_id: Annotated[StrictInt, Field(ge=1, le=2_000_000_000)]
+    date_from: date
+    date_to: date
+    daily_capacity: Annotated[StrictInt, Field(ge=0, le=100_000)]
+    reason: Text
+
+
+class DecisionIn(Strict):
+    note: Text | None = None
+
+
+class CapacityRequestOut(BaseModel):
+    id: int
+    service_id: int
+    hall_id: str
+    date_from: str
+    date_to: str
+    daily_capacity: int
+    reason: str
+    status: str
+    requested_by: int
+    requested_at: str
+    approval_due: str
+    decided_by: int | None
+    decided_at: str | None
+    note: str | None
+
+
+class AlertOut(BaseModel):
+    id: int
+    kind: str
+    unit_id: str
+    service_id: int | None
+    raised_at: str
+    detail: str
+    resolved_at: str | None
+    note: str | None
+
+
+class ResolveIn(Strict):
+    note: Text
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: str
+    admin: str | None
+    unit_id: str
+    action: str
+    target: str
+    before: dict[str, object] | None
+    after: dict[str, object] | None

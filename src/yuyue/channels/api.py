@@ -1,0 +1,200 @@
+"""Partner channel routes: API-client registration (platform admins) and the signed partner API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.admin.api import AdminDep
+from yuyue.admin.service import audit, authorise
+from yuyue.booking import service as booking
+from yuyue.booking.schemas import BookingOut
+from yuyue.channels import service
+from yuyue.channels.schemas import (
+    ChannelBookIn,
+    ClientCreatedOut,
+    ClientIn,
+    ClientOut,
+    NewKeyOut,
+    PartnerLoginIn,
+    PartnerLoginOut,
+    RotateIn,
+)
+from yuyue.db import get_db
+from yuyue.identity.api import settings_of
+from yuyue.kit.http import bearer, problems
+from yuyue.ops.ratelimit import per_minute
+
+admin = APIRouter(prefix="/api/v1/admin/api-clients", tags=["administration"])
+partner = APIRouter(prefix="/api/v1/channel", tags=["partner channels"])
+Db = Annotated[AsyncSession, Depends(get_db)]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+PLATFORM = "platform/"
+
+
+# --- platform admins --------------------------------------------------------------------------------
+
+
+@admin.post("", status_code=201, response_model=ClientCreatedOut, responses=problems(401, 403, 409, 422))
+async def create_client(body: ClientIn, who: AdminDep, db: Db, request: Request) -> dict[str, Any]:
+    """Register a partner client with scopes; the answer holds its first key's secret, once."""
+    authorise(who, "configure", PLATFORM)
+    secret = settings_of(request).effective_secret
+    client, key, key_secret = await service.create_client(
+        db, secret, body.id, body.name, body.channel, list(body.scopes), body.rate_per_minute
+    )
+    view = service.client_view(client, [key])
+    await audit(db, who, "platform", PLATFORM, "api_client.create", client.id, None, view)
+    await db.commit()
+    return {"client": view, "key": {"id": key.id, "secret": key_secret}}
+
+
+@admin.get("", response_model=list[ClientOut], responses=problems(401, 403))
+async def list_clients(who: AdminDep, db: Db) -> list[dict[str, Any]]:
+    authorise(who, "configure", PLATFORM)
+    return await service.list_clients(db)
+
+
+@admin.post("/{client_id}/keys", status_code=201, response_model=NewKeyOut, responses=problems(401, 403, 404))
+async def rotate_key(
+    client_id: str, who: AdminDep, db: Db, request: Request, body: RotateIn | None = None
+) -> dict[str, Any]:
+    """Key rotation: a new key now; the client's older keys expire after `grace_hours` (default 24)."""
+    authorise(who, "configure", PLATFORM)
+    grace = body.grace_hours if body else 24
+    key, key_secret = await service.rotate_key(db, settings_of(request).effective_secret, client_id, grace)
+    await audit(db, who, "platform", PLATFORM, "api_client.rotate_key", client_id, None, {"key": key.id})
+    await db.commit()
+    return {"id": key.id, "secret": key_secret}
+
+
+@admin.delete(
+    "/{client_id}/keys/{key_id}", status_code=204, response_class=Response, responses=problems(401, 403, 404)
+)
+async def revoke_key(client_id: str, key_id: str, who: AdminDep, db: Db) -> Response:
+    authorise(who, "configure", PLATFORM)
+    await service.revoke_key(db, client_id, key_id)
+    await audit(db, who, "platform", PLATFORM, "api_client.revoke_key", client_id, None, {"key": key_id})
+    await db.commit()
+    return Response(status_code=204)
+
+
+async def _set_active(client_id: str, active: bool, who: AdminDep, db: AsyncSession) -> dict[str, Any]:
+    authorise(who, "configure", PLATFORM)
+    client = await service.set_active(db, client_id, active)
+    action = "api_client.enable" if active else "api_client.disable"
+    await audit(db, who, "platform", PLATFORM, action, client_id, None, {"active": active})
+    await db.commit()
+    return service.client_view(*await service.get_client(db, client_id)) | {"active": client.active}
+
+
+@admin.post("/{client_id}/disable", response_model=ClientOut, responses=problems(401, 403, 404))
+async def disable_client(client_id: str, who: AdminDep, db: Db) -> dict[str, Any]:
+    return await _set_active(client_id, False, who, db)
+
+
+@admin.post("/{client_id}/enable", response_model=ClientOut, responses=problems(401, 403, 404))
+async def enable_client(client_id: str, who: AdminDep, db: Db) -> dict[str, Any]:
+    return await _set_active(client_id, True, who, db)
+
+
+# --- partners ---------------------------------------------------------------------------------------
+
+
+async def signed_partner(request: Request) -> service.Partner:
+    """A partner request whose signature, timestamp and nonce check out, within its rate limit."""
+    settings = settings_of(request)
+    found = await service.verify_request(
+        request.app.state.sessionmaker,
+        settings.effective_secret,
+        settings.channel_clock_skew_s,
+        request.headers,
+        request.method,
+        request.url.path,
+        request.url.query,
+        await request.body(),
+    )
+    await request.app.state.rate_limits.hit(
+        per_minute(found.rate_per_minute), "partner client", found.client_id
+    )
+    return found
+
+
+PartnerDep = Annotated[service.Partner, Depends(signed_partner)]
+
+
+async def partner_citizen(request: Request, db: Db, who: PartnerDep) -> int:
+    return await service.partner_citizen(db, settings_of(request).effective_secret, who, bearer(request))
+
+
+ChannelCitizen = Annotated[int, Depends(partner_citizen)]
+
+
+@partner.post("/citizens/login", response_model=PartnerLoginOut, responses=problems(401, 403, 422, 429))
+async def citizen_login(body: PartnerLoginIn, who: PartnerDep, db: Db, request: Request) -> dict[str, Any]:
+    """A citizen the partner logged in through the provincial identity service (rule T2): a citizen
+    token bound to this partner, for the calls below (`Authorization: Bearer`)."""
+    answer = await service.partner_login(
+        db, settings_of(request), who, body.name, body.id_type, body.id_number, body.phone
+    )
+    await db.commit()
+    return answer
+
+
+@partner.post(
+    "/appointments",
+    status_code=201,
+    response_model=None,
+    responses={201: {"model": BookingOut}, **problems(401, 403, 404, 409, 422, 429)},
+)
+async def book(
+    body: ChannelBookIn,
+    who: PartnerDep,
+    citizen_id: ChannelCitizen,
+    db: Db,
+    request: Request,
+    key: IdemKey = None,
+) -> JSONResponse:
+    """Book for the citizen; the booking's channel is this client's (rule T1)."""
+    service.require_scope(who, "bookings:write")
+    req = booking.BookRequest(
+        slot_id=body.slot_id,
+        channel=who.channel,
+        quantity=body.quantity,
+        business_types=tuple(body.business_types),
+        company_uscc=body.company.uscc if body.company else None,
+        company_name=body.company.name if body.company else None,
+    )
+
+    async def work() -> tuple[int, dict[str, Any]]:
+        view = await booking.book(db, citizen_id, req, source="channel")
+        await service.record_booking(db, who, view["number"])
+        return 201, view
+
+    fingerprint = booking.request_hash(f"POST {request.url.path} {who.client_id}", body.model_dump())
+    status, answer = await booking.idempotent(db, citizen_id, key, fingerprint, work)
+    await db.commit()
+    return JSONResponse(answer, status_code=status)
+
+
+@partner.get(
+    "/appointments", response_model=None, responses={200: {"model": list[BookingOut]}, **problems(401, 403)}
+)
+async def bookings(who: PartnerDep, citizen_id: ChannelCitizen, db: Db) -> JSONResponse:
+    service.require_scope(who, "bookings:read")
+    return JSONResponse(await booking.list_bookings(db, citizen_id))
+
+
+@partner.post(
+    "/appointments/{number}/cancel",
+    response_model=None,
+    responses={200: {"model": BookingOut}, **problems(401, 403, 404, 422)},
+)
+async def cancel(number: str, who: PartnerDep, citizen_id: ChannelCitizen, db: Db) -> JSONResponse:
+    service.require_scope(who, "bookings:write")
+    answer = await booking.cancel(db, citizen_id, number)
+    await db.commit()
+    return JSONResponse(answer)

@@ -1,0 +1,306 @@
+"""Partner channels (rules T1, M1): the WeChat accounts, the city app and the provincial portal call
+the API for citizens they have logged in. Platform admins register each partner as an API client with
+scopes and signing keys; every partner request is HMAC-signed with a timestamp and a nonce.
+
+Signature (decision 0063): hex HMAC-SHA256, with the key's secret, of
+
+    METHOD \\n PATH \\n QUERY \\n TIMESTAMP \\n NONCE \\n hex(SHA-256(body))
+
+sent as `X-Yuyue-Key` (key id), `X-Yuyue-Timestamp` (Unix seconds), `X-Yuyue-Nonce` (16–64 of
+[A-Za-z0-9_-]) and `X-Yuyue-Signature`. A timestamp more than YUYUE_CHANNEL_CLOCK_SKEW_S away from
+real time is refused, and so is a nonce the client already used (primary key of `channel_nonces`,
+committed in its own transaction so that a failed request cannot be replayed either).
+
+Key rotation: a new key starts working at once; the client's older keys keep working for a grace
+period and then expire. A citizen token obtained through a partner is bound to that partner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from yuyue.clock import clock
+from yuyue.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from yuyue.identity import service as identity
+from yuyue.jobs.service import Job, every, register
+from yuyue.kit import crypto, tokens
+from yuyue.kit.http import rowcount
+from yuyue.kit.masking import mask_id, mask_name, mask_phone
+from yuyue.models import ApiClient, ApiKey, ChannelBooking, ChannelNonce, CitizenSession
+
+NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+HEADERS = ("x-yuyue-key", "x-yuyue-timestamp", "x-yuyue-nonce", "x-yuyue-signature")
+NONCE_KEEP_S = 3600  # longer than any accepted timestamp skew
+
+
+@dataclass(frozen=True)
+class Partner:
+    client_id: str
+    channel: str
+    scopes: tuple[str, ...]
+    rate_per_minute: int
+    key_id: str
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def client_view(client: ApiClient, keys: list[ApiKey]) -> dict[str, Any]:
+    return {
+        "id": client.id,
+        "name": client.name,
+        "channel": client.channel,
+        "scopes": list(client.scopes),
+        "rate_per_minute": client.rate_per_minute,
+        "active": client.active,
+        "created_at": client.created_at.isoformat(),
+        "keys": [
+            {
+                "id": k.id,
+                "created_at": k.created_at.isoformat(),
+                "expires_at": _iso(k.expires_at),
+                "revoked_at": _iso(k.revoked_at),
+            }
+            for k in sorted(keys, key=lambda k: k.created_at, reverse=True)
+        ],
+    }
+
+
+# --- administration (platform admins) ------------------------------------------------------------
+
+
+def _new_key(secret: str, client_id: str, now: datetime) -> tuple[ApiKey, str]:
+    key_secret = secrets.token_urlsafe(32)
+    key = ApiKey(
+        id=f"k_{secrets.token_hex(8)}",
+        client_id=client_id,
+        secret_enc=crypto.encrypt(secret, key_secret),
+        created_at=now,
+        expires_at=None,
+        revoked_at=None,
+    )
+    return key, key_secret
+
+
+async def create_client(
+    session: AsyncSession, secret: str, client_id: str, name: str, channel: str, scopes: list[str], rate: int
+) -> tuple[ApiClient, ApiKey, str]:
+    """A new partner client with its first key; the key's secret is shown only in this answer."""
+    now = clock.now()
+    client = ApiClient(
+        id=client_id,
+        name=name,
+        channel=channel,
+        scopes=sorted(set(scopes)),
+        rate_per_minute=rate,
+        active=True,
+        created_at=now,
+    )
+    session.add(client)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"API client {client_id} exists", code="conflict") from None
+    key, key_secret = _new_key(secret, client_id, now)
+    session.add(key)
+    await session.flush()
+    return client, key, key_secret
+
+
+async def get_client(session: AsyncSession, client_id: str) -> tuple[ApiClient, list[ApiKey]]:
+    client = await session.get(ApiClient, client_id)
+    if client is None:
+        raise NotFound(f"no API client {client_id}")
+    keys = list((await session.execute(select(ApiKey).where(ApiKey.client_id == client_id))).scalars())
+    return client, keys
+
+
+async def list_clients(session: AsyncSession) -> list[dict[str, Any]]:
+    clients = list((await session.execute(select(ApiClient).order_by(ApiClient.id))).scalars())
+    keys = list((await session.execute(select(ApiKey))).scalars())
+    return [client_view(c, [k for k in keys if k.client_id == c.id]) for c in clients]
+
+
+async def rotate_key(
+    session: AsyncSession, secret: str, client_id: str, grace_hours: int
+) -> tuple[ApiKey, str]:
+    """Key rotation: a new key at once; the older live keys expire after `grace_hours`."""
+    await get_client(session, client_id)
+    now = clock.now()
+    until = now + timedelta(hours=grace_hours)
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.client_id == client_id, ApiKey.revoked_at.is_(None), ApiKey.expires_at.is_(None))
+        .values(expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    key, key_secret = _new_key(secret, client_id, now)
+    session.add(key)
+    await session.flush()
+    return key, key_secret
+
+
+async def revoke_key(session: AsyncSession, client_id: str, key_id: str) -> None:
+    result = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.client_id == client_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if not rowcount(result):
+        raise NotFound(f"no live key {key_id} of {client_id}")
+
+
+async def set_active(session: AsyncSession, client_id: str, active: bool) -> ApiClient:
+    client, _ = await get_client(session, client_id)
+    client.active = active
+    await session.flush()
+    return client
+
+
+# --- signed requests -------------------------------------------------------------------------------
+
+
+def canonical(method: str, path: str, query: str, timestamp: str, nonce: str, body: bytes) -> bytes:
+    digest = hashlib.sha256(body).hexdigest()
+    return f"{method.upper()}\n{path}\n{query}\n{timestamp}\n{nonce}\n{digest}".encode()
+
+
+def sign(key_secret: str, method: str, path: str, query: str, timestamp: str, nonce: str, body: bytes) -> str:
+    """The signature a partner sends (also used by the tests and the partner SDK example)."""
+    message = canonical(method, path, query, timestamp, nonce, body)
+    return hmac.new(key_secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _insert(session: AsyncSession, table: type[ChannelNonce]) -> postgresql.Insert | sqlite.Insert:
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+async def verify_request(
+    maker: async_sessionmaker[AsyncSession],
+    secret: str,
+    skew_s: int,
+    headers: Mapping[str, str],
+    method: str,
+    path: str,
+    query: str,
+    body: bytes,
+) -> Partner:
+    """Check a partner request's signature, timestamp and nonce; the calling partner, or 401."""
+    key_id, timestamp, nonce, signature = (headers.get(h, "") for h in HEADERS)
+    if not (key_id and timestamp and nonce and signature):
+        raise Unauthenticated(
+            "a signed partner request is required (X-Yuyue-Key, -Timestamp, -Nonce, -Signature)"
+        )
+    if not timestamp.isdigit() or abs(int(timestamp) - time.time()) > skew_s:
+        raise Unauthenticated("X-Yuyue-Timestamp is outside the accepted window")
+    if not NONCE.match(nonce):
+        raise Unauthenticated("X-Yuyue-Nonce must be 16 to 64 of A-Z a-z 0-9 _ -")
+    # One short transaction of its own, before the request's: find the key, check the signature,
+    # use up the nonce. The nonce stays used whatever the request's outcome.
+    async with maker() as own:
+        row = (
+            await own.execute(
+                select(ApiKey, ApiClient)
+                .join(ApiClient, ApiClient.id == ApiKey.client_id)
+                .where(ApiKey.id == key_id)
+            )
+        ).first()
+        now = clock.now()
+        if row is None:
+            raise Unauthenticated("unknown key")
+        key, client = row
+        expired = key.expires_at is not None and key.expires_at <= now
+        if not client.active or key.revoked_at is not None or expired:
+            raise Unauthenticated("the key is revoked or expired, or the client disabled")
+        expected = sign(crypto.decrypt(secret, key.secret_enc), method, path, query, timestamp, nonce, body)
+        if not hmac.compare_digest(expected, signature.lower()):
+            raise Unauthenticated("the signature does not match")
+        claimed = await own.execute(
+            _insert(own, ChannelNonce)
+            .values(client_id=client.id, nonce=nonce, seen_at=int(time.time()))
+            .on_conflict_do_nothing(index_elements=["client_id", "nonce"])
+        )
+        await own.commit()
+    if not rowcount(claimed):
+        raise Unauthenticated("this nonce was already used (replayed request)", code="replayed_request")
+    return Partner(
+        client_id=client.id,
+        channel=client.channel,
+        scopes=tuple(client.scopes),
+        rate_per_minute=client.rate_per_minute,
+        key_id=key.id,
+    )
+
+
+def require_scope(partner: Partner, scope: str) -> None:
+    if scope not in partner.scopes:
+        raise Forbidden(f"this client lacks the scope {scope}")
+
+
+# --- citizens through a partner --------------------------------------------------------------------
+
+
+async def partner_login(
+    session: AsyncSession,
+    settings: Any,
+    partner: Partner,
+    name: str,
+    id_type: str,
+    id_number: str,
+    phone: str,
+) -> dict[str, Any]:
+    """A citizen the partner logged in through the provincial identity service: a session bound to
+    this partner (decision 0063). The answer masks the personal data (the partner holds it already)."""
+    require_scope(partner, "citizens:login")
+    who = identity.verify_identity(name, id_type, id_number, phone)
+    result = await identity.login(
+        session, settings, who, f"channel:{partner.channel}", client_id=partner.client_id
+    )
+    return {
+        "token": result.token,
+        "citizen": {
+            "id_type": who.id_type,
+            "id_number": mask_id(who.id_number),
+            "name": mask_name(who.name),
+            "phone": mask_phone(who.phone),
+        },
+    }
+
+
+async def partner_citizen(session: AsyncSession, secret: str, partner: Partner, token: str | None) -> int:
+    """The citizen of a token that this partner obtained (a token of another channel is refused)."""
+    claims = tokens.verify(secret, identity.CITIZEN, token) if token else None
+    sid = claims.get("sid") if claims else None
+    row = await session.get(CitizenSession, str(sid)) if sid else None
+    if claims is None or row is None or row.client_id != partner.client_id:
+        raise Unauthenticated("a citizen token issued to this client is required")
+    return await identity.citizen_from_session(session, secret, token)
+
+
+async def record_booking(session: AsyncSession, partner: Partner, number: str) -> None:
+    """Rule T1: the booking carries the partner's channel; this row names the client too."""
+    session.add(ChannelBooking(number=number, client_id=partner.client_id, created_at=clock.now()))
+    await session.flush()
+
+
+async def _purge_nonces(session: AsyncSession, due: datetime) -> None:
+    await session.execute(delete(ChannelNonce).where(ChannelNonce.seen_at < int(time.time()) - NONCE_KEEP_S))
+
+
+register(Job("channel_nonce_purge", every(15), _purge_nonces))

@@ -1,0 +1,241 @@
+"""Routes of the hall: check-in, tickets, counters, queue and its event stream, staff and kiosks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from yuyue.admin.api import AdminDep
+from yuyue.db import get_db
+from yuyue.identity.api import settings_of
+from yuyue.kit.http import bearer, problems
+from yuyue.onsite import service, stream
+from yuyue.onsite.schemas import (
+    CheckinIn,
+    CounterOut,
+    CounterPatch,
+    FinishIn,
+    KioskIn,
+    LoginIn,
+    OneTicketOut,
+    QueueOut,
+    RecallIn,
+    StaffIn,
+    TicketIn,
+    TicketsOut,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["on site"])
+Db = Annotated[AsyncSession, Depends(get_db)]
+HallId = Annotated[str, Path(min_length=1, max_length=64)]
+TicketNumber = Annotated[str, Path(min_length=1, max_length=32)]
+HEARTBEAT_S = 15.0
+
+
+async def current_actor(request: Request, db: Db) -> service.Actor:
+    return await service.actor_from_token(db, settings_of(request).effective_secret, bearer(request))
+
+
+ActorDep = Annotated[service.Actor, Depends(current_actor)]
+
+
+async def _done(db: AsyncSession) -> None:
+    await db.commit()
+    stream.committed(db)
+
+
+# --- staff accounts and kiosks --------------------------------------------------------------------
+
+
+@router.post("/staff/login", responses=problems(401, 422), tags=["on site"])
+async def staff_login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]:
+    settings = settings_of(request)
+    token, staff = await service.staff_login(
+        db, settings.effective_secret, settings.token_ttl_s, body.username, body.password
+    )
+    return {"token": token, "staff": staff}
+
+
+@router.post("/admin/halls/{hall_id}/staff", status_code=201, responses=problems(401, 403, 404, 409, 422))
+async def create_staff(hall_id: HallId, body: StaffIn, admin: AdminDep, db: Db) -> dict[str, Any]:
+    """A clerk account bound to this hall (and optionally to one counter); audited."""
+    answer = await service.create_staff(
+        db, admin, hall_id, body.username, body.password, body.name, body.counter_id
+    )
+    await db.commit()
+    return answer
+
+
+@router.post("/admin/halls/{hall_id}/kiosks", status_code=201, responses=problems(401, 403, 404, 422))
+async def create_kiosk(
+    hall_id: HallId, body: KioskIn, admin: AdminDep, request: Request, db: Db
+) -> dict[str, Any]:
+    """A kiosk of this hall and its token (shown once); audited."""
+    answer = await service.create_kiosk(db, settings_of(request).effective_secret, admin, hall_id, body.name)
+    await db.commit()
+    return answer
+
+
+@router.delete("/admin/kiosks/{kiosk_id}", status_code=204, responses=problems(401, 403, 404))
+async def revoke_kiosk(kiosk_id: int, admin: AdminDep, db: Db) -> Response:
+    await service.revoke_kiosk(db, admin, kiosk_id)
+    await db.commit()
+    return Response(status_code=204)
+
+
+# --- check-in and tickets -------------------------------------------------------------------------
+
+
+@router.post(
+    "/halls/{hall_id}/checkin",
+    status_code=201,
+    response_model=TicketsOut,
+    responses=problems(401, 403, 404, 422),
+)
+async def checkin(
+    hall_id: HallId, body: CheckinIn, actor: ActorDep, request: Request, db: Db
+) -> JSONResponse:
+    """Rules T3, M7: check in (取号) every booking of this ID at this hall whose window is open now."""
+    status, tickets = await service.check_in(
+        db, settings_of(request).effective_secret, actor, hall_id, body.id_type, body.id_number
+    )
+    await _done(db)
+    return JSONResponse({"tickets": tickets}, status_code=status)
+
+
+@router.post(
+    "/halls/{hall_id}/tickets",
+    status_code=201,
+    response_model=OneTicketOut,
+    responses=problems(401, 403, 404, 422),
+)
+async def ticket(
+    hall_id: HallId, body: TicketIn, actor: ActorDep, request: Request, db: Db
+) -> dict[str, Any]:
+    """A walk-in (rule M2) or green-channel (rules G10, M3) ticket."""
+    answer = await service.issue_ticket(
+        db,
+        settings_of(request).effective_secret,
+        actor,
+        hall_id,
+        body.service_id,
+        body.id_type,
+        body.id_number,
+        body.green,
+    )
+    await _done(db)
+    return {"ticket": answer}
+
+
+# --- counters -------------------------------------------------------------------------------------
+
+
+@router.get("/halls/{hall_id}/counters", response_model=list[CounterOut], responses=problems(401, 403, 404))
+async def counters(hall_id: HallId, actor: ActorDep, db: Db) -> list[dict[str, Any]]:
+    answer = await service.list_counters(db, actor, hall_id)
+    await db.commit()  # counters are created on first use
+    return answer
+
+
+@router.patch("/counters/{counter_id}", response_model=CounterOut, responses=problems(401, 403, 404, 422))
+async def patch_counter(counter_id: int, body: CounterPatch, actor: ActorDep, db: Db) -> dict[str, Any]:
+    """Open or close a counter, rename it, or set the services it calls (null: all)."""
+    answer = await service.patch_counter(db, actor, counter_id, body.model_dump(exclude_unset=True))
+    await _done(db)
+    return answer
+
+
+@router.post(
+    "/counters/{counter_id}/call-next",
+    response_model=OneTicketOut,
+    responses={204: {"description": "nobody waits"}, **problems(401, 403, 404, 422)},
+)
+async def call_next(counter_id: int, actor: ActorDep, db: Db) -> Any:
+    """Finish the counter's current ticket and call the next one in call order (rule T4)."""
+    answer = await service.call_next(db, actor, counter_id)
+    await _done(db)
+    if answer is None:
+        return Response(status_code=204)
+    return {"ticket": answer}
+
+
+@router.post("/tickets/{number}/recall", response_model=OneTicketOut, responses=problems(401, 403, 404, 422))
+async def recall(
+    number: TicketNumber, actor: ActorDep, db: Db, body: Annotated[RecallIn | None, Body()] = None
+) -> dict[str, Any]:
+    answer = await service.recall(db, actor, number, body.counter_id if body else None)
+    await _done(db)
+    return {"ticket": answer}
+
+
+@router.post("/tickets/{number}/skip", response_model=OneTicketOut, responses=problems(401, 403, 404, 422))
+async def skip(number: TicketNumber, actor: ActorDep, db: Db) -> dict[str, Any]:
+    answer = await service.skip(db, actor, number)
+    await _done(db)
+    return {"ticket": answer}
+
+
+@router.post("/tickets/{number}/finish", response_model=OneTicketOut, responses=problems(401, 403, 404, 422))
+async def finish(
+    number: TicketNumber, actor: ActorDep, db: Db, body: Annotated[FinishIn | None, Body()] = None
+) -> dict[str, Any]:
+    """Finish a called ticket; `service_id` finishes one member item of a bundle (rule G17)."""
+    answer = await service.finish(db, actor, number, body.service_id if body else None)
+    await _done(db)
+    return {"ticket": answer}
+
+
+# --- public queue and display stream ------------------------------------------------------------------
+
+
+@router.get("/halls/{hall_id}/queue", response_model=QueueOut, responses=problems(404))
+async def queue(hall_id: HallId, db: Db) -> dict[str, Any]:
+    """Public: the waiting tickets in call order with wait estimates, and those being served."""
+    return await service.public_queue(db, hall_id)
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@router.get(
+    "/halls/{hall_id}/queue/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **problems(404)},
+)
+async def queue_events(hall_id: HallId, request: Request) -> StreamingResponse:
+    """Public Server-Sent Events: `queue` (a snapshot on connect), `call` (ticket and counter) and
+    `change` (the queue changed), from every app process."""
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with maker() as session:
+        snapshot = await service.public_queue(session, hall_id)
+    screen = await stream.broker.subscribe(hall_id, settings_of(request).database_url)
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield "retry: 3000\n\n"
+            yield _sse("queue", snapshot)
+            while True:
+                try:
+                    message = await asyncio.wait_for(screen.get(), timeout=HEARTBEAT_S)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        break
+                    yield ": keep-alive\n\n"
+                    continue
+                kind = str(message.get("type", "change"))
+                yield _sse(kind, {k: v for k, v in message.items() if k != "type"})
+        finally:
+            await stream.broker.unsubscribe(hall_id, screen)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

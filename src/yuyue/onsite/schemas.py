@@ -1,0 +1,117 @@
+"""Pydantic models of the on-site part of the HTTP contract (strict bodies)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+IdType = Literal["resident_id", "passport", "hk_macao_permit", "taiwan_permit", "foreigner_permanent_id"]
+IdNumber = Annotated[StrictStr, Field(min_length=1, max_length=32)]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=100)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckinIn(Strict):
+    id_type: IdType = "resident_id"
+    id_number: IdNumber
+
+
+class TicketIn(Strict):
+    service_id: Annotated[StrictInt, Field(ge=1, le=999_999_999)]
+    id_type: IdType = "resident_id"
+    id_number: IdNumber
+    green: Literal["elderly", "disabled", "military"] | None = None
+
+
+class RecallIn(Strict):
+    counter_id: Annotated[StrictInt, Field(ge=1)] | None = None
+
+
+class FinishIn(Strict):
+    service_id: Annotated[StrictInt, Field(ge=1, le=999_999_999)] | None = None
+
+
+class CounterPatch(Strict):
+    name: Name | None = None
+    service_ids: (
+        Annotated[list[Annotated[StrictInt, Field(ge=1, le=999_999_999)]], Field(max_length=200)] | None
+    ) = None
+    open: StrictBool | None = None
+
+
+class StaffIn(Strict):
+    username: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    password: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    name: Name
+    counter_id: Annotated[StrictInt, Field(ge=1)] | None = None
+
+
+class LoginIn(Strict):
+    username: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    password: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
+class KioskIn(Strict):
+    name: Name
+
+
+class ItemOut(BaseModel):
+    service_id: int
+    finished: bool
+
+
+class TicketOut(BaseModel):
+    number: str
+    call_number: str
+    kind: Literal["appointment", "walk_in", "green"]
+    green: str | None
+    service_id: int
+    appointment_number: str | None
+    status: Literal["waiting", "called", "skipped", "finished"]
+    counter_id: int | None
+    issued_at: str
+    called_at: str | None
+    finished_at: str | None
+    estimated_wait_s: int | None
+    items: list[ItemOut] | None
+
+
+class TicketsOut(BaseModel):
+    tickets: list[TicketOut]
+
+
+class OneTicketOut(BaseModel):
+    ticket: TicketOut
+
+
+class CounterOut(BaseModel):
+    id: int
+    name: str
+    service_ids: list[int] | None
+    open: bool
+    serving: str | None
+
+
+class QueueWaiting(BaseModel):
+    number: str
+    call_number: str
+    kind: str
+    service_id: int
+    estimated_wait_s: int | None
+
+
+class QueueServing(BaseModel):
+    number: str
+    call_number: str
+    counter_id: int | None
+    counter: str | None
+
+
+class QueueOut(BaseModel):
+    hall_id: str
+    waiting: list[QueueWaiting]
+    serving: list[QueueServing]

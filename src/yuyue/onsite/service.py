@@ -1,0 +1,767 @@
+"""On site: who may act in a hall, check-in, walk-in and green tickets, counters and the queue
+(rules T3, T4, M2, M3, M7, G10, G17; API.md "On site").
+
+Integrity lives in the database: a booking becomes `checked_in` by one conditional UPDATE (so two
+kiosks checking one citizen in at once issue one ticket), a ticket is called by one conditional
+UPDATE (so two counters never call the same ticket), call numbers come from a per-hall, day and
+prefix counter row. The call order itself is the pure `order.call_order`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.admin.service import ADMIN, Acting, acting_admin, audit, authorise, hasher, may
+from yuyue.calendar.service import hall_calendar
+from yuyue.catalogue.service import HALL_KINDS, service_info
+from yuyue.clock import at, clock
+from yuyue.errors import DomainError, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
+from yuyue.kit import crypto, tokens
+from yuyue.kit.http import rowcount
+from yuyue.kit.idnumbers import normalise_id, parse_resident_id
+from yuyue.models import Booking, Citizen, Counter, Kiosk, StaffAccount, Ticket, TicketCounter, Unit
+from yuyue.onsite import stream
+from yuyue.onsite.order import Desk, Waiting, call_order, estimates
+from yuyue.policy.service import checkin_window, effective_policy
+
+STAFF, KIOSK = "staff", "kiosk"
+KIOSK_TTL_S = 366 * 24 * 3600  # a kiosk token lives a year; revoking the kiosk ends it at once
+ELDERLY_AGE = 60  # rules G10, M3
+PREFIX = {"green": "G", "appointment": "A", "walk_in": "W"}
+MEAN_WINDOW_DAYS = 30
+
+
+class NoBooking(DomainError):
+    code, status = "no_booking", 404
+
+
+# --- who may act ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A staff account, a kiosk or an admin acting as staff."""
+
+    kind: Literal["staff", "kiosk", "admin"]
+    id: int
+    hall_id: str | None = None
+    counter_id: int | None = None
+    admin: Acting | None = None
+
+
+async def actor_from_token(session: AsyncSession, secret: str, token: str | None) -> Actor:
+    if token:
+        claims = tokens.verify(secret, STAFF, token)
+        if claims is not None:
+            staff = await session.get(StaffAccount, int(claims["sub"]))
+            if staff is None or not staff.active:
+                raise Unauthenticated("this staff account is closed")
+            return Actor("staff", staff.id, staff.hall_id, staff.counter_id)
+        claims = tokens.verify(secret, KIOSK, token)
+        if claims is not None:
+            kiosk = await session.get(Kiosk, int(claims["sub"]))
+            if kiosk is None or kiosk.revoked_at is not None:
+                raise Unauthenticated("this kiosk was revoked")
+            return Actor("kiosk", kiosk.id, kiosk.hall_id)
+        if tokens.verify(secret, ADMIN, token) is not None:
+            admin = await acting_admin(session, secret, token)
+            return Actor("admin", admin.id, admin=admin)
+    raise Unauthenticated("a valid staff, kiosk or admin token is required")
+
+
+async def get_hall(session: AsyncSession, hall_id: str) -> Unit:
+    hall = await session.get(Unit, hall_id)
+    if hall is None or hall.kind not in HALL_KINDS:
+        raise NotFound(f"hall {hall_id!r} not found")
+    return hall
+
+
+def allowed(actor: Actor, hall: Unit) -> bool:
+    if actor.admin is not None:
+        return may(actor.admin, "view", hall.path)  # an admin acts as staff in their subtree
+    return actor.hall_id == hall.id
+
+
+async def hall_for(session: AsyncSession, actor: Actor, hall_id: str) -> Unit:
+    hall = await get_hall(session, hall_id)
+    if not allowed(actor, hall):
+        raise Forbidden("not allowed at this hall")
+    return hall
+
+
+def _staff_only(actor: Actor) -> None:
+    if actor.kind == KIOSK:
+        raise Forbidden("a kiosk cannot do this; staff can")
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+def _id_hash(secret: str, id_type: str, id_number: str) -> tuple[str, str]:
+    number = normalise_id(id_type, id_number)
+    if number is None:
+        raise Unprocessable(f"id_number is not a valid {id_type}", code="invalid_id_number")
+    return number, crypto.lookup_hash(secret, f"{id_type}:{number}")
+
+
+# --- staff and kiosks -------------------------------------------------------------------------------
+
+
+async def create_staff(
+    session: AsyncSession,
+    admin: Acting,
+    hall_id: str,
+    username: str,
+    password: str,
+    name: str,
+    counter_id: int | None,
+) -> dict[str, Any]:
+    from yuyue.admin.service import check_password_strength
+
+    hall = await get_hall(session, hall_id)
+    authorise(admin, "configure", hall.path)
+    check_password_strength(password)
+    if counter_id is not None:
+        counter = await session.get(Counter, counter_id)
+        if counter is None or counter.hall_id != hall.id:
+            raise ValidationFailed("counter_id is not a counter of this hall")
+    taken = (await session.execute(select(StaffAccount.id).where(StaffAccount.username == username))).first()
+    if taken is not None:
+        raise ValidationFailed(f"username {username!r} is taken", code="conflict", status=409)
+    staff = StaffAccount(
+        username=username,
+        password_hash=hasher.hash(password),
+        name=name,
+        hall_id=hall.id,
+        counter_id=counter_id,
+        active=True,
+        created_at=clock.now(),
+    )
+    session.add(staff)
+    await session.flush()
+    view = staff_view(staff)
+    await audit(session, admin, hall.id, hall.path, "staff.create", f"staff:{staff.id}", None, view)
+    return view
+
+
+def staff_view(staff: StaffAccount) -> dict[str, Any]:
+    return {
+        "id": staff.id,
+        "username": staff.username,
+        "name": staff.name,
+        "hall_id": staff.hall_id,
+        "counter_id": staff.counter_id,
+        "active": staff.active,
+    }
+
+
+async def staff_login(
+    session: AsyncSession, secret: str, ttl_s: int, username: str, password: str
+) -> tuple[str, dict[str, Any]]:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    from yuyue.admin.service import _DUMMY_HASH
+
+    staff = (
+        await session.execute(select(StaffAccount).where(StaffAccount.username == username))
+    ).scalar_one_or_none()
+    try:
+        hasher.verify(staff.password_hash if staff else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        staff = None
+    if staff is None or not staff.active:
+        raise Unauthenticated("wrong username or password")
+    return tokens.issue(secret, STAFF, str(staff.id), ttl_s), staff_view(staff)
+
+
+async def create_kiosk(
+    session: AsyncSession, secret: str, admin: Acting, hall_id: str, name: str
+) -> dict[str, Any]:
+    hall = await get_hall(session, hall_id)
+    authorise(admin, "configure", hall.path)
+    kiosk = Kiosk(hall_id=hall.id, name=name, created_at=clock.now(), revoked_at=None)
+    session.add(kiosk)
+    await session.flush()
+    view = {"id": kiosk.id, "hall_id": hall.id, "name": name}
+    await audit(session, admin, hall.id, hall.path, "kiosk.create", f"kiosk:{kiosk.id}", None, view)
+    return {**view, "token": tokens.issue(secret, KIOSK, str(kiosk.id), KIOSK_TTL_S)}
+
+
+async def revoke_kiosk(session: AsyncSession, admin: Acting, kiosk_id: int) -> None:
+    kiosk = await session.get(Kiosk, kiosk_id)
+    if kiosk is None:
+        raise NotFound("kiosk not found")
+    hall = await get_hall(session, kiosk.hall_id)
+    authorise(admin, "configure", hall.path)
+    if kiosk.revoked_at is None:
+        kiosk.revoked_at = clock.now()
+        await session.flush()
+        await audit(session, admin, hall.id, hall.path, "kiosk.revoke", f"kiosk:{kiosk.id}", None, None)
+
+
+# --- counters -----------------------------------------------------------------------------------
+
+
+async def ensure_counters(session: AsyncSession, hall: Unit) -> list[Counter]:
+    """Counters 1..`hall.counters` exist (created on first use) and serve every service until
+    configured otherwise (API.md)."""
+    existing = list(
+        (
+            await session.execute(
+                select(Counter).where(Counter.hall_id == hall.id).order_by(Counter.position)
+            )
+        ).scalars()
+    )
+    have = {c.position for c in existing}
+    missing = [p for p in range(1, hall.counters + 1) if p not in have]
+    if missing:
+        for position in missing:
+            statement = _insert(session, Counter).values(
+                hall_id=hall.id, position=position, name=f"{position}号窗口", service_ids=None, open=True
+            )
+            await session.execute(statement.on_conflict_do_nothing(index_elements=["hall_id", "position"]))
+        existing = list(
+            (
+                await session.execute(
+                    select(Counter).where(Counter.hall_id == hall.id).order_by(Counter.position)
+                )
+            ).scalars()
+        )
+    return [c for c in existing if c.position <= hall.counters]
+
+
+def counter_view(counter: Counter, serving: str | None = None) -> dict[str, Any]:
+    return {
+        "id": counter.id,
+        "name": counter.name,
+        "service_ids": list(counter.service_ids) if counter.service_ids is not None else None,
+        "open": counter.open,
+        "serving": serving,
+    }
+
+
+async def list_counters(session: AsyncSession, actor: Actor, hall_id: str) -> list[dict[str, Any]]:
+    hall = await hall_for(session, actor, hall_id)
+    counters = await ensure_counters(session, hall)
+    serving = {t.counter_id: t.number for t in await _tickets(session, hall.id, clock.today(), ("called",))}
+    return [counter_view(c, serving.get(c.id)) for c in counters]
+
+
+async def _counter(session: AsyncSession, actor: Actor, counter_id: int) -> tuple[Counter, Unit]:
+    counter = await session.get(Counter, counter_id)
+    if counter is None:
+        raise NotFound("counter not found")
+    hall = await hall_for(session, actor, counter.hall_id)
+    if counter.position > hall.counters:
+        raise NotFound("counter not found")
+    _staff_only(actor)
+    if actor.counter_id is not None and actor.counter_id != counter.id:
+        raise Forbidden("this staff account works at another counter")
+    return counter, hall
+
+
+async def patch_counter(
+    session: AsyncSession, actor: Actor, counter_id: int, changes: dict[str, Any]
+) -> dict[str, Any]:
+    counter, hall = await _counter(session, actor, counter_id)
+    if "service_ids" in changes and changes["service_ids"] is not None:
+        ids = sorted(set(changes["service_ids"]))
+        for sid in ids:
+            try:
+                info = await service_info(session, sid)
+            except NotFound:
+                raise ValidationFailed(f"service_ids: {sid} is not a service of this hall") from None
+            if info.hall_id != hall.id:
+                raise ValidationFailed(f"service_ids: {sid} is not a service of this hall")
+        changes["service_ids"] = ids
+    for name, value in changes.items():
+        if value is None and name != "service_ids":
+            raise ValidationFailed(f"{name} cannot be null")
+        setattr(counter, name, value)
+    await session.flush()
+    await stream.publish(session, hall.id, {"type": "change"})
+    return counter_view(counter)
+
+
+# --- tickets ------------------------------------------------------------------------------------
+
+
+async def _tickets(session: AsyncSession, hall_id: str, day: date, statuses: tuple[str, ...]) -> list[Ticket]:
+    query = select(Ticket).where(Ticket.hall_id == hall_id, Ticket.day == day, Ticket.status.in_(statuses))
+    return list((await session.execute(query.order_by(Ticket.id))).scalars())
+
+
+def _waiting(ticket: Ticket) -> Waiting:
+    return Waiting(
+        number=ticket.number,
+        kind=ticket.kind,
+        service_id=ticket.service_id,
+        issued_at=ticket.issued_at,
+        booked_at=ticket.booked_at,
+        slot_start=ticket.slot_start,
+        slot_end=ticket.slot_end,
+    )
+
+
+async def _mean_service_s(session: AsyncSession, hall_id: str, today: date) -> dict[int, float]:
+    """Mean time from call to finish per service over the hall's last 30 days."""
+    rows = (
+        await session.execute(
+            select(Ticket.service_id, Ticket.called_at, Ticket.finished_at)
+            .where(
+                Ticket.hall_id == hall_id,
+                Ticket.status == "finished",
+                Ticket.day > today - timedelta(days=MEAN_WINDOW_DAYS),
+                Ticket.called_at.is_not(None),
+                Ticket.finished_at.is_not(None),
+            )
+            .order_by(Ticket.id.desc())
+            .limit(5000)
+        )
+    ).all()
+    totals: dict[int, list[float]] = {}
+    for service_id, called, finished in rows:
+        if called is not None and finished is not None:
+            totals.setdefault(service_id, []).append(max(0.0, (finished - called).total_seconds()))
+    return {sid: sum(values) / len(values) for sid, values in totals.items()}
+
+
+async def queue_state(
+    session: AsyncSession, hall: Unit
+) -> tuple[list[tuple[Ticket, int | None]], list[Ticket]]:
+    """The hall's waiting tickets in call order with their wait estimates, and those being served."""
+    now = clock.now()
+    tickets = await _tickets(session, hall.id, now.date(), ("waiting", "called"))
+    waiting = {t.number: t for t in tickets if t.status == "waiting"}
+    ordered = call_order((_waiting(t) for t in waiting.values()), now)
+    desks = await _desks(session, hall)
+    waits = estimates(ordered, desks, await _mean_service_s(session, hall.id, now.date()))
+    serving = [t for t in tickets if t.status == "called"]
+    return [(waiting[w.number], s) for w, s in zip(ordered, waits, strict=True)], serving
+
+
+async def _desks(session: AsyncSession, hall: Unit) -> list[Desk]:
+    """The hall's counters as the estimate sees them, without creating rows (a public read)."""
+    rows = {
+        c.position: c
+        for c in (await session.execute(select(Counter).where(Counter.hall_id == hall.id))).scalars()
+    }
+    desks = []
+    for position in range(1, hall.counters + 1):
+        row = rows.get(position)
+        if row is None:
+            desks.append(Desk(True, None))
+        else:
+            desks.append(Desk(row.open, frozenset(row.service_ids) if row.service_ids is not None else None))
+    return desks
+
+
+def ticket_view(ticket: Ticket, wait: int | None = None) -> dict[str, Any]:
+    return {
+        "number": ticket.number,
+        "call_number": ticket.call_number,
+        "kind": ticket.kind,
+        "green": ticket.green,
+        "service_id": ticket.service_id,
+        "appointment_number": ticket.booking_number,
+        "status": ticket.status,
+        "counter_id": ticket.counter_id,
+        "issued_at": ticket.issued_at.isoformat(),
+        "called_at": ticket.called_at.isoformat() if ticket.called_at else None,
+        "finished_at": ticket.finished_at.isoformat() if ticket.finished_at else None,
+        "estimated_wait_s": wait,
+        "items": [dict(item) for item in ticket.items] if ticket.items else None,
+    }
+
+
+async def _views(session: AsyncSession, hall: Unit, tickets: list[Ticket]) -> list[dict[str, Any]]:
+    waits = {t.id: s for t, s in (await queue_state(session, hall))[0]}
+    return [ticket_view(t, waits.get(t.id)) for t in tickets]
+
+
+async def ticket_of_booking(session: AsyncSession, booking_id: int) -> dict[str, Any] | None:
+    """The ticket of a checked-in booking, for the booking's JSON (API.md `ticket`)."""
+    ticket = (
+        await session.execute(select(Ticket).where(Ticket.booking_id == booking_id))
+    ).scalar_one_or_none()
+    return ticket_view(ticket) if ticket is not None else None
+
+
+async def _new_ticket(
+    session: AsyncSession,
+    hall: Unit,
+    kind: str,
+    service_id: int,
+    id_hash: str,
+    now: datetime,
+    *,
+    green: str | None = None,
+    booking: Booking | None = None,
+) -> Ticket:
+    prefix = PREFIX[kind]
+    day = now.date()
+    statement = (
+        _insert(session, TicketCounter)
+        .values(hall_id=hall.id, day=day, prefix=prefix, n=1)
+        .on_conflict_do_update(index_elements=["hall_id", "day", "prefix"], set_={"n": TicketCounter.n + 1})
+        .returning(TicketCounter.n)
+    )
+    sequence = int((await session.execute(statement)).scalar_one())
+    call_number = f"{prefix}{sequence:03d}"
+    info = await service_info(session, service_id)
+    items = [{"service_id": sid, "finished": False} for sid in info.bundle_of] if info.bundle_of else None
+    ticket = Ticket(
+        number=f"{hall.code}{day:%Y%m%d}{call_number}",
+        call_number=call_number,
+        hall_id=hall.id,
+        day=day,
+        kind=kind,
+        green=green,
+        service_id=service_id,
+        booking_id=booking.id if booking else None,
+        booking_number=booking.number if booking else None,
+        booked_at=booking.created_at if booking else None,
+        slot_start=booking.slot_start if booking else None,
+        slot_end=booking.slot_end if booking else None,
+        id_hash=id_hash,
+        status="waiting",
+        counter_id=None,
+        items=items,
+        issued_at=now,
+        called_at=None,
+        finished_at=None,
+    )
+    session.add(ticket)
+    await session.flush()
+    await stream.publish(session, hall.id, {"type": "change"})
+    return ticket
+
+
+async def check_in(
+    session: AsyncSession, secret: str, actor: Actor, hall_id: str, id_type: str, id_number: str
+) -> tuple[int, list[dict[str, Any]]]:
+    """Rules T3, M7: one appointment ticket per booking at this hall whose check-in window is open
+    now (`[from, to)`); each booking becomes `checked_in`. A repeated check-in answers the tickets
+    already issued (200)."""
+    hall = await hall_for(session, actor, hall_id)
+    _, id_hash = _id_hash(secret, id_type, id_number)
+    now = clock.now()
+    citizen_id = (
+        await session.execute(
+            select(Citizen.id).where(Citizen.id_type == id_type, Citizen.id_hash == id_hash)
+        )
+    ).scalar_one_or_none()
+    if citizen_id is None:
+        raise NoBooking("no booking at this hall for this ID")
+    bookings = list(
+        (
+            await session.execute(
+                select(Booking)
+                .where(
+                    Booking.citizen_id == citizen_id,
+                    Booking.hall_id == hall.id,
+                    Booking.status.in_(("booked", "checked_in", "no_show")),
+                    Booking.slot_day >= now.date() - timedelta(days=1),
+                )
+                .order_by(Booking.slot_start, Booking.id)
+            )
+        ).scalars()
+    )
+    knobs = (await effective_policy(session, hall.id)).knobs
+    windows = {b.id: checkin_window(knobs, b.slot_start, b.slot_end) for b in bookings}
+    booked = [b for b in bookings if b.status == "booked"]
+    open_now = [b for b in booked if windows[b.id][0] <= now < windows[b.id][1]]
+    if not open_now:
+        done = [b for b in bookings if b.status == "checked_in" and b.slot_day == now.date()]
+        if done:
+            tickets = list(
+                (
+                    await session.execute(select(Ticket).where(Ticket.booking_id.in_([b.id for b in done])))
+                ).scalars()
+            )
+            return 200, await _views(session, hall, tickets)
+        future = [windows[b.id][0] for b in booked if now < windows[b.id][0]]
+        if future:
+            raise Unprocessable(
+                f"check-in opens at {min(future).isoformat()}",
+                code="checkin_too_early",
+                checkin_from=min(future).isoformat(),
+            )
+        if booked or any(b.status == "no_show" and b.slot_day == now.date() for b in bookings):
+            # rules T3, M7: late, no appointment ticket (the sweep may already have marked the miss)
+            raise Unprocessable("the check-in window has closed (rules T3, M7)", code="checkin_too_late")
+        raise NoBooking("no booking at this hall for this ID")
+    issued: list[Ticket] = []
+    for booking in open_now:
+        changed = await session.execute(
+            update(Booking)
+            .where(Booking.id == booking.id, Booking.status == "booked")
+            .values(status="checked_in", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(changed) != 1:
+            continue  # checked in at the same moment elsewhere: that one issued the ticket
+        booking.status, booking.updated_at = "checked_in", now
+        issued.append(
+            await _new_ticket(session, hall, "appointment", booking.service_id, id_hash, now, booking=booking)
+        )
+    if not issued:
+        raise NoBooking("these bookings were just checked in elsewhere")
+    return 201, await _views(session, hall, issued)
+
+
+async def _hall_open(session: AsyncSession, hall: Unit, now: datetime) -> bool:
+    """The hall works today and has not closed yet."""
+    calendar = await hall_calendar(session, hall.id)
+    hours = hall.hours or []
+    if not calendar.is_working(now.date()) or not hours:
+        return False
+    return now < at(now.date(), max(str(h["end"]) for h in hours))
+
+
+async def issue_ticket(
+    session: AsyncSession,
+    secret: str,
+    actor: Actor,
+    hall_id: str,
+    service_id: int,
+    id_type: str,
+    id_number: str,
+    green: str | None,
+) -> dict[str, Any]:
+    """Walk-in (rule M2, as RULES.md reads the hall modes) or green-channel (rules G10, M3) ticket."""
+    hall = await hall_for(session, actor, hall_id)
+    try:
+        info = await service_info(session, service_id)
+    except NotFound:
+        raise NotFound(f"service {service_id} not found at this hall") from None
+    if info.hall_id != hall.id or not info.active:
+        raise NotFound(f"service {service_id} not found at this hall")
+    if hall.mode == "self_service":
+        raise Unprocessable("a self-service hall issues no tickets (rule M2)", code="walk_in_not_allowed")
+    number, id_hash = _id_hash(secret, id_type, id_number)
+    now = clock.now()
+    if not await _hall_open(session, hall, now):
+        raise Unprocessable("the hall is closed now", code="hall_closed")
+    if green is not None:
+        if green in ("disabled", "military"):
+            _staff_only(actor)  # staff confirms the document (rules G10, M3)
+        if green == "elderly":
+            resident = parse_resident_id(number) if id_type == "resident_id" else None
+            if resident is None or _age(resident.birth_date, now.date()) < ELDERLY_AGE:
+                raise Unprocessable(
+                    f"the elderly green channel needs a resident ID of someone {ELDERLY_AGE} or older",
+                    code="not_eligible",
+                )
+        ticket = await _new_ticket(session, hall, "green", service_id, id_hash, now, green=green)
+    else:
+        if hall.mode == "appointment_first" and not info.walk_in_allowed:
+            raise Unprocessable(
+                "this appointment-first hall takes walk-ins only for services that allow them (rule M2)",
+                code="walk_in_not_allowed",
+            )
+        ticket = await _new_ticket(session, hall, "walk_in", service_id, id_hash, now)
+    return (await _views(session, hall, [ticket]))[0]
+
+
+def _age(born: date, today: date) -> int:
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+# --- counters at work ---------------------------------------------------------------------------
+
+
+async def _finish(session: AsyncSession, ticket: Ticket, now: datetime) -> None:
+    ticket.status, ticket.finished_at = "finished", now
+    if ticket.items:
+        ticket.items = [{**item, "finished": True} for item in ticket.items]
+    if ticket.booking_id is not None:
+        await session.execute(
+            update(Booking)
+            .where(Booking.id == ticket.booking_id, Booking.status == "checked_in")
+            .values(status="served", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    await session.flush()
+
+
+async def _finish_current(
+    session: AsyncSession, counter: Counter, now: datetime, keep: int | None = None
+) -> None:
+    current = (
+        await session.execute(
+            select(Ticket).where(Ticket.counter_id == counter.id, Ticket.status == "called").with_for_update()
+        )
+    ).scalars()
+    for ticket in current:
+        if ticket.id != keep:
+            await _finish(session, ticket, now)
+
+
+async def call_next(session: AsyncSession, actor: Actor, counter_id: int) -> dict[str, Any] | None:
+    """Finish the counter's current ticket, then call the first waiting ticket in call order
+    (rule T4) that this counter serves; None when nobody waits."""
+    counter, hall = await _counter(session, actor, counter_id)
+    if not counter.open:
+        raise Unprocessable("this counter is closed; open it first", code="counter_closed")
+    now = clock.now()
+    await _finish_current(session, counter, now)
+    candidates = [
+        t
+        for t in await _tickets(session, hall.id, now.date(), ("waiting",))
+        if counter.service_ids is None or t.service_id in counter.service_ids
+    ]
+    by_number = {t.number: t for t in candidates}
+    for waiting in call_order((_waiting(t) for t in candidates), now):
+        ticket = by_number[waiting.number]
+        changed = await session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket.id, Ticket.status == "waiting")
+            .values(status="called", counter_id=counter.id, called_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(changed) == 1:  # another counter may have called it a moment ago
+            ticket.status, ticket.counter_id, ticket.called_at = "called", counter.id, now
+            await _announce(session, hall, ticket, counter)
+            return ticket_view(ticket)
+    await stream.publish(session, hall.id, {"type": "change"})
+    return None
+
+
+async def _announce(session: AsyncSession, hall: Unit, ticket: Ticket, counter: Counter) -> None:
+    await stream.publish(
+        session,
+        hall.id,
+        {
+            "type": "call",
+            "number": ticket.number,
+            "call_number": ticket.call_number,
+            "counter_id": counter.id,
+            "counter": counter.name,
+        },
+    )
+
+
+async def _ticket(session: AsyncSession, actor: Actor, number: str) -> tuple[Ticket, Unit]:
+    ticket = (
+        await session.execute(select(Ticket).where(Ticket.number == number).with_for_update())
+    ).scalar_one_or_none()
+    if ticket is None:
+        raise NotFound("ticket not found")
+    hall = await hall_for(session, actor, ticket.hall_id)
+    _staff_only(actor)
+    return ticket, hall
+
+
+def _state_error(ticket: Ticket, action: str) -> DomainError:
+    return Unprocessable(f"a {ticket.status} ticket cannot be {action}", code="invalid_ticket_state")
+
+
+async def recall(session: AsyncSession, actor: Actor, number: str, counter_id: int | None) -> dict[str, Any]:
+    """Call a ticket again: a called one is announced again; a skipped one returns to a counter (its
+    last one unless another is named) while the hall is open that day."""
+    ticket, hall = await _ticket(session, actor, number)
+    now = clock.now()
+    if ticket.status not in ("called", "skipped"):
+        raise _state_error(ticket, "recalled")
+    if ticket.day != now.date() or not await _hall_open(session, hall, now):
+        raise Unprocessable(
+            "a ticket may be recalled only while its hall is open that day", code="invalid_ticket_state"
+        )
+    target = counter_id if counter_id is not None else ticket.counter_id
+    if target is None:
+        raise ValidationFailed("counter_id is required")
+    counter, counter_hall = await _counter(session, actor, target)
+    if counter_hall.id != hall.id:
+        raise Forbidden("that counter is in another hall")
+    if ticket.status == "skipped" or ticket.counter_id != counter.id:
+        await _finish_current(session, counter, now, keep=ticket.id)
+        ticket.status, ticket.counter_id, ticket.called_at = "called", counter.id, now
+        await session.flush()
+    await _announce(session, hall, ticket, counter)
+    return ticket_view(ticket)
+
+
+async def skip(session: AsyncSession, actor: Actor, number: str) -> dict[str, Any]:
+    ticket, hall = await _ticket(session, actor, number)
+    _own_counter(actor, ticket)
+    if ticket.status != "called":
+        raise _state_error(ticket, "skipped")
+    ticket.status = "skipped"
+    await session.flush()
+    await stream.publish(session, hall.id, {"type": "change"})
+    return ticket_view(ticket)
+
+
+async def finish(session: AsyncSession, actor: Actor, number: str, service_id: int | None) -> dict[str, Any]:
+    """Finish a called ticket; for a bundle (rule G17) `service_id` finishes one member item, and
+    the ticket is finished with its last item."""
+    ticket, hall = await _ticket(session, actor, number)
+    _own_counter(actor, ticket)
+    if ticket.status != "called":
+        raise _state_error(ticket, "finished")
+    now = clock.now()
+    if service_id is not None:
+        items = [dict(item) for item in ticket.items or []]
+        match = [item for item in items if item["service_id"] == service_id]
+        if not match:
+            raise ValidationFailed("service_id is not a member item of this ticket's bundle")
+        if match[0]["finished"]:
+            raise Unprocessable("this item is already finished", code="invalid_ticket_state")
+        match[0]["finished"] = True
+        ticket.items = items
+        if not all(item["finished"] for item in items):
+            await session.flush()
+            await stream.publish(session, hall.id, {"type": "change"})
+            return ticket_view(ticket)
+    await _finish(session, ticket, now)
+    await stream.publish(session, hall.id, {"type": "change"})
+    return ticket_view(ticket)
+
+
+def _own_counter(actor: Actor, ticket: Ticket) -> None:
+    if actor.counter_id is not None and ticket.counter_id != actor.counter_id:
+        raise Forbidden("this ticket is at another counter")
+
+
+# --- public queue -------------------------------------------------------------------------------
+
+
+async def public_queue(session: AsyncSession, hall_id: str) -> dict[str, Any]:
+    """API.md: ticket numbers and counters only (no personal data)."""
+    hall = await get_hall(session, hall_id)
+    waiting, serving = await queue_state(session, hall)
+    names = {
+        c.id: c.name
+        for c in (await session.execute(select(Counter).where(Counter.hall_id == hall.id))).scalars()
+    }
+    return {
+        "hall_id": hall.id,
+        "waiting": [
+            {
+                "number": t.number,
+                "call_number": t.call_number,
+                "kind": t.kind,
+                "service_id": t.service_id,
+                "estimated_wait_s": wait,
+            }
+            for t, wait in waiting
+        ],
+        "serving": [
+            {
+                "number": t.number,
+                "call_number": t.call_number,
+                "counter_id": t.counter_id,
+                "counter": names.get(t.counter_id or 0),
+            }
+            for t in sorted(serving, key=lambda t: (t.called_at or t.issued_at, t.id))
+        ],
+    }

@@ -1,0 +1,108 @@
+"""Hall display stream: calls and queue changes pushed to any number of screens.
+
+PostgreSQL: a change runs `pg_notify('yuyue_queue', …)` inside its own transaction, so the
+notification leaves only if the change commits; every app process keeps one `LISTEN` connection
+(opened with the first screen, closed with the last) and fans each notification out to its local
+screens, so a call made by one process reaches screens served by any other.
+SQLite (embedded, one process): events wait in the session until the route commits, then go to the
+local screens directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.ops.logging import log
+
+CHANNEL = "yuyue_queue"
+PENDING = "onsite_events"
+QUEUE_LIMIT = 256
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    return bool(session.bind and session.bind.dialect.name == "postgresql")
+
+
+class Broker:
+    """The screens of this process, by hall; one LISTEN connection while any screen is open."""
+
+    def __init__(self) -> None:
+        self._screens: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
+
+    def screens(self, hall_id: str) -> int:
+        return len(self._screens.get(hall_id, ()))
+
+    async def subscribe(self, hall_id: str, database_url: str) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
+        self._screens.setdefault(hall_id, set()).add(queue)
+        if make_url(database_url).get_backend_name() in ("postgresql", "postgres"):
+            async with self._lock:
+                if self._conn is None:
+                    dsn = (
+                        make_url(database_url)
+                        .set(drivername="postgresql")
+                        .render_as_string(hide_password=False)
+                    )
+                    self._conn = await asyncpg.connect(dsn)
+                    await self._conn.add_listener(CHANNEL, self._on_notify)
+        return queue
+
+    async def unsubscribe(self, hall_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        screens = self._screens.get(hall_id)
+        if screens is not None:
+            screens.discard(queue)
+            if not screens:
+                del self._screens[hall_id]
+        async with self._lock:
+            if not self._screens and self._conn is not None:
+                conn, self._conn = self._conn, None
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            return
+        self.deliver(str(message.get("hall_id", "")), message)
+
+    def deliver(self, hall_id: str, event: dict[str, Any]) -> None:
+        for queue in list(self._screens.get(hall_id, ())):
+            if queue.full():  # a stalled screen loses its oldest event, never blocks the others
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(event)
+
+
+broker = Broker()
+
+
+async def publish(session: AsyncSession, hall_id: str, event: dict[str, Any]) -> None:
+    """Announce a queue event as part of the caller's transaction."""
+    message = {**event, "hall_id": hall_id}
+    if _is_pg(session):
+        payload = json.dumps(message, ensure_ascii=False)
+        await session.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+        )
+    else:
+        session.info.setdefault(PENDING, []).append(message)
+
+
+def committed(session: AsyncSession) -> None:
+    """After the route's commit: hand the events of the embedded mode to this process's screens."""
+    pending: list[dict[str, Any]] = session.info.pop(PENDING, [])
+    for message in pending:
+        broker.deliver(str(message["hall_id"]), message)
+    if pending:
+        log.debug("queue_events", count=len(pending))

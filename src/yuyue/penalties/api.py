@@ -1,0 +1,50 @@
+"""Admin routes of penalties: citizen lookup, add and lift bans (rule G15, API.md "Penalties")."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.admin.api import AdminDep
+from yuyue.db import get_db
+from yuyue.identity.api import settings_of
+from yuyue.kit.http import problems
+from yuyue.penalties import service
+from yuyue.penalties.schemas import BanIn, BanOut, LiftIn, LookupIn
+
+router = APIRouter(prefix="/api/v1/admin/citizens", tags=["penalties"])
+Db = Annotated[AsyncSession, Depends(get_db)]
+
+
+@router.post("/lookup", responses=problems(401, 403, 404, 422))
+async def lookup(body: LookupIn, admin: AdminDep, request: Request, db: Db) -> dict[str, Any]:
+    """A citizen by ID number, unmasked, with their bookings in your subtree, no-shows and bans (audited)."""
+    secret = settings_of(request).effective_secret
+    answer = await service.lookup(db, secret, admin, body.id_type, body.id_number)
+    await db.commit()
+    return answer
+
+
+@router.post(
+    "/{citizen_id}/bans", status_code=201, response_model=BanOut, responses=problems(401, 403, 404, 422)
+)
+async def add_ban(citizen_id: str, body: BanIn, admin: AdminDep, request: Request, db: Db) -> dict[str, Any]:
+    """Rule G15: a ban for deliberate slot hoarding, over the halls under your unit (audited)."""
+    secret = settings_of(request).effective_secret
+    answer = await service.add_ban(db, secret, admin, citizen_id, date.fromisoformat(body.until), body.reason)
+    await db.commit()
+    return answer
+
+
+@router.delete("/{citizen_id}/bans/{ban_id}", status_code=204, responses=problems(401, 403, 404, 409, 422))
+async def lift_ban(
+    citizen_id: str, ban_id: int, body: LiftIn, admin: AdminDep, request: Request, db: Db
+) -> Response:
+    """Lift a ban with a reason (audited)."""
+    await service.lift_ban(db, settings_of(request).effective_secret, admin, citizen_id, ban_id, body.reason)
+    await db.commit()
+    return Response(status_code=204)

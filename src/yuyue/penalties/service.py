@@ -1,0 +1,358 @@
+"""No-show marking and bans (rules G13, M12, G15, M9, T9, G14; RULES.md "No-show", "Penalties",
+"Special-reason miss").
+
+- The job `mark_no_shows` turns every booking still `booked` whose check-in window has closed into
+  `no_show`, once: one conditional `UPDATE … WHERE status = 'booked'` per booking decides, so two
+  workers (or two overlapping due times) never mark or notify twice. In the same transaction it
+  records the SMS owed (`notices`, unique key), evaluates the penalty of the hall's policy and
+  imposes the bans it triggers.
+- A special-reason rebook excuses the miss (`booking.excused`): its mark goes, a ban it triggered
+  is lifted and the remaining no-shows are evaluated again, before the rebook is checked.
+- Administrators add a ban for deliberate hoarding, or lift one, with a reason (audited).
+
+Events: `booking.no_show` {"booking"}, `ban.imposed` {"ban"}, `ban.lifted` {"ban"}.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.admin.service import Acting, audit, authorise, may
+from yuyue.clock import clock
+from yuyue.errors import Forbidden, NotFound, ValidationFailed
+from yuyue.jobs.service import Job, every, register
+from yuyue.kit import crypto
+from yuyue.kit.events import Event, emit, subscribe
+from yuyue.kit.http import rowcount
+from yuyue.models import Ban, Booking, Citizen, NoShowMark, Notice, Unit
+from yuyue.penalties.rules import Decision, Miss, evaluate
+from yuyue.policy.service import checkin_window, effective_policy
+
+# The sweep runs every quarter of an hour: with the shipped knobs (windows close at a slot's end or
+# 15 minutes after it, slots on whole or half hours) a booking is marked at the moment its window
+# closes; a custom knob is marked at the first quarter-hour after.
+SWEEP_MINUTES = 15
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+def scope_of(source: str) -> str:
+    """The unit whose policy set the penalty knob ("default" is the platform's city policy)."""
+    return "platform" if source == "default" else source
+
+
+async def _record_notice(session: AsyncSession, citizen_id: int, kind: str, key: str, **params: Any) -> None:
+    """Queue one SMS (API.md kinds `no_show`, `banned`) exactly once per key."""
+    statement = _insert(session, Notice).values(
+        citizen_id=citizen_id, kind=kind, dedup_key=key, params=params, created_at=clock.now()
+    )
+    await session.execute(statement.on_conflict_do_nothing(index_elements=["dedup_key"]))
+
+
+async def _lock_citizen(session: AsyncSession, citizen_id: int) -> None:
+    """Serialise penalty evaluation per citizen (two no-shows marked at once see each other)."""
+    await session.execute(select(Citizen.id).where(Citizen.id == citizen_id).with_for_update())
+
+
+# --- marking ------------------------------------------------------------------------------------
+
+
+async def mark_no_shows(session: AsyncSession, due: datetime) -> int:
+    """Rules G13, M12: every booking still `booked` when its check-in window closes becomes
+    `no_show`, once. Returns how many this call marked."""
+    candidates = (
+        (
+            await session.execute(
+                select(Booking)
+                .where(Booking.status == "booked", Booking.slot_end <= due)
+                .order_by(Booking.slot_end, Booking.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    marked = 0
+    for booking in candidates:
+        policy = await effective_policy(session, booking.hall_id)
+        _, closes = checkin_window(policy.knobs, booking.slot_start, booking.slot_end)
+        if closes > due:
+            continue
+        changed = await session.execute(
+            update(Booking)
+            .where(Booking.id == booking.id, Booking.status == "booked")
+            .values(status="no_show", updated_at=due)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(changed) != 1:
+            continue  # another worker marked it first
+        booking.status, booking.updated_at = "no_show", due
+        marked += 1
+        await _lock_citizen(session, booking.citizen_id)
+        scope, rule = scope_of(policy.sources["penalty"]), policy.knobs.penalty
+        mark = NoShowMark(
+            booking_id=booking.id,
+            citizen_id=booking.citizen_id,
+            service_id=booking.service_id,
+            hall_id=booking.hall_id,
+            day=booking.slot_day,
+            scope_unit_id=scope,
+            rule=rule,
+            ban_id=None,
+            marked_at=due,
+        )
+        session.add(mark)
+        await session.flush()
+        await _record_notice(
+            session, booking.citizen_id, "no_show", f"no_show:{booking.number}", number=booking.number
+        )  # rule G13: an SMS tells the citizen
+        await emit(session, Event("booking.no_show", {"booking": booking}))
+        if rule != "none":
+            await _apply(session, booking.citizen_id, scope, rule, [mark], due)
+    return marked
+
+
+async def _unused(session: AsyncSession, citizen_id: int, scope: str, rule: str) -> list[NoShowMark]:
+    query = (
+        select(NoShowMark)
+        .where(
+            NoShowMark.citizen_id == citizen_id,
+            NoShowMark.scope_unit_id == scope,
+            NoShowMark.rule == rule,
+            NoShowMark.ban_id.is_(None),
+        )
+        .order_by(NoShowMark.day, NoShowMark.marked_at, NoShowMark.booking_id)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def _apply(
+    session: AsyncSession, citizen_id: int, scope: str, rule: str, news: list[NoShowMark], now: datetime
+) -> None:
+    """Evaluate the rule for each new mark in turn (rules G15, M9) and impose what it triggers."""
+    unused = {m.booking_id: m for m in await _unused(session, citizen_id, scope, rule)}
+    for new in news:
+        if new.booking_id not in unused:
+            continue
+        pool = [Miss(m.booking_id, m.service_id, m.day) for m in unused.values()]
+        for decision in evaluate(rule, pool, Miss(new.booking_id, new.service_id, new.day)):
+            await _impose(session, citizen_id, scope, decision, now)
+            for key in decision.used:
+                unused.pop(key, None)
+
+
+async def _impose(
+    session: AsyncSession, citizen_id: int, scope: str, decision: Decision, now: datetime
+) -> Ban:
+    ban = Ban(
+        citizen_id=citizen_id,
+        unit_id=scope,
+        until=decision.until,
+        reason=decision.reason,
+        source="penalty",
+        created_at=now,
+        lifted_at=None,
+    )
+    session.add(ban)
+    await session.flush()
+    await session.execute(
+        update(NoShowMark)
+        .where(NoShowMark.booking_id.in_(decision.used))
+        .values(ban_id=ban.id)
+        .execution_options(synchronize_session=False)
+    )
+    if decision.until >= now.date():  # a replayed ban already over is history: no SMS
+        await _record_notice(session, citizen_id, "banned", f"ban:{ban.id}", until=decision.until.isoformat())
+        await emit(session, Event("ban.imposed", {"ban": ban}))
+    return ban
+
+
+# --- special-reason miss (rules T9, G14) --------------------------------------------------------
+
+
+@subscribe("booking.excused")
+async def _excused(session: AsyncSession, event: Event) -> None:
+    """The miss counts toward no penalty: its mark goes; a ban it triggered is lifted and the
+    remaining no-shows are evaluated again, in the order they were marked. This runs before the
+    rebook is checked, so a ban this miss triggered never blocks its rebook."""
+    booking: Booking = event.data["booking"]
+    mark = await session.get(NoShowMark, booking.id)
+    if mark is None:
+        return  # excused before the sweep marked it
+    await _lock_citizen(session, booking.citizen_id)
+    scope, rule, ban_id = mark.scope_unit_id, mark.rule, mark.ban_id
+    await session.delete(mark)
+    await session.flush()
+    if ban_id is None:
+        return
+    now = clock.now()
+    ban = await session.get(Ban, ban_id)
+    if ban is not None and ban.lifted_at is None:
+        ban.lifted_at = now
+        await session.flush()
+        await emit(session, Event("ban.lifted", {"ban": ban}))
+    await session.execute(
+        update(NoShowMark)
+        .where(NoShowMark.ban_id == ban_id)
+        .values(ban_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    remaining = await _unused(session, booking.citizen_id, scope, rule)
+    replayed: list[NoShowMark] = []
+    used: set[int] = set()
+    for new in remaining:
+        replayed.append(new)
+        pool = [Miss(m.booking_id, m.service_id, m.day) for m in replayed if m.booking_id not in used]
+        for decision in evaluate(rule, pool, Miss(new.booking_id, new.service_id, new.day)):
+            await _impose(session, booking.citizen_id, scope, decision, now)
+            used.update(decision.used)
+
+
+# --- what a citizen and an admin see -------------------------------------------------------------
+
+
+def ban_view(ban: Ban) -> dict[str, Any]:
+    return {
+        "id": ban.id,
+        "until": ban.until.isoformat(),
+        "reason": ban.reason,
+        "unit_id": ban.unit_id,
+        "source": ban.source,
+        "created_at": ban.created_at.isoformat(),
+        "lifted_at": ban.lifted_at.isoformat() if ban.lifted_at else None,
+    }
+
+
+def citizen_ref(secret: str, citizen_id: int) -> str:
+    """The opaque citizen id of the admin API: the row id with a keyed tag, so it cannot be guessed."""
+    return f"c{citizen_id}.{crypto.lookup_hash(secret, f'citizen-ref:{citizen_id}')[:16]}"
+
+
+def parse_ref(secret: str, ref: str) -> int:
+    head = ref.partition(".")[0]
+    if head.startswith("c") and head[1:].isdigit() and len(head) < 12:
+        citizen_id = int(head[1:])
+        if hmac.compare_digest(citizen_ref(secret, citizen_id), ref):
+            return citizen_id
+    raise NotFound("citizen not found")
+
+
+async def find_citizen(session: AsyncSession, secret: str, id_type: str, id_number: str) -> Citizen:
+    from yuyue.kit.idnumbers import normalise_id
+
+    number = normalise_id(id_type, id_number)
+    if number is None:
+        raise ValidationFailed(f"id_number is not a valid {id_type}", code="invalid_id_number")
+    id_hash = crypto.lookup_hash(secret, f"{id_type}:{number}")
+    citizen = (
+        await session.execute(select(Citizen).where(Citizen.id_type == id_type, Citizen.id_hash == id_hash))
+    ).scalar_one_or_none()
+    if citizen is None:
+        raise NotFound("citizen not found")
+    return citizen
+
+
+async def lookup(
+    session: AsyncSession, secret: str, admin: Acting, id_type: str, id_number: str
+) -> dict[str, Any]:
+    """An admin's explicit citizen lookup (API.md: unmasked, audited)."""
+    from yuyue.booking.service import view
+    from yuyue.identity.service import bans_in_force, citizen_view, no_show_count
+
+    citizen = await find_citizen(session, secret, id_type, id_number)
+    admin_unit = await session.get(Unit, admin.unit_id)
+    assert admin_unit is not None
+    bookings = (
+        (
+            await session.execute(
+                select(Booking)
+                .join(Unit, Unit.id == Booking.hall_id)
+                .where(
+                    Booking.citizen_id == citizen.id, Unit.path.startswith(admin.unit_path, autoescape=True)
+                )
+                .order_by(Booking.created_at.desc(), Booking.id.desc())
+                .limit(200)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    ref = citizen_ref(secret, citizen.id)
+    await audit(session, admin, admin.unit_id, admin.unit_path, "citizen.lookup", ref, None, None)
+    return {
+        "id": ref,
+        "citizen": citizen_view(secret, citizen),
+        "bookings": [await view(session, b) for b in bookings],
+        "no_shows": await no_show_count(session, citizen.id),
+        "bans": [ban_view(b) for b in await bans_in_force(session, citizen.id)],
+    }
+
+
+async def add_ban(
+    session: AsyncSession, secret: str, admin: Acting, ref: str, until: date, reason: str
+) -> dict[str, Any]:
+    """Rule G15: an administrator may impose more on deliberate slot hoarding; the ban covers the
+    halls under the admin's unit."""
+    citizen_id = parse_ref(secret, ref)
+    if await session.get(Citizen, citizen_id) is None:
+        raise NotFound("citizen not found")
+    authorise(admin, "configure", admin.unit_path)
+    if until < clock.today():
+        raise ValidationFailed("until: the last banned date cannot be in the past")
+    ban = Ban(
+        citizen_id=citizen_id,
+        unit_id=admin.unit_id,
+        until=until,
+        reason=reason,
+        source="admin",
+        created_at=clock.now(),
+        lifted_at=None,
+    )
+    session.add(ban)
+    await session.flush()
+    view = ban_view(ban)
+    await audit(session, admin, admin.unit_id, admin.unit_path, "ban.add", ref, None, view)
+    await _record_notice(session, citizen_id, "banned", f"ban:{ban.id}", until=until.isoformat())
+    await emit(session, Event("ban.imposed", {"ban": ban}))
+    return view
+
+
+async def lift_ban(
+    session: AsyncSession, secret: str, admin: Acting, ref: str, ban_id: int, reason: str
+) -> None:
+    citizen_id = parse_ref(secret, ref)
+    row = (
+        await session.execute(
+            select(Ban, Unit.path)
+            .join(Unit, Unit.id == Ban.unit_id)
+            .where(Ban.id == ban_id, Ban.citizen_id == citizen_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("ban not found")
+    ban, path = row
+    if not may(admin, "configure", path):
+        raise Forbidden("this ban was imposed outside your unit")
+    if ban.lifted_at is not None:
+        raise ValidationFailed("this ban is already lifted", code="conflict", status=409)
+    before = ban_view(ban)
+    ban.lifted_at = clock.now()
+    await session.flush()
+    after = {**ban_view(ban), "lift_reason": reason}
+    await audit(session, admin, ban.unit_id, path, "ban.lift", f"{ref}/bans/{ban.id}", before, after)
+    await emit(session, Event("ban.lifted", {"ban": ban}))
+
+
+async def _sweep(session: AsyncSession, due: datetime) -> None:
+    await mark_no_shows(session, due)
+
+
+register(Job("mark_no_shows", every(SWEEP_MINUTES), _sweep))

@@ -1,0 +1,27 @@
+"""Pydantic models of the waiting-list contract (strict: unknown fields are errors)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+
+class JoinIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service_id: Annotated[StrictInt, Field(ge=1, le=2_000_000_000)]
+    dates: Annotated[list[date], Field(min_length=1, max_length=31)] | None = None
+    channel: Literal["web", "wechat", "app", "provincial_portal", "api"] = "web"
+
+
+class EntryOut(BaseModel):
+    id: int
+    service_id: int
+    dates: list[str] | None
+    channel: str
+    position: int | None
+    status: Literal["waiting", "allocated", "left"]
+    number: str | None
+    created_at: str

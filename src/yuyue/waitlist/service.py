@@ -1,0 +1,366 @@
+"""The waiting list (预约排队, rules G11, G12).
+
+First come, first served per service. Seats that appear — a cancel, a reschedule away, an approved
+capacity increase, a day's release — go to the earliest waiting entry that accepts that date and
+whose citizen may book, before open booking sees them. An allocation is an ordinary booking
+(`booking.service.book(..., source="waitlist")`, channel of the entry) made in the transaction that
+freed the seat, so nobody else can take the seat in between.
+
+Exactly once, whatever the number of processes: an entry is claimed by a conditional
+`UPDATE … SET status = 'allocated' WHERE id = … AND status = 'waiting'` inside a savepoint with its
+booking. On PostgreSQL a second transaction claiming the same entry waits for the row lock and then
+finds it taken; on SQLite writers are serialised (BEGIN IMMEDIATE). A booking that fails (the
+citizen is banned, already holds a booking…) rolls back the savepoint, claim included, and the next
+entry is tried.
+
+Jobs: `waitlist_release` (every 15 minutes: days whose booking opened since the last run go to the
+waiting list first) and `waitlist_over_release` (hourly: rule G12's alert).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.admin.service import raise_alert
+from yuyue.booking import service as booking
+from yuyue.catalogue.service import day_slots, parse_slot_id
+from yuyue.clock import clock
+from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
+from yuyue.identity.service import ban_covering
+from yuyue.jobs.service import Job, every, register
+from yuyue.kit.events import Event, emit, subscribe
+from yuyue.kit.http import rowcount
+from yuyue.models import Booking, Slot, WaitlistEntry
+from yuyue.policy.service import day_opens_at, onsite_hold
+
+OFFSITE_CHANNELS = ("web", "wechat", "app", "provincial_portal", "api")
+MAX_DATES = 31
+MAX_AHEAD_DAYS = 60
+SCAN_LIMIT = 200  # entries looked at per allocation (the earliest first)
+OVER_RELEASE_WORKING_DAYS = 10  # rule G12: "the next 10 days", read as working days (RULES.md)
+STOP_CODES = ("slot_full", "booking_closed", "not_open_yet", "not_found")
+
+
+# --- joining and leaving ---------------------------------------------------------------------------
+
+
+async def position(session: AsyncSession, entry: WaitlistEntry) -> int | None:
+    if entry.status != "waiting":
+        return None
+    ahead = await session.execute(
+        select(func.count()).where(
+            WaitlistEntry.service_id == entry.service_id,
+            WaitlistEntry.status == "waiting",
+            WaitlistEntry.id < entry.id,
+        )
+    )
+    return int(ahead.scalar_one()) + 1
+
+
+async def entry_view(session: AsyncSession, entry: WaitlistEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "service_id": entry.service_id,
+        "dates": list(entry.dates) if entry.dates is not None else None,
+        "channel": entry.channel,
+        "position": await position(session, entry),
+        "status": entry.status,
+        "number": entry.booking_number,
+        "created_at": entry.created_at.isoformat(),
+    }
+
+
+async def join(
+    session: AsyncSession, citizen_id: int, service_id: int, dates: list[date] | None, channel: str
+) -> WaitlistEntry:
+    """Queue for a service (rule G11), on any date (`dates` null) or on the dates listed."""
+    try:
+        ctx = await booking.context(session, service_id)
+    except NotFound:
+        raise NotFound(f"service {service_id} not found") from None
+    if not ctx.info.active:
+        raise NotFound(f"service {service_id} not found")
+    if channel not in OFFSITE_CHANNELS:
+        raise ValidationFailed(f"channel must be one of {', '.join(OFFSITE_CHANNELS)}")
+    today = clock.today()
+    if dates is not None:
+        if not dates or len(dates) > MAX_DATES or len(set(dates)) != len(dates):
+            raise ValidationFailed(f"dates lists 1 to {MAX_DATES} different dates, or is null for any date")
+        for day in dates:
+            if day <= today or day > today + timedelta(days=MAX_AHEAD_DAYS):
+                raise ValidationFailed(
+                    f"dates: {day.isoformat()} is not a day after today within {MAX_AHEAD_DAYS}"
+                )
+            if not ctx.calendar.is_working(day):
+                raise ValidationFailed(f"dates: the hall does not work on {day.isoformat()}")
+    banned_until = await ban_covering(session, citizen_id, ctx.info.hall_path)
+    if banned_until is not None:  # rules M9, G15: a banned citizen may not book, so may not queue
+        raise Forbidden(
+            f"booking is banned until {banned_until.isoformat()}",
+            code="banned",
+            banned_until=banned_until.isoformat(),
+        )
+    accepted = {d.isoformat() for d in dates} if dates is not None else None
+    offered = await booking.availability(session, service_id, None, None)
+    for day in offered["days"]:
+        if accepted is not None and day["date"] not in accepted:
+            continue
+        if any(slot["status"] == "open" for slot in day["slots"]):
+            raise Conflict(
+                f"seats are open on {day['date']}: book them directly (rule G11 queues for full slots)",
+                code="seats_available",
+            )
+    now = clock.now()
+    entry = WaitlistEntry(
+        citizen_id=citizen_id,
+        service_id=service_id,
+        hall_id=ctx.info.hall_id,
+        dates=sorted(accepted) if accepted is not None else None,
+        channel=channel,
+        status="waiting",
+        booking_number=None,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(entry)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict("you are already waiting for this service", code="already_waiting") from None
+    return entry
+
+
+async def mine(session: AsyncSession, citizen_id: int) -> list[WaitlistEntry]:
+    query = (
+        select(WaitlistEntry)
+        .where(WaitlistEntry.citizen_id == citizen_id)
+        .order_by(WaitlistEntry.created_at.desc(), WaitlistEntry.id.desc())
+        .limit(100)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def leave(session: AsyncSession, citizen_id: int, entry_id: int) -> None:
+    entry = (
+        await session.execute(
+            select(WaitlistEntry).where(WaitlistEntry.id == entry_id, WaitlistEntry.citizen_id == citizen_id)
+        )
+    ).scalar_one_or_none()
+    if entry is None:
+        raise NotFound("waiting entry not found")
+    changed = await session.execute(
+        update(WaitlistEntry)
+        .where(WaitlistEntry.id == entry.id, WaitlistEntry.status == "waiting")
+        .values(status="left", updated_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(changed) != 1:
+        raise Unprocessable(f"this entry is {entry.status}, no longer waiting", code="not_waiting")
+
+
+# --- allocation ------------------------------------------------------------------------------------
+
+
+async def allocate(session: AsyncSession, service_id: int, slot_ids: list[str]) -> int:
+    """Give the seats free in `slot_ids` to the earliest eligible waiting entries; returns how many
+    entries got a booking. Runs inside the caller's transaction."""
+    rows = (
+        await session.execute(
+            select(WaitlistEntry.id, WaitlistEntry.citizen_id, WaitlistEntry.dates, WaitlistEntry.channel)
+            .where(WaitlistEntry.service_id == service_id, WaitlistEntry.status == "waiting")
+            .order_by(WaitlistEntry.id)
+            .limit(SCAN_LIMIT)
+        )
+    ).all()
+    pending = list(rows)
+    allocated = 0
+    for slot_id in slot_ids:
+        parsed = parse_slot_id(slot_id)
+        if parsed is None or not pending:
+            continue
+        day = parsed[1].date().isoformat()
+        for row in list(pending):
+            if row.dates is not None and day not in row.dates:
+                continue
+            try:
+                async with session.begin_nested():
+                    number = await _claim_and_book(session, row.id, row.citizen_id, row.channel, slot_id)
+            except DomainError as exc:
+                if exc.code in STOP_CODES:
+                    break  # this slot has nothing (more) for the waiting list
+                continue  # this citizen may not book now (banned, already booked…): the next one
+            pending.remove(row)
+            if number is None:
+                continue  # another transaction allocated this entry first
+            allocated += 1
+            entry = await session.get(WaitlistEntry, row.id, populate_existing=True)
+            made = (await session.execute(select(Booking).where(Booking.number == number))).scalar_one()
+            await emit(session, Event("waitlist.allocated", {"entry": entry, "booking": made}))
+    return allocated
+
+
+async def _claim_and_book(
+    session: AsyncSession, entry_id: int, citizen_id: int, channel: str, slot_id: str
+) -> str | None:
+    now = clock.now()
+    claimed = await session.execute(
+        update(WaitlistEntry)
+        .where(WaitlistEntry.id == entry_id, WaitlistEntry.status == "waiting")
+        .values(status="allocated", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(claimed) != 1:
+        return None
+    view = await booking.book(
+        session, citizen_id, booking.BookRequest(slot_id=slot_id, channel=channel), source="waitlist"
+    )
+    number = str(view["number"])
+    await session.execute(
+        update(WaitlistEntry)
+        .where(WaitlistEntry.id == entry_id)
+        .values(booking_number=number)
+        .execution_options(synchronize_session=False)
+    )
+    return number
+
+
+async def _has_waiting(session: AsyncSession, service_id: int) -> bool:
+    found = await session.execute(
+        select(WaitlistEntry.id)
+        .where(WaitlistEntry.service_id == service_id, WaitlistEntry.status == "waiting")
+        .limit(1)
+    )
+    return found.first() is not None
+
+
+@subscribe("booking.cancelled")
+async def _on_cancelled(session: AsyncSession, event: Event) -> None:
+    freed = event.data["booking"]
+    if await _has_waiting(session, freed.service_id):
+        await allocate(session, freed.service_id, [freed.slot_id])
+
+
+@subscribe("booking.rescheduled")
+async def _on_rescheduled(session: AsyncSession, event: Event) -> None:
+    moved = event.data["booking"]
+    if await _has_waiting(session, moved.service_id):
+        await allocate(session, moved.service_id, [event.data["old_slot_id"]])
+
+
+async def _day_slot_ids(session: AsyncSession, service_id: int, days: list[date]) -> list[str]:
+    ctx = await booking.context(session, service_id)
+    return [
+        spec.id for day in sorted(days) if ctx.calendar.is_working(day) for spec in day_slots(ctx.info, day)
+    ]
+
+
+@subscribe("capacity.increased")
+async def _on_capacity_increased(session: AsyncSession, event: Event) -> None:
+    service_id = int(event.data["service_id"])
+    if await _has_waiting(session, service_id):
+        await allocate(
+            session, service_id, await _day_slot_ids(session, service_id, list(event.data["dates"]))
+        )
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+RELEASE_EVERY_MIN = 15
+
+
+async def _waiting_services(session: AsyncSession) -> list[int]:
+    rows = await session.execute(
+        select(WaitlistEntry.service_id).where(WaitlistEntry.status == "waiting").distinct()
+    )
+    return sorted(int(sid) for sid in rows.scalars())
+
+
+async def release_to_waitlist(session: AsyncSession, due: datetime) -> int:
+    """At a day's release moment its seats go to the waiting list first (rules G10, G11)."""
+    allocated = 0
+    window_start = due - timedelta(minutes=RELEASE_EVERY_MIN)
+    for service_id in await _waiting_services(session):
+        ctx = await booking.context(session, service_id)
+        if not ctx.info.active:
+            continue
+        knobs = ctx.policy.knobs
+        day, last = due.date() + timedelta(days=1), due.date() + timedelta(days=MAX_AHEAD_DAYS)
+        opened: list[date] = []
+        while day <= last:
+            if ctx.calendar.is_working(day) and window_start < day_opens_at(knobs, ctx.calendar, day) <= due:
+                opened.append(day)
+            day += timedelta(days=1)
+        if opened:
+            allocated += await allocate(session, service_id, await _day_slot_ids(session, service_id, opened))
+    return allocated
+
+
+async def released_offsite_seats(session: AsyncSession, service_id: int, now: datetime) -> int:
+    """Off-site seats of the service's next 10 working days whose booking has opened (rule G12)."""
+    ctx = await booking.context(session, service_id)
+    knobs, calendar = ctx.policy.knobs, ctx.calendar
+    last = calendar.nth_working_after(now.date(), OVER_RELEASE_WORKING_DAYS)
+    stored = {
+        row.id: row.capacity
+        for row in (
+            await session.execute(
+                select(Slot.id, Slot.capacity).where(
+                    Slot.service_id == service_id, Slot.day > now.date(), Slot.day <= last
+                )
+            )
+        ).all()
+    }
+    total, day = 0, now.date() + timedelta(days=1)
+    while day <= last:
+        if calendar.is_working(day) and day_opens_at(knobs, calendar, day) <= now:
+            for spec in day_slots(ctx.info, day):
+                capacity = stored.get(spec.id, spec.capacity)
+                total += capacity - onsite_hold(knobs, capacity)
+        day += timedelta(days=1)
+    return total
+
+
+async def check_over_release(session: AsyncSession, due: datetime) -> int:
+    """Rule G12: a service whose waiting entries outnumber its released off-site seats of the next
+    10 working days raises `waitlist_over_release` once (at its hall, so every level above sees it)."""
+    counts = (
+        await session.execute(
+            select(WaitlistEntry.service_id, WaitlistEntry.hall_id, func.count())
+            .where(WaitlistEntry.status == "waiting")
+            .group_by(WaitlistEntry.service_id, WaitlistEntry.hall_id)
+        )
+    ).all()
+    raised = 0
+    for service_id, hall_id, waiting in counts:
+        released = await released_offsite_seats(session, int(service_id), due)
+        if int(waiting) > released:
+            raised += await raise_alert(
+                session,
+                "waitlist_over_release",
+                hall_id,
+                int(service_id),
+                f"waitlist_over_release:{service_id}",
+                f"{waiting} waiting entries, {released} off-site seats released for the next "
+                f"{OVER_RELEASE_WORKING_DAYS} working days: add supply (5+X, longer hours) or steer "
+                "citizens to online and self-service handling (rule G12)",
+                raised_at=due,
+            )
+    return raised
+
+
+async def _release_job(session: AsyncSession, due: datetime) -> None:
+    await release_to_waitlist(session, due)
+
+
+async def _over_release_job(session: AsyncSession, due: datetime) -> None:
+    await check_over_release(session, due)
+
+
+register(Job("waitlist_release", every(RELEASE_EVERY_MIN), _release_job))
+register(Job("waitlist_over_release", every(60), _over_release_job))

@@ -1,0 +1,118 @@
+"""Personal data (issue 9): encryption-key rotation with re-encryption, retention anonymisation,
+and the address/citizen rate limits with Retry-After."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from cryptography.fernet import InvalidToken
+
+from tests.conftest import START, Api, raw
+from yuyue.app import create_app
+from yuyue.config import Settings
+from yuyue.identity import service as identity
+from yuyue.kit import crypto
+
+ID = "440106199001011235"
+USCC = "91440101MA5CXXXX08"
+NEW_KEY = "a-brand-new-data-key-0123456789abcdef"
+
+
+async def test_key_rotation_reencrypts_and_old_data_stays_readable(api: Api, settings: Settings) -> None:
+    headers = await api.login(ID)
+    old_enc = (await raw(api, "SELECT id_enc FROM citizens"))[0][0]
+    try:
+        crypto.configure([NEW_KEY])  # what YUYUE_DATA_KEYS does at start-up
+        me = await api.client.get("/api/v1/me", headers=headers)  # old rows decrypt under the ring
+        assert me.json()["citizen"]["id_number"] == ID
+        assert not crypto.is_current(settings.effective_secret, old_enc)
+        async with api.app.state.sessionmaker() as session:
+            assert await identity.reencrypt(session, settings.effective_secret) == 1
+            await session.commit()
+        new_enc, phone_enc = (await raw(api, "SELECT id_enc, phone_enc FROM citizens"))[0]
+        assert new_enc != old_enc and crypto.is_current(settings.effective_secret, new_enc)
+        crypto.configure(["x" * 40, NEW_KEY])  # another rotation: "x"*40 is now the newest
+        assert crypto.decrypt(settings.effective_secret, phone_enc) == "13800138000"
+        async with api.app.state.sessionmaker() as session:
+            assert await identity.reencrypt(session, settings.effective_secret) == 1  # newest key moved on
+            await session.commit()
+        crypto.configure(["x" * 40])
+        # NEW_KEY retired: the rows were moved on to "x"*40, so they still read
+        assert (await api.client.get("/api/v1/me", headers=headers)).json()["citizen"]["id_number"] == ID
+        with pytest.raises(InvalidToken):
+            crypto.decrypt(settings.effective_secret, new_enc)  # proof that the row had to move
+    finally:
+        crypto.configure([])
+
+
+async def test_retention_anonymises_old_bookings_and_citizens(api: Api) -> None:
+    """Bookings older than YUYUE_RETENTION_DAYS (30 in these tests) lose personal details; a citizen
+    with nothing inside the period is anonymised; the job runs as the clock moves."""
+    await api.hall()
+    service = await api.service()
+    slot = (await api.slots(service["id"], "2026-12-03"))[0]
+    headers = await api.login(ID)
+    booked = await api.book(headers, slot["id"], company={"uscc": USCC, "name": "广州某某有限公司"})
+    assert booked.status_code == 201, booked.text
+    cancelled = await api.client.post(
+        f"/api/v1/appointments/{booked.json()['number']}/cancel", headers=headers
+    )
+    assert cancelled.status_code == 200
+    await raw(api, "SELECT 1")
+    # make the session old as well (sessions run on real time)
+    async with api.app.state.engine.begin() as conn:
+        from sqlalchemy import text
+
+        await conn.execute(text("UPDATE citizen_sessions SET created_at = '2026-01-01 00:00:00'"))
+    await api.set_clock(START + timedelta(days=20))
+    assert (await raw(api, "SELECT company_uscc FROM bookings"))[0][0] == USCC  # inside the period
+    await api.set_clock(START + timedelta(days=36))
+    assert [tuple(r) for r in await raw(api, "SELECT company_uscc, company_name FROM bookings")] == [
+        (None, None)
+    ]
+    citizen = (await raw(api, "SELECT id_type, name, id_masked, phone_masked FROM citizens"))[0]
+    assert tuple(citizen) == ("anonymised", "*", "", "")
+    again = await api.login(ID)  # the person may come back: a new record
+    me = await api.client.get("/api/v1/me", headers=again)
+    assert me.json()["citizen"]["id_number"] == ID
+    assert (await raw(api, "SELECT count(*) FROM citizens"))[0][0] == 2
+
+
+async def test_address_and_citizen_limits_answer_429_with_retry_after(database_url: str) -> None:
+    settings = Settings(
+        env="test",
+        database_url=database_url,
+        log_level="WARNING",
+        rate_limit_address="8/minute",
+        rate_limit_citizen="2/minute",
+    )
+    app = create_app(settings, run_jobs=False)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            login = await client.post(
+                "/api/v1/auth/dev/login", json={"name": "张三", "id_number": ID, "phone": "13800138000"}
+            )
+            headers = {"Authorization": f"Bearer {login.json()['token']}"}
+            body = {"slot_id": "1-202612030900", "channel": "web"}
+            posts = [await client.post("/api/v1/appointments", json=body, headers=headers) for _ in range(3)]
+            assert [p.status_code for p in posts][2] == 429  # the citizen's 3rd booking attempt
+            assert posts[2].json()["code"] == "rate_limited" and int(posts[2].headers["Retry-After"]) >= 1
+            others = [await client.get("/api/v1/units") for _ in range(5)]
+            assert [o.status_code for o in others] == [200, 200, 200, 200, 429]  # 8 per address in all
+            assert (await client.get("/healthz")).status_code == 200  # only /api/ is limited
+    off = Settings(
+        env="test",
+        database_url=database_url,
+        log_level="WARNING",
+        rate_limits="off",
+        rate_limit_address="1/minute",
+    )
+    app = create_app(off, run_jobs=False)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert {(await client.get("/api/v1/units")).status_code for _ in range(3)} == {200}

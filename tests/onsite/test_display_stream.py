@@ -1,0 +1,146 @@
+"""The hall display stream: each call reaches every screen, across app processes on PostgreSQL
+(LISTEN/NOTIFY), in-process on SQLite; a rolled-back change announces nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Api
+from tests.ids import resident_id
+from tests.onsite.conftest import call_next, counters, staff, walk_in
+from yuyue.onsite.stream import broker
+
+
+async def next_event(queue: asyncio.Queue[dict[str, Any]], kind: str) -> dict[str, Any]:
+    while True:
+        event = await asyncio.wait_for(queue.get(), timeout=10)
+        if event["type"] == kind:
+            return event
+
+
+async def test_calls_reach_every_screen_of_the_hall(api: Api) -> None:
+    await api.hall(counters=1)
+    await api.hall("hall-b")
+    service = await api.service()
+    clerk = await staff(api)
+    url = api.app.state.settings.database_url
+    screens = [await broker.subscribe("hall-a", url) for _ in range(3)]
+    other = await broker.subscribe("hall-b", url)
+    try:
+        ticket = (await walk_in(api, clerk, service["id"], resident_id(1))).json()["ticket"]
+        for screen in screens:
+            assert (await next_event(screen, "change"))["hall_id"] == "hall-a"
+        [counter] = await counters(api, clerk)
+        assert (await call_next(api, clerk, counter["id"])).status_code == 200
+        for screen in screens:
+            call = await next_event(screen, "call")
+            assert call["call_number"] == ticket["call_number"] and call["counter_id"] == counter["id"]
+            assert call["counter"] == "1号窗口"
+        await asyncio.sleep(0.2)
+        assert other.empty()  # another hall's screen hears nothing
+        # a refused action (finishing a waiting ticket) announces nothing
+        second = (await walk_in(api, clerk, service["id"], resident_id(2))).json()["ticket"]
+        await next_event(screens[0], "change")
+        refused = await api.client.post(f"/api/v1/tickets/{second['number']}/finish", headers=clerk)
+        assert refused.status_code == 422
+        await asyncio.sleep(0.3)
+        assert screens[0].empty()
+    finally:
+        for screen in screens:
+            await broker.unsubscribe("hall-a", screen)
+        await broker.unsubscribe("hall-b", other)
+    assert broker.screens("hall-a") == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(database_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "YUYUE_ENV": "test",
+        "YUYUE_DATABASE_URL": database_url,
+        "YUYUE_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "yuyue", "serve", "--port", str(port), "--no-jobs"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(f"/tmp/yuyue-sse-{port}.log", "wb"),  # noqa: SIM115
+    )
+
+
+async def _ready(client: httpx.AsyncClient) -> None:
+    deadline = time.monotonic() + 120  # importing the app can take a while on a busy machine
+    while True:
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server did not start"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_sse_across_two_processes(api: Api, database_url: str) -> None:
+    """A screen on process A sees a call made through process B (PostgreSQL LISTEN/NOTIFY)."""
+    await api.hall(counters=1)
+    service = await api.service()
+    clerk = await staff(api)
+    ticket = (await walk_in(api, clerk, service["id"], resident_id(1))).json()["ticket"]
+    [counter] = await counters(api, clerk)
+    ports = [_free_port(), _free_port()]
+    servers = [_serve(database_url, port) for port in ports]
+    try:
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports[0]}", timeout=30) as screen_side,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports[1]}", timeout=30) as counter_side,
+        ):
+            await asyncio.gather(_ready(screen_side), _ready(counter_side))
+            events: list[tuple[str, dict[str, Any]]] = []
+
+            async def watch() -> None:
+                async with screen_side.stream("GET", "/api/v1/halls/hall-a/queue/events") as response:
+                    assert response.status_code == 200
+                    assert response.headers["content-type"].startswith("text/event-stream")
+                    kind = ""
+                    async for line in response.aiter_lines():
+                        if line.startswith("event: "):
+                            kind = line[7:]
+                        elif line.startswith("data: "):
+                            events.append((kind, json.loads(line[6:])))
+                            if kind == "call":
+                                return
+
+            watcher = asyncio.create_task(watch())
+            deadline = time.monotonic() + 10
+            while not events:  # the snapshot arrives first: the screen is subscribed
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            answer = await counter_side.post(f"/api/v1/counters/{counter['id']}/call-next", headers=clerk)
+            assert answer.status_code == 200, answer.text
+            await asyncio.wait_for(watcher, timeout=15)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=20)
+    snapshot = events[0]
+    assert snapshot[0] == "queue" and [w["number"] for w in snapshot[1]["waiting"]] == [ticket["number"]]
+    call = events[-1][1]
+    assert (
+        events[-1][0] == "call" and call["number"] == ticket["number"] and call["counter_id"] == counter["id"]
+    )
