@@ -49,12 +49,22 @@ async def _answer(db: AsyncSession, settings: Settings, result: service.LoginRes
     return {"token": result.token, "citizen": service.citizen_view(settings.effective_secret, citizen)}
 
 
-@router.post("/auth/dev/login", response_model=LoginOut, responses=problems(404, 422))
-async def dev_login(body: DevLoginIn, request: Request, db: Db) -> dict[str, Any]:
-    """Non-production: log in as a real-name-verified citizen (stands in for rule T2's provincial login)."""
+def dev_login_enabled(request: Request) -> None:
+    """Runs before the body is read: in production the route does not exist (404), whatever is sent."""
     settings = settings_of(request)
     if settings.production or "dev" not in settings.providers:
         raise NotFound("not found")
+
+
+@router.post(
+    "/auth/dev/login",
+    response_model=LoginOut,
+    responses=problems(404, 422),
+    dependencies=[Depends(dev_login_enabled)],
+)
+async def dev_login(body: DevLoginIn, request: Request, db: Db) -> dict[str, Any]:
+    """Non-production: log in as a real-name-verified citizen (stands in for rule T2's provincial login)."""
+    settings = settings_of(request)
     who = service.verify_identity(body.name, body.id_type, body.id_number, body.phone)
     return await _answer(db, settings, await service.login(db, settings, who, "dev"))
 
