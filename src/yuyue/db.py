@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -30,6 +31,12 @@ def async_url(url: str) -> str:
     else:
         raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
     return parsed.render_as_string(hide_password=False)
+
+
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT with ON CONFLICT support (`on_conflict_do_nothing/_update`) for the session's database."""
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

@@ -29,12 +29,12 @@ from typing import Any, Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import case, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.calendar.service import hall_calendar
 from yuyue.catalogue.service import clear_caches, day_slots, service_info
 from yuyue.clock import at, clock
+from yuyue.db import dialect_insert as _insert
 from yuyue.errors import (
     Conflict,
     DomainError,
@@ -178,11 +178,6 @@ def authorise(
 ) -> None:
     if not may(admin, action, target_path, target_level=target_level, requester=requester):
         raise Forbidden(f"not allowed to {action.replace('_', ' ')} here")
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 # --- accounts --------------------------------------------------------------------------------------

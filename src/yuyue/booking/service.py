@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from sqlalchemy import String, Table, case, delete, func, literal, select, text, update
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -36,6 +36,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from yuyue.calendar.service import WorkCalendar, hall_calendar
 from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot_id, service_info
 from yuyue.clock import at, clock
+from yuyue.db import dialect_insert as _dialect_insert
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from yuyue.identity.service import as_date, ban_until_query
 from yuyue.kit.events import Event, emit
@@ -85,11 +86,6 @@ async def context(session: AsyncSession, service_id: int) -> Context:
     return Context(
         info, await effective_policy(session, info.hall_id), await hall_calendar(session, info.hall_id)
     )
-
-
-def _dialect_insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 # --- availability -------------------------------------------------------------------------------

@@ -28,11 +28,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from yuyue.clock import clock
+from yuyue.db import dialect_insert as _insert
 from yuyue.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from yuyue.identity import service as identity
 from yuyue.jobs.service import Job, every, register
@@ -184,11 +184,6 @@ def sign(key_secret: str, method: str, path: str, query: str, timestamp: str, no
     """The signature a partner sends (also used by the tests and the partner SDK example)."""
     message = canonical(method, path, query, timestamp, nonce, body)
     return hmac.new(key_secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-def _insert(session: AsyncSession, table: type[ChannelNonce]) -> postgresql.Insert | sqlite.Insert:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 async def verify_request(

@@ -18,11 +18,11 @@ from datetime import date, datetime, timedelta
 
 from cryptography.fernet import InvalidToken
 from sqlalchemy import Select, and_, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.clock import TZ, clock
 from yuyue.config import Settings
+from yuyue.db import dialect_insert as _dialect_insert
 from yuyue.errors import Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from yuyue.identity import providers
 from yuyue.jobs.service import Job, daily, every, register
@@ -92,8 +92,7 @@ async def upsert_citizen(session: AsyncSession, secret: str, who: Identity) -> i
         "created_at": now,
         "updated_at": now,
     }
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = postgresql.insert(Citizen) if dialect == "postgresql" else sqlite.insert(Citizen)
+    insert = _dialect_insert(session, Citizen)
     refreshed = {k: insert.excluded[k] for k in ("name", "phone_enc", "phone_masked", "id_enc", "updated_at")}
     statement = (
         insert.values(**values)
@@ -377,11 +376,6 @@ async def revoke_all(session: AsyncSession, citizen_id: int) -> int:
         .execution_options(synchronize_session=False)
     )
     return rowcount(result)
-
-
-def _dialect_insert(session: AsyncSession, table: type[LoginState]) -> postgresql.Insert | sqlite.Insert:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 # --- personal data jobs: key rotation and retention (issue 9) ------------------------------------

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from yuyue.calendar.service import national_calendar
 from yuyue.clock import at, clock
+from yuyue.db import dialect_insert as _insert
 from yuyue.kit.http import rowcount
 from yuyue.models import Alert, IdempotencyKey, JobRun
 from yuyue.ops.logging import log
@@ -75,11 +75,6 @@ REGISTRY: dict[str, Job] = {}
 def register(job: Job) -> Job:
     REGISTRY[job.name] = job
     return job
-
-
-def _insert(session: AsyncSession, table: type[JobRun] | type[Alert]) -> postgresql.Insert | sqlite.Insert:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 async def run_due(maker: async_sessionmaker[AsyncSession], after: datetime, until: datetime) -> int:

@@ -30,11 +30,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from yuyue.catalogue.service import service_info
 from yuyue.clock import at, clock
+from yuyue.db import dialect_insert as _insert
 from yuyue.errors import DomainError, NotFound, Unprocessable
 from yuyue.errors import ValidationFailed as ValidationFailedError
 from yuyue.identity.service import MOBILE
@@ -71,11 +71,6 @@ class RateLimited(DomainError):
 
 
 NAME_MAX = 40
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 def _quiet_end_after(settings: NotifySettings, moment: datetime) -> datetime:

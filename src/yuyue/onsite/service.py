@@ -14,13 +14,13 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.service import ADMIN, Acting, acting_admin, audit, authorise, hasher, may
 from yuyue.calendar.service import hall_calendar
 from yuyue.catalogue.service import HALL_KINDS, service_info
 from yuyue.clock import at, clock
+from yuyue.db import dialect_insert as _insert
 from yuyue.errors import DomainError, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from yuyue.kit import crypto, tokens
 from yuyue.kit.http import rowcount
@@ -98,11 +98,6 @@ async def hall_for(session: AsyncSession, actor: Actor, hall_id: str) -> Unit:
 def _staff_only(actor: Actor) -> None:
     if actor.kind == KIOSK:
         raise Forbidden("a kiosk cannot do this; staff can")
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 def _id_hash(secret: str, id_type: str, id_number: str) -> tuple[str, str]:

@@ -20,11 +20,11 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.service import Acting, audit, authorise, may
 from yuyue.clock import clock
+from yuyue.db import dialect_insert as _insert
 from yuyue.errors import Forbidden, NotFound, ValidationFailed
 from yuyue.jobs.service import Job, every, register
 from yuyue.kit import crypto
@@ -38,11 +38,6 @@ from yuyue.policy.service import checkin_window, effective_policy
 # 15 minutes after it, slots on whole or half hours) a booking is marked at the moment its window
 # closes; a custom knob is marked at the first quarter-hour after.
 SWEEP_MINUTES = 15
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 def scope_of(source: str) -> str:
