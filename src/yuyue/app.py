@@ -25,6 +25,7 @@ from yuyue.catalogue.service import set_cache_ttl
 from yuyue.channels import api as channels_api
 from yuyue.clock import clock
 from yuyue.config import Settings, get_settings
+from yuyue.console import api as console_api
 from yuyue.db import make_engine, make_sessionmaker
 from yuyue.errors import PROBLEM_JSON, DomainError, problem
 from yuyue.identity import api as identity_api
@@ -178,6 +179,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         waitlist_api.router,
         stats_api.router,
         ops_api.router,
+        console_api.router,
         web_api.router,
     ):
         app.include_router(router)

@@ -52,21 +52,27 @@ Db = Annotated[AsyncSession, Depends(get_db)]
 
 
 class PageRoute(APIRoute):
-    """Turns every failure of a page route into an HTML error page (issue 8 item 4)."""
+    """Turns every failure of a page route into an HTML error page (issue 8 item 4). Other page
+    packages (yuyue.console) subclass it and override `error_response` with their own page."""
+
+    @staticmethod
+    def error_response(request: Request, exc: DomainError) -> Response:
+        return error_page(request, exc)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        on_error = self.error_response
 
         async def guarded(request: Request) -> Response:
             try:
                 return await handler(request)
             except DomainError as exc:
-                return error_page(request, exc)
+                return on_error(request, exc)
             except RequestValidationError:
-                return error_page(request, ValidationFailed("bad parameters"))
+                return on_error(request, ValidationFailed("bad parameters"))
             except Exception as exc:
                 log.error("page_error", error=type(exc).__name__, exc_info=exc)
-                return error_page(request, DomainError("unexpected", code="internal_error", status=500))
+                return on_error(request, DomainError("unexpected", code="internal_error", status=500))
 
         return guarded
 
