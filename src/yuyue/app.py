@@ -26,6 +26,9 @@ from yuyue.channels import api as channels_api
 from yuyue.clock import clock
 from yuyue.config import Settings, get_settings
 from yuyue.console import api as console_api
+from yuyue.console.dashboard import api as console_dashboard_api
+from yuyue.console.hall import api as console_hall_api
+from yuyue.console.manage import api as console_manage_api
 from yuyue.db import make_engine, make_sessionmaker
 from yuyue.errors import PROBLEM_JSON, DomainError, problem
 from yuyue.identity import api as identity_api
@@ -180,6 +183,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         stats_api.router,
         ops_api.router,
         console_api.router,
+        console_hall_api.router,
+        console_manage_api.router,
+        console_dashboard_api.router,
         web_api.router,
     ):
         app.include_router(router)

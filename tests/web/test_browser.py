@@ -8,100 +8,30 @@ critical violation on any page. In CI (CI=true) a missing Chromium fails these t
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.browser import ARTEFACTS_ROOT, Axe, Browser, Page, chromium, serve_live
 from tests.ids import resident_id
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
-ARTEFACTS = ROOT / "test-artefacts" / "web"
-CLOCK = "2026-12-01T10:00:00+08:00"
+ARTEFACTS = ARTEFACTS_ROOT / "web"
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
-
-try:
-    from axe_playwright_python.sync_playwright import Axe
-    from playwright.sync_api import Browser, Page, sync_playwright
-except ImportError:  # pragma: no cover - dev extra not installed
-    Axe = None  # type: ignore[assignment,misc]
-
-
-def _require_browser() -> None:
-    missing = []
-    if Axe is None:
-        missing.append("the playwright and axe-playwright-python packages (pip install -e '.[dev]')")
-    if not Path(CHROMIUM).is_file():
-        missing.append(f"{CHROMIUM} (apt-get install -y chromium fonts-wqy-microhei)")
-    if missing:
-        message = "browser tests need " + " and ".join(missing)
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`yuyue db upgrade`, `yuyue demo`, `yuyue serve` on a fresh SQLite file; yields the base URL."""
-    _require_browser()
-    folder = tmp_path_factory.mktemp("live")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "YUYUE_ENV": "test",
-        "YUYUE_DATABASE_URL": f"sqlite:///{folder / 'live.sqlite3'}",
-        "YUYUE_CLOCK": CLOCK,
-        "YUYUE_RATE_LIMITS": "off",
-        "YUYUE_LOG_LEVEL": "WARNING",
-    }
-    cli = [sys.executable, "-m", "yuyue"]
-    for step in (["db", "upgrade"], ["demo"]):
-        subprocess.run([*cli, *step], env=env, check=True, capture_output=True, timeout=120)
-    log = (folder / "serve.log").open("w")
-    server = subprocess.Popen(
-        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((folder / "serve.log").read_text())
-            time.sleep(0.2)
+    with serve_live(tmp_path_factory.mktemp("live")) as base:
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser(live: str) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 class Steps:
