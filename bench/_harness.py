@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import platform
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -115,7 +116,9 @@ class Server:
         }
         command = [sys.executable, "-m", "yuyue", "serve", "--port", str(self.port)]
         command += ["--workers", str(self.workers), "--no-jobs"]
-        self.proc = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            command, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + 180  # the machine may be busy with other work
         while True:
             with contextlib.suppress(httpx.HTTPError):
@@ -126,6 +129,12 @@ class Server:
                 raise RuntimeError(f"server did not start; see {self.log.name}")
             time.sleep(0.2)
         time.sleep(0.5 * self.workers)  # let every worker finish its start-up
+
+    def kill(self) -> None:
+        """SIGKILL the server and every worker at once: a crash, no clean shutdown."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -392,8 +392,10 @@ def use_settings(settings: Settings) -> None:
     crypto.configure(settings.data_key_list)
 
 
-def _secret() -> str:
-    """The secret of this process: set by create_app, else (`yuyue worker`) from the environment."""
+def process_secret() -> str:
+    """The secret of this process: set by create_app, else (`yuyue worker`) from the environment.
+    Event handlers and jobs that have no request (notify's admin alerts, the personal-data jobs)
+    use it."""
     if not _job_secret:
         from yuyue.config import get_settings
 
@@ -491,11 +493,11 @@ async def anonymise(session: AsyncSession, secret: str, today: date, keep_days: 
 
 
 async def _reencrypt_job(session: AsyncSession, due: datetime) -> None:
-    await reencrypt(session, _secret())
+    await reencrypt(session, process_secret())
 
 
 async def _retention_job(session: AsyncSession, due: datetime) -> None:
-    await anonymise(session, _secret(), due.date(), retention_days[0])
+    await anonymise(session, process_secret(), due.date(), retention_days[0])
 
 
 async def _purge_job(session: AsyncSession, due: datetime) -> None:

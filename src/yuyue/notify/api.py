@@ -39,7 +39,6 @@ async def test_messages(
     """What the console provider has sent, newest first (full numbers: test only). Messages due
     now are delivered first, so an answer reflects every committed change."""
     secret = settings_of(request).effective_secret
-    service.use_secret(secret)
     await service.deliver_due(request.app.state.sessionmaker, secret)
     return await service.console_messages(db, limit)
 

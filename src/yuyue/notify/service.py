@@ -37,7 +37,7 @@ from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import DomainError, NotFound, Unprocessable
 from yuyue.errors import ValidationFailed as ValidationFailedError
-from yuyue.identity.service import MOBILE
+from yuyue.identity.service import MOBILE, process_secret
 from yuyue.jobs.service import Job, Schedule, daily, register
 from yuyue.kit import crypto, tokens
 from yuyue.kit.events import Event, subscribe
@@ -224,7 +224,7 @@ async def _on_alert(session: AsyncSession, event: Event) -> None:
     admins = (
         await session.execute(select(Admin).where(Admin.unit_id == alert.unit_id, Admin.active.is_(True)))
     ).scalars()
-    secret = _secret()
+    secret = process_secret()
     detail = {"waitlist_over_release": "排队人数超过放号量", "approval_overdue": "有放号调整审批超时"}.get(
         alert.kind, "有新的告警"
     )
@@ -241,25 +241,6 @@ async def _on_alert(session: AsyncSession, event: Event) -> None:
         if admin.phone
     ]
     await enqueue(session, drafts)
-
-
-_app_secret: list[str] = []
-
-
-def use_secret(secret: str) -> None:
-    """The app's secret (settings.effective_secret) for phone numbers of admins; set at start-up."""
-    _app_secret[:] = [secret]
-
-
-def _secret() -> str:
-    if _app_secret:
-        return _app_secret[0]
-    from yuyue.config import DEV_SECRET, get_settings
-
-    try:
-        return get_settings().effective_secret
-    except ValueError:  # no valid settings in this environment (a test process): the dev secret
-        return DEV_SECRET
 
 
 # --- delivery -----------------------------------------------------------------------------------
@@ -484,7 +465,6 @@ async def delivery_loop(
     maker: async_sessionmaker[AsyncSession], refresh: Callable[[], Awaitable[None]], secret: str
 ) -> None:
     """The delivery runner of `yuyue worker` and `serve`: deliver what is due, then wait a little."""
-    use_secret(secret)
     provider = make_provider(sms_settings(), maker)
     while True:
         handled = 0
