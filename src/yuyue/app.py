@@ -47,6 +47,7 @@ from yuyue.policy import api as policy_api
 from yuyue.stats import api as stats_api
 from yuyue.waitlist import api as waitlist_api
 from yuyue.web import api as web_api
+from yuyue.web.kiosk import api as kiosk_api
 
 HTTP_CODES = {
     400: "validation_error",
@@ -186,6 +187,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         console_hall_api.router,
         console_manage_api.router,
         console_dashboard_api.router,
+        kiosk_api.router,
         web_api.router,
     ):
         app.include_router(router)
