@@ -287,3 +287,47 @@ def test_works_without_javascript(browser: Browser, live: str) -> None:
     page.screenshot(path=str(ARTEFACTS / "nojs-01-success.png"), full_page=True)
     assert "预约成功" in page.locator("main").inner_text()
     context.close()
+
+
+def test_kiosk_walk_in_and_green(browser: Browser, live: str) -> None:
+    """The hall's self-service machine (issue 8 item 6): set up with a kiosk token, a walk-in ticket
+    and an elderly green-channel ticket, in elder sizes, printable."""
+    import httpx
+
+    admin = httpx.post(
+        f"{live}/api/v1/admin/login", json={"username": "admin", "password": "yuyue-admin-2026"}
+    ).json()["token"]
+    made = httpx.post(
+        f"{live}/api/v1/admin/halls/tianhe-hall/kiosks",
+        json={"name": "1号自助机"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert made.status_code == 201, made.text
+    context = _context(browser, {"width": 1080, "height": 1400})
+    steps = Steps(context.new_page(), live, "kiosk")
+    page = steps.page
+    steps.go("/kiosk")
+    steps.check("setup", error_page=True)  # not set up yet: 401 with the set-up form
+    page.get_by_label("自助机令牌").fill(made.json()["token"])
+    page.get_by_role("button", name="保存并启用").click()
+    page.wait_for_url(re.compile(r"/kiosk$"))
+    steps.check("home")
+    assert float(page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")) >= 24
+    page.get_by_role("link", name="没有预约：现场取号").click()
+    steps.check("walk-in-form")
+    page.get_by_label("证件号码").fill(resident_id(120))
+    page.get_by_role("button", name="取号").click()
+    steps.check("walk-in-ticket")
+    assert "取号成功" in page.locator("main").inner_text()
+    page.get_by_role("link", name="完成").click()
+    page.get_by_role("link", name="60岁以上老人：绿色通道").click()
+    page.get_by_label("证件号码").fill(resident_id(121, birth="19480302"))
+    page.get_by_role("button", name="取号").click()
+    steps.check("green-ticket")
+    text = page.locator("main").inner_text()
+    assert "（绿色通道）" in text and resident_id(121, birth="19480302") not in text
+    page.emulate_media(media="print")
+    steps.count += 1
+    page.screenshot(path=str(ARTEFACTS / f"kiosk-{steps.count:02d}-print.png"), full_page=True)
+    assert not page.get_by_role("button", name="打印号票").is_visible()
+    context.close()
