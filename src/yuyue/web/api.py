@@ -8,6 +8,7 @@ notice → hall → department/item → date and slot → confirm → success pa
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -502,11 +503,64 @@ async def change(request: Request, number: str, action: str, db: Db) -> Response
 # --- login, logout, elder mode ------------------------------------------------------------------
 
 
+PROVINCIAL = ("guangdong", "oidc")  # the provincial unified identity, or a city's own OIDC provider
+LOGIN_COOKIE = "yuyue_login"
+
+
+def provincial_provider(settings: Settings) -> str | None:
+    return next((p for p in PROVINCIAL if p in settings.providers), None)
+
+
 def provincial_login_url(settings: Settings) -> str | None:
-    """The page that starts the provincial (广东政务服务网) login. None until the portal's
-    start/callback pages for identity.service.start_login/finish_login exist (not built yet, see
-    docs/decisions/0050), so the button stays disabled with an explanation."""
-    return None
+    """The page that starts the provincial (广东政务服务网) login, when a provider is configured;
+    otherwise the button stays disabled with an explanation."""
+    return "/login/provincial" if provincial_provider(settings) else None
+
+
+def _state_hash(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+@router.get("/login/provincial")
+async def provincial_start(
+    request: Request, next: Annotated[str, Query(max_length=500)] = "/bookings"
+) -> Response:
+    """Rule T2/G8: off to the configured provider (authorisation code; PKCE and nonce for OIDC). The
+    state is also kept in this browser's cookie, so a callback started elsewhere (login CSRF) fails."""
+    settings = settings_of(request)
+    provider = provincial_provider(settings)
+    if provider is None:
+        raise NotFound("no provincial login is configured")
+    start = identity.start_login(settings, provider)
+    response = RedirectResponse(start.authorize_url, status_code=303)
+    value = f"{provider}|{_state_hash(start.state)}|{web.safe_next(next, '/bookings')}"
+    _cookie(response, request, LOGIN_COOKIE, value, settings.login_state_ttl_s)
+    return response
+
+
+@router.get("/login/callback")
+async def provincial_callback(
+    request: Request,
+    db: Db,
+    code: Annotated[str, Query(max_length=2000)] = "",
+    state: Annotated[str, Query(max_length=4000)] = "",
+    error: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    """Where the provider sends the citizen back (YUYUE_LOGIN_REDIRECT_URI): finish the login with
+    identity.service.finish_login (signature, audience, nonce, real-name check, single-use state)."""
+    settings = settings_of(request)
+    provider, _, rest = (request.cookies.get(LOGIN_COOKIE) or "").partition("|")
+    expected, _, target = rest.partition("|")
+    if error or not code or not state or provider not in PROVINCIAL:
+        raise Unauthenticated("the login was cancelled or did not start here", code="login_failed")
+    if not secrets.compare_digest(expected, _state_hash(state)):
+        raise Unauthenticated("the login did not start in this browser", code="login_failed")
+    result = await identity.finish_login(db, settings, provider, code, state)
+    await db.commit()
+    response = redirect(web.safe_next(target, "/bookings"))
+    _cookie(response, request, web.SESSION_COOKIE, result.token, settings.token_ttl_s)
+    response.delete_cookie(LOGIN_COOKIE, path="/")
+    return response
 
 
 @router.get("/login", response_class=HTMLResponse)
