@@ -51,7 +51,6 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve_live(folder: Path, clock: str = CLOCK, **env_extra: str) -> Iterator[str]:
     """`yuyue db upgrade`, `yuyue demo`, `yuyue serve` on a fresh SQLite file; yields the base URL."""
-    require_browser()
     port = free_port()
     env = {
         **os.environ,
@@ -90,6 +89,7 @@ def serve_live(folder: Path, clock: str = CLOCK, **env_extra: str) -> Iterator[s
 
 @contextlib.contextmanager
 def chromium() -> Iterator[Browser]:
+    require_browser()
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         yield launched

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import ARTEFACTS_ROOT, Axe, Browser, Page, chromium, serve_live
+from tests.browser import ARTEFACTS_ROOT, Axe, Browser, Page, chromium, require_browser, serve_live
 from tests.ids import resident_id
 
 ARTEFACTS = ARTEFACTS_ROOT / "web"
@@ -24,6 +24,7 @@ DESKTOP = {"width": 1280, "height": 900}
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_browser()
     with serve_live(tmp_path_factory.mktemp("live")) as base:
         yield base
 
