@@ -22,6 +22,7 @@ from yuyue.channels.schemas import (
     PartnerLoginIn,
     PartnerLoginOut,
     RotateIn,
+    WebhookIn,
 )
 from yuyue.db import get_db
 from yuyue.identity.api import settings_of
@@ -89,6 +90,31 @@ async def _set_active(client_id: str, active: bool, who: AdminDep, db: AsyncSess
     await audit(db, who, "platform", PLATFORM, action, client_id, None, {"active": active})
     await db.commit()
     return service.client_view(*await service.get_client(db, client_id)) | {"active": client.active}
+
+
+@admin.put("/{client_id}/webhook", response_model=ClientOut, responses=problems(401, 403, 404, 422))
+async def set_webhook(
+    client_id: str, body: WebhookIn, who: AdminDep, db: Db, request: Request
+) -> dict[str, Any]:
+    """Where the partner hears of its bookings (created, cancelled, rescheduled, no-show): a signed
+    POST per event, retried from the outbox until the partner answers 2xx (issue 7 item 7)."""
+    authorise(who, "configure", PLATFORM)
+    before, _ = await service.get_client(db, client_id)
+    old = before.webhook_url
+    client = await service.set_webhook(db, client_id, body.url, settings_of(request).production)
+    _, keys = await service.get_client(db, client_id)
+    await audit(
+        db,
+        who,
+        "platform",
+        PLATFORM,
+        "api_client.webhook",
+        client_id,
+        {"webhook_url": old},
+        {"webhook_url": client.webhook_url},
+    )
+    await db.commit()
+    return service.client_view(client, keys)
 
 
 @admin.post("/{client_id}/disable", response_model=ClientOut, responses=problems(401, 403, 404))

@@ -26,6 +26,12 @@ class ClientIn(Strict):
     rate_per_minute: Annotated[StrictInt, Field(ge=1, le=100_000)] = 600
 
 
+class WebhookIn(Strict):
+    """`null` turns the webhook off. Outside production plain http is accepted (local partners)."""
+
+    url: Annotated[StrictStr | None, Field(max_length=500)]
+
+
 class RotateIn(Strict):
     grace_hours: Annotated[StrictInt, Field(ge=0, le=24 * 30)] = 24
 
@@ -50,6 +56,7 @@ class ClientOut(BaseModel):
     rate_per_minute: int
     active: bool
     created_at: str
+    webhook_url: str | None = None
     keys: list[KeyOut]
 
 

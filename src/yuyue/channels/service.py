@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -33,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from yuyue.clock import clock
 from yuyue.db import dialect_insert as _insert
-from yuyue.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from yuyue.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from yuyue.identity import service as identity
 from yuyue.jobs.service import Job, every, register
 from yuyue.kit import crypto, tokens
@@ -68,6 +69,7 @@ def client_view(client: ApiClient, keys: list[ApiKey]) -> dict[str, Any]:
         "rate_per_minute": client.rate_per_minute,
         "active": client.active,
         "created_at": client.created_at.isoformat(),
+        "webhook_url": client.webhook_url,
         "keys": [
             {
                 "id": k.id,
@@ -289,9 +291,47 @@ async def partner_citizen(session: AsyncSession, secret: str, partner: Partner, 
 
 
 async def record_booking(session: AsyncSession, partner: Partner, number: str) -> None:
-    """Rule T1: the booking carries the partner's channel; this row names the client too."""
+    """Rule T1: the booking carries the partner's channel; this row names the client too. The
+    partner's webhook hears of the new booking (its later events come through the notify handlers)."""
+    from yuyue.notify.service import enqueue_webhook  # notify reads this domain's tables
+
     session.add(ChannelBooking(number=number, client_id=partner.client_id, created_at=clock.now()))
     await session.flush()
+    await enqueue_webhook(session, number, "booking.created")
+
+
+def check_webhook_url(url: str, production: bool) -> str:
+    """An absolute http(s) URL with a host; https only in production."""
+    parts = urlsplit(url)
+    schemes = ("https",) if production else ("https", "http")
+    if parts.scheme not in schemes or not parts.hostname or parts.username or parts.password:
+        raise ValidationFailed(
+            f"webhook url must be an absolute {' or '.join(schemes)} URL without credentials"
+        )
+    return url
+
+
+async def set_webhook(session: AsyncSession, client_id: str, url: str | None, production: bool) -> ApiClient:
+    client, _ = await get_client(session, client_id)
+    client.webhook_url = check_webhook_url(url, production) if url else None
+    await session.flush()
+    return client
+
+
+async def signing_key(session: AsyncSession, secret: str, client_id: str) -> tuple[str, str] | None:
+    """The client's newest key in force (id, secret): webhooks are signed as partners sign to us."""
+    now = clock.now()
+    keys = (
+        await session.execute(
+            select(ApiKey)
+            .where(ApiKey.client_id == client_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at.desc())
+        )
+    ).scalars()
+    for key in keys:
+        if key.expires_at is None or key.expires_at > now:
+            return key.id, crypto.decrypt(secret, key.secret_enc)
+    return None
 
 
 async def _purge_nonces(session: AsyncSession, due: datetime) -> None:

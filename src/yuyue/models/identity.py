@@ -52,6 +52,8 @@ class ApiClient(Base):
     rate_per_minute: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(LocalDateTime)
+    # Where this partner receives its bookings' events (issue 7 item 7); None: no webhook.
+    webhook_url: Mapped[str | None] = mapped_column(String(500), default=None)
 
 
 class ApiKey(Base):

@@ -15,6 +15,10 @@ GET /api/v1/test/messages answers):
    permanent failure or the last attempt (visible to admins, who may retry it).
 A worker that dies between 1 and 3 leaves rows `sending`; once the lease runs out another worker
 claims them again, and the idempotency key lets the provider drop the duplicate.
+
+Channels beyond SMS ride the same outbox (`messages.channel`): `webhook` rows carry a booking's event
+to the partner client it was booked through (issue 7 item 7), POSTed as JSON signed like partner
+requests (decision 0063) and retried the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from yuyue.catalogue.service import service_info
+from yuyue.channels.service import signing_key
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import DomainError, NotFound, Unprocessable
@@ -45,8 +50,10 @@ from yuyue.kit.masking import mask_phone
 from yuyue.models import (
     Admin,
     Alert,
+    ApiClient,
     Ban,
     Booking,
+    ChannelBooking,
     Citizen,
     ConsoleMessage,
     DeliveryAttempt,
@@ -57,7 +64,15 @@ from yuyue.models import (
 )
 from yuyue.notify import templates
 from yuyue.notify.config import NotifySettings, in_quiet_hours, notify_settings, sms_settings
-from yuyue.notify.providers import Outgoing, Provider, ProviderError, Receipt, make_provider
+from yuyue.notify.providers import (
+    WEBHOOK,
+    Outgoing,
+    Provider,
+    ProviderError,
+    Receipt,
+    make_provider,
+    post_webhook,
+)
 from yuyue.ops.logging import log
 
 # Kinds the system sends on its own initiative: held back during quiet hours. What a citizen just
@@ -99,6 +114,7 @@ class Draft:
     booking_number: str | None = None
     dedup_key: str | None = None
     template: str | None = None
+    channel: str = "sms"
 
 
 def _row(draft: Draft, now: datetime, settings: NotifySettings) -> dict[str, Any]:
@@ -106,7 +122,7 @@ def _row(draft: Draft, now: datetime, settings: NotifySettings) -> dict[str, Any
         "idem_key": secrets.token_hex(16),
         "dedup_key": draft.dedup_key,
         "kind": draft.kind,
-        "channel": "sms",
+        "channel": draft.channel,
         "template": draft.template or draft.kind,
         "params": draft.params,
         "phone_enc": draft.phone_enc,
@@ -159,6 +175,49 @@ async def booking_draft(
     )
 
 
+async def enqueue_webhook(
+    session: AsyncSession, number: str, event: str, booking: Booking | None = None, **extra: str
+) -> None:
+    """Issue 7 item 7: a booking made through a partner client with a webhook: its event goes to
+    the partner, in the same transaction as the change. No personal data: numbers, ids and times."""
+    target = (
+        await session.execute(
+            select(ChannelBooking.client_id)
+            .join(ApiClient, ApiClient.id == ChannelBooking.client_id)
+            .where(ChannelBooking.number == number, ApiClient.webhook_url.isnot(None))
+        )
+    ).scalar_one_or_none()
+    if target is None:
+        return
+    if booking is None:
+        booking = (await session.execute(select(Booking).where(Booking.number == number))).scalar_one()
+    info = await service_info(session, booking.service_id)
+    params = {
+        "client_id": target,
+        "event": event,
+        "number": booking.number,
+        "status": booking.status,
+        "service_id": str(booking.service_id),
+        "hall_id": info.hall_id,
+        "slot_start": booking.slot_start.isoformat(),
+        "slot_end": booking.slot_end.isoformat(),
+        "quantity": str(booking.quantity),
+        "channel": booking.channel,
+        **extra,
+    }
+    draft = Draft(
+        kind="webhook",
+        channel="webhook",
+        template=event,
+        params=params,
+        phone_enc="",
+        phone_masked="",
+        unit_path=info.hall_path,
+        booking_number=booking.number,
+    )
+    await enqueue(session, [draft])
+
+
 # --- what the other domains announce (same transaction) -----------------------------------------
 
 
@@ -172,13 +231,18 @@ async def _on_booked(session: AsyncSession, event: Event) -> None:
 
 @subscribe("booking.cancelled")
 async def _on_cancelled(session: AsyncSession, event: Event) -> None:
-    """Rules T7, T11: every cancel is confirmed by SMS."""
-    await enqueue(session, [await booking_draft(session, event.data["booking"], "cancelled")])
+    """Rules T7, T11: every cancel is confirmed by SMS (and told to the partner it came through)."""
+    booking: Booking = event.data["booking"]
+    await enqueue(session, [await booking_draft(session, booking, "cancelled")])
+    await enqueue_webhook(session, booking.number, "booking.cancelled", booking)
 
 
 @subscribe("booking.rescheduled")
 async def _on_rescheduled(session: AsyncSession, event: Event) -> None:
-    await enqueue(session, [await booking_draft(session, event.data["booking"], "rescheduled")])
+    booking: Booking = event.data["booking"]
+    await enqueue(session, [await booking_draft(session, booking, "rescheduled")])
+    old = str(event.data.get("old_slot_id") or "")
+    await enqueue_webhook(session, booking.number, "booking.rescheduled", booking, old_slot_id=old)
 
 
 @subscribe("booking.no_show")
@@ -187,6 +251,7 @@ async def _on_no_show(session: AsyncSession, event: Event) -> None:
     booking: Booking = event.data["booking"]
     draft = await booking_draft(session, booking, "no_show", dedup_key=f"no_show:{booking.number}")
     await enqueue(session, [draft])
+    await enqueue_webhook(session, booking.number, "booking.no_show", booking)
 
 
 @subscribe("ban.imposed")
@@ -250,6 +315,7 @@ async def _on_alert(session: AsyncSession, event: Event) -> None:
 class Claimed:
     id: int
     idem_key: str
+    channel: str
     kind: str
     template: str
     params: dict[str, Any]
@@ -291,6 +357,7 @@ async def claim_batch(maker: async_sessionmaker[AsyncSession], limit: int, lease
         .returning(
             Message.id,
             Message.idem_key,
+            Message.channel,
             Message.kind,
             Message.template,
             Message.params,
@@ -308,6 +375,7 @@ async def claim_batch(maker: async_sessionmaker[AsyncSession], limit: int, lease
         Claimed(
             id=row.id,
             idem_key=row.idem_key,
+            channel=row.channel,
             kind=row.kind,
             template=row.template,
             params=dict(row.params or {}),
@@ -407,6 +475,8 @@ async def _settle(
 async def _deliver_one(
     maker: async_sessionmaker[AsyncSession], provider: Provider, secret: str, message: Claimed
 ) -> str:
+    if message.channel == "webhook":
+        return await _deliver_webhook(maker, secret, message)
     if not await _still_applies(maker, message):
         return await _settle(maker, message, provider.name, "skipped")
     try:
@@ -431,6 +501,32 @@ async def _deliver_one(
         return await _settle(maker, message, provider.name, "temporary", error=failure)
     log.info("sms_sent", kind=message.kind, phone=message.phone_masked)  # never the text
     return await _settle(maker, message, provider.name, "sent", receipt=receipt)
+
+
+async def _deliver_webhook(maker: async_sessionmaker[AsyncSession], secret: str, message: Claimed) -> str:
+    """POST the event to the partner's current webhook URL, signed with its newest key in force."""
+    client_id = str(message.params.get("client_id", ""))
+    async with maker() as session:
+        client = await session.get(ApiClient, client_id)
+        key = await signing_key(session, secret, client_id) if client is not None else None
+    if client is None or not client.active or not client.webhook_url or key is None:
+        failure = ProviderError(
+            "no_webhook", "no webhook URL, no key in force, or client disabled", temporary=False
+        )
+        return await _settle(maker, message, WEBHOOK, "permanent", error=failure)
+    payload = {k: v for k, v in message.params.items() if k not in ("client_id", "event")}
+    body = {"id": message.idem_key, "event": message.template, "booking": payload}
+    try:
+        receipt = await post_webhook(client.webhook_url, key[0], key[1], message.idem_key, body)
+    except ProviderError as error:
+        outcome = "temporary" if error.temporary else "permanent"
+        status = await _settle(maker, message, WEBHOOK, outcome, error=error)
+        log.warning(
+            "webhook_failed", client=client_id, what=message.template, code=error.code, status=status
+        )
+        return status
+    log.info("webhook_sent", client=client_id, what=message.template)
+    return await _settle(maker, message, WEBHOOK, "sent", receipt=receipt)
 
 
 async def deliver_due(

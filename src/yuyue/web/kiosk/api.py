@@ -126,6 +126,4 @@ async def submit(request: Request, step: str, db: Db) -> Response:
         }
         for ticket in tickets
     ]
-    return render(
-        request, "kiosk/tickets.html", tickets=printed, who=mask_id(id_number), **context
-    )
+    return render(request, "kiosk/tickets.html", tickets=printed, who=mask_id(id_number), **context)
