@@ -1,6 +1,7 @@
 """Administration routes: login and sessions, admin accounts, capacity requests, alerts, audit.
-Every action is authorised by `service.authorise` and audited. (Citizen lookup and bans by hand
-live in `yuyue.penalties.api`, authorised by the same table.)"""
+Every action is authorised by `service.authorise` and audited inside the service functions that the
+console pages call too (issue 10 item 6); a route parses, calls, commits and shapes. (Citizen lookup
+and bans by hand live in `yuyue.penalties.api`, authorised by the same table.)"""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from yuyue.admin.schemas import (
     ResolveIn,
     RetireIn,
 )
-from yuyue.catalogue.service import get_unit
 from yuyue.db import get_db
 from yuyue.errors import DomainError
 from yuyue.identity.api import settings_of
@@ -72,12 +72,7 @@ async def logout(who: AdminDep, db: Db) -> Response:
 @router.post("/admins", status_code=201, response_model=AdminOut, responses=problems(401, 403, 409, 422))
 async def create_admin(body: AdminIn, who: AdminDep, db: Db) -> dict[str, Any]:
     """Register an administrator (name, title, mobile) and open their account (rule G7)."""
-    unit = await get_unit(db, body.unit_id)
-    service.authorise(who, "manage_admins", unit.path, target_level=body.level)
-    service.check_level_fits(unit, body.level)
-    admin = await service.create_admin(db, **body.model_dump())
-    view = service.admin_view(admin)
-    await service.audit(db, who, unit.id, unit.path, "admin.create", str(admin.id), None, view)
+    view = await service.register_admin(db, who, body.model_dump())
     await db.commit()
     return view
 
@@ -90,24 +85,15 @@ async def list_admins(who: AdminDep, db: Db) -> list[dict[str, Any]]:
 
 @router.get("/admins/{admin_id}", response_model=AdminOut, responses=problems(401, 403, 404))
 async def get_admin(admin_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
-    admin, unit = await service.get_admin(db, admin_id)
-    service.authorise(who, "view", unit.path)
-    return service.admin_view(admin)
+    return service.admin_view(await service.admin_for(db, who, admin_id))
 
 
 @router.post("/admins/{admin_id}/retire", response_model=AdminOut, responses=problems(401, 403, 404, 422))
 async def retire_admin(admin_id: int, who: AdminDep, db: Db, body: RetireIn | None = None) -> dict[str, Any]:
     """Close an account for good (rule G7): its sessions end, its username is never reused."""
-    admin, unit = await service.get_admin(db, admin_id)
-    service.authorise(who, "manage_admins", unit.path, target_level=admin.level)
-    before = service.admin_view(admin)
-    await service.retire(db, admin)
-    after = service.admin_view(admin)
-    if body is not None and body.reason:
-        after = {**after, "reason": body.reason}
-    await service.audit(db, who, unit.id, unit.path, "admin.retire", str(admin.id), before, after)
+    view = await service.retire_admin(db, who, admin_id, body.reason if body is not None else None)
     await db.commit()
-    return service.admin_view(admin)
+    return view
 
 
 # --- capacity requests (rule G20) ------------------------------------------------------------------
@@ -121,11 +107,9 @@ async def retire_admin(admin_id: int, who: AdminDep, db: Db, body: RetireIn | No
 )
 async def request_capacity(body: CapacityRequestIn, who: AdminDep, db: Db) -> dict[str, Any]:
     """Ask for a change of released capacity; `date_from` at least the 2nd working day after today."""
-    request, hall = await service.request_capacity(
+    view = await service.propose_capacity(
         db, who, body.service_id, body.date_from, body.date_to, body.daily_capacity, body.reason
     )
-    view = service.request_view(request)
-    await service.audit(db, who, hall.id, hall.path, "capacity.request", str(request.id), None, view)
     await db.commit()
     return view
 
@@ -141,23 +125,15 @@ async def list_requests(
     "/capacity-requests/{request_id}", response_model=CapacityRequestOut, responses=problems(401, 403, 404)
 )
 async def get_request(request_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
-    request, hall, _ = await service.get_request(db, request_id)
-    service.authorise(who, "view", hall.path)
-    return service.request_view(request)
+    return service.request_view(await service.request_for(db, who, request_id))
 
 
 async def _decide(
     request_id: int, who: service.Acting, db: AsyncSession, approve: bool, body: DecisionIn | None
 ) -> dict[str, Any]:
-    request, hall, requester = await service.get_request(db, request_id)
-    service.authorise(who, "approve", hall.path, requester=requester)
-    before = service.request_view(request)
-    await service.decide(db, who, request, approve, body.note if body else None)
-    after = service.request_view(request)
-    action = "capacity.approve" if approve else "capacity.reject"
-    await service.audit(db, who, hall.id, hall.path, action, str(request.id), before, after)
+    view = await service.decide_request(db, who, request_id, approve, body.note if body else None)
     await db.commit()
-    return after
+    return view
 
 
 @router.post(
@@ -191,14 +167,9 @@ async def alerts(who: AdminDep, db: Db, resolved: bool | None = None) -> list[di
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut, responses=problems(401, 403, 404, 422))
 async def resolve_alert(alert_id: int, body: ResolveIn, who: AdminDep, db: Db) -> dict[str, Any]:
-    alert, unit = await service.get_alert(db, alert_id)
-    service.authorise(who, "resolve_alert", unit.path)
-    before = service.alert_view(alert)
-    await service.resolve_alert(db, alert, body.note)
-    after = service.alert_view(alert)
-    await service.audit(db, who, unit.id, unit.path, "alert.resolve", str(alert.id), before, after)
+    view = await service.resolve_alert_as(db, who, alert_id, body.note)
     await db.commit()
-    return after
+    return view
 
 
 # --- audit -----------------------------------------------------------------------------------------
@@ -214,6 +185,4 @@ async def audit_log(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     """Audit entries of a unit's subtree (default: the caller's), newest first."""
-    unit = await get_unit(db, unit_id or who.unit_id)
-    service.authorise(who, "view", unit.path)
-    return await service.read_audit(db, unit.path, from_, to, limit)
+    return await service.audit_log(db, who, unit_id, from_, to, limit)

@@ -19,6 +19,9 @@ class LoginIn(Strict):
     password: Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
 
+EMAIL = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+
+
 class AdminIn(Strict):
     username: Annotated[StrictStr, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     password: Annotated[StrictStr, Field(min_length=1, max_length=200)]
@@ -27,6 +30,7 @@ class AdminIn(Strict):
     phone: Annotated[StrictStr, Field(min_length=11, max_length=11, pattern=r"^1[3-9][0-9]{9}$")]
     unit_id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
     level: Annotated[StrictInt, Field(ge=1, le=3)]
+    email: Annotated[StrictStr | None, Field(max_length=254, pattern=EMAIL)] = None
 
 
 class AdminOut(BaseModel):
@@ -35,6 +39,7 @@ class AdminOut(BaseModel):
     name: str
     title: str
     phone: str
+    email: str | None = None
     unit_id: str
     level: int
     active: bool
@@ -94,6 +99,7 @@ class AuditOut(BaseModel):
     id: int
     at: str
     admin: str | None
+    staff: str | None = None  # the clerk's username when a hall clerk acted (e.g. citizen.reveal)
     unit_id: str
     action: str
     target: str

@@ -32,7 +32,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.calendar.service import hall_calendar
-from yuyue.catalogue.service import clear_caches, day_slots, service_info
+from yuyue.catalogue.service import clear_caches, day_slots, get_unit, service_info
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import (
@@ -48,7 +48,7 @@ from yuyue.jobs.service import Job, daily, register
 from yuyue.kit import tokens
 from yuyue.kit.events import Event, emit
 from yuyue.kit.http import rowcount
-from yuyue.kit.masking import mask_phone
+from yuyue.kit.masking import mask_email, mask_phone
 from yuyue.models import (
     Admin,
     AdminLockout,
@@ -58,6 +58,7 @@ from yuyue.models import (
     CapacityRequest,
     Service,
     Slot,
+    StaffAccount,
     Unit,
 )
 
@@ -198,6 +199,7 @@ async def create_admin(
     phone: str,
     unit_id: str,
     level: int,
+    email: str | None = None,
 ) -> Admin:
     """Rule G7: an account opens only with the registration (name, title, mobile)."""
     check_password_strength(password)
@@ -217,6 +219,7 @@ async def create_admin(
         name=name,
         title=title,
         phone=phone,
+        email=email or None,
         unit_id=unit_id,
         level=level,
         active=True,
@@ -271,6 +274,55 @@ async def retire(session: AsyncSession, admin: Admin) -> None:
         .execution_options(synchronize_session=False)
     )
     await session.flush()
+
+
+# Orchestrations shared by the API routes and the console pages (issue 10 item 6): each one
+# authorises, changes, audits; the caller commits.
+
+
+async def register_admin(session: AsyncSession, who: Acting, data: dict[str, Any]) -> dict[str, Any]:
+    """Rule G7: register an administrator (name, title, mobile) and open their account, strictly
+    below `who` (rules G3–G6); audited. `data` holds the fields of `POST /api/v1/admin/admins`."""
+    unit = await get_unit(session, data["unit_id"])
+    authorise(who, "manage_admins", unit.path, target_level=data["level"])
+    check_level_fits(unit, data["level"])
+    admin = await create_admin(
+        session,
+        username=data["username"],
+        password=data["password"],
+        name=data["name"],
+        title=data["title"],
+        phone=data["phone"],
+        unit_id=data["unit_id"],
+        level=data["level"],
+        email=data.get("email"),
+    )
+    view = admin_view(admin)
+    await audit(session, who, unit.id, unit.path, "admin.create", str(admin.id), None, view)
+    return view
+
+
+async def admin_for(session: AsyncSession, who: Acting, admin_id: int) -> Admin:
+    """An admin account `who` may see (their subtree)."""
+    admin, unit = await get_admin(session, admin_id)
+    authorise(who, "view", unit.path)
+    return admin
+
+
+async def retire_admin(
+    session: AsyncSession, who: Acting, admin_id: int, reason: str | None
+) -> dict[str, Any]:
+    """Rule G7: close an account for good (its sessions end, its username is never reused); audited
+    with the reason. Returns the closed account's view."""
+    admin, unit = await get_admin(session, admin_id)
+    authorise(who, "manage_admins", unit.path, target_level=admin.level)
+    before = admin_view(admin)
+    await retire(session, admin)
+    after = admin_view(admin)
+    if reason:
+        after = {**after, "reason": reason}
+    await audit(session, who, unit.id, unit.path, "admin.retire", str(admin.id), before, after)
+    return admin_view(admin)
 
 
 # --- login, sessions, lockout ----------------------------------------------------------------------
@@ -394,6 +446,7 @@ def admin_view(admin: Admin) -> dict[str, Any]:
         "name": admin.name,
         "title": admin.title,
         "phone": mask_phone(admin.phone),
+        "email": mask_email(admin.email) if admin.email else None,
         "unit_id": admin.unit_id,
         "level": admin.level,
         "active": admin.active,
@@ -414,12 +467,16 @@ async def audit(
     target: str,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
+    *,
+    staff_id: int | None = None,
 ) -> None:
-    """Append one audit entry (the table is only ever inserted into)."""
+    """Append one audit entry (the table is only ever inserted into). The actor is the admin, or a
+    hall clerk (`staff_id`) for what clerks may do that must leave a trace."""
     session.add(
         AuditEntry(
             at=clock.now(),
             admin_id=admin.id if admin else None,
+            staff_id=staff_id,
             unit_id=unit_id,
             unit_path=unit_path,
             action=action,
@@ -434,8 +491,9 @@ async def read_audit(
     session: AsyncSession, root_path: str, start: date | None, end: date | None, limit: int
 ) -> list[dict[str, Any]]:
     query = (
-        select(AuditEntry, Admin.username)
+        select(AuditEntry, Admin.username, StaffAccount.username)
         .outerjoin(Admin, Admin.id == AuditEntry.admin_id)
+        .outerjoin(StaffAccount, StaffAccount.id == AuditEntry.staff_id)
         .where(AuditEntry.unit_path.startswith(root_path, autoescape=True))
     )
     if start is not None:
@@ -450,14 +508,30 @@ async def read_audit(
             "id": entry.id,
             "at": entry.at.isoformat(),
             "admin": username,
+            "staff": clerk,
             "unit_id": entry.unit_id,
             "action": entry.action,
             "target": entry.target,
             "before": entry.before,
             "after": entry.after,
         }
-        for entry, username in rows
+        for entry, username, clerk in rows
     ]
+
+
+async def audit_log(
+    session: AsyncSession,
+    who: Acting,
+    unit_id: str | None,
+    start: date | None,
+    end: date | None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Audit entries of a unit's subtree (default: `who`'s own unit), newest first; the unit must
+    be inside `who`'s subtree."""
+    unit = await get_unit(session, unit_id or who.unit_id)
+    authorise(who, "view", unit.path)
+    return await read_audit(session, unit.path, start, end, limit)
 
 
 # --- alerts ----------------------------------------------------------------------------------------
@@ -546,6 +620,17 @@ async def resolve_alert(session: AsyncSession, alert: Alert, note: str) -> None:
     if rowcount(changed) != 1:
         raise Unprocessable("this alert is already resolved", code="already_resolved")
     await session.refresh(alert)
+
+
+async def resolve_alert_as(session: AsyncSession, who: Acting, alert_id: int, note: str) -> dict[str, Any]:
+    """Resolve an alert of `who`'s subtree with a note; audited."""
+    alert, unit = await get_alert(session, alert_id)
+    authorise(who, "resolve_alert", unit.path)
+    before = alert_view(alert)
+    await resolve_alert(session, alert, note)
+    after = alert_view(alert)
+    await audit(session, who, unit.id, unit.path, "alert.resolve", str(alert.id), before, after)
+    return after
 
 
 # --- capacity requests (rule G20) ------------------------------------------------------------------
@@ -669,6 +754,73 @@ async def decide(
         await apply_capacity(
             session, request.service_id, request.date_from, request.date_to, request.daily_capacity
         )
+
+
+async def propose_capacity(
+    session: AsyncSession,
+    who: Acting,
+    service_id: int,
+    date_from: date,
+    date_to: date,
+    daily_capacity: int,
+    reason: str,
+) -> dict[str, Any]:
+    """Rule G20: ask for a change of released capacity (any level may propose in its subtree, G4);
+    audited. Returns the pending request's view."""
+    request, hall = await request_capacity(
+        session, who, service_id, date_from, date_to, daily_capacity, reason
+    )
+    view = request_view(request)
+    await audit(session, who, hall.id, hall.path, "capacity.request", str(request.id), None, view)
+    return view
+
+
+async def request_for(session: AsyncSession, who: Acting, request_id: int) -> CapacityRequest:
+    """A capacity request of `who`'s subtree."""
+    request, hall, _ = await get_request(session, request_id)
+    authorise(who, "view", hall.path)
+    return request
+
+
+async def decide_request(
+    session: AsyncSession, who: Acting, request_id: int, approve: bool, note: str | None
+) -> dict[str, Any]:
+    """Rules G4–G6, G20: approve (applied at once) or reject, by an admin allowed to approve it,
+    never the requester; audited. Returns the decided request's view."""
+    request, hall, requester = await get_request(session, request_id)
+    authorise(who, "approve", hall.path, requester=requester)
+    before = request_view(request)
+    await decide(session, who, request, approve, note)
+    after = request_view(request)
+    action = "capacity.approve" if approve else "capacity.reject"
+    await audit(session, who, hall.id, hall.path, action, str(request.id), before, after)
+    return after
+
+
+async def requesters(session: AsyncSession, requests: list[CapacityRequest]) -> dict[int, Party]:
+    """Who asked for each request (for `may(..., "approve", requester=...)`), in one query."""
+    ids = {r.requested_by for r in requests}
+    if not ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(Admin.id, Admin.level, Unit.path)
+            .join(Unit, Unit.id == Admin.unit_id)
+            .where(Admin.id.in_(ids))
+        )
+    ).all()
+    parties = {row.id: Party(id=row.id, unit_path=row.path, level=int(row.level)) for row in rows}
+    return {r.id: parties[r.requested_by] for r in requests if r.requested_by in parties}
+
+
+async def admin_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
+    """`name（username）` of admin accounts, for lists that name who asked or decided."""
+    if not ids:
+        return {}
+    rows = (
+        await session.execute(select(Admin.id, Admin.name, Admin.username).where(Admin.id.in_(ids)))
+    ).all()
+    return {row.id: f"{row.name}（{row.username}）" for row in rows}
 
 
 async def apply_capacity(

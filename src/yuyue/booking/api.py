@@ -18,6 +18,7 @@ from yuyue.errors import DomainError
 from yuyue.identity.api import Citizen, settings_of
 from yuyue.kit.http import problems
 from yuyue.ops.metrics import BOOKINGS
+from yuyue.ops.middleware import publish
 
 router = APIRouter(prefix="/api/v1", tags=["bookings"])
 Db = Annotated[AsyncSession, Depends(get_db)]
@@ -33,11 +34,14 @@ IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 async def availability(
     service_id: int,
     db: Db,
+    request: Request,
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: Annotated[date | None, Query()] = None,
-) -> JSONResponse:
+) -> Response:
     """Hourly slots over the policy's horizon (or `from`–`to`), with seats left for off-site booking."""
-    return JSONResponse(await service.availability(db, service_id, from_, to))
+    body, fresh = await service.availability_json(db, service_id, from_, to)
+    publish(request.scope, body, "application/json", fresh)  # repeated from memory while fresh
+    return Response(body, media_type="application/json")
 
 
 async def _changing(
@@ -56,7 +60,8 @@ async def _changing(
         return status, await work()
 
     try:
-        fingerprint = service.request_hash(f"{request.method} {request.url.path}", body)
+        where = f"{request.method} {request.url.path}"
+        fingerprint = "" if key is None else service.request_hash(where, body)  # only keys need it
         code, answer = await service.idempotent(db, citizen_id, key, fingerprint, run)
         await db.commit()
     except DomainError as exc:

@@ -26,12 +26,28 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import String, Table, case, delete, func, literal, select, text, update
+from sqlalchemy import (
+    Date,
+    Integer,
+    Select,
+    String,
+    Table,
+    bindparam,
+    case,
+    column,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.sql.dml import Insert
 
 from yuyue.calendar.service import WorkCalendar, hall_calendar
 from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot_id, service_info
@@ -39,6 +55,7 @@ from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _dialect_insert
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from yuyue.identity.service import as_date, ban_until_query
+from yuyue.kit.cache import TTLCache
 from yuyue.kit.events import Event, emit
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import valid_uscc
@@ -47,6 +64,7 @@ from yuyue.models import Booking, BookingCounter, Citizen, IdempotencyKey, Slot
 from yuyue.models.booking import LIVE_STATUSES
 from yuyue.policy.service import (
     EffectivePolicy,
+    booking_closes_at,
     cancel_deadline,
     checkin_window,
     day_opens_at,
@@ -94,44 +112,154 @@ async def context(session: AsyncSession, service_id: int) -> Context:
 # Availability answers are kept per process for at most AVAILABILITY_TTL seconds (decision 0010):
 # an answer never shows a seat that went more than that long before it is served. The age counts
 # from just before the query of `slots`, so a slow query cannot stretch it. A seat change made by
-# this process (`_seat_generation`), a clock move or a catalogue/policy/calendar reload (new `ctx`)
-# makes the entry stale at once.
+# this process (`_seat_generation`), a clock move or a catalogue/policy/calendar that is no longer
+# equal (`_same`) makes the entry stale at once. The entry keeps the answer encoded (no JSON work on
+# a hit), and the slots' layout and statuses live on in a `_Plan` while they hold (decision 0013).
 AVAILABILITY_TTL = 0.5
-_availability_cache: dict[tuple[int, date | None, date | None], tuple[float, int, Any, Any]] = {}
+_availability_cache: dict[tuple[int, date | None, date | None], _Answer] = {}
+_plans: dict[tuple[int, date | None, date | None], _Plan] = {}
 _seat_generation = [0]
+_CACHE_MAX = 10_000
 
 
 def _seats_changed() -> None:
     _seat_generation[0] += 1
 
 
+def encode(answer: Any) -> bytes:
+    """JSON exactly as Starlette's JSONResponse writes it."""
+    return json.dumps(
+        answer, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode()
+
+
+@dataclass
+class _Answer:
+    stamp: float
+    generation: int
+    marker: tuple[Any, ...]
+    answer: dict[str, Any]
+    clears: int  # TTLCache.clears when computed
+    encoded: bytes | None = None
+
+    def body(self) -> bytes:
+        if self.encoded is None:
+            self.encoded = encode(self.answer)
+        return self.encoded
+
+    def fresh(self) -> bool:
+        """Still a valid answer as far as this process can tell without the caches (decision 0013):
+        young enough, no seat taken or freed here, no catalogue/policy/calendar write here, the test
+        clock where it was."""
+        return (
+            time.monotonic() - self.stamp < AVAILABILITY_TTL
+            and self.generation == _seat_generation[0]
+            and self.clears == TTLCache.clears
+            and self.marker[3] == clock.offset
+        )
+
+
+@dataclass(frozen=True)
+class _SlotPlan:
+    id: str
+    start: str
+    end: str
+    capacity: int  # the spec's, for a slot that has no row yet
+    if_left: str  # offsite_status while seats remain …
+    if_none: str  # … and when none remain
+
+
+@dataclass(frozen=True)
+class _DayPlan:
+    date: str
+    working_day: bool
+    opens_at: str | None
+    slots: tuple[_SlotPlan, ...]
+
+
+@dataclass
+class _Plan:
+    """Everything in an answer except the seats (decision 0013): the range, the slots and each slot's
+    two possible statuses. It holds while the catalogue, policy and calendar (`marker`) are the same
+    (`_same`) and `now` stays in [since, until): `until` is the first moment after `since` at which
+    any status `offsite_status` gives could change (a day opening, booking closing, a slot ending,
+    midnight)."""
+
+    marker: tuple[Any, ...]
+    first: date
+    last: date
+    since: datetime
+    until: datetime
+    days: tuple[_DayPlan, ...]
+
+
+_slots = cast(Table, Slot.__table__).c  # Core columns: no ORM work for a plain read of three columns
+_SLOT_ROWS = select(_slots.id, _slots.capacity, _slots.booked).where(
+    _slots.service_id == bindparam("service_id"),
+    _slots.day >= bindparam("first"),
+    _slots.day <= bindparam("last"),
+)
+
+
+def _marker(ctx: Context) -> tuple[Any, ...]:
+    return (ctx.info, ctx.policy, ctx.calendar, clock.offset)
+
+
+def _same(marker: tuple[Any, ...], ctx: Context) -> bool:
+    """Whether what was computed for `marker` holds for `ctx`: the same objects, or (after the caches
+    re-read them, every YUYUE_CACHE_TTL) equal ones, and the test clock where it was."""
+    info, policy, calendar, offset = marker
+    if offset != clock.offset:
+        return False
+    if info is ctx.info and policy is ctx.policy and calendar is ctx.calendar:
+        return True
+    return bool(info == ctx.info and policy == ctx.policy and calendar == ctx.calendar)
+
+
 async def availability(
     session: AsyncSession, service_id: int, start: date | None, end: date | None
 ) -> dict[str, Any]:
     """All slots of a service over a date range in one query of `slots` (the rest is cached)."""
+    return dict((await _cached_answer(session, service_id, start, end)).answer)
+
+
+async def availability_json(
+    session: AsyncSession, service_id: int, start: date | None, end: date | None
+) -> tuple[bytes, Callable[[], bool]]:
+    """The same answer as `availability`, encoded as JSON once per cache entry, and a test of whether
+    it may still be served (for `ops.middleware.publish`)."""
+    entry = await _cached_answer(session, service_id, start, end)
+    return entry.body(), entry.fresh
+
+
+async def _cached_answer(
+    session: AsyncSession, service_id: int, start: date | None, end: date | None
+) -> _Answer:
     ctx = await context(session, service_id)
     key = (service_id, start, end)
     hit = _availability_cache.get(key)
     stamp = time.monotonic()
-    if hit is not None and stamp - hit[0] < AVAILABILITY_TTL and hit[1] == _seat_generation[0]:
-        info, policy, calendar, offset = hit[2]
-        if info is ctx.info and policy is ctx.policy and calendar is ctx.calendar and offset == clock.offset:
-            return dict(hit[3])
-    generation = _seat_generation[0]
+    if (
+        hit is not None
+        and stamp - hit.stamp < AVAILABILITY_TTL
+        and hit.generation == _seat_generation[0]
+        and _same(hit.marker, ctx)
+    ):
+        hit.marker = _marker(ctx)
+        return hit
+    generation, clears = _seat_generation[0], TTLCache.clears
     answer = await _availability(session, ctx, service_id, start, end)
-    if len(_availability_cache) > 10_000:
+    if len(_availability_cache) > _CACHE_MAX:
         _availability_cache.clear()
-    marker = (ctx.info, ctx.policy, ctx.calendar, clock.offset)
-    _availability_cache[key] = (stamp, generation, marker, answer)
-    return dict(answer)
+    entry = _Answer(stamp, generation, _marker(ctx), answer, clears)
+    _availability_cache[key] = entry
+    return entry
 
 
-async def _availability(
-    session: AsyncSession, ctx: Context, service_id: int, start: date | None, end: date | None
-) -> dict[str, Any]:
+def _plan(ctx: Context, service_id: int, start: date | None, end: date | None, now: datetime) -> _Plan:
+    """Validate the range and lay the answer out for `now` (rules G10, T6, M4, M5 via the policy)."""
     if not ctx.info.active:
         raise NotFound(f"service {service_id} not found")
-    now = clock.now()
     knobs = ctx.policy.knobs
     today = now.date()
     for given in (start, end):
@@ -143,40 +271,69 @@ async def _availability(
         raise ValidationFailed("'to' is before 'from'")
     if (last - first).days >= MAX_RANGE_DAYS:
         raise ValidationFailed(f"a range covers at most {MAX_RANGE_DAYS} days")
-    rows = (
-        await session.execute(
-            select(Slot.id, Slot.capacity, Slot.booked).where(
-                Slot.service_id == service_id, Slot.day >= first, Slot.day <= last
-            )
-        )
-    ).all()
-    stored = {row.id: (row.capacity, row.booked) for row in rows}
-    days: list[dict[str, Any]] = []
+    until = at(today + timedelta(days=1), "00:00")  # the default range moves at midnight
+    days: list[_DayPlan] = []
     current = first
     while current <= last:
         working = ctx.calendar.is_working(current)
-        slots: list[dict[str, Any]] = []
+        slots: list[_SlotPlan] = []
+        opens = day_opens_at(knobs, ctx.calendar, current) if working else None
         for spec in day_slots(ctx.info, current) if working else []:
-            capacity, booked = stored.get(spec.id, (spec.capacity, 0))
+            assert opens is not None
+            for moment in (opens, booking_closes_at(knobs, current, spec.start), spec.end):
+                if now < moment < until:
+                    until = moment
+
+            left, none = (
+                offsite_status(knobs, ctx.calendar, current, spec.start, spec.end, remaining, now)
+                for remaining in (1, 0)
+            )
+            slots.append(
+                _SlotPlan(spec.id, spec.start.isoformat(), spec.end.isoformat(), spec.capacity, left, none)
+            )
+        days.append(
+            _DayPlan(current.isoformat(), working, opens.isoformat() if opens else None, tuple(slots))
+        )
+        current += timedelta(days=1)
+    return _Plan(_marker(ctx), first, last, now, until, tuple(days))
+
+
+async def _availability(
+    session: AsyncSession, ctx: Context, service_id: int, start: date | None, end: date | None
+) -> dict[str, Any]:
+    now = clock.now()
+    key = (service_id, start, end)
+    plan = _plans.get(key)
+    if plan is None or not (plan.since <= now < plan.until and _same(plan.marker, ctx)):
+        plan = _plan(ctx, service_id, start, end, now)
+        if len(_plans) > _CACHE_MAX:
+            _plans.clear()
+        _plans[key] = plan
+    plan.marker = _marker(ctx)  # the objects it was last found to hold for: `is` is enough next time
+    params = {"service_id": service_id, "first": plan.first, "last": plan.last}
+    stored = {row[0]: (row[1], row[2]) for row in (await session.execute(_SLOT_ROWS, params)).all()}
+    knobs = ctx.policy.knobs
+    days: list[dict[str, Any]] = []
+    for day_plan in plan.days:
+        slots: list[dict[str, Any]] = []
+        for slot in day_plan.slots:
+            capacity, booked = stored.get(slot.id, (slot.capacity, 0))
             offsite = capacity - onsite_hold(knobs, capacity)
             remaining = max(0, offsite - booked)
             slots.append(
                 {
-                    "id": spec.id,
-                    "start": spec.start.isoformat(),
-                    "end": spec.end.isoformat(),
+                    "id": slot.id,
+                    "start": slot.start,
+                    "end": slot.end,
                     "capacity": offsite,
                     "remaining": remaining,
-                    "status": offsite_status(
-                        knobs, ctx.calendar, current, spec.start, spec.end, remaining, now
-                    ),
+                    "status": slot.if_left if remaining > 0 else slot.if_none,
                 }
             )
-        day: dict[str, Any] = {"date": current.isoformat(), "working_day": working, "slots": slots}
-        if working:
-            day["opens_at"] = day_opens_at(knobs, ctx.calendar, current).isoformat()
+        day: dict[str, Any] = {"date": day_plan.date, "working_day": day_plan.working_day, "slots": slots}
+        if day_plan.opens_at is not None:
+            day["opens_at"] = day_plan.opens_at
         days.append(day)
-        current += timedelta(days=1)
     return {"service_id": service_id, "days": days}
 
 
@@ -239,7 +396,23 @@ async def _ticket(session: AsyncSession, booking: Booking) -> dict[str, Any] | N
 # --- booking ------------------------------------------------------------------------------------
 
 
+_specs: dict[str, tuple[ServiceInfo, WorkCalendar, SlotSpec]] = {}
+
+
 def _spec(ctx: Context, slot_id: str) -> SlotSpec:
+    """The slot `slot_id` of the context's service (remembered while the service and calendar are
+    the same objects: the booking rush asks for the same few slots again and again)."""
+    hit = _specs.get(slot_id)
+    if hit is not None and hit[0] is ctx.info and hit[1] is ctx.calendar:
+        return hit[2]
+    spec = _find_spec(ctx, slot_id)
+    if len(_specs) > _CACHE_MAX:
+        _specs.clear()
+    _specs[slot_id] = (ctx.info, ctx.calendar, spec)
+    return spec
+
+
+def _find_spec(ctx: Context, slot_id: str) -> SlotSpec:
     parsed = parse_slot_id(slot_id)
     if parsed is None or parsed[0] != ctx.info.id:
         raise NotFound(f"slot {slot_id!r} not found")
@@ -304,11 +477,17 @@ def _limit_error(ctx: Context) -> DomainError:
     return Conflict("you already hold a live booking of this service (rule T5)", code="already_booked")
 
 
-async def _precheck(
-    session: AsyncSession, citizen_id: int, key: str, ctx: Context
-) -> tuple[Citizen, int, bool, date | None]:
-    """One round trip: the citizen, their live-booking count, whether the live key is taken, and the
-    last day of a ban in force over this hall (rules M9, G15)."""
+# Statements of the booking path are built once and run with parameters (decision 0013): building
+# and keying a statement of this size costs more CPU than the database spends running it.
+_precheck_statements: dict[date, Select[Any]] = {}
+
+
+def _precheck_statement(today: date) -> Select[Any]:
+    """The pre-check for bans in force on `today` (`ban_until_query` reads the date itself)."""
+    statement = _precheck_statements.get(today)
+    if statement is not None:
+        return statement
+    citizen_id = bindparam("citizen_id", type_=Integer)
     live = (
         select(func.count())
         .where(Booking.citizen_id == citizen_id, Booking.status.in_(LIVE_STATUSES))
@@ -316,15 +495,36 @@ async def _precheck(
     )
     taken = (
         select(func.count())
-        .where(Booking.live_key == key, Booking.status.in_(LIVE_STATUSES))
+        .where(Booking.live_key == bindparam("live_key", type_=String), Booking.status.in_(LIVE_STATUSES))
         .scalar_subquery()
     )
-    banned = ban_until_query(citizen_id, ctx.info.hall_path).scalar_subquery()
-    query = select(Citizen, live, taken, banned).where(Citizen.id == citizen_id)
-    row = (await session.execute(query)).first()
+    # The same rule query as everywhere (rules M9, G15), with parameters in place of the values.
+    hall_path = bindparam("hall_path", type_=String)
+    banned = ban_until_query(cast(int, citizen_id), cast(str, hall_path)).scalar_subquery()
+    statement = select(Citizen, live, taken, banned).where(Citizen.id == citizen_id)
+    if clock.today() == today:  # not across midnight: then `ban_until_query` saw another day
+        if len(_precheck_statements) > 4:
+            _precheck_statements.clear()
+        _precheck_statements[today] = statement
+    return statement
+
+
+async def _precheck(
+    session: AsyncSession, citizen_id: int, key: str, ctx: Context
+) -> tuple[Citizen, int, bool, date | None]:
+    """One round trip: the citizen, their live-booking count, whether the live key is taken, and the
+    last day of a ban in force over this hall (rules M9, G15)."""
+    params = {"citizen_id": citizen_id, "live_key": key, "hall_path": ctx.info.hall_path}
+    row = (await session.execute(_precheck_statement(clock.today()), params)).first()
     if row is None:
         raise Forbidden("unknown citizen")
     return row[0], int(row[1]), bool(row[2]), as_date(row[3])
+
+
+_TAKE_SEATS = text(
+    "UPDATE slots SET booked = booked + :n "
+    "WHERE id = :id AND booked + :n <= capacity - (capacity * :pct) / 100 RETURNING booked"
+)
 
 
 async def _take_seats(
@@ -332,10 +532,7 @@ async def _take_seats(
 ) -> None:
     """The conditional UPDATE: never more than the slot's limit, whatever runs beside it."""
     share = 0 if onsite else ctx.policy.knobs.onsite_share_pct  # rule G10: on-site share held back
-    statement = text(
-        "UPDATE slots SET booked = booked + :n "
-        "WHERE id = :id AND booked + :n <= capacity - (capacity * :pct) / 100 RETURNING booked"
-    )
+    statement = _TAKE_SEATS
     params = {"n": quantity, "id": spec.id, "pct": share}
     _seats_changed()
     if (await session.execute(statement, params)).first() is not None:
@@ -363,14 +560,17 @@ async def _materialise(session: AsyncSession, ctx: Context, spec: SlotSpec) -> b
     return rowcount(result) > 0
 
 
+_RELEASE_SEATS = (
+    update(Slot)
+    .where(Slot.id == bindparam("slot_id"))
+    .values(booked=Slot.booked - bindparam("quantity", type_=Integer))
+    .execution_options(synchronize_session=False)
+)
+
+
 async def _release_seats(session: AsyncSession, slot_id: str, quantity: int) -> None:
     _seats_changed()
-    await session.execute(
-        update(Slot)
-        .where(Slot.id == slot_id)
-        .values(booked=Slot.booked - quantity)
-        .execution_options(synchronize_session=False)
-    )
+    await session.execute(_RELEASE_SEATS, {"slot_id": slot_id, "quantity": quantity})
 
 
 async def _next_number(session: AsyncSession, ctx: Context, day: date) -> str:
@@ -385,37 +585,81 @@ async def _next_number(session: AsyncSession, ctx: Context, day: date) -> str:
     return f"I{ctx.info.hall_code}{day:%Y%m%d}{sequence:05d}"
 
 
-async def _insert_booking(
-    session: AsyncSession, ctx: Context, day: date, values: dict[str, Any]
-) -> tuple[int, str]:
-    """Number (rule M12) and insert the booking; returns its id and number (decisions 0011, 0012).
+_numbered_inserts: dict[tuple[str, ...], Insert] = {}
 
-    A Core INSERT … RETURNING instead of the ORM unit of work. On PostgreSQL the counter upsert and
-    the INSERT are one statement (a data-modifying CTE), so the hot counter row of the hall and day
-    is locked for one round trip fewer; SQLite takes the two statements."""
+
+def _numbered_insert(names: tuple[str, ...]) -> Insert:
+    """PostgreSQL, one statement (decisions 0012, 0013):
+
+        WITH seat AS (UPDATE slots … WHERE booked + n <= limit RETURNING booked),
+             counter AS (INSERT INTO booking_counters SELECT … FROM seat ON CONFLICT DO UPDATE … RETURNING n)
+        INSERT INTO bookings SELECT … FROM counter RETURNING id, number
+
+    No row back: the seat UPDATE matched nothing, so nothing was numbered or written. Parameters:
+    `n`, `id`, `pct` (the seat UPDATE, `_TAKE_SEATS`), `counter_hall`, `counter_day`, `prefix`, and
+    one per column in `names`."""
+    statement = _numbered_inserts.get(names)
+    if statement is not None:
+        return statement
     table = cast(Table, Booking.__table__)
-    if session.bind is None or session.bind.dialect.name != "postgresql":
-        number = await _next_number(session, ctx, day)
-        inserted = await session.execute(table.insert().values(number=number, **values).returning(table.c.id))
-        return int(inserted.scalar_one()), number
+    seat = _TAKE_SEATS.columns(column("booked", Integer)).cte("seat")
     counter = (
         postgresql.insert(BookingCounter)
-        .values(hall_id=ctx.info.hall_id, day=day, n=1)
+        .from_select(
+            ["hall_id", "day", "n"],
+            select(
+                bindparam("counter_hall", type_=String),
+                bindparam("counter_day", type_=Date),
+                literal(1, Integer),
+            ).select_from(seat),
+        )
         .on_conflict_do_update(index_elements=["hall_id", "day"], set_={"n": BookingCounter.n + 1})
         .returning(BookingCounter.n)
         .cte("counter")
     )
     seq = counter.c.n
     digits = case((seq <= 99_999, func.lpad(sql_cast(seq, String), 5, "0")), else_=sql_cast(seq, String))
-    prefix = f"I{ctx.info.hall_code}{day:%Y%m%d}"
-    numbered = literal(prefix) + digits
-    columns = [literal(value, table.c[name].type).label(name) for name, value in values.items()]
+    numbered = bindparam("prefix", type_=String) + digits
+    columns = [bindparam(name, type_=table.c[name].type).label(name) for name in names]
     statement = (
         table.insert()
-        .from_select(["number", *values], select(numbered.label("number"), *columns).select_from(counter))
+        .from_select(["number", *names], select(numbered.label("number"), *columns).select_from(counter))
         .returning(table.c.id, table.c.number)
     )
-    row = (await session.execute(statement)).one()
+    _numbered_inserts[names] = statement
+    return statement
+
+
+async def _take_seats_and_insert(
+    session: AsyncSession, ctx: Context, spec: SlotSpec, quantity: int, onsite: bool, values: dict[str, Any]
+) -> tuple[int, str]:
+    """Take the seats (the conditional UPDATE), number the booking (rule M12) and insert it; returns
+    its id and number. A Core INSERT … RETURNING, not the ORM unit of work (decision 0011).
+
+    PostgreSQL: one statement (`_numbered_insert`), so the hot slot and counter rows are locked for
+    two round trips fewer (decisions 0012, 0013). SQLite (it serialises writers anyway): the UPDATE,
+    the counter upsert and the INSERT one after the other. A live key already taken raises
+    IntegrityError either way (the partial unique index decides)."""
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        await _take_seats(session, ctx, spec, quantity, onsite)
+        number = await _next_number(session, ctx, spec.day)
+        table = cast(Table, Booking.__table__)
+        inserted = await session.execute(table.insert().returning(table.c.id), {"number": number, **values})
+        return int(inserted.scalar_one()), number
+    share = 0 if onsite else ctx.policy.knobs.onsite_share_pct  # rule G10: on-site share held back
+    prefix = f"I{ctx.info.hall_code}{spec.day:%Y%m%d}"
+    params = {"n": quantity, "id": spec.id, "pct": share}
+    params |= {"counter_hall": ctx.info.hall_id, "counter_day": spec.day, "prefix": prefix, **values}
+    statement = _numbered_insert(tuple(values))
+    _seats_changed()
+    row = (await session.execute(statement, params)).first()
+    if row is None:
+        # No seat: the slot may have no row yet. Create it (or wait for a concurrent creator to
+        # commit), then try again with a fresh snapshot; that second answer decides.
+        await _materialise(session, ctx, spec)
+        row = (await session.execute(statement, params)).first()
+        if row is None:
+            raise Conflict("not enough seats left in this slot", code="slot_full")
     if len(row.number) > len(prefix) + 5:
         raise Conflict("this hall's booking numbers for the day are exhausted", code="slot_full")
     return int(row.id), str(row.number)
@@ -467,7 +711,6 @@ async def book(
         raise Conflict(
             f"at most {ctx.policy.knobs.max_live_bookings} live bookings at once", code="booking_cap"
         )
-    await _take_seats(session, ctx, spec, request.quantity, request.channel == "onsite")
     values: dict[str, Any] = dict(
         citizen_id=citizen_id,
         service_id=info.id,
@@ -489,12 +732,13 @@ async def book(
         created_at=now,
         updated_at=now,
     )
+    onsite, quantity = request.channel == "onsite", request.quantity
     try:
-        booking_id, values["number"] = await _insert_booking(session, ctx, spec.day, values)
+        booking_id, number = await _take_seats_and_insert(session, ctx, spec, quantity, onsite, values)
     except IntegrityError:
         # A concurrent booking took the live key between the pre-check and here: the index decides.
         raise _limit_error(ctx) from None
-    booking = Booking(id=booking_id, **values)
+    booking = Booking(id=booking_id, number=number, **values)
     make_transient_to_detached(booking)
     session.add(booking)
     await emit(session, Event("booking.created", {"booking": booking, "source": source}))

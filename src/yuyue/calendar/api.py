@@ -1,4 +1,5 @@
-"""Calendar routes: national overrides (platform admins) and hall closures."""
+"""Calendar routes: national overrides (platform admins) and hall closures (authorised and audited in
+`service`, shared with the console pages, issue 10 item 6)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.api import AdminDep
-from yuyue.admin.service import audit, authorise
-from yuyue.catalogue.service import HALL_KINDS, clear_caches, get_unit
+from yuyue.calendar import service
+from yuyue.catalogue.service import clear_caches
 from yuyue.db import get_db
-from yuyue.errors import ValidationFailed
 from yuyue.kit.http import problems
-from yuyue.models import CalendarDay, Closure
 
 admin = APIRouter(prefix="/api/v1/admin", tags=["administration"])
 Db = Annotated[AsyncSession, Depends(get_db)]
@@ -38,15 +36,7 @@ class ClosureIn(BaseModel):
 @admin.put("/calendar/{day}", responses=problems(401, 403, 422))
 async def put_calendar_day(day: date, body: CalendarIn, who: AdminDep, db: Db) -> dict[str, Any]:
     """National working-day override (corrections, and years chinese-calendar does not cover yet)."""
-    authorise(who, "calendar", "platform/")
-    row = await db.get(CalendarDay, day)
-    before = {"working_day": row.working_day, "note": row.note} if row else None
-    if row is None:
-        db.add(CalendarDay(day=day, working_day=body.working_day, note=body.note))
-    else:
-        row.working_day, row.note = body.working_day, body.note
-    after = {"date": day.isoformat(), "working_day": body.working_day, "note": body.note}
-    await audit(db, who, "platform", "platform/", "calendar.set", day.isoformat(), before, after)
+    after = await service.set_national_day(db, who, day, body.working_day, body.note)
     await db.commit()
     clear_caches()
     return after
@@ -55,17 +45,7 @@ async def put_calendar_day(day: date, body: CalendarIn, who: AdminDep, db: Db) -
 @admin.put("/units/{unit_id}/closures/{day}", responses=problems(401, 403, 404, 422))
 async def put_closure(unit_id: str, day: date, body: ClosureIn, who: AdminDep, db: Db) -> dict[str, Any]:
     """A hall's own closed day: not a working day for its horizon and slots."""
-    unit = await get_unit(db, unit_id)
-    if unit.kind not in HALL_KINDS:
-        raise ValidationFailed("closures are set on halls")
-    authorise(who, "configure", unit.path)
-    row = await db.get(Closure, (unit_id, day))
-    if row is None:
-        db.add(Closure(unit_id=unit_id, day=day, note=body.note))
-    else:
-        row.note = body.note
-    after = {"unit_id": unit_id, "date": day.isoformat(), "note": body.note}
-    await audit(db, who, unit.id, unit.path, "closure.set", day.isoformat(), None, after)
+    after = await service.set_closure(db, who, unit_id, day, body.note)
     await db.commit()
     clear_caches()
     return after
@@ -73,10 +53,7 @@ async def put_closure(unit_id: str, day: date, body: ClosureIn, who: AdminDep, d
 
 @admin.delete("/units/{unit_id}/closures/{day}", status_code=204, responses=problems(401, 403, 404))
 async def delete_closure(unit_id: str, day: date, who: AdminDep, db: Db) -> Response:
-    unit = await get_unit(db, unit_id)
-    authorise(who, "configure", unit.path)
-    await db.execute(delete(Closure).where(Closure.unit_id == unit_id, Closure.day == day))
-    await audit(db, who, unit.id, unit.path, "closure.delete", day.isoformat(), None, None)
+    await service.remove_closure(db, who, unit_id, day)
     await db.commit()
     clear_caches()
     return Response(status_code=204)

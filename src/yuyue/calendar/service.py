@@ -10,13 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import chinese_calendar
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.kit.cache import TTLCache
 from yuyue.models import CalendarDay, Closure
+
+if TYPE_CHECKING:
+    from yuyue.admin.service import Acting
 
 cache = TTLCache(2.0)
 
@@ -95,3 +99,76 @@ async def hall_calendar(session: AsyncSession, hall_id: str) -> WorkCalendar:
 
 async def national_calendar(session: AsyncSession) -> WorkCalendar:
     return WorkCalendar(overrides=await load_overrides(session))
+
+
+async def closures_of(session: AsyncSession, hall_id: str, since: date | None = None) -> list[Closure]:
+    """A hall's own closed days, in date order (from `since` on when given)."""
+    query = select(Closure).where(Closure.unit_id == hall_id)
+    if since is not None:
+        query = query.where(Closure.day >= since)
+    return list((await session.execute(query.order_by(Closure.day))).scalars())
+
+
+# --- orchestrations shared by the API routes and the console pages (issue 10 item 6) ------------
+# Each one authorises (rules G3–G6), changes and audits; the caller commits, then clears the caches
+# again. `yuyue.admin.service` and `yuyue.catalogue.service` import this module at load time, so
+# they are imported inside the functions.
+
+
+async def set_national_day(
+    session: AsyncSession, who: Acting, day: date, working_day: bool, note: str
+) -> dict[str, Any]:
+    """National working-day override: platform L1 only; audited."""
+    from yuyue.admin.service import audit, authorise
+    from yuyue.catalogue.service import clear_caches
+
+    authorise(who, "calendar", "platform/")
+    row = await session.get(CalendarDay, day)
+    before = {"working_day": row.working_day, "note": row.note} if row else None
+    if row is None:
+        session.add(CalendarDay(day=day, working_day=working_day, note=note))
+    else:
+        row.working_day, row.note = working_day, note
+    after = {"date": day.isoformat(), "working_day": working_day, "note": note}
+    await audit(session, who, "platform", "platform/", "calendar.set", day.isoformat(), before, after)
+    await session.flush()
+    clear_caches()
+    return after
+
+
+async def set_closure(
+    session: AsyncSession, who: Acting, hall_id: str, day: date, note: str
+) -> dict[str, Any]:
+    """A hall's own closed day ("Working day": the national calendar less the hall's closures), set
+    by an admin who may configure the hall; audited."""
+    from yuyue.admin.service import audit, authorise
+    from yuyue.catalogue.service import HALL_KINDS, clear_caches, get_unit
+    from yuyue.errors import ValidationFailed
+
+    unit = await get_unit(session, hall_id)
+    if unit.kind not in HALL_KINDS:
+        raise ValidationFailed("closures are set on halls")
+    authorise(who, "configure", unit.path)
+    row = await session.get(Closure, (hall_id, day))
+    if row is None:
+        session.add(Closure(unit_id=hall_id, day=day, note=note))
+    else:
+        row.note = note
+    after = {"unit_id": hall_id, "date": day.isoformat(), "note": note}
+    await audit(session, who, unit.id, unit.path, "closure.set", day.isoformat(), None, after)
+    await session.flush()
+    clear_caches()
+    return after
+
+
+async def remove_closure(session: AsyncSession, who: Acting, unit_id: str, day: date) -> None:
+    """Reopen a hall's closed day; audited."""
+    from yuyue.admin.service import audit, authorise
+    from yuyue.catalogue.service import clear_caches, get_unit
+
+    unit = await get_unit(session, unit_id)
+    authorise(who, "configure", unit.path)
+    await session.execute(delete(Closure).where(Closure.unit_id == unit_id, Closure.day == day))
+    await audit(session, who, unit.id, unit.path, "closure.delete", day.isoformat(), None, None)
+    await session.flush()
+    clear_caches()

@@ -1,4 +1,5 @@
-"""Catalogue routes: the public tree, halls and services; units and services for admins."""
+"""Catalogue routes: the public tree, halls and services; units and services for admins (authorised
+and audited in `service`, shared with the console pages, issue 10 item 6)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.api import AdminDep
-from yuyue.admin.service import audit, authorise
 from yuyue.catalogue import service
 from yuyue.catalogue.schemas import HallOut, ServiceIn, ServiceOut, ServicePatch, UnitIn, UnitNode, UnitPatch
 from yuyue.db import get_db
@@ -38,59 +38,37 @@ async def hall_services(hall_id: str, db: Db) -> list[dict[str, Any]]:
 
 @admin.post("/units", status_code=201, responses=problems(401, 403, 409, 422))
 async def create_unit(body: UnitIn, who: AdminDep, db: Db) -> dict[str, Any]:
-    parent = await service.get_unit(db, body.parent_id)
-    authorise(who, "configure", parent.path)
-    data = body.model_dump()
-    unit = await service.create_unit(db, data)
-    await audit(db, who, unit.id, unit.path, "unit.create", unit.id, None, service.unit_view(unit))
+    view = await service.create_unit_as(db, who, body.model_dump())
     await db.commit()
-    return service.unit_view(unit)
+    return view
 
 
 @admin.get("/units/{unit_id}", responses=problems(401, 403, 404))
 async def get_unit(unit_id: str, who: AdminDep, db: Db) -> dict[str, Any]:
-    unit = await service.get_unit(db, unit_id)
-    authorise(who, "view", unit.path)
-    return service.unit_view(unit)
+    return service.unit_view(await service.unit_for(db, who, unit_id))
 
 
 @admin.patch("/units/{unit_id}", responses=problems(401, 403, 404, 422))
 async def patch_unit(unit_id: str, body: UnitPatch, who: AdminDep, db: Db) -> dict[str, Any]:
-    unit = await service.get_unit(db, unit_id)
-    authorise(who, "configure", unit.path)
-    before = service.unit_view(unit)
-    await service.patch_unit(db, unit, body.model_dump(exclude_unset=True))
-    after = service.unit_view(unit)
-    await audit(db, who, unit.id, unit.path, "unit.update", unit.id, before, after)
+    view = await service.update_unit_as(db, who, unit_id, body.model_dump(exclude_unset=True))
     await db.commit()
-    return after
+    return view
 
 
 @admin.post("/services", status_code=201, responses=problems(401, 403, 404, 422))
 async def create_service(body: ServiceIn, who: AdminDep, db: Db) -> dict[str, Any]:
-    hall = await service.get_unit(db, body.hall_id)
-    authorise(who, "configure", hall.path)
-    created, department = await service.create_service(db, body.model_dump())
-    view = service.service_view(created, department)
-    await audit(db, who, hall.id, hall.path, "service.create", str(created.id), None, view)
+    view = await service.create_service_as(db, who, body.model_dump())
     await db.commit()
     return view
 
 
 @admin.get("/services/{service_id}", responses=problems(401, 403, 404))
 async def get_service(service_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
-    found, department, hall = await service.get_service(db, service_id)
-    authorise(who, "view", hall.path)
-    return service.service_view(found, department)
+    return await service.service_for(db, who, service_id)
 
 
 @admin.patch("/services/{service_id}", responses=problems(401, 403, 404, 422))
 async def patch_service(service_id: int, body: ServicePatch, who: AdminDep, db: Db) -> dict[str, Any]:
-    found, department, hall = await service.get_service(db, service_id)
-    authorise(who, "configure", hall.path)
-    before = service.service_view(found, department)
-    department = await service.patch_service(db, found, body.model_dump(exclude_unset=True))
-    after = service.service_view(found, department)
-    await audit(db, who, hall.id, hall.path, "service.update", str(found.id), before, after)
+    view = await service.update_service_as(db, who, service_id, body.model_dump(exclude_unset=True))
     await db.commit()
-    return after
+    return view

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,9 @@ from yuyue.kit.cache import TTLCache
 from yuyue.models import Department, Service, Slot, Unit
 from yuyue.policy import service as policy_service
 from yuyue.policy.presets import HHMM
+
+if TYPE_CHECKING:
+    from yuyue.admin.service import Acting
 
 cache = TTLCache(2.0)
 
@@ -491,3 +494,125 @@ async def patch_service(session: AsyncSession, service: Service, changes: dict[s
         await session.execute(select(Department.name).where(Department.id == service.department_id))
     ).scalar_one()
     return str(department)
+
+
+async def units_under(session: AsyncSession, root_path: str) -> list[Unit]:
+    """Every unit of a subtree (its root included), in tree order."""
+    query = select(Unit).where(Unit.path.startswith(root_path, autoescape=True)).order_by(Unit.path)
+    return list((await session.execute(query)).scalars())
+
+
+async def units_named(session: AsyncSession, ids: set[str] | list[str]) -> dict[str, Unit]:
+    """Units by id (those that exist)."""
+    if not ids:
+        return {}
+    return {u.id: u for u in (await session.execute(select(Unit).where(Unit.id.in_(set(ids))))).scalars()}
+
+
+async def children_of(session: AsyncSession, unit_id: str) -> list[Unit]:
+    query = select(Unit).where(Unit.parent_id == unit_id).order_by(Unit.code, Unit.id)
+    return list((await session.execute(query)).scalars())
+
+
+async def services_under(session: AsyncSession, root_path: str) -> list[tuple[Service, str, Unit]]:
+    """Active services of the halls of a subtree, with department name and hall."""
+    rows = (
+        await session.execute(
+            select(Service, Department.name, Unit)
+            .join(Department, Department.id == Service.department_id)
+            .join(Unit, Unit.id == Service.hall_id)
+            .where(Unit.path.startswith(root_path, autoescape=True), Service.active.is_(True))
+            .order_by(Unit.path, Department.name, Service.id)
+        )
+    ).all()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+async def hall_catalogue(session: AsyncSession, hall_id: str) -> list[tuple[Service, str]]:
+    """Every service of a hall, inactive ones included (the admin's view), by department."""
+    rows = (
+        await session.execute(
+            select(Service, Department.name)
+            .join(Department, Department.id == Service.department_id)
+            .where(Service.hall_id == hall_id)
+            .order_by(Department.name, Service.id)
+        )
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+# --- orchestrations shared by the API routes and the console pages (issue 10 item 6) ------------
+# Each one authorises (rules G3–G6), changes and audits; the caller commits. `yuyue.admin.service`
+# is imported inside them: it imports this module at load time.
+
+
+async def unit_for(session: AsyncSession, who: Acting, unit_id: str) -> Unit:
+    """A unit `who` may see (their subtree); `forbidden` outside it."""
+    from yuyue.admin.service import authorise
+
+    unit = await get_unit(session, unit_id)
+    authorise(who, "view", unit.path)
+    return unit
+
+
+async def create_unit_as(session: AsyncSession, who: Acting, data: dict[str, Any]) -> dict[str, Any]:
+    """A unit under `data["parent_id"]`, which `who` may configure; audited."""
+    from yuyue.admin.service import audit, authorise
+
+    parent = await get_unit(session, data["parent_id"])
+    authorise(who, "configure", parent.path)
+    unit = await create_unit(session, data)
+    view = unit_view(unit)
+    await audit(session, who, unit.id, unit.path, "unit.create", unit.id, None, view)
+    return view
+
+
+async def update_unit_as(
+    session: AsyncSession, who: Acting, unit_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Change a unit `who` may configure (hall fields on halls only); audited."""
+    from yuyue.admin.service import audit, authorise
+
+    unit = await get_unit(session, unit_id)
+    authorise(who, "configure", unit.path)
+    before = unit_view(unit)
+    await patch_unit(session, unit, changes)
+    after = unit_view(unit)
+    await audit(session, who, unit.id, unit.path, "unit.update", unit.id, before, after)
+    return after
+
+
+async def create_service_as(session: AsyncSession, who: Acting, data: dict[str, Any]) -> dict[str, Any]:
+    """A service of a hall `who` may configure; audited."""
+    from yuyue.admin.service import audit, authorise
+
+    hall = await get_unit(session, data["hall_id"])
+    authorise(who, "configure", hall.path)
+    created, department = await create_service(session, data)
+    view = service_view(created, department)
+    await audit(session, who, hall.id, hall.path, "service.create", str(created.id), None, view)
+    return view
+
+
+async def service_for(session: AsyncSession, who: Acting, service_id: int) -> dict[str, Any]:
+    """A service of `who`'s subtree, as the admin API shows it."""
+    from yuyue.admin.service import authorise
+
+    found, department, hall = await get_service(session, service_id)
+    authorise(who, "view", hall.path)
+    return service_view(found, department)
+
+
+async def update_service_as(
+    session: AsyncSession, who: Acting, service_id: int, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Change a service of a hall `who` may configure; audited."""
+    from yuyue.admin.service import audit, authorise
+
+    found, department, hall = await get_service(session, service_id)
+    authorise(who, "configure", hall.path)
+    before = service_view(found, department)
+    department = await patch_service(session, found, changes)
+    after = service_view(found, department)
+    await audit(session, who, hall.id, hall.path, "service.update", str(found.id), before, after)
+    return after

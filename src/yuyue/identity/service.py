@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from cryptography.fernet import InvalidToken
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.clock import TZ, clock
@@ -333,6 +333,11 @@ async def foreigner_login(
     return await login(session, settings, who, "foreigner")
 
 
+# Built once: every citizen request runs it (decision 0013).
+_sessions = CitizenSession.__table__.c  # Core columns: no ORM work for two columns
+_SESSION_STATE = select(_sessions.revoked_at, _sessions.expires_at).where(_sessions.id == bindparam("sid"))
+
+
 async def citizen_from_session(session: AsyncSession, secret: str, token: str | None) -> int:
     """The citizen of a valid token whose session (if it names one) is neither revoked nor expired."""
     claims = tokens.verify(secret, CITIZEN, token) if token else None
@@ -340,7 +345,7 @@ async def citizen_from_session(session: AsyncSession, secret: str, token: str | 
         raise Unauthenticated("a valid citizen token is required")
     sid = claims.get("sid")
     if sid is not None:
-        row = await session.get(CitizenSession, str(sid))
+        row = (await session.execute(_SESSION_STATE, {"sid": str(sid)})).first()
         if row is None or row.revoked_at is not None or row.expires_at <= real_now():
             raise Unauthenticated("the session has ended; log in again")
     try:

@@ -9,6 +9,10 @@ from typing import Any
 
 
 class TTLCache:
+    # How many times any TTLCache was cleared in this process (a write to what they hold): answers
+    # derived from cached data compare it to know they are still current (decision 0013).
+    clears = 0
+
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._data: dict[Any, tuple[float, Any]] = {}
@@ -31,3 +35,4 @@ class TTLCache:
 
     def clear(self) -> None:
         self._data.clear()
+        TTLCache.clears += 1

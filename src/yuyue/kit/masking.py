@@ -15,6 +15,12 @@ def mask_phone(phone: str) -> str:
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
 
 
+def mask_email(address: str) -> str:
+    """a****@example.gov.cn: the first character of the mailbox and the whole domain."""
+    local, _, domain = address.partition("@")
+    return (local[:1] + "****" if local else "****") + ("@" + domain if domain else "")
+
+
 def mask_name(name: str) -> str:
     if not name:
         return name

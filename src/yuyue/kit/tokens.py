@@ -19,7 +19,21 @@ def issue(secret: str, kind: str, subject: str, ttl_s: int, **claims: Any) -> st
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
+# Tokens already verified, with their claims (decision 0013): a citizen's token comes with every
+# request, and the rate limit reads it before the route does. Only the expiry depends on the time,
+# so a hit checks it again; anything that failed is never kept.
+_verified: dict[tuple[str, str, str], dict[str, Any]] = {}
+_VERIFIED_MAX = 20_000
+
+
 def verify(secret: str, kind: str, token: str) -> dict[str, Any] | None:
+    key = (secret, kind, token)
+    hit = _verified.get(key)
+    if hit is not None:
+        if time.time() < hit["exp"]:  # as PyJWT: expired once exp <= now
+            return dict(hit)
+        _verified.pop(key, None)
+        return None
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -31,4 +45,8 @@ def verify(secret: str, kind: str, token: str) -> dict[str, Any] | None:
         )
     except jwt.PyJWTError:
         return None
+    if isinstance(claims.get("exp"), int | float):
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.clear()
+        _verified[key] = dict(claims)
     return claims

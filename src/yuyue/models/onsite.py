@@ -77,7 +77,9 @@ class TicketCounter(Base):
 
 
 class StaffAccount(Base):
-    """A hall clerk: bound to one hall, optionally to one counter."""
+    """A hall clerk: bound to one hall, optionally to one counter. Retiring closes the account for
+    good (`active` false, `retired_at`; the username is never reused). A token carries the
+    `token_version` it was issued under; a password reset raises it, ending older tokens."""
 
     __tablename__ = "staff_accounts"
 
@@ -89,6 +91,8 @@ class StaffAccount(Base):
     counter_id: Mapped[int | None] = mapped_column(ForeignKey("counters.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(LocalDateTime)
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    retired_at: Mapped[datetime | None] = mapped_column(LocalDateTime)
 
 
 class Kiosk(Base):

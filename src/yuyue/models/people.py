@@ -56,6 +56,8 @@ class Admin(Base):
     name: Mapped[str] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(String(100))
     phone: Mapped[str] = mapped_column(String(20))
+    # Optional: alerts also go by email when the platform has an SMTP server (issue 7 item 7).
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
     unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
     level: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -64,12 +66,16 @@ class Admin(Base):
 
 
 class AuditEntry(Base):
+    """One audited action. The actor is an admin (`admin_id`) or a hall clerk (`staff_id`, e.g. a
+    clerk revealing a citizen's full details at the counter); both null for the platform itself."""
+
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_unit_at", "unit_id", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(LocalDateTime)
     admin_id: Mapped[int | None] = mapped_column(ForeignKey("admins.id"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_accounts.id"))
     unit_id: Mapped[str] = mapped_column(String(64))
     unit_path: Mapped[str] = mapped_column(String(2000))
     action: Mapped[str] = mapped_column(String(64))

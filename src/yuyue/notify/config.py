@@ -80,6 +80,30 @@ def in_quiet_hours(settings: NotifySettings, hhmm: str) -> bool:
     return hhmm >= start or hhmm < end
 
 
+class EmailSettings(BaseSettings):
+    """The SMTP server that sends email (YUYUE_SMTP_*); no host: no email is sent."""
+
+    model_config = SettingsConfigDict(env_prefix="YUYUE_SMTP_", extra="ignore")
+
+    host: str = ""
+    port: int = Field(default=587, ge=1, le=65535)
+    username: str = ""
+    password: str = ""
+    sender: str = "yuyue@localhost"
+    starttls: bool = True  # upgrade the connection with STARTTLS (port 587)
+    tls: bool = False  # implicit TLS from the start (port 465)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+@lru_cache(maxsize=1)
+def email_settings() -> EmailSettings:
+    return EmailSettings()
+
+
 @lru_cache(maxsize=1)
 def sms_settings() -> SmsSettings:
     return SmsSettings()

@@ -15,6 +15,7 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from yuyue.clock import clock
 from yuyue.models import ConsoleMessage
-from yuyue.notify.config import SmsSettings
+from yuyue.notify.config import EmailSettings, SmsSettings
 from yuyue.notify.templates import TEMPLATES
 
 
@@ -284,6 +285,50 @@ class TencentProvider:
     async def send(self, message: Outgoing) -> Receipt:
         # The SDK is synchronous (requests): run it off the event loop.
         return await asyncio.to_thread(self._send, message)
+
+
+# --- email (issue 7 item 7) --------------------------------------------------------------------
+
+SUBJECTS = {"alert": "【统一预约平台】预警提醒"}
+
+
+class EmailProvider:
+    """SMTP through aiosmtplib. `Outgoing.phone` carries the address for this channel. The message's
+    idempotency key is its Message-ID, so a mail resent after a lost answer can be recognised."""
+
+    name = "email"
+
+    def __init__(self, settings: EmailSettings) -> None:
+        self.settings = settings
+
+    async def send(self, message: Outgoing) -> Receipt:
+        import aiosmtplib
+
+        settings = self.settings
+        mail = EmailMessage()
+        mail["From"] = settings.sender
+        mail["To"] = message.phone
+        mail["Subject"] = SUBJECTS.get(message.kind, "【统一预约平台】通知")
+        mail["Message-ID"] = f"<{message.idem_key}@yuyue>"
+        mail.set_content(message.text)
+        try:
+            await aiosmtplib.send(
+                mail,
+                hostname=settings.host,
+                port=settings.port,
+                username=settings.username or None,
+                password=settings.password or None,
+                use_tls=settings.tls,
+                start_tls=settings.starttls and not settings.tls,
+                timeout=settings.timeout_s,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise ProviderError("recipient_refused", str(exc)[:200], temporary=False) from None
+        except aiosmtplib.SMTPResponseException as exc:  # 4xx: try again later; 5xx: never
+            raise ProviderError(f"smtp_{exc.code}", exc.message[:200], temporary=exc.code < 500) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise ProviderError("smtp_unreachable", type(exc).__name__, temporary=True) from None
+        return Receipt(provider_ref=str(mail["Message-ID"]), code="250")
 
 
 def make_provider(settings: SmsSettings, maker: async_sessionmaker[AsyncSession]) -> Provider:

@@ -46,7 +46,7 @@ from yuyue.identity.service import MOBILE, process_secret
 from yuyue.jobs.service import Job, Schedule, daily, register
 from yuyue.kit import crypto, tokens
 from yuyue.kit.events import Event, subscribe
-from yuyue.kit.masking import mask_phone
+from yuyue.kit.masking import mask_email, mask_phone
 from yuyue.models import (
     Admin,
     Alert,
@@ -63,9 +63,10 @@ from yuyue.models import (
     Unit,
 )
 from yuyue.notify import templates
-from yuyue.notify.config import NotifySettings, in_quiet_hours, notify_settings, sms_settings
+from yuyue.notify.config import NotifySettings, email_settings, in_quiet_hours, notify_settings, sms_settings
 from yuyue.notify.providers import (
     WEBHOOK,
+    EmailProvider,
     Outgoing,
     Provider,
     ProviderError,
@@ -293,18 +294,33 @@ async def _on_alert(session: AsyncSession, event: Event) -> None:
     detail = {"waitlist_over_release": "排队人数超过放号量", "approval_overdue": "有放号调整审批超时"}.get(
         alert.kind, "有新的告警"
     )
-    drafts = [
-        Draft(
-            kind="alert",
-            params={"unit": unit.name[:NAME_MAX], "detail": detail},
-            phone_enc=crypto.encrypt(secret, admin.phone),
-            phone_masked=mask_phone(admin.phone),
-            unit_path=unit.path,
-            dedup_key=f"alert:{alert.id}:{admin.id}" if alert.id is not None else None,
-        )
-        for admin in admins
-        if admin.phone
-    ]
+    params = {"unit": unit.name[:NAME_MAX], "detail": detail}
+    drafts = []
+    for admin in admins:
+        key = f"alert:{alert.id}:{admin.id}" if alert.id is not None else None
+        if admin.phone:
+            drafts.append(
+                Draft(
+                    kind="alert",
+                    params=params,
+                    phone_enc=crypto.encrypt(secret, admin.phone),
+                    phone_masked=mask_phone(admin.phone),
+                    unit_path=unit.path,
+                    dedup_key=key,
+                )
+            )
+        if admin.email and email_settings().enabled:  # issue 7 item 7: the same alert by email
+            drafts.append(
+                Draft(
+                    kind="alert",
+                    channel="email",
+                    params=params,
+                    phone_enc=crypto.encrypt(secret, admin.email),
+                    phone_masked=mask_email(admin.email),
+                    unit_path=unit.path,
+                    dedup_key=f"{key}:email" if key else None,
+                )
+            )
     await enqueue(session, drafts)
 
 
@@ -477,6 +493,8 @@ async def _deliver_one(
 ) -> str:
     if message.channel == "webhook":
         return await _deliver_webhook(maker, secret, message)
+    if message.channel == "email":
+        provider = EmailProvider(email_settings())
     if not await _still_applies(maker, message):
         return await _settle(maker, message, provider.name, "skipped")
     try:
@@ -493,13 +511,17 @@ async def _deliver_one(
         outcome = "temporary" if error.temporary else "permanent"
         status = await _settle(maker, message, provider.name, outcome, error=error)
         log.warning(
-            "sms_failed", kind=message.kind, phone=message.phone_masked, code=error.code, status=status
+            f"{message.channel}_failed",
+            kind=message.kind,
+            phone=message.phone_masked,
+            code=error.code,
+            status=status,
         )
         return status
     except Exception as exc:  # an unexpected failure of the adapter: treat as temporary
         failure = ProviderError(type(exc).__name__, str(exc)[:200], temporary=True)
         return await _settle(maker, message, provider.name, "temporary", error=failure)
-    log.info("sms_sent", kind=message.kind, phone=message.phone_masked)  # never the text
+    log.info(f"{message.channel}_sent", kind=message.kind, phone=message.phone_masked)  # never the text
     return await _settle(maker, message, provider.name, "sent", receipt=receipt)
 
 
@@ -521,9 +543,7 @@ async def _deliver_webhook(maker: async_sessionmaker[AsyncSession], secret: str,
     except ProviderError as error:
         outcome = "temporary" if error.temporary else "permanent"
         status = await _settle(maker, message, WEBHOOK, outcome, error=error)
-        log.warning(
-            "webhook_failed", client=client_id, what=message.template, code=error.code, status=status
-        )
+        log.warning("webhook_failed", client=client_id, what=message.template, code=error.code, status=status)
         return status
     log.info("webhook_sent", client=client_id, what=message.template)
     return await _settle(maker, message, WEBHOOK, "sent", receipt=receipt)

@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from yuyue.admin.api import AdminDep
+from yuyue.booking.schemas import BookingOut
 from yuyue.db import get_db
+from yuyue.errors import DomainError
 from yuyue.identity.api import settings_of
 from yuyue.kit.http import bearer, problems
 from yuyue.onsite import service, stream
@@ -20,6 +22,7 @@ from yuyue.onsite.schemas import (
     CheckinIn,
     CounterOut,
     CounterPatch,
+    DeskBookingIn,
     FinishIn,
     KioskIn,
     LoginIn,
@@ -27,14 +30,19 @@ from yuyue.onsite.schemas import (
     QueueOut,
     RecallIn,
     StaffIn,
+    StaffOut,
+    StaffPasswordIn,
+    StaffRetireIn,
     TicketIn,
     TicketsOut,
 )
+from yuyue.ops.metrics import BOOKINGS
 
 router = APIRouter(prefix="/api/v1", tags=["on site"])
 Db = Annotated[AsyncSession, Depends(get_db)]
 HallId = Annotated[str, Path(min_length=1, max_length=64)]
 TicketNumber = Annotated[str, Path(min_length=1, max_length=32)]
+StaffId = Annotated[int, Path(ge=1, le=2_000_000_000)]
 HEARTBEAT_S = 15.0
 
 
@@ -68,6 +76,38 @@ async def create_staff(hall_id: HallId, body: StaffIn, admin: AdminDep, db: Db) 
     answer = await service.create_staff(
         db, admin, hall_id, body.username, body.password, body.name, body.counter_id
     )
+    await db.commit()
+    return answer
+
+
+@router.get("/admin/halls/{hall_id}/staff", response_model=list[StaffOut], responses=problems(401, 403, 404))
+async def list_staff(hall_id: HallId, admin: AdminDep, db: Db) -> list[dict[str, Any]]:
+    """The hall's clerk accounts, retired ones included."""
+    return await service.list_staff(db, admin, hall_id)
+
+
+@router.post(
+    "/admin/staff/{staff_id}/retire", response_model=StaffOut, responses=problems(401, 403, 404, 422)
+)
+async def retire_staff(
+    staff_id: StaffId, admin: AdminDep, db: Db, body: Annotated[StaffRetireIn | None, Body()] = None
+) -> dict[str, Any]:
+    """Close a clerk account for good: its tokens stop working at once, its username is never
+    reused (`422 already_retired` the second time); audited."""
+    answer = await service.retire_staff(db, admin, staff_id, body.reason if body else None)
+    await db.commit()
+    return answer
+
+
+@router.post(
+    "/admin/staff/{staff_id}/password", response_model=StaffOut, responses=problems(401, 403, 404, 422)
+)
+async def reset_staff_password(
+    staff_id: StaffId, body: StaffPasswordIn, admin: AdminDep, db: Db
+) -> dict[str, Any]:
+    """Set a clerk's new password (12+ characters, letters and digits); tokens issued before stop
+    working; audited."""
+    answer = await service.reset_staff_password(db, admin, staff_id, body.password)
     await db.commit()
     return answer
 
@@ -131,6 +171,39 @@ async def ticket(
     )
     await _done(db)
     return {"ticket": answer}
+
+
+@router.post(
+    "/halls/{hall_id}/bookings",
+    status_code=201,
+    response_model=None,
+    responses={201: {"model": BookingOut}, **problems(401, 403, 404, 409, 422)},
+)
+async def desk_booking(
+    hall_id: HallId, body: DeskBookingIn, actor: ActorDep, request: Request, db: Db
+) -> JSONResponse:
+    """Rule G10: book one of today's slots of this hall on site (channel `onsite`) for the citizen
+    at the desk, by staff or an admin acting as staff (a kiosk may not); audited."""
+    try:
+        answer = await service.book_at_desk(
+            db,
+            settings_of(request).effective_secret,
+            actor,
+            hall_id,
+            body.slot_id,
+            name=body.name,
+            id_type=body.id_type,
+            id_number=body.id_number,
+            phone=body.phone,
+            business_types=tuple(body.business_types),
+            quantity=body.quantity,
+        )
+        await db.commit()
+    except DomainError as exc:
+        BOOKINGS.labels(action="book", outcome=exc.code).inc()
+        raise
+    BOOKINGS.labels(action="book", outcome="ok").inc()
+    return JSONResponse(answer, status_code=201)
 
 
 # --- counters -------------------------------------------------------------------------------------

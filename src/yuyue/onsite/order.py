@@ -68,21 +68,31 @@ def serves(desk: Desk, service_id: int) -> bool:
     return desk.service_ids is None or service_id in desk.service_ids
 
 
-def estimates(
-    ordered: Sequence[Waiting], desks: Sequence[Desk], mean_s: dict[int, float]
-) -> list[int | None]:
-    """Per ticket, in call order: people ahead × mean service time of its item ÷ open counters.
-
-    "People ahead" are the tickets earlier in the order that one of the counters able to call this
-    ticket could call instead; None when no open counter serves the ticket's service."""
+def people_ahead(ordered: Sequence[Waiting], desks: Sequence[Desk]) -> list[int | None]:
+    """Per ticket, in call order: the tickets earlier in the order that one of the open counters
+    able to call this ticket could call instead; None when no open counter serves its service."""
     answers: list[int | None] = []
     for index, ticket in enumerate(ordered):
         able = [d for d in desks if d.open and serves(d, ticket.service_id)]
         if not able:
             answers.append(None)
             continue
-        ahead = sum(1 for other in ordered[:index] if any(serves(d, other.service_id) for d in able))
-        answers.append(round(ahead * mean_s.get(ticket.service_id, DEFAULT_SERVICE_S) / len(able)))
+        answers.append(sum(1 for other in ordered[:index] if any(serves(d, other.service_id) for d in able)))
+    return answers
+
+
+def estimates(
+    ordered: Sequence[Waiting], desks: Sequence[Desk], mean_s: dict[int, float]
+) -> list[int | None]:
+    """Per ticket, in call order: people ahead × mean service time of its item ÷ open counters able
+    to call it; None when no open counter serves the ticket's service."""
+    answers: list[int | None] = []
+    for ticket, ahead in zip(ordered, people_ahead(ordered, desks), strict=True):
+        if ahead is None:
+            answers.append(None)
+            continue
+        able = sum(1 for d in desks if d.open and serves(d, ticket.service_id))
+        answers.append(round(ahead * mean_s.get(ticket.service_id, DEFAULT_SERVICE_S) / able))
     return answers
 
 

@@ -50,6 +50,39 @@ class StaffIn(Strict):
     counter_id: Annotated[StrictInt, Field(ge=1)] | None = None
 
 
+class StaffPasswordIn(Strict):
+    password: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
+class StaffRetireIn(Strict):
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=500)] | None = None
+
+
+class StaffOut(BaseModel):
+    id: int
+    username: str
+    name: str
+    hall_id: str
+    counter_id: int | None
+    active: bool
+    created_at: str
+    retired_at: str | None
+
+
+class DeskBookingIn(Strict):
+    """Rule G10: a clerk books one of today's slots on site for the citizen at the desk."""
+
+    slot_id: Annotated[StrictStr, Field(min_length=1, max_length=40)]
+    name: Annotated[StrictStr, Field(min_length=1, max_length=50)]
+    id_type: IdType = "resident_id"
+    id_number: IdNumber
+    phone: Annotated[StrictStr, Field(min_length=1, max_length=20)]
+    business_types: Annotated[
+        list[Annotated[StrictStr, Field(min_length=1, max_length=200)]], Field(max_length=20)
+    ] = []
+    quantity: Annotated[StrictInt, Field(ge=1, le=99)] = 1
+
+
 class LoginIn(Strict):
     username: Annotated[StrictStr, Field(min_length=1, max_length=64)]
     password: Annotated[StrictStr, Field(min_length=1, max_length=200)]

@@ -17,17 +17,20 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.service import ADMIN, Acting, acting_admin, audit, authorise, hasher, may
+from yuyue.booking import service as booking_service
 from yuyue.calendar.service import hall_calendar
-from yuyue.catalogue.service import HALL_KINDS, service_info
+from yuyue.catalogue.service import HALL_KINDS, SlotSpec, day_slots, hall_services, service_info
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import DomainError, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
+from yuyue.identity.service import upsert_citizen, verify_identity
 from yuyue.kit import crypto, tokens
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import normalise_id, parse_resident_id
-from yuyue.models import Booking, Citizen, Counter, Kiosk, StaffAccount, Ticket, TicketCounter, Unit
+from yuyue.kit.masking import mask_id, mask_name
+from yuyue.models import Booking, Citizen, Counter, Kiosk, Slot, StaffAccount, Ticket, TicketCounter, Unit
 from yuyue.onsite import stream
-from yuyue.onsite.order import Desk, Waiting, call_order, estimates
+from yuyue.onsite.order import Desk, Waiting, call_order, estimates, people_ahead
 from yuyue.policy.service import checkin_window, effective_policy
 
 STAFF, KIOSK = "staff", "kiosk"
@@ -62,6 +65,8 @@ async def actor_from_token(session: AsyncSession, secret: str, token: str | None
             staff = await session.get(StaffAccount, int(claims["sub"]))
             if staff is None or not staff.active:
                 raise Unauthenticated("this staff account is closed")
+            if claims.get("ver", 0) != staff.token_version:
+                raise Unauthenticated("this token was issued before a password reset; log in again")
             return Actor("staff", staff.id, staff.hall_id, staff.counter_id)
         claims = tokens.verify(secret, KIOSK, token)
         if claims is not None:
@@ -155,6 +160,8 @@ def staff_view(staff: StaffAccount) -> dict[str, Any]:
         "hall_id": staff.hall_id,
         "counter_id": staff.counter_id,
         "active": staff.active,
+        "created_at": staff.created_at.isoformat(),
+        "retired_at": staff.retired_at.isoformat() if staff.retired_at else None,
     }
 
 
@@ -174,7 +181,85 @@ async def staff_login(
         staff = None
     if staff is None or not staff.active:
         raise Unauthenticated("wrong username or password")
-    return tokens.issue(secret, STAFF, str(staff.id), ttl_s), staff_view(staff)
+    token = tokens.issue(secret, STAFF, str(staff.id), ttl_s, ver=staff.token_version)
+    return token, staff_view(staff)
+
+
+async def list_staff(session: AsyncSession, admin: Acting, hall_id: str) -> list[dict[str, Any]]:
+    """The clerk accounts of a hall, retired ones included, for an admin who may view the hall."""
+    hall = await get_hall(session, hall_id)
+    authorise(admin, "view", hall.path)
+    rows = await session.execute(
+        select(StaffAccount).where(StaffAccount.hall_id == hall.id).order_by(StaffAccount.id)
+    )
+    return [staff_view(staff) for staff in rows.scalars()]
+
+
+async def _staff_to_change(session: AsyncSession, admin: Acting, staff_id: int) -> tuple[StaffAccount, Unit]:
+    """A clerk account an admin may configure (404 unknown, 403 outside the admin's subtree), locked
+    so that two changes of one account run one after the other; a retired account is closed for good."""
+    staff = (
+        await session.execute(select(StaffAccount).where(StaffAccount.id == staff_id).with_for_update())
+    ).scalar_one_or_none()
+    if staff is None:
+        raise NotFound("staff account not found")
+    hall = await get_hall(session, staff.hall_id)
+    authorise(admin, "configure", hall.path)
+    if not staff.active:
+        raise Unprocessable("this staff account is already retired", code="already_retired")
+    return staff, hall
+
+
+async def retire_staff(
+    session: AsyncSession, admin: Acting, staff_id: int, reason: str | None
+) -> dict[str, Any]:
+    """Close a clerk account for good (rule G7 in spirit: a replacement gets a new account): its
+    tokens stop working at once (`actor_from_token` refuses an inactive account) and its username is
+    never reused. Audited with the reason."""
+    staff, hall = await _staff_to_change(session, admin, staff_id)
+    before = staff_view(staff)
+    staff.active, staff.retired_at = False, clock.now()
+    staff.token_version += 1  # belt and braces: no token of this account matches any more
+    await session.flush()
+    after = staff_view(staff)
+    await audit(
+        session,
+        admin,
+        hall.id,
+        hall.path,
+        "staff.retire",
+        f"staff:{staff.id}",
+        before,
+        {**after, "reason": reason} if reason else after,
+    )
+    return after
+
+
+async def reset_staff_password(
+    session: AsyncSession, admin: Acting, staff_id: int, password: str
+) -> dict[str, Any]:
+    """An admin who may configure the hall sets a new password (the admins' strength rule); every
+    token issued before stops working at once (the account's `token_version` goes up). Audited,
+    without the password."""
+    from yuyue.admin.service import check_password_strength
+
+    staff, hall = await _staff_to_change(session, admin, staff_id)
+    check_password_strength(password)
+    staff.password_hash = hasher.hash(password)
+    staff.token_version += 1
+    await session.flush()
+    view = staff_view(staff)
+    await audit(
+        session,
+        admin,
+        hall.id,
+        hall.path,
+        "staff.password",
+        f"staff:{staff.id}",
+        None,
+        {**view, "password": "reset"},
+    )
+    return view
 
 
 async def create_kiosk(
@@ -329,18 +414,39 @@ async def _mean_service_s(session: AsyncSession, hall_id: str, today: date) -> d
     return {sid: sum(values) / len(values) for sid, values in totals.items()}
 
 
-async def queue_state(
-    session: AsyncSession, hall: Unit
-) -> tuple[list[tuple[Ticket, int | None]], list[Ticket]]:
-    """The hall's waiting tickets in call order with their wait estimates, and those being served."""
+@dataclass(frozen=True)
+class InLine:
+    """A waiting ticket with its place in the call order (rule T4): the people ahead of it and the
+    estimated wait, both None when no open counter serves its service."""
+
+    ticket: Ticket
+    ahead: int | None
+    wait_s: int | None
+
+
+async def waiting_line(session: AsyncSession, hall: Unit) -> tuple[list[InLine], list[Ticket]]:
+    """The hall's waiting tickets in call order (rule T4) with people ahead and wait estimates, and
+    those being served."""
     now = clock.now()
     tickets = await _tickets(session, hall.id, now.date(), ("waiting", "called"))
     waiting = {t.number: t for t in tickets if t.status == "waiting"}
     ordered = call_order((_waiting(t) for t in waiting.values()), now)
     desks = await _desks(session, hall)
     waits = estimates(ordered, desks, await _mean_service_s(session, hall.id, now.date()))
+    aheads = people_ahead(ordered, desks)
     serving = [t for t in tickets if t.status == "called"]
-    return [(waiting[w.number], s) for w, s in zip(ordered, waits, strict=True)], serving
+    line = [
+        InLine(waiting[w.number], ahead, wait) for w, ahead, wait in zip(ordered, aheads, waits, strict=True)
+    ]
+    return line, serving
+
+
+async def queue_state(
+    session: AsyncSession, hall: Unit
+) -> tuple[list[tuple[Ticket, int | None]], list[Ticket]]:
+    """The hall's waiting tickets in call order with their wait estimates, and those being served."""
+    line, serving = await waiting_line(session, hall)
+    return [(entry.ticket, entry.wait_s) for entry in line], serving
 
 
 async def _desks(session: AsyncSession, hall: Unit) -> list[Desk]:
@@ -571,6 +677,127 @@ def _age(born: date, today: date) -> int:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
+# --- on-site booking at the desk (rule G10) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeskSlot:
+    """One of today's slots that on-site booking may take now, with the seats left to it (the
+    on-site share plus any off-site seats left unsold)."""
+
+    slot_id: str
+    service_id: int
+    service: str
+    department: str
+    start: datetime
+    end: datetime
+    left: int
+
+
+async def desk_slots(session: AsyncSession, actor: Actor, hall_id: str) -> list[DeskSlot]:
+    """Today's slots of the hall's services that channel `onsite` may book now, by start then
+    service: the same checks `booking.service.book` makes (`check_open` on channel `onsite`: a
+    working day, from the on-site opening time, until the slot ends), with seats left."""
+    hall = await hall_for(session, actor, hall_id)
+    if hall.mode == "self_service":
+        return []  # rule M2: a self-service hall takes no bookings
+    now = clock.now()
+    candidates: list[tuple[booking_service.Context, str, SlotSpec]] = []
+    for row, department in await hall_services(session, hall.id):
+        ctx = await booking_service.context(session, row.id)
+        for spec in day_slots(ctx.info, now.date()):
+            try:
+                booking_service.check_open(ctx, spec, "onsite", now)
+            except DomainError:
+                continue
+            candidates.append((ctx, department, spec))
+    if not candidates:
+        return []
+    ids = [spec.id for _, _, spec in candidates]
+    stored = {
+        row.id: (row.capacity, row.booked)
+        for row in (
+            await session.execute(select(Slot.id, Slot.capacity, Slot.booked).where(Slot.id.in_(ids)))
+        )
+    }
+    found = []
+    for ctx, department, spec in candidates:
+        capacity, booked = stored.get(spec.id, (spec.capacity, 0))
+        if capacity - booked > 0:
+            found.append(
+                DeskSlot(
+                    spec.id, ctx.info.id, ctx.info.name, department, spec.start, spec.end, capacity - booked
+                )
+            )
+    return sorted(found, key=lambda slot: (slot.start, slot.department, slot.service_id))
+
+
+async def book_at_desk(
+    session: AsyncSession,
+    secret: str,
+    actor: Actor,
+    hall_id: str,
+    slot_id: str,
+    *,
+    name: str,
+    id_type: str,
+    id_number: str,
+    phone: str,
+    business_types: tuple[str, ...] = (),
+    quantity: int = 1,
+) -> dict[str, Any]:
+    """Rule G10: a clerk (or an admin acting as staff, never a kiosk) books one of today's slots of
+    this hall on site for a citizen who shows their document, through the one `book` every channel
+    uses (on-site window and share, one live booking, bans, batch size). The identity the clerk saw
+    is verified and the citizen upserted as a login would. Audited: who booked for whom, masked."""
+    hall = await hall_for(session, actor, hall_id)
+    _staff_only(actor)
+    try:
+        ctx, _ = await booking_service.resolve_slot(session, slot_id)
+    except NotFound:
+        raise NotFound(f"slot {slot_id!r} not found at this hall") from None
+    if ctx.info.hall_id != hall.id:
+        raise NotFound(f"slot {slot_id!r} not found at this hall")
+    who = verify_identity(name, id_type, id_number, phone)
+    citizen_id = await upsert_citizen(session, secret, who)
+    request = booking_service.BookRequest(
+        slot_id=slot_id, channel="onsite", quantity=quantity, business_types=business_types
+    )
+    answer = await booking_service.book(session, citizen_id, request, source="staff")
+    after = {
+        "number": answer["number"],
+        "service_id": answer["service_id"],
+        "slot_id": answer["slot_id"],
+        "channel": "onsite",
+        "quantity": answer["quantity"],
+        "citizen": {"id_type": who.id_type, "id_number": mask_id(who.id_number), "name": mask_name(who.name)},
+    }
+    await audit(
+        session,
+        actor.admin,
+        hall.id,
+        hall.path,
+        "booking.onsite",
+        f"booking:{answer['number']}",
+        None,
+        after,
+        staff_id=actor.id if actor.kind == STAFF else None,
+    )
+    return answer
+
+
+async def desk_booking(session: AsyncSession, actor: Actor, hall_id: str, number: str) -> dict[str, Any]:
+    """A booking of this hall as the desk shows it after booking on site (masked, as every answer)."""
+    hall = await hall_for(session, actor, hall_id)
+    _staff_only(actor)
+    found = (
+        await session.execute(select(Booking).where(Booking.number == number, Booking.hall_id == hall.id))
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound("booking not found at this hall")
+    return await booking_service.view(session, found)
+
+
 # --- counters at work ---------------------------------------------------------------------------
 
 
@@ -759,4 +986,127 @@ async def public_queue(session: AsyncSession, hall_id: str) -> dict[str, Any]:
             }
             for t in sorted(serving, key=lambda t: (t.called_at or t.issued_at, t.id))
         ],
+    }
+
+
+# --- the console's hall pages (issue 10) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CounterScreen:
+    """What a counter's clerk sees: the line this counter calls (rule T4), the ticket it serves,
+    and the tickets it skipped today (they may be recalled)."""
+
+    hall: Unit
+    counter: Counter
+    line: list[InLine]
+    current: Ticket | None
+    skipped: list[Ticket]
+
+
+async def hall_counter(
+    session: AsyncSession, actor: Actor, hall_id: str, counter_id: int
+) -> tuple[Counter, Unit]:
+    """A counter of this hall that the actor may work at (the same checks as the counter actions)."""
+    hall = await hall_for(session, actor, hall_id)
+    counter = await session.get(Counter, counter_id)
+    if counter is None or counter.hall_id != hall.id:
+        raise NotFound("counter not found")
+    return await _counter(session, actor, counter_id)
+
+
+async def counter_screen(session: AsyncSession, actor: Actor, hall_id: str, counter_id: int) -> CounterScreen:
+    counter, hall = await hall_counter(session, actor, hall_id, counter_id)
+    line, serving = await waiting_line(session, hall)
+    mine = [e for e in line if counter.service_ids is None or e.ticket.service_id in counter.service_ids]
+    current = next((t for t in serving if t.counter_id == counter.id), None)
+    skipped = [
+        t for t in await _tickets(session, hall.id, clock.today(), ("skipped",)) if t.counter_id == counter.id
+    ]
+    return CounterScreen(hall, counter, mine, current, skipped)
+
+
+async def _hall_ticket(session: AsyncSession, actor: Actor, hall_id: str, number: str) -> tuple[Ticket, Unit]:
+    hall = await hall_for(session, actor, hall_id)
+    _staff_only(actor)
+    ticket = (await session.execute(select(Ticket).where(Ticket.number == number))).scalar_one_or_none()
+    if ticket is None or ticket.hall_id != hall.id:
+        raise NotFound("ticket not found")
+    return ticket, hall
+
+
+async def ticket_slip(session: AsyncSession, actor: Actor, hall_id: str, number: str) -> dict[str, Any]:
+    """A ticket as printed for the citizen: number, service, hall, time, people ahead, wait."""
+    ticket, hall = await _hall_ticket(session, actor, hall_id, number)
+    line, _ = await waiting_line(session, hall)
+    place = next((e for e in line if e.ticket.id == ticket.id), None)
+    info = await service_info(session, ticket.service_id)
+    return {
+        "ticket": ticket_view(ticket, place.wait_s if place else None),
+        "ahead": place.ahead if place else None,
+        "service": info.name,
+        "department": info.department,
+        "hall": hall.name,
+        "hall_address": hall.address or "",
+    }
+
+
+async def ticket_person(
+    session: AsyncSession, secret: str, actor: Actor, hall_id: str, number: str, *, reveal: bool = False
+) -> dict[str, Any]:
+    """The booking and citizen behind a ticket, for the clerk: masked as in every answer (API.md).
+    `reveal` shows the full name, ID and phone number of the ticket this counter is serving, and is
+    audited with the clerk (or the admin acting as staff) as the actor. Walk-in and green tickets
+    carry no booking: the citizen shows their document at the counter."""
+    from yuyue.identity.service import citizen_view
+
+    ticket, hall = await _hall_ticket(session, actor, hall_id, number)
+    booking = await session.get(Booking, ticket.booking_id) if ticket.booking_id is not None else None
+    if reveal:
+        _own_counter(actor, ticket)
+        if ticket.status != "called":
+            raise _state_error(ticket, "revealed")
+        if booking is None:
+            raise NoBooking("this ticket has no booking")
+    if booking is None:
+        return {"booking": None, "citizen": None, "revealed": False}
+    citizen = await session.get(Citizen, booking.citizen_id)
+    assert citizen is not None
+    if reveal:
+        person = citizen_view(secret, citizen)
+        after = {"ticket": ticket.number, "booking": booking.number}
+        await audit(
+            session,
+            actor.admin,
+            hall.id,
+            hall.path,
+            "citizen.reveal",
+            f"ticket:{ticket.number}",
+            None,
+            after,
+            staff_id=actor.id if actor.kind == STAFF else None,
+        )
+    else:
+        person = {
+            "id_type": citizen.id_type,
+            "id_number": citizen.id_masked,
+            "name": mask_name(citizen.name),
+            "phone": citizen.phone_masked,
+        }
+    return {
+        "booking": {
+            "number": booking.number,
+            "status": booking.status,
+            "slot_start": booking.slot_start,
+            "slot_end": booking.slot_end,
+            "channel": booking.channel,
+            "quantity": booking.quantity,
+            "business_types": list(booking.business_types or []),
+            "company": {"name": booking.company_name, "uscc": booking.company_uscc}
+            if booking.company_uscc
+            else None,
+            "created_at": booking.created_at,
+        },
+        "citizen": person,
+        "revealed": reveal,
     }

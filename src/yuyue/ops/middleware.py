@@ -1,10 +1,13 @@
 """Pure ASGI middleware: security headers, body size limit, request metrics and log lines,
-and the test clock refresh. Pure ASGI (not BaseHTTPMiddleware) to keep the hot path short."""
+and the test clock refresh (Edge); answers that routes published for repeating from memory
+(AnswerCache). Pure ASGI (not BaseHTTPMiddleware) to keep the hot path short."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -126,12 +129,25 @@ class Edge:
         template = getattr(route, "path", None) or "unmatched"
         elapsed = time.perf_counter() - started
         method = scope.get("method", "")
-        REQUESTS.labels(method=method, route=template, status=str(status)).inc()
-        LATENCY.labels(method=method, route=template).observe(elapsed)
+        key = (method, template, status)
+        series = _series.get(key)
+        if series is None:  # labels() takes a lock and checks the names: once per route and status
+            series = (
+                REQUESTS.labels(method=method, route=template, status=str(status)),
+                LATENCY.labels(method=method, route=template),
+            )
+            _series[key] = series
+        series[0].inc()
+        series[1].observe(elapsed)
         if status >= 500:
             log.error("request", method=method, route=template, status=status, ms=round(elapsed * 1000, 1))
         else:
             log.debug("request", method=method, route=template, status=status, ms=round(elapsed * 1000, 1))
+
+
+# The metric series of each (method, route template, status) seen; route templates are a fixed set
+# ("unmatched" for the rest), so this stays small.
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
 class BodyTooLarge(Exception):
@@ -147,3 +163,54 @@ async def _send_problem(send: Send, status: int, code: str, detail: str) -> None
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+# --- answers repeated from memory (decision 0013) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Published:
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+    route: Any
+    valid: Callable[[], bool]
+
+
+_published: dict[tuple[str, bytes], _Published] = {}
+PUBLISHED_MAX = 10_000
+
+
+def publish(scope: Scope, body: bytes, media_type: str, valid: Callable[[], bool]) -> None:
+    """A route's `200` answer to this GET (same path, same query string, whoever asks) may be sent
+    again from memory, without routing, dependencies or the database, while `valid()` is true.
+    Only for public answers that depend on nothing else in the request."""
+    if scope.get("method") != "GET":
+        return
+    if len(_published) >= PUBLISHED_MAX:
+        _published.clear()
+    headers = [(b"content-type", media_type.encode()), (b"content-length", str(len(body)).encode())]
+    _published[(scope["path"], scope.get("query_string", b""))] = _Published(
+        body, headers, scope.get("route"), valid
+    )
+
+
+class AnswerCache:
+    """Answers a GET that a route published (`publish`) while the answer is valid; anything else
+    goes on to the routes. It sits after the rate limits, so every request is still counted, and
+    inside Edge, so headers, metrics and logs are the same as for a routed answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "GET":
+            key = (scope["path"], scope.get("query_string", b""))
+            hit = _published.get(key)
+            if hit is not None:
+                if hit.valid():
+                    scope["route"] = hit.route  # the route template, for metrics and logs
+                    await send({"type": "http.response.start", "status": 200, "headers": list(hit.headers)})
+                    await send({"type": "http.response.body", "body": hit.body})
+                    return
+                _published.pop(key, None)
+        await self.app(scope, receive, send)

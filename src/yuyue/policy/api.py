@@ -9,12 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.api import AdminDep
-from yuyue.admin.service import audit, authorise
-from yuyue.catalogue.service import clear_caches, get_unit
-from yuyue.clock import clock
+from yuyue.catalogue.service import clear_caches
 from yuyue.db import get_db
 from yuyue.kit.http import problems
-from yuyue.models import Policy
 from yuyue.policy import service
 
 public = APIRouter(prefix="/api/v1", tags=["catalogue"])
@@ -55,26 +52,7 @@ async def get_policy(unit_id: str, db: Db) -> dict[str, Any]:
 )
 async def put_policy(unit_id: str, body: PolicyIn, who: AdminDep, db: Db) -> dict[str, Any]:
     """Set a unit's preset and overrides; children inherit what they don't set."""
-    unit = await get_unit(db, unit_id)
-    authorise(who, "configure", unit.path)
-    overrides = service.validate_overrides(body.preset, body.overrides)
-    row = await db.get(Policy, unit_id)
-    before = {"preset": row.preset, "overrides": row.overrides} if row else None
-    if row is None:
-        row = Policy(unit_id=unit_id, preset=body.preset, overrides=overrides, updated_at=clock.now())
-        db.add(row)
-    else:
-        row.preset, row.overrides, row.updated_at = body.preset, overrides, clock.now()
-    await audit(
-        db,
-        who,
-        unit.id,
-        unit.path,
-        "policy.set",
-        unit.id,
-        before,
-        {"preset": body.preset, "overrides": overrides},
-    )
+    answer = await service.set_policy(db, who, unit_id, body.preset, body.overrides)
     await db.commit()
     clear_caches()
-    return (await service.effective_policy(db, unit_id)).as_dict()
+    return answer

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.calendar.service import WorkCalendar
-from yuyue.clock import at
+from yuyue.clock import at, clock
 from yuyue.errors import NotFound, ValidationFailed
 from yuyue.kit.cache import TTLCache
 from yuyue.models import Policy, Unit
 from yuyue.policy.presets import DEFAULTS, KNOB_NAMES, PRESETS, Knobs
+
+if TYPE_CHECKING:
+    from yuyue.admin.service import Acting
 
 cache = TTLCache(2.0)
 
@@ -111,6 +114,39 @@ def validate_overrides(preset: str | None, overrides: dict[str, Any]) -> dict[st
         raise ValidationFailed(f"overrides.{first['loc'][0]}: {first['msg']}") from None
     dumped = checked.model_dump()
     return {name: dumped[name] for name in overrides}
+
+
+async def own_policy(session: AsyncSession, unit_id: str) -> tuple[str | None, dict[str, Any]]:
+    """What a unit sets itself (preset, overrides); (None, {}) when it inherits everything."""
+    row = await session.get(Policy, unit_id)
+    return (row.preset, dict(row.overrides or {})) if row is not None else (None, {})
+
+
+async def set_policy(
+    session: AsyncSession, who: Acting, unit_id: str, preset: str | None, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Set a unit's preset and overrides (children inherit what they don't set), by an admin who
+    may configure the unit (rules G3–G6); audited. Returns the new effective policy; the caller
+    commits, then clears the caches again. Shared by the API and the console (issue 10 item 6);
+    `yuyue.admin.service` and `yuyue.catalogue.service` import this module, hence the imports here."""
+    from yuyue.admin.service import audit, authorise
+    from yuyue.catalogue.service import clear_caches, get_unit
+
+    unit = await get_unit(session, unit_id)
+    authorise(who, "configure", unit.path)
+    checked = validate_overrides(preset, overrides)
+    row = await session.get(Policy, unit_id)
+    before = {"preset": row.preset, "overrides": row.overrides} if row else None
+    if row is None:
+        row = Policy(unit_id=unit_id, preset=preset, overrides=checked, updated_at=clock.now())
+        session.add(row)
+    else:
+        row.preset, row.overrides, row.updated_at = preset, checked, clock.now()
+    after = {"preset": preset, "overrides": checked}
+    await audit(session, who, unit.id, unit.path, "policy.set", unit.id, before, after)
+    await session.flush()
+    clear_caches()
+    return (await effective_policy(session, unit_id)).as_dict()
 
 
 # --- time rules --------------------------------------------------------------------------------

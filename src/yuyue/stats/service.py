@@ -13,28 +13,34 @@ and `no_show` count those that reached that state; `utilisation` is seats of boo
 cancelled ÷ seats released; `released` is the capacity of the day's slots (on-site share
 included) on the hall's working days; `waitlist` counts entries made that day; `mean_wait_s`
 averages called − issued of the day's appointment tickets (null without any).
+
+For the console's dashboard (decision 0074): `figures_grouped` gives several groupings (and the
+total) from one pass, `fill_by_hour` the fill of the slots by weekday × hour, `waitlist_length` the
+waiting list per day; the same scope (a unit's subtree) and the same released seats (`Supply`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, delete, func, inspect, select
+from sqlalchemy import and_, case, delete, func, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.calendar.service import hall_calendar
-from yuyue.catalogue.service import HALL_KINDS, day_slots, service_info
+from yuyue.calendar.service import WorkCalendar, load_overrides
+from yuyue.catalogue.service import HALL_KINDS, ServiceInfo, day_slots, hours_tuple, parse_slot_id
 from yuyue.clock import at, clock
 from yuyue.errors import ValidationFailed
 from yuyue.jobs.service import Job, daily, register
-from yuyue.models import Booking, Service, Slot, StatsDaily, StatsDay, Ticket, Unit, WaitlistEntry
+from yuyue.models import Booking, Closure, Service, Slot, StatsDaily, StatsDay, Ticket, Unit, WaitlistEntry
 
 GroupBy = Literal["day", "hall", "service", "channel"]
+Grouping = Literal["day", "hall", "service", "channel", "total"]
 COLUMNS = (
     "key",
     "released",
@@ -85,36 +91,137 @@ async def _services(session: AsyncSession, hall_ids: list[str] | None) -> list[t
     return [(int(row.id), str(row.hall_id)) for row in (await session.execute(query)).all()]
 
 
-async def _released(
-    session: AsyncSession, services: list[tuple[int, str]], days: list[date]
-) -> dict[tuple[date, int], int]:
-    """Seats released per (day, service): the stored slot capacity, or the spread of the service's
-    daily capacity where no slot row exists yet; nothing on days the hall does not work."""
+PLAN_DAY = date(2026, 1, 5)  # any date: a day's hourly slots depend on the opening hours only
+
+
+@dataclass
+class Supply:
+    """The seats released by some services over some days (rule G11): on each day its hall works, a
+    service releases the slots of its opening hours with its daily capacity spread over them
+    (`day_slots`), except where a slot row is stored (slots are derived: a row appears with the
+    first booking or a capacity change), whose capacity counts instead. Days the hall does not
+    work release nothing."""
+
+    plans: dict[int, dict[tuple[int, int], int]]  # service -> {(hour, minute): seats} of a working day
+    working: dict[int, list[date]]  # service -> the days its hall works
+    stored: dict[tuple[date, int], dict[tuple[int, int], int]]  # stored rows of planned slots
+
+    def per_day(self) -> dict[tuple[date, int], int]:
+        """Seats per (day, service), for every day the hall works."""
+        out: dict[tuple[date, int], int] = {}
+        for service_id, plan in self.plans.items():
+            total = sum(plan.values())
+            for day in self.working[service_id]:
+                rows = self.stored.get((day, service_id))
+                out[(day, service_id)] = (
+                    total + sum(seats - plan[at] for at, seats in rows.items()) if rows else total
+                )
+        return out
+
+    def per_weekday_hour(self) -> dict[tuple[int, int], int]:
+        """Seats per (weekday, hour of the slot's start)."""
+        out: dict[tuple[int, int], int] = defaultdict(int)
+        for service_id, plan in self.plans.items():
+            for weekday, n in Counter(day.weekday() for day in self.working[service_id]).items():
+                for (hour, _), seats in plan.items():
+                    out[(weekday, hour)] += n * seats
+        for (day, service_id), rows in self.stored.items():
+            plan = self.plans[service_id]
+            for (hour, minute), seats in rows.items():
+                out[(day.weekday(), hour)] += seats - plan[(hour, minute)]
+        return dict(out)
+
+
+async def _plans(session: AsyncSession, service_ids: list[int]) -> dict[int, dict[tuple[int, int], int]]:
+    """Each service's slots of a working day, {(hour, minute): seats}, in one query per 500
+    services: `day_slots` (the catalogue's spread) over the hall's hours and the daily capacity."""
+    plans: dict[int, dict[tuple[int, int], int]] = {}
+    for chunk in range(0, len(service_ids), 500):
+        rows = await session.execute(
+            select(Service.id, Service.hall_id, Service.daily_capacity, Unit.hours)
+            .join(Unit, Unit.id == Service.hall_id)
+            .where(Service.id.in_(service_ids[chunk : chunk + 500]))
+        )
+        for row in rows.all():
+            info = ServiceInfo(  # only what `day_slots` reads is filled in
+                id=int(row.id),
+                name="",
+                department="",
+                hall_id=str(row.hall_id),
+                hall_name="",
+                hall_code="",
+                hall_path="",
+                hall_address="",
+                hall_hotline="",
+                hall_mode="",
+                hours=hours_tuple(row.hours),
+                business_types=(),
+                daily_capacity=int(row.daily_capacity),
+                max_batch=1,
+                walk_in_allowed=True,
+                bundle_of=None,
+                active=True,
+            )
+            plans[info.id] = {(s.start.hour, s.start.minute): s.capacity for s in day_slots(info, PLAN_DAY)}
+    return plans
+
+
+async def _working_days(session: AsyncSession, hall_ids: set[str], days: list[date]) -> dict[str, list[date]]:
+    """The days each hall works (`WorkCalendar`: the national calendar and the hall's closures), with
+    the closures of all the halls read in one query per 500 halls."""
+    overrides = await load_overrides(session)
+    closed: dict[str, set[date]] = defaultdict(set)
+    halls = sorted(hall_ids)
+    for chunk in range(0, len(halls), 500):
+        rows = await session.execute(
+            select(Closure.unit_id, Closure.day).where(
+                Closure.unit_id.in_(halls[chunk : chunk + 500]),
+                Closure.day >= days[0],
+                Closure.day <= days[-1],
+            )
+        )
+        for unit_id, day in rows.all():
+            closed[str(unit_id)].add(day)
+    working = {}
+    for hall_id in halls:
+        calendar = WorkCalendar(overrides=overrides, closures=frozenset(closed[hall_id]))
+        working[hall_id] = [day for day in days if calendar.is_working(day)]
+    return working
+
+
+async def _supply(session: AsyncSession, services: list[tuple[int, str]], days: list[date]) -> Supply:
+    supply = Supply({}, {}, {})
     if not services or not days:
-        return {}
+        return supply
+    wanted = sorted(set(days))
+    plans = await _plans(session, [sid for sid, _ in services])
+    halls = await _working_days(session, {hall_id for _, hall_id in services}, wanted)
+    for service_id, hall_id in services:
+        supply.plans[service_id] = plans.get(service_id, {})
+        supply.working[service_id] = halls[hall_id]
+    working = {service_id: set(of_hall) for service_id, of_hall in supply.working.items()}
     ids = [sid for sid, _ in services]
-    stored: dict[tuple[date, int], dict[str, int]] = defaultdict(dict)
     for chunk in range(0, len(ids), 500):
         rows = await session.execute(
             select(Slot.id, Slot.service_id, Slot.day, Slot.capacity).where(
-                Slot.service_id.in_(ids[chunk : chunk + 500]), Slot.day >= min(days), Slot.day <= max(days)
+                Slot.service_id.in_(ids[chunk : chunk + 500]), Slot.day >= wanted[0], Slot.day <= wanted[-1]
             )
         )
         for row in rows.all():
-            stored[(row.day, int(row.service_id))][row.id] = int(row.capacity)
-    released: dict[tuple[date, int], int] = {}
-    wanted = set(days)
-    for service_id, hall_id in services:
-        info = await service_info(session, service_id)
-        calendar = await hall_calendar(session, hall_id)
-        for day in wanted:
-            if not calendar.is_working(day):
-                continue
-            rows_of_day = stored.get((day, service_id), {})
-            released[(day, service_id)] = sum(
-                rows_of_day.get(spec.id, spec.capacity) for spec in day_slots(info, day)
-            )
-    return released
+            service_id, parsed = int(row.service_id), parse_slot_id(str(row.id))
+            if parsed is None or parsed[0] != service_id or parsed[1].date() != row.day:
+                continue  # not the id of a slot of this service on that day: no planned slot
+            at = (parsed[1].hour, parsed[1].minute)
+            if row.day in working[service_id] and at in supply.plans[service_id]:
+                supply.stored.setdefault((row.day, service_id), {})[at] = int(row.capacity)
+    return supply
+
+
+async def _released(
+    session: AsyncSession, services: list[tuple[int, str]], days: list[date]
+) -> dict[tuple[date, int], int]:
+    """Seats released per (day, service) on the hall's working days (see `Supply`)."""
+    return (await _supply(session, services, days)).per_day()
 
 
 async def _tickets_waits(
@@ -236,8 +343,12 @@ async def roll_up(session: AsyncSession, day: date) -> int:
     halls = dict(await _services(session, None))
     await session.execute(delete(StatsDaily).where(StatsDaily.day == day))
     await session.execute(delete(StatsDay).where(StatsDay.day == day))
-    for (d, sid, channel), values in figures.items():
-        session.add(StatsDaily(day=d, service_id=sid, channel=channel, hall_id=halls.get(sid, ""), **values))
+    rows = [
+        {"day": d, "service_id": sid, "channel": channel, "hall_id": halls.get(sid, ""), **values}
+        for (d, sid, channel), values in figures.items()
+    ]
+    for chunk in range(0, len(rows), 1000):  # one executemany per 1000 rows, not one ORM object each
+        await session.execute(insert(StatsDaily), rows[chunk : chunk + 1000])
     session.add(StatsDay(day=day, rolled_at=clock.now()))
     await session.flush()
     return len(figures)
@@ -265,64 +376,98 @@ async def hall_scope(session: AsyncSession, root_path: str) -> tuple[list[str], 
     return [str(r.id) for r in rows], {str(r.id): str(r.path) for r in rows}
 
 
-async def figures(
-    session: AsyncSession, root_path: str, first: date, last: date, group_by: GroupBy
-) -> list[dict[str, Any]]:
+def check_range(first: date, last: date) -> None:
     if last < first:
         raise ValidationFailed("'to' is before 'from'")
     if (last - first).days >= MAX_RANGE_DAYS:
         raise ValidationFailed(f"a range covers at most {MAX_RANGE_DAYS} days")
-    hall_ids, _ = await hall_scope(session, root_path)
-    whole_city = root_path == "platform/"
-    scope = None if whole_city else hall_ids
-    groups: dict[str, Figures] = defaultdict(Figures)
 
-    def key_of(day: date, service_id: int, hall_id: str, channel: str) -> str | None:
+
+async def _scope(session: AsyncSession, root_path: str) -> list[str] | None:
+    """The hall ids of a subtree, or None for the whole city (no filter needed)."""
+    hall_ids, _ = await hall_scope(session, root_path)
+    return None if root_path == "platform/" else hall_ids
+
+
+async def figures(
+    session: AsyncSession, root_path: str, first: date, last: date, group_by: GroupBy
+) -> list[dict[str, Any]]:
+    """The figures of a subtree over slot dates `first`–`last`, grouped by day, hall, service or
+    channel (rows sorted by key)."""
+    return (await figures_grouped(session, root_path, first, last, (group_by,)))[group_by]
+
+
+async def figures_grouped(
+    session: AsyncSession, root_path: str, first: date, last: date, groupings: Sequence[Grouping]
+) -> dict[Grouping, list[dict[str, Any]]]:
+    """`figures` grouped several ways at once (the live days are computed once for all of them);
+    grouping `total` gives one row, key `total`, for the whole subtree and period."""
+    check_range(first, last)
+    scope = await _scope(session, root_path)
+    grouped: dict[Grouping, dict[str, Figures]] = {g: defaultdict(Figures) for g in groupings}
+
+    def key_of(group_by: Grouping, day: date, service_id: int, hall_id: str, channel: str) -> str | None:
         if group_by == "day":
             return day.isoformat()
         if group_by == "hall":
             return hall_id
         if group_by == "service":
             return str(service_id)
+        if group_by == "total":
+            return "total"
         return None if channel == ANY_CHANNEL else channel
 
-    # Rolled-up days: one indexed, grouped query.
+    # Rolled-up days: one indexed, grouped query per grouping.
     rolled = set(
         (
             await session.execute(select(StatsDay.day).where(StatsDay.day >= first, StatsDay.day <= last))
         ).scalars()
     )
     if rolled and (scope is None or scope):
-        key_column = {
-            "day": StatsDaily.day,
-            "hall": StatsDaily.hall_id,
-            "service": StatsDaily.service_id,
-            "channel": StatsDaily.channel,
-        }[group_by]
-        query = select(key_column, *(func.sum(getattr(StatsDaily, name)) for name in COUNTS)).where(
-            StatsDaily.day >= first, StatsDaily.day <= last
-        )
-        if scope is not None:
-            query = query.where(StatsDaily.hall_id.in_(scope))
-        for result in (await session.execute(query.group_by(key_column))).all():
-            raw_key = result[0]
-            if group_by == "channel" and raw_key == ANY_CHANNEL:
+        for group_by, groups in grouped.items():
+            sums = [func.sum(getattr(StatsDaily, name)) for name in COUNTS]
+            in_period = [StatsDaily.day >= first, StatsDaily.day <= last]
+            if scope is not None:
+                in_period.append(StatsDaily.hall_id.in_(scope))
+            if group_by == "total":
+                result = (await session.execute(select(*sums).where(*in_period))).one()
+                groups["total"].add(dict(zip(COUNTS, result, strict=True)))
                 continue
-            key = raw_key.isoformat() if isinstance(raw_key, date) else str(raw_key)
-            groups[key].add(dict(zip(COUNTS, result[1:], strict=True)))
+            key_column = {
+                "day": StatsDaily.day,
+                "hall": StatsDaily.hall_id,
+                "service": StatsDaily.service_id,
+                "channel": StatsDaily.channel,
+            }[group_by]
+            query = select(key_column, *sums).where(*in_period).group_by(key_column)
+            for result in (await session.execute(query)).all():
+                raw_key = result[0]
+                if group_by == "channel" and raw_key == ANY_CHANNEL:
+                    continue
+                key = raw_key.isoformat() if isinstance(raw_key, date) else str(raw_key)
+                groups[key].add(dict(zip(COUNTS, result[1:], strict=True)))
     # Days not rolled up yet: computed live with the same definitions.
     live_days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     live_days = [d for d in live_days if d not in rolled]
     if live_days and (scope is None or scope):
         service_halls = dict(await _services(session, scope))
         for (day, sid, channel), values in (await compute(session, live_days, scope)).items():
-            group_key = key_of(day, sid, service_halls.get(sid, ""), channel)
-            if group_key is not None:
-                groups[group_key].add(values)
+            counted = [(name, value) for name, value in values.items() if value]  # mostly one
+            for group_by, groups in grouped.items():
+                group_key = key_of(group_by, day, sid, service_halls.get(sid, ""), channel)
+                if group_key is not None:
+                    target = groups[group_key].values
+                    for name, value in counted:
+                        target[name] += value
+    if "total" in grouped:
+        grouped["total"]["total"].add({})  # a total row even when nothing happened
+    return {group_by: _rows(groups, group_by == "channel") for group_by, groups in grouped.items()}
+
+
+def _rows(groups: dict[str, Figures], per_channel: bool) -> list[dict[str, Any]]:
     rows = []
     for key in sorted(groups):
         v = groups[key].values
-        per_channel = group_by == "channel"
         rows.append(
             {
                 "key": key,
@@ -337,6 +482,115 @@ async def figures(
                 else round(v["seats"] / v["released"], 4),
                 "waitlist": v["waitlist"],
                 "mean_wait_s": round(v["wait_sum_s"] / v["wait_n"], 1) if v["wait_n"] else None,
+            }
+        )
+    return rows
+
+
+async def fill_by_hour(
+    session: AsyncSession, root_path: str, first: date, last: date
+) -> list[dict[str, Any]]:
+    """Slot fill by weekday × hour of day over slot dates `first`–`last` (the dashboard's heat map):
+    `[{"weekday" (0 = Monday), "hour", "released", "seats", "fill"}]`, one row per weekday and hour
+    that released seats or holds a booking, by weekday then hour. `released` and `seats` use the
+    definitions of `figures` (seats of released slots, derived ones included; seats of bookings not
+    cancelled), so the cells add up to the period's `released` and `utilisation`."""
+    check_range(first, last)
+    scope = await _scope(session, root_path)
+    cells: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])  # released, seats
+    if scope is not None and not scope:
+        return []
+    live = Booking.status.in_(("booked", "checked_in", "served", "no_show", "excused"))
+    query = (
+        select(Booking.slot_start, func.sum(Booking.quantity))
+        .where(Booking.slot_day >= first, Booking.slot_day <= last, live)
+        .group_by(Booking.slot_start)
+    )
+    if scope is not None:
+        query = query.where(Booking.hall_id.in_(scope))
+    for start, seats in (await session.execute(query)).all():
+        moment = _dt(start)
+        cells[(moment.weekday(), moment.hour)][1] += int(seats or 0)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    services = await _services(session, scope)
+    for (weekday, hour), seats in (await _supply(session, services, days)).per_weekday_hour().items():
+        cells[(weekday, hour)][0] += seats
+    return [
+        {
+            "weekday": weekday,
+            "hour": hour,
+            "released": released,
+            "seats": seats,
+            "fill": round(seats / released, 4) if released else None,
+        }
+        for (weekday, hour), (released, seats) in sorted(cells.items())
+    ]
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+async def waitlist_length(
+    session: AsyncSession, root_path: str, first: date, last: date
+) -> list[dict[str, Any]]:
+    """The waiting list per day `first`–`last` (rules G11, G12): `[{"day", "joined", "left",
+    "waiting"}]`, where `joined` counts entries made that day (the `waitlist` of `figures`), `left`
+    those that stopped waiting that day (allocated a seat or withdrawn), and `waiting` the entries
+    still waiting at the end of the day (now, for today; null for days still to come)."""
+    check_range(first, last)
+    scope = await _scope(session, root_path)
+    start, end = at(first, "00:00"), at(last + timedelta(days=1), "00:00")
+    in_scope = [] if scope is None else [WaitlistEntry.hall_id.in_(scope)]
+    joined: dict[date, int] = {}
+    left: dict[date, int] = {}
+    waiting_before = 0
+    if scope is None or scope:
+        waiting_before = int(
+            (
+                await session.execute(
+                    select(func.count()).where(
+                        WaitlistEntry.created_at < start,
+                        (WaitlistEntry.status == "waiting") | (WaitlistEntry.updated_at >= start),
+                        *in_scope,
+                    )
+                )
+            ).scalar_one()
+        )
+        made_on = func.date(WaitlistEntry.created_at)
+        for day, n in (
+            await session.execute(
+                select(made_on, func.count())
+                .where(WaitlistEntry.created_at >= start, WaitlistEntry.created_at < end, *in_scope)
+                .group_by(made_on)
+            )
+        ).all():
+            joined[_day(day)] = int(n)
+        ended_on = func.date(WaitlistEntry.updated_at)  # updated only when it stops waiting
+        for day, n in (
+            await session.execute(
+                select(ended_on, func.count())
+                .where(
+                    WaitlistEntry.status != "waiting",
+                    WaitlistEntry.updated_at >= start,
+                    WaitlistEntry.updated_at < end,
+                    *in_scope,
+                )
+                .group_by(ended_on)
+            )
+        ).all():
+            left[_day(day)] = int(n)
+    today = clock.today()
+    rows, waiting = [], waiting_before
+    for i in range((last - first).days + 1):
+        day = first + timedelta(days=i)
+        waiting += joined.get(day, 0) - left.get(day, 0)
+        rows.append(
+            {
+                "day": day.isoformat(),
+                "joined": joined.get(day, 0),
+                "left": left.get(day, 0),
+                "waiting": waiting if day <= today else None,
             }
         )
     return rows

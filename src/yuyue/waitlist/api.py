@@ -1,17 +1,19 @@
-"""Waiting-list routes (API.md "Waiting list"): join, mine with positions, leave."""
+"""Waiting-list routes (API.md "Waiting list"): join, mine with positions, leave; an admin's view of a
+service's waiting list."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.admin.api import AdminDep
 from yuyue.db import get_db
 from yuyue.identity.api import Citizen
 from yuyue.kit.http import problems
 from yuyue.waitlist import service
-from yuyue.waitlist.schemas import EntryOut, JoinIn
+from yuyue.waitlist.schemas import AdminEntryOut, EntryOut, JoinIn
 
 router = APIRouter(prefix="/api/v1", tags=["waiting list"])
 Db = Annotated[AsyncSession, Depends(get_db)]
@@ -40,3 +42,20 @@ async def leave(entry_id: int, citizen_id: Citizen, db: Db) -> Response:
     await service.leave(db, citizen_id, entry_id)
     await db.commit()
     return Response(status_code=204)
+
+
+@router.get(
+    "/admin/waitlist",
+    response_model=list[AdminEntryOut],
+    tags=["administration"],
+    responses=problems(401, 403, 404, 422),
+)
+async def admin_list(
+    who: AdminDep,
+    db: Db,
+    service_id: Annotated[int, Query(ge=1, le=2_000_000_000)],
+    status: Literal["waiting", "allocated", "left"] = "waiting",
+) -> list[dict[str, Any]]:
+    """A service's waiting list for an admin of its hall's subtree, in queue order (rule G11),
+    citizens masked."""
+    return await service.admin_entries(db, who, service_id, status)

@@ -25,3 +25,21 @@ class EntryOut(BaseModel):
     status: Literal["waiting", "allocated", "left"]
     number: str | None
     created_at: str
+
+
+class MaskedCitizen(BaseModel):
+    name: str
+    id_number: str
+    phone: str
+
+
+class AdminEntryOut(BaseModel):
+    id: int
+    service_id: int
+    position: int | None
+    citizen: MaskedCitizen
+    dates: list[str] | None
+    channel: str
+    status: Literal["waiting", "allocated", "left"]
+    number: str | None
+    created_at: str

@@ -26,16 +26,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import raise_alert
+from yuyue.admin.service import Acting, authorise, raise_alert
 from yuyue.booking import service as booking
-from yuyue.catalogue.service import day_slots, parse_slot_id
+from yuyue.catalogue.service import day_slots, get_service, parse_slot_id
 from yuyue.clock import clock
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from yuyue.identity.service import ban_covering
 from yuyue.jobs.service import Job, every, register
 from yuyue.kit.events import Event, emit, subscribe
 from yuyue.kit.http import rowcount
-from yuyue.models import Booking, Slot, WaitlistEntry
+from yuyue.kit.masking import mask_name
+from yuyue.models import Booking, Citizen, Department, Service, Slot, Unit, WaitlistEntry
 from yuyue.policy.service import day_opens_at, onsite_hold
 
 OFFSITE_CHANNELS = ("web", "wechat", "app", "provincial_portal", "api")
@@ -162,6 +163,73 @@ async def leave(session: AsyncSession, citizen_id: int, entry_id: int) -> None:
     )
     if rowcount(changed) != 1:
         raise Unprocessable(f"this entry is {entry.status}, no longer waiting", code="not_waiting")
+
+
+# --- what an administrator sees (issue 10 item 4) ----------------------------------------------
+
+ADMIN_LIST_LIMIT = 500
+ENTRY_STATUSES = ("waiting", "allocated", "left")
+
+
+async def admin_entries(
+    session: AsyncSession, who: Acting, service_id: int, status: str = "waiting"
+) -> list[dict[str, Any]]:
+    """The waiting list of one service for an admin of its hall's subtree (rules G11, G12): entries
+    of `status` in queue order (first come, first served), the citizen masked (API.md)."""
+    _, _, hall = await get_service(session, service_id)
+    authorise(who, "view", hall.path)
+    if status not in ENTRY_STATUSES:
+        raise ValidationFailed(f"status must be one of {', '.join(ENTRY_STATUSES)}")
+    rows = (
+        await session.execute(
+            select(WaitlistEntry, Citizen.name, Citizen.id_masked, Citizen.phone_masked)
+            .join(Citizen, Citizen.id == WaitlistEntry.citizen_id)
+            .where(WaitlistEntry.service_id == service_id, WaitlistEntry.status == status)
+            .order_by(WaitlistEntry.id)
+            .limit(ADMIN_LIST_LIMIT)
+        )
+    ).all()
+    return [
+        {
+            "id": entry.id,
+            "service_id": entry.service_id,
+            "position": n if status == "waiting" else None,  # entries are listed from the first
+            "citizen": {"name": mask_name(name), "id_number": id_masked, "phone": phone_masked},
+            "dates": list(entry.dates) if entry.dates is not None else None,
+            "channel": entry.channel,
+            "status": entry.status,
+            "number": entry.booking_number,
+            "created_at": entry.created_at.isoformat(),
+        }
+        for n, (entry, name, id_masked, phone_masked) in enumerate(rows, start=1)
+    ]
+
+
+async def waiting_counts(session: AsyncSession, who: Acting) -> list[dict[str, Any]]:
+    """Services of the admin's subtree with people waiting, the longest queue first."""
+    waiting = func.count(WaitlistEntry.id)
+    rows = (
+        await session.execute(
+            select(Service.id, Service.name, Department.name, Unit.id, Unit.name, waiting)
+            .join(Department, Department.id == Service.department_id)
+            .join(Unit, Unit.id == Service.hall_id)
+            .join(WaitlistEntry, WaitlistEntry.service_id == Service.id)
+            .where(WaitlistEntry.status == "waiting", Unit.path.startswith(who.unit_path, autoescape=True))
+            .group_by(Service.id, Service.name, Department.name, Unit.id, Unit.name)
+            .order_by(waiting.desc(), Service.id)
+        )
+    ).all()
+    return [
+        {
+            "service_id": row[0],
+            "service": row[1],
+            "department": row[2],
+            "hall_id": row[3],
+            "hall": row[4],
+            "waiting": int(row[5]),
+        }
+        for row in rows
+    ]
 
 
 # --- allocation ------------------------------------------------------------------------------------

@@ -145,6 +145,14 @@ MESSAGES: dict[str, Message] = {
         "您还没有登录，或登录已经过期。",
         "请重新登录后再继续。",
     ),
+    "login_failed": Message(
+        "登录没有完成（可能等待太久、重复提交或被取消）。",
+        "请回到登录页重新点击“用广东政务服务网登录”。",
+    ),
+    "not_real_name": Message(
+        "您的广东政务服务网账号还没有实名认证，不能预约。",
+        "请先在广东政务服务网（粤省事）完成实名认证，再回来登录。",
+    ),
     "forbidden": Message(
         "您没有权限进行这个操作。",
         "请确认使用的是本人账号；如有疑问请拨打大厅咨询电话。",
@@ -190,16 +198,87 @@ MESSAGES: dict[str, Message] = {
         "这条排队记录已经不在排队中（可能已分配或已退出）。", "请到“我的预约”查看最新状态。"
     ),
     "too_late_for_change": Message("调整时间太晚了。", "请选择更晚的日期。"),
+    # Codes the admin console meets (issue 10 item 4).
+    "already_decided": Message("这个号源调整申请已经审批过了。", "请刷新页面查看审批结果。"),
+    "already_resolved": Message("这条预警已经处理过了。", "请刷新页面查看处理记录。"),
+    "already_retired": Message("这个管理员账号已经注销。", "无需再次注销；如需接替，请为接替人登记新账号。"),
+    # Codes the hall pages of the console meet (issue 10 items 1-2), worded for the clerk.
+    "counter_closed": Message("这个窗口已暂停叫号。", "请先点击“开始叫号”打开窗口，再叫下一位。"),
+    "hall_closed": Message(
+        "大厅今天不办公或已经下班，不能再取号。", "请告知市民办公时间，或请其预约其他日期。"
+    ),
+}
+
+# The same codes worded for the clerk at the desk or counter, where the page speaks to staff who
+# then tell the citizen (console pages pass `audience="staff"` to `error_view`).
+STAFF_MESSAGES: dict[str, Message] = {  # rules T3, M7 (check-in window), M2 (walk-ins), G10, M3
+    "no_booking": Message(
+        "没有查到该证件在本大厅今天可以取号的预约。",
+        "请核对证件类型和号码；没有预约的，可以为其取现场号或绿色通道号。",
+    ),
+    "checkin_too_early": Message("还没到该预约的取号时间。", "请市民在取号时间开始后再来取号。"),
+    "checkin_too_late": Message(
+        "该预约已经过了取号时间，不能再取预约号。", "可以为市民取现场号办理，或请其重新预约。"
+    ),
+    "not_eligible": Message(
+        "该证件不符合绿色通道条件（老年人绿色通道需年满60周岁的居民身份证）。",
+        "请为市民取普通现场号；残疾人、军人请核验证件后选择对应类别。",
+    ),
+    "walk_in_not_allowed": Message(
+        "该事项在本大厅需要预约办理，不能取现场号。",
+        "请引导市民预约，或办理其他可以现场办理的事项；符合条件的可走绿色通道。",
+    ),
+    "invalid_ticket_state": Message(
+        "这张号票当前的状态不能进行该操作（可能已办结、已过号或已被其他窗口叫走）。",
+        "请刷新叫号屏查看最新状态。",
+    ),
+    "invalid_id_number": Message(
+        "证件号码不正确。", "请核对证件号码（居民身份证为18位，最后一位可能是X）后重新输入。"
+    ),
+    # On-site booking at the desk (rule G10): the booking core's codes, worded for the clerk.
+    "not_open_yet": Message(
+        "现场预约还没有开放：只能在工作日开放时间（9:00）以后预约当天的时段。",
+        "请到开放时间后再为市民现场预约，或先为其取现场号排队。",
+    ),
+    "booking_closed": Message(
+        "这个时段已经结束或本大厅不接受预约，不能再现场预约。",
+        "请选择今天还没有结束的时段，或为市民取现场号。",
+    ),
+    "slot_full": Message(
+        "这个时段的号源（含现场预约号源）已经约满。",
+        "请选择今天其他还有余号的时段，或为市民取现场号排队。",
+    ),
+    "banned": Message(
+        "该市民因多次爽约被暂停预约，不能为其预约。",
+        "暂停期内可以为其取现场号办理；对暂停有疑问的，请联系大厅管理员。",
+    ),
+    "already_booked": Message(
+        "该市民已经有这个事项的有效预约，不能重复预约。",
+        "请在“预约签到”里为其签到取号；如需换时段，请市民先取消原预约。",
+    ),
+    "daily_limit": Message(
+        "按本大厅的规则每人每天只能有一个预约，该市民当天已经有预约了。",
+        "请在“预约签到”里为其签到取号，或改天再预约。",
+    ),
+    "booking_cap": Message(
+        "该市民同时持有的有效预约已经达到上限。",
+        "请市民先办理或取消已有的预约后再预约。",
+    ),
+    "quantity_exceeds_max": Message(
+        "办理数量超过了该事项允许的最大批量。", "请减少数量，或分几次为市民预约。"
+    ),
 }
 
 
-def message_for(code: str) -> Message:
+def message_for(code: str, audience: str = "citizen") -> Message:
+    if audience == "staff" and code in STAFF_MESSAGES:
+        return STAFF_MESSAGES[code]
     return MESSAGES.get(code, MESSAGES["internal_error"])
 
 
-def error_view(exc: DomainError) -> dict[str, Any]:
+def error_view(exc: DomainError, audience: str = "citizen") -> dict[str, Any]:
     """The page context of a failed request: the message, the next step and any dates it carries."""
-    msg = message_for(exc.code)
+    msg = message_for(exc.code, audience)
     extra: list[str] = []
     if exc.code == "banned" and exc.extra.get("banned_until"):
         extra.append(f"暂停预约至 {cn_date(date.fromisoformat(str(exc.extra['banned_until'])))}（含当天）。")
@@ -207,6 +286,8 @@ def error_view(exc: DomainError) -> dict[str, Any]:
         extra.append(f"这一天将于 {cn_datetime(str(exc.extra['opens_at']))} 开放预约。")
     if exc.code == "cancel_too_late" and exc.extra.get("cancel_deadline"):
         extra.append(f"取消截止时间是 {cn_datetime(str(exc.extra['cancel_deadline']))}。")
+    if exc.code == "checkin_too_early" and exc.extra.get("checkin_from"):
+        extra.append(f"取号时间从 {cn_datetime(str(exc.extra['checkin_from']))} 开始。")
     return {"code": exc.code, "title": msg.title, "next_step": msg.next_step, "facts": extra}
 
 

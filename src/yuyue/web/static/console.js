@@ -19,3 +19,52 @@
     if (question && !window.confirm(question)) event.preventDefault();
   });
 })();
+// Print buttons (the ticket page): shown only when a script can print.
+(function () {
+  "use strict";
+  var buttons = document.querySelectorAll("[data-print]");
+  for (var i = 0; i < buttons.length; i++) {
+    buttons[i].hidden = false;
+    buttons[i].addEventListener("click", function () { window.print(); });
+  }
+})();
+// Live parts of the hall pages (counter screen, desk): an element with data-live-hall="<hall id>"
+// subscribes to the hall's queue events; on a call or change the page (data-live-url, the page's
+// GET address, also after a form was posted to another one) is fetched again and each
+// element marked data-live-part (by id) is swapped for its fresh copy. Forms and revealed details
+// outside those parts stay as they are. Without a script the page is simply reloaded by the clerk.
+(function () {
+  "use strict";
+  var marker = document.querySelector("[data-live-hall]");
+  if (!marker || !window.EventSource || !window.fetch || !window.DOMParser) return;
+  var hall = marker.getAttribute("data-live-hall");
+  var timer = null;
+  function refresh() {
+    var url = marker.getAttribute("data-live-url") || window.location.pathname;
+    window.fetch(url, { credentials: "same-origin", cache: "no-store" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new window.DOMParser().parseFromString(html, "text/html");
+        var parts = document.querySelectorAll("[data-live-part]");
+        for (var i = 0; i < parts.length; i++) {
+          var next = parts[i].id && fresh.getElementById(parts[i].id);
+          if (next) parts[i].replaceWith(document.importNode(next, true));
+        }
+      })
+      .catch(function () { /* the next event tries again */ });
+  }
+  function soon() {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(refresh, 300);
+  }
+  var opened = false;
+  var source = new window.EventSource("/api/v1/halls/" + encodeURIComponent(hall) + "/queue/events");
+  source.addEventListener("open", function () {
+    marker.setAttribute("data-live", "on");
+    if (opened) soon(); // a reconnect: whatever happened meanwhile
+    opened = true;
+  });
+  source.addEventListener("call", soon);
+  source.addEventListener("change", soon);
+})();
