@@ -239,12 +239,7 @@ async def _cached_answer(
     key = (service_id, start, end)
     hit = _availability_cache.get(key)
     stamp = time.monotonic()
-    if (
-        hit is not None
-        and stamp - hit.stamp < AVAILABILITY_TTL
-        and hit.generation == _seat_generation[0]
-        and _same(hit.marker, ctx)
-    ):
+    if hit is not None and hit.fresh() and _same(hit.marker, ctx):
         hit.marker = _marker(ctx)
         return hit
     generation, clears = _seat_generation[0], TTLCache.clears
