@@ -40,7 +40,7 @@ from yuyue.notify.service import delivery_loop
 from yuyue.onsite import api as onsite_api
 from yuyue.ops import api as ops_api
 from yuyue.ops.logging import configure, log
-from yuyue.ops.middleware import Edge
+from yuyue.ops.middleware import AnswerCache, Edge
 from yuyue.ops.ratelimit import RateLimit, RateLimits
 from yuyue.penalties import api as penalties_api
 from yuyue.policy import api as policy_api
@@ -164,12 +164,13 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app.state.sessionmaker = sessionmaker
     install_error_handlers(app)
     for router in (
+        booking_api.router,  # the hot paths first: routes are tried one after another (decision 0013)
+        ops_api.router,
         identity_api.router,
         channels_api.admin,
         channels_api.partner,
         catalogue_api.public,
         policy_api.public,
-        booking_api.router,
         admin_api.router,
         catalogue_api.admin,
         policy_api.admin,
@@ -182,7 +183,6 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         penalties_api.router,
         waitlist_api.router,
         stats_api.router,
-        ops_api.router,
         console_api.router,
         console_hall_api.router,
         console_manage_api.router,
@@ -192,6 +192,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     ):
         app.include_router(router)
     app.state.rate_limits = RateLimits(settings)  # issue 9
+    app.add_middleware(AnswerCache)  # innermost: published availability answers (decision 0013)
     app.add_middleware(RateLimit, limits=app.state.rate_limits, secret=settings.effective_secret)
     app.add_middleware(Edge, max_body=settings.max_body_bytes, engine=engine, settable_clock=clock.settable)
     return app

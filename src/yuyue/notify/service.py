@@ -145,12 +145,26 @@ async def enqueue(session: AsyncSession, drafts: Sequence[Draft]) -> int:
     if not drafts:
         return 0
     now, settings = clock.now(), notify_settings()
+    if len(drafts) == 1:  # every booking change: one statement compiled once, run with the row
+        dialect = session.bind.dialect.name if session.bind else "sqlite"
+        single = _single_insert.get(dialect)
+        if single is None:
+            single = _single_insert[dialect] = _insert(session, Message.__table__).on_conflict_do_nothing(
+                index_elements=["dedup_key"], index_where=Message.dedup_key.isnot(None)
+            )
+        result = await session.execute(single, _row(drafts[0], now, settings))
+        return int(getattr(result, "rowcount", 0) or 0)
     statement = _insert(session, Message).values([_row(d, now, settings) for d in drafts])
     statement = statement.on_conflict_do_nothing(
         index_elements=["dedup_key"], index_where=Message.dedup_key.isnot(None)
     )
     result = await session.execute(statement)
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# The single-row outbox INSERT per dialect (decision 0013): a multi-row VALUES statement is not
+# cached by SQLAlchemy and was compiled on every booking.
+_single_insert: dict[str, Any] = {}
 
 
 async def booking_draft(
