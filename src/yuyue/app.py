@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -77,6 +77,14 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def wants_page(request: Request) -> bool:
+    """A browser asking for a page (not the API, not a machine): errors answer in HTML."""
+    path = request.url.path
+    if path.startswith("/api/") or path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
@@ -89,11 +97,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return _problem_response(422, "validation_error", _validation_detail(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = HTTP_CODES.get(
             exc.status_code, "validation_error" if exc.status_code < 500 else "internal_error"
         )
         detail = exc.detail if isinstance(exc.detail, str) else ""
+        if wants_page(request):  # issue 8 item 4: a person never sees raw JSON
+            return web_api.error_page(request, DomainError(detail, code=code, status=exc.status_code))
         return _problem_response(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(OperationalError)

@@ -385,3 +385,21 @@ async def test_join_and_leave_the_waiting_list_when_a_day_is_full_g11(api: Api) 
         left.status_code == 303 and "已退出预约排队" in (await api.client.get(left.headers["location"])).text
     )
     assert (await raw(api, "SELECT status FROM waitlist_entries"))[0][0] == "left"
+
+
+async def test_unknown_page_is_a_plain_chinese_404_but_the_api_stays_json(api: Api) -> None:
+    """Issue 8 item 4: a person who follows a dead link gets a page, never raw JSON."""
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    page = await api.client.get("/no/such/page", headers=html)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert message_for("not_found").title in page.text and message_for("not_found").next_step in page.text
+    assert '"code"' not in page.text and "problem" not in page.text
+    wrong_method = await api.client.delete("/", headers=html)
+    assert wrong_method.status_code == 405 and wrong_method.headers["content-type"].startswith("text/html")
+    for path in ("/api/v1/no-such-thing", "/no/such/page"):
+        machine = await api.client.get(
+            path, headers={"Accept": "application/json"} if "api" not in path else html
+        )
+        assert machine.status_code == 404
+        assert machine.headers["content-type"].startswith("application/problem+json"), path
+        assert machine.json()["code"] == "not_found"
