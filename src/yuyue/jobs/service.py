@@ -108,7 +108,9 @@ async def run_due(maker: async_sessionmaker[AsyncSession], after: datetime, unti
 async def loop(
     maker: async_sessionmaker[AsyncSession], engine_refresh: Callable[[], Awaitable[None]], interval_s: float
 ) -> None:
-    """The background runner of `serve` and `worker`: every `interval_s`, run what came due."""
+    """The background runner of `serve` and `worker`: every `interval_s`, run what came due, and
+    wake at a due time that falls sooner, so that a job meant for a moment (the 18:00 release going
+    to the waiting list first, rules G10, G11) runs at that moment, not up to `interval_s` later."""
     await engine_refresh()
     last = clock.now() - timedelta(days=1)
     while True:
@@ -116,7 +118,20 @@ async def loop(
         now = clock.now()
         await run_due(maker, last, now)
         last = max(last, now)
-        await asyncio.sleep(interval_s)
+        await asyncio.sleep(seconds_to_next_due(clock.now(), interval_s))
+
+
+def seconds_to_next_due(now: datetime, interval_s: float) -> float:
+    """How long the runner sleeps: until the next due time of any job (a little after it), at most
+    `interval_s`."""
+    horizon = now + timedelta(seconds=interval_s)
+    soonest = min(
+        (due for job in REGISTRY.values() for due in job.schedule(now, horizon) if due > now),
+        default=None,
+    )
+    if soonest is None:
+        return interval_s
+    return max(0.01, min(interval_s, (soonest - now).total_seconds() + 0.05))
 
 
 # --- the jobs of the booking core ---------------------------------------------------------------

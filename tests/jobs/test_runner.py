@@ -1,0 +1,28 @@
+"""The job runner wakes at a job's due time (rules G10, G11: at 18:00 the released day goes to the
+waiting list first), not up to its polling interval later."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import yuyue.domains  # noqa: F401 - registers every domain's jobs
+from yuyue.clock import at
+from yuyue.jobs.service import REGISTRY, seconds_to_next_due
+
+
+def test_release_job_is_due_at_the_release_moment() -> None:
+    release = at(datetime(2026, 12, 1).date(), "18:00")
+    assert release in REGISTRY["waitlist_release"].schedule(release - timedelta(minutes=1), release)
+
+
+def test_runner_sleeps_until_the_next_due_time_not_a_whole_interval() -> None:
+    release = at(datetime(2026, 12, 1).date(), "18:00")
+    assert seconds_to_next_due(release - timedelta(seconds=2), 15.0) == 2.05
+    assert seconds_to_next_due(release - timedelta(milliseconds=5), 15.0) == 0.055
+    # otherwise it wakes just after whichever job is due first, or after the whole interval
+    moment = release + timedelta(milliseconds=500)
+    sleep = seconds_to_next_due(moment, 15.0)
+    assert 0.01 <= sleep <= 15.0
+    if sleep < 15.0:
+        woken = moment + timedelta(seconds=sleep - 0.05)
+        assert any(woken in job.schedule(moment, woken) for job in REGISTRY.values())
