@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tests.admin.support import new_admin, problem, unit
+from tests.admin.support import fill_day, new_admin, problem, unit
 from tests.conftest import Api, raw
 from tests.ids import resident_id
 
@@ -142,3 +142,32 @@ async def test_approval_overdue_alert_fires_once_and_resolves(api: Api) -> None:
     await api.set_clock("2026-12-06T09:00:00+08:00")
     again = (await api.client.get("/api/v1/admin/alerts?resolved=false", headers=district)).json()
     assert [a for a in again if a["kind"] == "approval_overdue"] == []  # once, even while still pending
+
+
+async def test_new_daily_capacity_keeps_approved_days_and_feeds_the_waiting_list(api: Api) -> None:
+    """A service's new daily capacity re-spreads stored future slots, but never a day an approved
+    request set (rule G20), and seats it adds go to the waiting list first (rule G11)."""
+    await api.hall()
+    service = await api.service(daily_capacity=7)  # one seat a slot
+    l1 = await new_admin(api, "p1b", "platform", 1)
+    made = await request(api, api.admin(), service["id"])  # DAY: two a slot
+    ok = await api.client.post(f"/api/v1/admin/capacity-requests/{made['id']}/approve", headers=l1)
+    assert ok.status_code == 200
+    other_day = "2026-12-04"
+    await fill_day(api, service["id"], other_day)
+    waiting = await api.login(resident_id(40, birth="19880101"))
+    joined = await api.client.post(
+        "/api/v1/waitlist",
+        json={"service_id": service["id"], "dates": [other_day], "channel": "app"},
+        headers=waiting,
+    )
+    assert joined.status_code == 201, joined.text
+
+    patched = await api.client.patch(
+        f"/api/v1/admin/services/{service['id']}", json={"daily_capacity": 21}, headers=api.admin()
+    )
+    assert patched.status_code == 200, patched.text
+    assert [s["capacity"] for s in await api.slots(service["id"], DAY)] == [2] * 7  # the approved figure
+    assert [s["capacity"] for s in await api.slots(service["id"], other_day)] == [3] * 7
+    entry = (await api.client.get("/api/v1/waitlist", headers=waiting)).json()[0]
+    assert entry["status"] == "allocated" and entry["number"]

@@ -20,7 +20,8 @@ from yuyue.calendar import service as calendar_service
 from yuyue.clock import TZ, at, clock
 from yuyue.errors import Conflict, NotFound, ValidationFailed
 from yuyue.kit.cache import TTLCache
-from yuyue.models import Department, Service, Slot, Unit
+from yuyue.kit.events import Event, emit
+from yuyue.models import CapacityRequest, Department, Service, Slot, Unit
 from yuyue.policy import service as policy_service
 from yuyue.policy.presets import HHMM
 
@@ -481,19 +482,45 @@ async def patch_service(session: AsyncSession, service: Service, changes: dict[s
     await session.flush()
     clear_caches()
     if "daily_capacity" in changes:
-        info = await service_info(session, service.id)
-        stored = (
-            await session.execute(select(Slot).where(Slot.service_id == service.id, Slot.day > clock.today()))
-        ).scalars()
-        for slot in stored:
-            spread = {spec.id: spec.capacity for spec in day_slots(info, slot.day)}
-            if slot.id in spread:
-                slot.capacity = max(spread[slot.id], slot.booked)
-        await session.flush()
+        await _respread_stored_slots(session, service.id)
     department = (
         await session.execute(select(Department.name).where(Department.id == service.department_id))
     ).scalar_one()
     return str(department)
+
+
+async def _respread_stored_slots(session: AsyncSession, service_id: int) -> None:
+    """A new daily capacity re-spreads the future slots already stored, never below the seats they
+    have sold (rule G20's floor), except on days an approved capacity request set (rule G20: the
+    approved figure stands until another request changes it). Days where a slot gained seats are
+    announced (`capacity.increased`), so the waiting list gets them first (rule G11)."""
+    info = await service_info(session, service_id)
+    today = clock.today()
+    approved = (
+        await session.execute(
+            select(CapacityRequest.date_from, CapacityRequest.date_to).where(
+                CapacityRequest.service_id == service_id,
+                CapacityRequest.status == "approved",
+                CapacityRequest.date_to > today,
+            )
+        )
+    ).all()
+    stored = (
+        await session.execute(select(Slot).where(Slot.service_id == service_id, Slot.day > today))
+    ).scalars()
+    grew: set[date] = set()
+    for slot in stored:
+        if any(first <= slot.day <= last for first, last in approved):
+            continue
+        spread = {spec.id: spec.capacity for spec in day_slots(info, slot.day)}
+        if slot.id in spread:
+            capacity = max(spread[slot.id], slot.booked)
+            if capacity > slot.capacity:
+                grew.add(slot.day)
+            slot.capacity = capacity
+    await session.flush()
+    if grew:
+        await emit(session, Event("capacity.increased", {"service_id": service_id, "dates": sorted(grew)}))
 
 
 async def units_under(session: AsyncSession, root_path: str) -> list[Unit]:
