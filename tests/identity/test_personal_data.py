@@ -23,6 +23,10 @@ NEW_KEY = "a-brand-new-data-key-0123456789abcdef"
 
 async def test_key_rotation_reencrypts_and_old_data_stays_readable(api: Api, settings: Settings) -> None:
     headers = await api.login(ID)
+    await api.hall()
+    service = await api.service()
+    slot = (await api.slots(service["id"], "2026-12-03"))[0]
+    assert (await api.book(headers, slot["id"])).status_code == 201  # its SMS waits in the outbox
     old_enc = (await raw(api, "SELECT id_enc FROM citizens"))[0][0]
     try:
         crypto.configure([NEW_KEY])  # what YUYUE_DATA_KEYS does at start-up
@@ -30,16 +34,18 @@ async def test_key_rotation_reencrypts_and_old_data_stays_readable(api: Api, set
         assert me.json()["citizen"]["id_number"] == ID
         assert not crypto.is_current(settings.effective_secret, old_enc)
         async with api.app.state.sessionmaker() as session:
-            assert await identity.reencrypt(session, settings.effective_secret) == 1
+            assert await identity.reencrypt(session, settings.effective_secret) == 2  # citizen + SMS
             await session.commit()
         new_enc, phone_enc = (await raw(api, "SELECT id_enc, phone_enc FROM citizens"))[0]
         assert new_enc != old_enc and crypto.is_current(settings.effective_secret, new_enc)
         crypto.configure(["x" * 40, NEW_KEY])  # another rotation: "x"*40 is now the newest
         assert crypto.decrypt(settings.effective_secret, phone_enc) == "13800138000"
         async with api.app.state.sessionmaker() as session:
-            assert await identity.reencrypt(session, settings.effective_secret) == 1  # newest key moved on
+            assert await identity.reencrypt(session, settings.effective_secret) == 2  # newest key moved on
             await session.commit()
         crypto.configure(["x" * 40])
+        outbox = (await raw(api, "SELECT phone_enc FROM messages WHERE kind = 'booked'"))[0][0]
+        assert crypto.decrypt(settings.effective_secret, outbox) == "13800138000"  # still sendable
         # NEW_KEY retired: the rows were moved on to "x"*40, so they still read
         assert (await api.client.get("/api/v1/me", headers=headers)).json()["citizen"]["id_number"] == ID
         with pytest.raises(InvalidToken):

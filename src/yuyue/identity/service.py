@@ -15,6 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from cryptography.fernet import InvalidToken
 from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, update
@@ -30,7 +31,7 @@ from yuyue.kit import crypto, tokens
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import ID_TYPES, normalise_id, parse_resident_id, valid_uscc
 from yuyue.kit.masking import mask_id, mask_phone
-from yuyue.models import Ban, Booking, Citizen, CitizenSession, LoginState, Unit
+from yuyue.models import ApiKey, Ban, Booking, Citizen, CitizenSession, LoginState, Message, Unit
 from yuyue.models.booking import LIVE_STATUSES
 
 CITIZEN = "citizen"
@@ -408,28 +409,44 @@ def process_secret() -> str:
     return _job_secret[0]
 
 
+# Every column that holds a ciphertext under the data key ring (decision 0062): citizens' ID and
+# phone, the outbox's recipients (a reminder queued before a rotation must still be sendable after
+# the retired key is dropped) and the partner clients' signing secrets.
+ENCRYPTED: tuple[tuple[Any, tuple[str, ...]], ...] = (
+    (Citizen, ("id_enc", "phone_enc")),
+    (Message, ("phone_enc",)),
+    (ApiKey, ("secret_enc",)),
+)
+
+
 async def reencrypt(session: AsyncSession, secret: str) -> int:
-    """Re-encrypt every citizen's ID and phone number not yet under the newest key; how many rows."""
-    changed, last = 0, 0
+    """Re-encrypt every ciphertext not yet under the newest key; how many rows changed."""
+    changed = 0
+    for model, columns in ENCRYPTED:
+        changed += await _reencrypt_table(session, secret, model, columns)
+    return changed
+
+
+async def _reencrypt_table(session: AsyncSession, secret: str, model: Any, columns: tuple[str, ...]) -> int:
+    pk = model.id
+    changed, last = 0, None
     while True:
-        rows = (
-            await session.execute(
-                select(Citizen.id, Citizen.id_enc, Citizen.phone_enc)
-                .where(Citizen.id > last)
-                .order_by(Citizen.id)
-                .limit(BATCH)
-            )
-        ).all()
+        query = select(pk, *(getattr(model, c) for c in columns)).order_by(pk).limit(BATCH)
+        if last is not None:
+            query = query.where(pk > last)
+        rows = (await session.execute(query)).all()
         if not rows:
             return changed
-        for row_id, id_enc, phone_enc in rows:
-            last = row_id
-            if crypto.is_current(secret, id_enc) and crypto.is_current(secret, phone_enc):
+        for row in rows:
+            last = row[0]
+            values = dict(zip(columns, row[1:], strict=True))
+            stale = {c: v for c, v in values.items() if v and not crypto.is_current(secret, v)}
+            if not stale:
                 continue
             await session.execute(
-                update(Citizen)
-                .where(Citizen.id == row_id)
-                .values(id_enc=crypto.rotate(secret, id_enc), phone_enc=crypto.rotate(secret, phone_enc))
+                update(model)
+                .where(pk == row[0])
+                .values({c: crypto.rotate(secret, v) for c, v in stale.items()})
                 .execution_options(synchronize_session=False)
             )
             changed += 1
