@@ -23,6 +23,7 @@ from yuyue.calendar import api as calendar_api
 from yuyue.catalogue import api as catalogue_api
 from yuyue.catalogue.service import set_cache_ttl
 from yuyue.channels import api as channels_api
+from yuyue.channels.bureau import api as bureau_api
 from yuyue.clock import clock
 from yuyue.config import Settings, get_settings
 from yuyue.console import api as console_api
@@ -179,6 +180,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         identity_api.router,
         channels_api.admin,
         channels_api.partner,
+        bureau_api.router,  # bureaus' own booking systems (decision 0080)
         catalogue_api.public,
         policy_api.public,
         admin_api.router,

@@ -41,14 +41,17 @@ PLATFORM = "platform/"
 
 @admin.post("", status_code=201, response_model=ClientCreatedOut, responses=problems(401, 403, 409, 422))
 async def create_client(body: ClientIn, who: AdminDep, db: Db, request: Request) -> dict[str, Any]:
-    """Register a partner client with scopes; the answer holds its first key's secret, once."""
+    """Register a partner client with scopes; the answer holds its first key's secret, once. With
+    `unit_id` (channel `bureau`, scopes `bureau:sync`/`bureau:read`) it is a bureau's or district's own
+    booking system acting inside that unit's subtree (rules G5, G6; decision 0080)."""
     authorise(who, "configure", PLATFORM)
     secret = settings_of(request).effective_secret
     client, key, key_secret = await service.create_client(
-        db, secret, body.id, body.name, body.channel, list(body.scopes), body.rate_per_minute
+        db, secret, body.id, body.name, body.channel, list(body.scopes), body.rate_per_minute, body.unit_id
     )
     view = service.client_view(client, [key])
-    await audit(db, who, "platform", PLATFORM, "api_client.create", client.id, None, view)
+    unit_id, path = await service.audit_place(db, client.id)
+    await audit(db, who, unit_id, path, "api_client.create", client.id, None, view)
     await db.commit()
     return {"client": view, "key": {"id": key.id, "secret": key_secret}}
 
@@ -67,7 +70,8 @@ async def rotate_key(
     authorise(who, "configure", PLATFORM)
     grace = body.grace_hours if body else 24
     key, key_secret = await service.rotate_key(db, settings_of(request).effective_secret, client_id, grace)
-    await audit(db, who, "platform", PLATFORM, "api_client.rotate_key", client_id, None, {"key": key.id})
+    unit_id, path = await service.audit_place(db, client_id)
+    await audit(db, who, unit_id, path, "api_client.rotate_key", client_id, None, {"key": key.id})
     await db.commit()
     return {"id": key.id, "secret": key_secret}
 
@@ -78,7 +82,8 @@ async def rotate_key(
 async def revoke_key(client_id: str, key_id: str, who: AdminDep, db: Db) -> Response:
     authorise(who, "configure", PLATFORM)
     await service.revoke_key(db, client_id, key_id)
-    await audit(db, who, "platform", PLATFORM, "api_client.revoke_key", client_id, None, {"key": key_id})
+    unit_id, path = await service.audit_place(db, client_id)
+    await audit(db, who, unit_id, path, "api_client.revoke_key", client_id, None, {"key": key_id})
     await db.commit()
     return Response(status_code=204)
 
@@ -87,7 +92,8 @@ async def _set_active(client_id: str, active: bool, who: AdminDep, db: AsyncSess
     authorise(who, "configure", PLATFORM)
     client = await service.set_active(db, client_id, active)
     action = "api_client.enable" if active else "api_client.disable"
-    await audit(db, who, "platform", PLATFORM, action, client_id, None, {"active": active})
+    unit_id, path = await service.audit_place(db, client_id)
+    await audit(db, who, unit_id, path, action, client_id, None, {"active": active})
     await db.commit()
     return service.client_view(*await service.get_client(db, client_id)) | {"active": client.active}
 
@@ -103,11 +109,12 @@ async def set_webhook(
     old = before.webhook_url
     client = await service.set_webhook(db, client_id, body.url, settings_of(request).production)
     _, keys = await service.get_client(db, client_id)
+    unit_id, path = await service.audit_place(db, client_id)
     await audit(
         db,
         who,
-        "platform",
-        PLATFORM,
+        unit_id,
+        path,
         "api_client.webhook",
         client_id,
         {"webhook_url": old},

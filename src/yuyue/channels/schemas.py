@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from yuyue.booking.schemas import CompanyIn
 from yuyue.identity.schemas import IdType
 
-PartnerChannel = Literal["wechat", "app", "provincial_portal", "api"]
-Scope = Literal["citizens:login", "bookings:read", "bookings:write"]
+PartnerChannel = Literal["wechat", "app", "provincial_portal", "api", "bureau"]
+# bureau:* only for a bureau system bound to a unit (channel `bureau`, decision 0080)
+Scope = Literal["citizens:login", "bookings:read", "bookings:write", "bureau:sync", "bureau:read"]
 Short = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
 
@@ -24,6 +25,8 @@ class ClientIn(Strict):
     channel: PartnerChannel
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=3)]
     rate_per_minute: Annotated[StrictInt, Field(ge=1, le=100_000)] = 600
+    # A bureau's or district's own booking system (rules G5, G6): the unit it acts for.
+    unit_id: Annotated[StrictStr | None, Field(min_length=1, max_length=64)] = None
 
 
 class WebhookIn(Strict):
@@ -57,6 +60,7 @@ class ClientOut(BaseModel):
     active: bool
     created_at: str
     webhook_url: str | None = None
+    unit_id: str | None = None
     keys: list[KeyOut]
 
 

@@ -13,6 +13,10 @@ committed in its own transaction so that a failed request cannot be replayed eit
 
 Key rotation: a new key starts working at once; the client's older keys keep working for a grace
 period and then expire. A citizen token obtained through a partner is bound to that partner.
+
+A bureau's or district's own booking system (rules G5, G6) is an API client of channel `bureau`
+bound to its unit (`unit_id`), with the scopes `bureau:sync` and/or `bureau:read` only; it signs
+exactly as partners do (see `channels/bureau/`, decision 0080).
 """
 
 from __future__ import annotations
@@ -40,11 +44,14 @@ from yuyue.jobs.service import Job, every, register
 from yuyue.kit import crypto, tokens
 from yuyue.kit.http import rowcount
 from yuyue.kit.masking import mask_id, mask_name, mask_phone
-from yuyue.models import ApiClient, ApiKey, ChannelBooking, ChannelNonce, CitizenSession
+from yuyue.models import ApiClient, ApiKey, ChannelBooking, ChannelNonce, CitizenSession, Unit
 
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 HEADERS = ("x-yuyue-key", "x-yuyue-timestamp", "x-yuyue-nonce", "x-yuyue-signature")
 NONCE_KEEP_S = 3600  # longer than any accepted timestamp skew
+BUREAU_CHANNEL = "bureau"
+BUREAU_SCOPES = ("bureau:sync", "bureau:read")
+BUREAU_UNIT_KINDS = ("city_department", "district")  # rules G5, G6: a city bureau or a district
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class Partner:
     scopes: tuple[str, ...]
     rate_per_minute: int
     key_id: str
+    unit_id: str | None = None  # a bureau system's unit (decision 0080)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -70,6 +78,7 @@ def client_view(client: ApiClient, keys: list[ApiKey]) -> dict[str, Any]:
         "active": client.active,
         "created_at": client.created_at.isoformat(),
         "webhook_url": client.webhook_url,
+        "unit_id": client.unit_id,
         "keys": [
             {
                 "id": k.id,
@@ -98,10 +107,37 @@ def _new_key(secret: str, client_id: str, now: datetime) -> tuple[ApiKey, str]:
     return key, key_secret
 
 
+async def check_bureau(session: AsyncSession, channel: str, scopes: list[str], unit_id: str | None) -> None:
+    """A bureau system (decision 0080) has channel `bureau`, a unit that is a city bureau or a
+    district, and bureau scopes only; a partner channel has none of these."""
+    bureau_scopes = [s for s in scopes if s in BUREAU_SCOPES]
+    if unit_id is None:
+        if channel == BUREAU_CHANNEL or bureau_scopes:
+            raise ValidationFailed("unit_id: a bureau system (channel bureau, bureau:* scopes) needs a unit")
+        return
+    if channel != BUREAU_CHANNEL or len(bureau_scopes) != len(scopes):
+        raise ValidationFailed(
+            "a client bound to a unit is a bureau system: channel 'bureau', scopes among "
+            + ", ".join(BUREAU_SCOPES)
+        )
+    unit = await session.get(Unit, unit_id)
+    if unit is None or unit.kind not in BUREAU_UNIT_KINDS:
+        raise ValidationFailed(f"unit_id: {unit_id!r} is not a city bureau or a district")
+
+
 async def create_client(
-    session: AsyncSession, secret: str, client_id: str, name: str, channel: str, scopes: list[str], rate: int
+    session: AsyncSession,
+    secret: str,
+    client_id: str,
+    name: str,
+    channel: str,
+    scopes: list[str],
+    rate: int,
+    unit_id: str | None = None,
 ) -> tuple[ApiClient, ApiKey, str]:
-    """A new partner client with its first key; the key's secret is shown only in this answer."""
+    """A new partner client (or bureau system, bound to `unit_id`) with its first key; the key's
+    secret is shown only in this answer."""
+    await check_bureau(session, channel, scopes, unit_id)
     now = clock.now()
     client = ApiClient(
         id=client_id,
@@ -111,6 +147,7 @@ async def create_client(
         rate_per_minute=rate,
         active=True,
         created_at=now,
+        unit_id=unit_id,
     )
     session.add(client)
     try:
@@ -242,12 +279,22 @@ async def verify_request(
         scopes=tuple(client.scopes),
         rate_per_minute=client.rate_per_minute,
         key_id=key.id,
+        unit_id=client.unit_id,
     )
 
 
-def require_scope(partner: Partner, scope: str) -> None:
-    if scope not in partner.scopes:
+def require_scope(partner: Partner, scope: str, *alternatives: str) -> None:
+    """The client holds `scope` (or one of `alternatives`), or 403 `forbidden`."""
+    if not {scope, *alternatives} & set(partner.scopes):
         raise Forbidden(f"this client lacks the scope {scope}")
+
+
+async def audit_place(session: AsyncSession, client_id: str) -> tuple[str, str]:
+    """Where a client's administration is audited: a bureau system's unit (so that the unit's own
+    admins see it in their audit log), otherwise the platform."""
+    client = await session.get(ApiClient, client_id)
+    unit = await session.get(Unit, client.unit_id) if client and client.unit_id else None
+    return (unit.id, unit.path) if unit else ("platform", "platform/")
 
 
 # --- citizens through a partner --------------------------------------------------------------------

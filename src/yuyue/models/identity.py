@@ -41,7 +41,8 @@ class CitizenSession(Base):
 
 
 class ApiClient(Base):
-    """A partner channel (WeChat account, city app, provincial portal) registered by platform admins."""
+    """A partner channel (WeChat account, city app, provincial portal) registered by platform admins,
+    or a bureau's or district's own booking system (rules G5, G6), bound to its unit (`unit_id`)."""
 
     __tablename__ = "api_clients"
 
@@ -54,6 +55,8 @@ class ApiClient(Base):
     created_at: Mapped[datetime] = mapped_column(LocalDateTime)
     # Where this partner receives its bookings' events (issue 7 item 7); None: no webhook.
     webhook_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    # A bureau system's unit (decision 0080): its requests act inside that unit's subtree only.
+    unit_id: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class ApiKey(Base):

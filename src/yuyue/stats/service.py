@@ -14,6 +14,12 @@ cancelled ÷ seats released; `released` is the capacity of the day's slots (on-s
 included) on the hall's working days; `waitlist` counts entries made that day; `mean_wait_s`
 averages called − issued of the day's appointment tickets (null without any).
 
+Bureaus' own booking systems (rules G5, G6; decision 0080) push their slots and bookings; each push
+keeps `bureau_figures` (one row per system, slot date and service) up to date, and every query adds
+those rows, for every day (never rolled up: a bureau may correct a past day), indexed by hall and
+date, under the channel `bureau:<client id>`. Their `released` are the seats of their slots and
+their `seats` (for utilisation) the seats their slots report sold.
+
 For the console's dashboard (decision 0074): `figures_grouped` gives several groupings (and the
 total) from one pass, `fill_by_hour` the fill of the slots by weekday × hour, `waitlist_length` the
 waiting list per day; the same scope (a unit's subtree) and the same released seats (`Supply`).
@@ -38,6 +44,7 @@ from yuyue.clock import at, clock
 from yuyue.errors import ValidationFailed
 from yuyue.jobs.service import Job, daily, register
 from yuyue.models import Booking, Closure, Service, Slot, StatsDaily, StatsDay, Ticket, Unit, WaitlistEntry
+from yuyue.models.bureau import BureauFigures, BureauSlot
 
 GroupBy = Literal["day", "hall", "service", "channel"]
 Grouping = Literal["day", "hall", "service", "channel", "total"]
@@ -67,6 +74,8 @@ COUNTS = (
 )
 MAX_RANGE_DAYS = 366 * 2
 ANY_CHANNEL = "*"
+BUREAU_CHANNEL = "bureau:"  # + the bureau system's client id (decision 0080)
+BUREAU_COUNTS = ("released", "seats", "booked", "cancelled", "checked_in", "served", "no_show")
 
 
 @dataclass
@@ -459,9 +468,47 @@ async def figures_grouped(
                     target = groups[group_key].values
                     for name, value in counted:
                         target[name] += value
+    if scope is None or scope:
+        await _add_bureaus(session, scope, first, last, grouped)
     if "total" in grouped:
         grouped["total"]["total"].add({})  # a total row even when nothing happened
     return {group_by: _rows(groups, group_by == "channel") for group_by, groups in grouped.items()}
+
+
+async def _add_bureaus(
+    session: AsyncSession,
+    scope: list[str] | None,
+    first: date,
+    last: date,
+    grouped: dict[Grouping, dict[str, Figures]],
+) -> None:
+    """What bureaus' own systems pushed (decision 0080): one indexed, grouped query per grouping over
+    `bureau_figures`, whatever the day."""
+    sums = [func.sum(getattr(BureauFigures, name)) for name in BUREAU_COUNTS]
+    where = [BureauFigures.day >= first, BureauFigures.day <= last]
+    if scope is not None:
+        where.append(BureauFigures.hall_id.in_(scope))
+    for group_by, groups in grouped.items():
+        key_column = {
+            "day": BureauFigures.day,
+            "hall": BureauFigures.hall_id,
+            "service": BureauFigures.service_id,
+            "channel": BureauFigures.client_id,
+            "total": None,
+        }[group_by]
+        query = select(*sums) if key_column is None else select(key_column, *sums).group_by(key_column)
+        for result in (await session.execute(query.where(*where))).all():
+            values = dict(zip(BUREAU_COUNTS, result[-len(BUREAU_COUNTS) :], strict=True))
+            if key_column is None:
+                if values["released"] is not None:  # an aggregate without rows gives NULLs
+                    groups["total"].add(values)
+                continue
+            raw_key = result[0]
+            if group_by == "channel":
+                key = f"{BUREAU_CHANNEL}{raw_key}"
+            else:
+                key = raw_key.isoformat() if isinstance(raw_key, date) else str(raw_key)
+            groups[key].add(values)
 
 
 def _rows(groups: dict[str, Figures], per_channel: bool) -> list[dict[str, Any]]:
@@ -515,6 +562,18 @@ async def fill_by_hour(
     services = await _services(session, scope)
     for (weekday, hour), seats in (await _supply(session, services, days)).per_weekday_hour().items():
         cells[(weekday, hour)][0] += seats
+    # bureaus' own systems (decision 0080): their slots' seats and the seats they report sold
+    bureau = (
+        select(BureauSlot.start, func.sum(BureauSlot.capacity), func.sum(BureauSlot.booked))
+        .where(BureauSlot.day >= first, BureauSlot.day <= last)
+        .group_by(BureauSlot.start)
+    )
+    if scope is not None:
+        bureau = bureau.where(BureauSlot.hall_id.in_(scope))
+    for start, released, sold in (await session.execute(bureau)).all():
+        moment = _dt(start)
+        cells[(moment.weekday(), moment.hour)][0] += int(released or 0)
+        cells[(moment.weekday(), moment.hour)][1] += int(sold or 0)
     return [
         {
             "weekday": weekday,
