@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
+
 from tests.conftest import Api
 from tests.ids import resident_id
+from yuyue.app import create_app
+from yuyue.config import Settings
 
 CORE_ROUTES = {
     ("post", "/api/v1/auth/dev/login"),
@@ -74,3 +78,23 @@ async def test_security_headers_everywhere(api: Api) -> None:
 async def test_index_page_is_chinese_html(api: Api) -> None:
     page = await api.client.get("/")
     assert page.status_code == 200 and 'lang="zh-CN"' in page.text and "viewport" in page.text
+
+
+async def test_database_down_is_a_503_with_retry_after_never_a_500() -> None:
+    """PostgreSQL refusing connections (down, or restarting after a crash: bench/crash.py) is told as
+    `503 unavailable` with Retry-After, from the routes and from the test clock's read alike."""
+    down = Settings(env="test", database_url="postgresql://postgres@127.0.0.1:9/nowhere", log_level="ERROR")
+    app = create_app(down, run_jobs=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        login = {"username": "nobody", "password": "wrong-password-1"}
+        tried = (
+            ("GET", "/api/v1/units", None),
+            ("GET", "/api/v1/halls", None),
+            ("POST", "/api/v1/admin/login", login),
+        )
+        for method, path, body in tried:
+            response = await client.request(method, path, json=body)
+            assert response.status_code == 503, (path, response.status_code, response.text)
+            assert response.json()["code"] == "unavailable" and response.headers["retry-after"] == "1"
+    await app.state.engine.dispose()

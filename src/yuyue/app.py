@@ -11,8 +11,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import yuyue.domains  # noqa: F401 - registers every domain's jobs and event handlers
@@ -30,7 +28,7 @@ from yuyue.console import api as console_api
 from yuyue.console.dashboard import api as console_dashboard_api
 from yuyue.console.hall import api as console_hall_api
 from yuyue.console.manage import api as console_manage_api
-from yuyue.db import make_engine, make_sessionmaker
+from yuyue.db import DATABASE_UNAVAILABLE, make_engine, make_sessionmaker
 from yuyue.errors import PROBLEM_JSON, DomainError, problem
 from yuyue.identity import api as identity_api
 from yuyue.identity import service as identity_service
@@ -107,15 +105,15 @@ def install_error_handlers(app: FastAPI) -> None:
             return web_api.error_page(request, DomainError(detail, code=code, status=exc.status_code))
         return _problem_response(exc.status_code, code, detail, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(DBAPIError)
-    @app.exception_handler(PoolTimeout)
     async def database_error(_: Request, exc: Exception) -> JSONResponse:
         # Deadlock victims, serialisation failures, a lost connection, an exhausted pool: retryable.
         log.warning("database_error", error=type(exc).__name__)
         return _problem_response(
             503, "unavailable", "the database is busy; retry shortly", {"Retry-After": "1"}
         )
+
+    for kind in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(kind, database_error)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -191,6 +189,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         notify_api.test,
         notify_api.public,
         notify_api.admin,
+        notify_api.reports,
         onsite_api.router,
         penalties_api.router,
         waitlist_api.router,

@@ -1,5 +1,5 @@
-"""Notifications: the outbox of messages, their delivery attempts (receipts), what the console
-provider "sent", and SMS verification codes (rule M6)."""
+"""Notifications: the outbox of messages, their delivery attempts (receipts), the handset delivery
+reports, what the console provider "sent", and SMS verification codes (rule M6)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from yuyue.models.base import Base, LocalDateTime
 # pending → sending (claimed under a lease) → sent | dead; pending again after a temporary failure;
 # skipped when the message no longer applies at delivery time (a reminder of a cancelled booking).
 MESSAGE_STATUSES = ("pending", "sending", "sent", "dead", "skipped")
+# What the handset delivery report said (decision 0082); NULL until a report arrives.
+DELIVERY_STATUSES = ("delivered", "undelivered")
 
 
 class Message(Base):
@@ -49,9 +51,17 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(LocalDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(LocalDateTime)
     updated_at: Mapped[datetime] = mapped_column(LocalDateTime)
+    # The delivery report the provider pushed after accepting the message (decision 0082), matched
+    # by provider and provider_ref; the first report is kept, a repeated push changes nothing.
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_code: Mapped[str | None] = mapped_column(String(100))  # DELIVERED, DELIVRD, MK:0001 …
+    delivery_detail: Mapped[str | None] = mapped_column(String(200))  # the provider's description
+    delivery_reported_at: Mapped[datetime | None] = mapped_column(LocalDateTime)  # the provider's time
+    delivery_received_at: Mapped[datetime | None] = mapped_column(LocalDateTime)  # when it reached us
 
     __table_args__ = (
         Index("ix_messages_due", "status", "next_attempt_at"),
+        Index("ix_messages_provider_ref", "provider", "provider_ref"),
         Index("ix_messages_booking", "booking_number"),
         Index(
             "uq_messages_dedup_key",

@@ -1,26 +1,42 @@
 """Routes of notifications: the console's sent messages (non-production), SMS verification codes
-(rule M6) and the admins' view of the outbox with its dead letters."""
+(rule M6), the admins' view of the outbox with its dead letters, and the delivery reports the SMS
+providers push back (decision 0082)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import hashlib
+import hmac
+import json
+from collections import Counter
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from limits import RateLimitItem, parse
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.api import AdminDep
 from yuyue.admin.service import audit, authorise
 from yuyue.db import get_db
-from yuyue.errors import Unprocessable
+from yuyue.errors import DomainError, NotFound, Unprocessable
 from yuyue.identity.api import settings_of
 from yuyue.jobs.api import NonProd
 from yuyue.kit.http import problems
-from yuyue.notify import service
+from yuyue.notify import config, service
 from yuyue.notify.schemas import (
+    AliyunAnswer,
+    AliyunReport,
     CodeIn,
     CodeOut,
+    DeliveryStatus,
     MessageOut,
     MessageStatus,
+    Report,
+    TencentAnswer,
+    TencentReport,
     TestMessageOut,
     VerifyIn,
     VerifyOut,
@@ -29,6 +45,7 @@ from yuyue.notify.schemas import (
 test = APIRouter(prefix="/api/v1/test", tags=["test"])
 public = APIRouter(prefix="/api/v1/auth/phone", tags=["citizens"])
 admin = APIRouter(prefix="/api/v1/admin/notifications", tags=["administration"])
+reports = APIRouter(prefix="/api/v1/sms/reports", tags=["providers"])
 Db = Annotated[AsyncSession, Depends(get_db)]
 
 
@@ -72,11 +89,13 @@ async def list_messages(
     who: AdminDep,
     db: Db,
     status: MessageStatus | None = None,
+    delivery: DeliveryStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
-    """The outbox of the admin's subtree, newest first; `?status=dead` lists the dead letters."""
+    """The outbox of the admin's subtree, newest first; `?status=dead` lists the dead letters,
+    `?delivery=undelivered` the messages a provider accepted but could not hand over."""
     authorise(who, "view", who.unit_path)
-    return await service.list_messages(db, who.unit_path, status, limit)
+    return await service.list_messages(db, who.unit_path, status, limit, delivery)
 
 
 @admin.get("/{message_id}", response_model=MessageOut, responses=problems(401, 403, 404))
@@ -106,3 +125,147 @@ async def retry_message(message_id: int, who: AdminDep, db: Db) -> dict[str, Any
     view = service.message_view(message)
     await db.commit()
     return view
+
+
+# --- delivery reports pushed by the providers (decision 0082) ----------------------------------
+#
+# The providers cannot sign their pushes with our keys: the secret YUYUE_SMS_REPORT_TOKEN is the
+# last segment of the URL configured in their consoles. A wrong or missing token, or no token
+# configured, answers exactly like a path that does not exist (404 not_found). Our request logs and
+# metrics carry the route template (`…/{token}`), never the path. After the token, what the provider
+# reads is its own answer shape: 200 with code 0 when the push is recorded, 400 with a non-zero code
+# when any row is malformed (then nothing is recorded).
+
+R = TypeVar("R", bound=Report)
+ALIYUN_ROWS = TypeAdapter(list[AliyunReport])
+TENCENT_ROWS = TypeAdapter(list[TencentReport])
+
+
+class PayloadTooLarge(DomainError):
+    code, status = "payload_too_large", 413
+
+
+class Malformed(Exception):
+    """A push that is not a JSON array of well-formed reports (the message names no values)."""
+
+
+@lru_cache(maxsize=8)
+def _limit(rate: str) -> RateLimitItem:
+    return parse(rate)
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant time, whatever the lengths: the digests are compared, not the strings."""
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest()
+    )
+
+
+async def _admit(request: Request, token: str, provider: str) -> config.SmsReportSettings:
+    """The per-address limit (counted before the token, so guessing is limited too), then the token."""
+    settings = config.sms_report_settings()
+    limits = getattr(request.app.state, "rate_limits", None)
+    if limits is not None:
+        client = request.client.host if request.client else "unknown"
+        await limits.hit(_limit(settings.rate), "sms_report", client)
+    if not settings.enabled or not _same(token, settings.token.get_secret_value()):
+        service.count_reports(provider, Counter(refused=1))
+        raise NotFound("Not Found")  # the answer of a path that does not exist
+    return settings
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"a report push is limited to {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"a report push is limited to {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _rows(body: bytes, adapter: TypeAdapter[list[R]], max_rows: int) -> list[R]:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Malformed("the body is not JSON") from None
+    if not isinstance(data, list):
+        raise Malformed("the body is not a JSON array")
+    if len(data) > max_rows:
+        raise Malformed(f"at most {max_rows} reports in one push")
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        where = list(first.get("loc", ()))
+        row = f"row {int(where[0]) + 1}: " if where and isinstance(where[0], int) else ""
+        field = ".".join(str(part) for part in where[1:]) or "row"
+        raise Malformed(f"{row}{field}: {first.get('msg', 'invalid')}") from None
+
+
+async def _receive(
+    request: Request,
+    db: AsyncSession,
+    token: str,
+    provider: str,
+    adapter: TypeAdapter[list[R]],
+    convert: Callable[[R], service.DeliveryReport],
+) -> str | None:
+    """Admit, read, validate and record one push; the problem with it, or None when recorded."""
+    settings = await _admit(request, token, provider)
+    body = await _body(request, settings.max_bytes)
+    try:
+        rows = _rows(body, adapter, settings.max_rows)
+    except Malformed as exc:
+        service.count_reports(provider, Counter(malformed=1))
+        return str(exc)
+    outcomes = await service.record_reports(db, provider, [convert(row) for row in rows])
+    await db.commit()
+    service.count_reports(provider, outcomes)
+    return None
+
+
+def _from_aliyun(row: AliyunReport) -> service.DeliveryReport:
+    return service.DeliveryReport(row.biz_id, row.success, row.err_code, row.err_msg, row.report_time)
+
+
+def _from_tencent(row: TencentReport) -> service.DeliveryReport:
+    delivered = row.report_status == "SUCCESS"
+    return service.DeliveryReport(row.sid, delivered, row.errmsg, row.description, row.user_receive_time)
+
+
+def _pushed(model: type[Report]) -> dict[str, Any]:
+    """The documented request body: a JSON array of the provider's report rows."""
+    schema = {"type": "array", "items": model.model_json_schema()}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+@reports.post(
+    "/aliyun/{token}",
+    response_model=AliyunAnswer,
+    responses={400: {"model": AliyunAnswer, "description": "Malformed push"}, **problems(404, 413, 429)},
+    openapi_extra=_pushed(AliyunReport),
+)
+async def aliyun_reports(token: str, request: Request, db: Db) -> Any:
+    """Aliyun SMS `SmsReport` (HTTP batch push): delivery reports matched by BizId."""
+    problem = await _receive(request, db, token, "aliyun", ALIYUN_ROWS, _from_aliyun)
+    if problem is not None:
+        return JSONResponse({"code": 400, "msg": problem}, status_code=400)
+    return {"code": 0, "msg": "成功"}
+
+
+@reports.post(
+    "/tencent/{token}",
+    response_model=TencentAnswer,
+    responses={400: {"model": TencentAnswer, "description": "Malformed push"}, **problems(404, 413, 429)},
+    openapi_extra=_pushed(TencentReport),
+)
+async def tencent_reports(token: str, request: Request, db: Db) -> Any:
+    """Tencent Cloud SMS status callback (短信下发状态通知): reports matched by SerialNo (`sid`)."""
+    problem = await _receive(request, db, token, "tencent", TENCENT_ROWS, _from_tencent)
+    if problem is not None:
+        return JSONResponse({"result": 400, "errmsg": problem}, status_code=400)
+    return {"result": 0, "errmsg": "OK"}

@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
@@ -36,6 +36,43 @@ class SmsSettings(BaseSettings):
         if not 2 <= len(value) <= 8:
             raise ValueError("YUYUE_SMS_SIGN_NAME must have 2 to 8 characters")
         return value
+
+
+# A report token is a URL path segment: URL-safe characters only, long enough not to be guessed.
+REPORT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+
+
+class SmsReportSettings(BaseSettings):
+    """The routes that receive the providers' delivery reports (decision 0082). No token: the
+    routes answer 404 as if they did not exist. The token is a secret (`SecretStr`: never in a repr
+    or a log line), e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`."""
+
+    model_config = SettingsConfigDict(env_prefix="YUYUE_SMS_REPORT_", extra="ignore")
+
+    token: SecretStr = SecretStr("")
+    max_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)  # one push, as sent
+    max_rows: int = Field(default=1000, ge=1, le=10_000)  # reports in one push
+    rate: str = "300/minute"  # pushes per client address (the `limits` notation)
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret and not REPORT_TOKEN.match(secret):
+            raise ValueError("YUYUE_SMS_REPORT_TOKEN must be 32 to 128 characters of A-Z a-z 0-9 _ -")
+        return value
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        parse(value)  # raises ValueError on a malformed limit
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token.get_secret_value())
 
 
 class NotifySettings(BaseSettings):
@@ -107,6 +144,11 @@ def email_settings() -> EmailSettings:
 @lru_cache(maxsize=1)
 def sms_settings() -> SmsSettings:
     return SmsSettings()
+
+
+@lru_cache(maxsize=1)
+def sms_report_settings() -> SmsReportSettings:
+    return SmsReportSettings()
 
 
 @lru_cache(maxsize=1)

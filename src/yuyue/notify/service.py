@@ -28,11 +28,13 @@ import hmac
 import os
 import random
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter as Metric
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -678,6 +680,86 @@ register(Job("reminders_hour_before", _hour_before_schedule(), _hour_before_remi
 register(Job("notify_clean_up", daily("03:30"), _clean_up))
 
 
+# --- delivery reports pushed back by the providers (decision 0082) -------------------------------
+
+SMS_REPORTS = Metric(
+    "yuyue_sms_reports_total",
+    "Delivery reports pushed by SMS providers, by outcome",
+    ["provider", "outcome"],  # delivered | undelivered | duplicate | unknown | malformed | refused
+)
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """One handset delivery report, whichever provider pushed it."""
+
+    provider_ref: str  # Aliyun BizId, Tencent SerialNo (`sid`)
+    delivered: bool
+    code: str | None
+    detail: str | None
+    reported_at: datetime | None
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return value[:length] if value else None
+
+
+async def record_reports(
+    session: AsyncSession, provider: str, reports: Sequence[DeliveryReport]
+) -> Counter[str]:
+    """Record each report on the message the provider accepted under that reference, in the
+    caller's transaction. Only a message without a report takes one (a conditional `UPDATE`), so a
+    report pushed twice, even by two requests at once, is recorded once. Returns the outcomes:
+    `delivered`, `undelivered`, `duplicate` (the message has its report already) and `unknown` (no
+    message of this provider has the reference: ignored)."""
+    now = clock.now()
+    outcomes: Counter[str] = Counter()
+    for report in reports:
+        matched = (Message.provider == provider, Message.provider_ref == report.provider_ref)
+        status = "delivered" if report.delivered else "undelivered"
+        rows = (
+            await session.execute(
+                update(Message)
+                .where(*matched, Message.delivery_status.is_(None))
+                .values(
+                    delivery_status=status,
+                    delivery_code=_clip(report.code, 100),
+                    delivery_detail=_clip(report.detail, 200),
+                    delivery_reported_at=report.reported_at,
+                    delivery_received_at=now,
+                    updated_at=now,
+                )
+                .returning(Message.id, Message.kind, Message.phone_masked)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        if rows:
+            outcomes[status] += 1
+            if not report.delivered:  # the masked number only, as everywhere in the logs
+                for row in rows:
+                    log.warning(
+                        "sms_undelivered",
+                        provider=provider,
+                        message=row.id,
+                        kind=row.kind,
+                        phone=row.phone_masked,
+                        code=report.code,
+                    )
+            continue
+        known = (await session.execute(select(Message.id).where(*matched).limit(1))).first()
+        outcomes["duplicate" if known else "unknown"] += 1
+    return outcomes
+
+
+def count_reports(provider: str, outcomes: Counter[str]) -> None:
+    """The metric and a log line, once the reports are committed (or refused)."""
+    for outcome, n in outcomes.items():
+        SMS_REPORTS.labels(provider=provider, outcome=outcome).inc(n)
+    if outcomes.get("unknown"):
+        log.warning("sms_reports_unknown", provider=provider, n=outcomes["unknown"])
+    log.info("sms_reports", provider=provider, **dict(outcomes))
+
+
 # --- reading: the test console and the admins' view ---------------------------------------------
 
 
@@ -710,15 +792,32 @@ def message_view(message: Message) -> dict[str, Any]:
         "created_at": message.created_at.isoformat(),
         "next_attempt_at": message.next_attempt_at.isoformat(),
         "sent_at": message.sent_at.isoformat() if message.sent_at else None,
+        "delivery": delivery_view(message),
+    }
+
+
+def delivery_view(message: Message) -> dict[str, Any] | None:
+    """The handset delivery report of a message, if one arrived (decision 0082)."""
+    if message.delivery_status is None or message.delivery_received_at is None:
+        return None
+    reported = message.delivery_reported_at
+    return {
+        "status": message.delivery_status,
+        "code": message.delivery_code,
+        "detail": message.delivery_detail,
+        "reported_at": reported.isoformat() if reported else None,
+        "received_at": message.delivery_received_at.isoformat(),
     }
 
 
 async def list_messages(
-    session: AsyncSession, unit_path: str, status: str | None, limit: int
+    session: AsyncSession, unit_path: str, status: str | None, limit: int, delivery: str | None = None
 ) -> list[dict[str, Any]]:
     query = select(Message).where(func.substr(Message.unit_path, 1, len(unit_path)) == unit_path)
     if status is not None:
         query = query.where(Message.status == status)
+    if delivery is not None:
+        query = query.where(Message.delivery_status == delivery)
     rows = (await session.execute(query.order_by(Message.id.desc()).limit(limit))).scalars()
     return [message_view(row) for row in rows]
 

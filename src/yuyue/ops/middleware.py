@@ -13,6 +13,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yuyue.clock import clock
+from yuyue.db import DATABASE_UNAVAILABLE
 from yuyue.errors import PROBLEM_JSON, problem
 from yuyue.ops.logging import log
 from yuyue.ops.metrics import LATENCY, REQUESTS
@@ -105,16 +106,25 @@ class Edge:
                 message["headers"] = headers
             await send(message)
 
-        if self.settable_clock:
-            await clock.refresh(self.engine)
         try:
+            if self.settable_clock:
+                await clock.refresh(self.engine)
             await self.app(scope, downstream, send_with_headers)
         except BodyTooLarge:
             await self._too_large(send)
             status_holder[0] = 413
-        except Exception as exc:  # the last line of defence: a problem+json 500, never a trace
+        except Exception as exc:  # the last line of defence: a problem+json, never a trace
+            if responded[0]:
+                raise
+            if isinstance(exc, DATABASE_UNAVAILABLE):  # PostgreSQL down or restarting: retry shortly
+                log.warning("database_error", error=type(exc).__name__)
+                status_holder[0] = 503
+                await _send_problem(
+                    send, 503, "unavailable", "the database is busy; retry shortly", retry_after="1"
+                )
+                return
             log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
-            if status_holder[0] != 500 or responded[0]:
+            if status_holder[0] != 500:
                 raise
             await _send_problem(send, 500, "internal_error", "an unexpected error occurred")
         finally:
@@ -154,13 +164,17 @@ class BodyTooLarge(Exception):
     pass
 
 
-async def _send_problem(send: Send, status: int, code: str, detail: str) -> None:
+async def _send_problem(
+    send: Send, status: int, code: str, detail: str, retry_after: str | None = None
+) -> None:
     body = json.dumps(problem(status, code, detail)).encode()
     headers = [
         (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
         *SECURITY_HEADERS,
     ]
+    if retry_after is not None:
+        headers.append((b"retry-after", retry_after.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
