@@ -12,13 +12,14 @@ import sys
 import time
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 
 from tests.conftest import Api
 from tests.ids import resident_id
 from tests.onsite.conftest import call_next, counters, staff, walk_in
-from yuyue.onsite.stream import broker
+from yuyue.onsite.stream import CHANNEL, Broker, broker
 
 
 async def next_event(queue: asyncio.Queue[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -144,3 +145,26 @@ async def test_sse_across_two_processes(api: Api, database_url: str) -> None:
     assert (
         events[-1][0] == "call" and call["number"] == ticket["number"] and call["counter_id"] == counter["id"]
     )
+
+
+async def test_listen_connection_comes_back_after_postgresql_drops_it(pg_url: str) -> None:
+    """Issue 5 item 5 (and bench/crash.py): when PostgreSQL ends the hall display's LISTEN
+    connection (a restart, a proxy), the process reconnects by itself, tells every screen to re-read
+    the queue, and later calls reach the screens again."""
+    broker = Broker()
+    queue = await broker.subscribe("hall-x", pg_url)
+    admin = await asyncpg.connect(pg_url)
+    try:
+        first = broker._conn
+        pid = first.get_server_pid()
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        got = await asyncio.wait_for(queue.get(), timeout=15)  # the resync after the reconnect
+        assert got == {"type": "change", "hall_id": "hall-x"}
+        assert broker._conn is not None and broker._conn is not first
+        call = json.dumps({"type": "call", "hall_id": "hall-x", "n": 1})
+        await admin.execute("SELECT pg_notify($1, $2)", CHANNEL, call)
+        assert (await asyncio.wait_for(queue.get(), timeout=10))["type"] == "call"
+    finally:
+        await admin.close()
+        await broker.unsubscribe("hall-x", queue)
+    assert broker._conn is None

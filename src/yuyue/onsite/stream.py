@@ -37,7 +37,9 @@ class Broker:
     def __init__(self) -> None:
         self._screens: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self._conn: Any = None
+        self._url = ""
         self._lock = asyncio.Lock()
+        self._reconnect: asyncio.Task[None] | None = None
 
     def screens(self, hall_id: str) -> int:
         return len(self._screens.get(hall_id, ()))
@@ -46,16 +48,49 @@ class Broker:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
         self._screens.setdefault(hall_id, set()).add(queue)
         if make_url(database_url).get_backend_name() in ("postgresql", "postgres"):
+            self._url = database_url
             async with self._lock:
                 if self._conn is None:
-                    dsn = (
-                        make_url(database_url)
-                        .set(drivername="postgresql")
-                        .render_as_string(hide_password=False)
-                    )
-                    self._conn = await asyncpg.connect(dsn)
-                    await self._conn.add_listener(CHANNEL, self._on_notify)
+                    await self._connect()
         return queue
+
+    async def _connect(self) -> None:
+        """Open the LISTEN connection (under the lock)."""
+        dsn = make_url(self._url).set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(dsn)
+        await conn.add_listener(CHANNEL, self._on_notify)
+        conn.add_termination_listener(self._on_lost)
+        self._conn = conn
+
+    def _on_lost(self, conn: Any) -> None:
+        """The LISTEN connection died (PostgreSQL restarted, a proxy cut it): reconnect in the
+        background while screens are open; they are told to re-read the queue once it is back."""
+        if conn is not self._conn:
+            return  # closed on purpose by `unsubscribe`
+        self._conn = None
+        log.warning("queue_listen_lost")
+        if self._screens and self._reconnect is None:
+            self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_loop())
+
+    async def _reconnect_loop(self, first_delay: float = 0.2, max_delay: float = 10.0) -> None:
+        delay = first_delay
+        try:
+            while self._screens:
+                try:
+                    async with self._lock:
+                        if self._conn is None and self._screens:
+                            await self._connect()
+                except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+                    log.warning("queue_listen_retry", error=type(exc).__name__, delay_s=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, max_delay)
+                    continue
+                log.info("queue_listen_back")
+                for hall_id in list(self._screens):  # what was said while it was down is lost: re-read
+                    self.deliver(hall_id, {"type": "change", "hall_id": hall_id})
+                return
+        finally:
+            self._reconnect = None
 
     async def unsubscribe(self, hall_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
         screens = self._screens.get(hall_id)
