@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from tests.admin.support import execute
+from tests.admin.support import execute, fill_day, new_admin, problem, unit
 from tests.conftest import Api
 from tests.ids import resident_id
 from yuyue.stats import service as stats
@@ -111,3 +111,40 @@ async def test_waitlist_length_per_day(api: Api) -> None:
     async with api.app.state.sessionmaker() as session:
         rows = await stats.waitlist_length(session, "platform/", date(2026, 12, 2), date(2026, 12, 2))
     assert [(r["joined"], r["left"], r["waiting"]) for r in rows] == [(1, 1, 2)]
+
+
+async def test_fill_and_waitlist_over_http_inside_the_admins_scope(api: Api) -> None:
+    """GET /api/v1/admin/stats/fill-by-hour and /stats/waitlist: the service's figures for the
+    caller's subtree only (rule G18)."""
+    await unit(api, "d1", "district", "platform")
+    await unit(api, "s1", "street_hall", "d1")
+    await unit(api, "d2", "district", "platform")
+    service = (await api.service("s1", daily_capacity=7))["id"]  # one seat a slot
+    district, stranger = await new_admin(api, "d1-1", "d1", 1), await new_admin(api, "d2-1", "d2", 1)
+    day = "2026-12-03"
+    await fill_day(api, service, day)
+    waiting = await api.login(resident_id(30, birth="19880101"))
+    joined = await api.client.post(
+        "/api/v1/waitlist", json={"service_id": service, "dates": [day], "channel": "app"}, headers=waiting
+    )
+    assert joined.status_code == 201, joined.text
+
+    cells = await api.client.get(
+        "/api/v1/admin/stats/fill-by-hour", params={"from": day, "to": day}, headers=district
+    )
+    assert cells.status_code == 200, cells.text
+    assert {(c["weekday"], c["hour"]): (c["released"], c["seats"], c["fill"]) for c in cells.json()} == {
+        (3, hour): (1, 1, 1.0) for hour in (9, 10, 11, 13, 14, 15, 16)
+    }
+    today = (await api.client.get("/api/v1/test/clock")).json()["now"][:10]
+    lengths = await api.client.get(
+        "/api/v1/admin/stats/waitlist", params={"unit_id": "s1", "from": today, "to": today}, headers=district
+    )
+    assert lengths.status_code == 200, lengths.text
+    assert lengths.json() == [{"day": today, "joined": 1, "left": 0, "waiting": 1}]
+    for path in ("/api/v1/admin/stats/fill-by-hour", "/api/v1/admin/stats/waitlist"):
+        problem(await api.client.get(path, params={"unit_id": "d1"}, headers=stranger), 403, "forbidden")
+    mine = await api.client.get(
+        "/api/v1/admin/stats/fill-by-hour", params={"from": day, "to": day}, headers=stranger
+    )
+    assert mine.status_code == 200 and mine.json() == []  # d2 has no hall: nothing of d1 shows
