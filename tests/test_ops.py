@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from pydantic import ValidationError
 
 from tests.conftest import Api
 from tests.ids import resident_id
@@ -73,6 +76,84 @@ async def test_security_headers_everywhere(api: Api) -> None:
         assert "script-src 'self'" in response.headers["content-security-policy"], path
     missing = await api.client.get("/api/v1/nowhere")
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+
+
+CITIZEN_PAGES = ("/", "/halls", "/login", "/bookings")
+NEVER_FRAMED = ("/admin/login", "/kiosk", "/halls/hall-a/display", "/api/v1/units", "/healthz", "/nowhere")
+
+
+def frame_ancestors(answer: httpx.Response | httpx.Headers) -> str:
+    policy = (answer.headers if isinstance(answer, httpx.Response) else answer)["content-security-policy"]
+    return next(d for d in policy.split("; ") if d.startswith("frame-ancestors ")).removeprefix(
+        "frame-ancestors "
+    )
+
+
+async def test_frame_options_citizen_pages_same_origin_consoles_never(api: Api) -> None:
+    """Issue 9 item 6: with no partner origins set, citizen pages may be framed by our own pages only
+    (CSP and X-Frame-Options SAMEORIGIN); consoles, the kiosk, the hall display and the API never.
+    No HSTS outside production."""
+    await api.hall()
+    for path in CITIZEN_PAGES:
+        response = await api.client.get(path)
+        assert frame_ancestors(response) == "'self'", path
+        assert response.headers["x-frame-options"] == "SAMEORIGIN", path
+        assert "strict-transport-security" not in response.headers, path
+    for path in NEVER_FRAMED:
+        response = await api.client.get(path)
+        assert frame_ancestors(response) == "'none'", path
+        assert response.headers["x-frame-options"] == "DENY", path
+        assert "strict-transport-security" not in response.headers, path
+
+
+async def headers_of(settings: Settings, paths: tuple[str, ...]) -> dict[str, httpx.Headers]:
+    app = create_app(settings, run_jobs=False)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return {path: (await client.get(path)).headers for path in paths}
+
+
+async def test_partner_origins_may_frame_citizen_pages_only(settings: Settings) -> None:
+    partners = Settings(
+        **{
+            **settings.model_dump(),
+            "frame_ancestors": "https://app.gz.gov.cn, HTTPS://*.Portal.example:8443/",
+        }
+    )
+    seen = await headers_of(partners, ("/", "/login", "/admin/login", "/api/v1/units"))
+    for path in ("/", "/login"):
+        expected = "'self' https://app.gz.gov.cn https://*.portal.example:8443"
+        assert frame_ancestors(seen[path]) == expected, path
+        assert "x-frame-options" not in seen[path], path  # it cannot name the partners: CSP decides
+    for path in ("/admin/login", "/api/v1/units"):
+        assert frame_ancestors(seen[path]) == "'none'", path
+        assert seen[path]["x-frame-options"] == "DENY", path
+
+
+async def test_hsts_in_production_only_on_every_answer(settings: Settings) -> None:
+    production = Settings(
+        **{**settings.model_dump(), "env": "production", "secret_key": "s" * 40, "identity_providers": ""}
+    )
+    seen = await headers_of(production, ("/", "/admin/login", "/api/v1/units", "/api/v1/test/clock"))
+    for path, headers in seen.items():
+        assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains", path
+        assert headers["x-content-type-options"] == "nosniff", path
+
+
+@pytest.mark.parametrize(
+    "origins",
+    ["*", "https://a.example; script-src *", "'unsafe-inline'", "https://a.example/path", "ftp://a.example"],
+)
+def test_frame_ancestors_refuses_anything_but_origins(origins: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings(env="test", frame_ancestors=origins)
+
+
+def test_frame_ancestors_in_production_are_https() -> None:
+    with pytest.raises(ValidationError):
+        Settings(env="production", secret_key="s" * 40, frame_ancestors="http://app.gz.gov.cn")
+    assert Settings(env="production", secret_key="s" * 40, frame_ancestors="https://app.gz.gov.cn")
 
 
 async def test_index_page_is_chinese_html(api: Api) -> None:

@@ -5,6 +5,7 @@ Settings refuse unsafe defaults in production: no default secret key, no dev log
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +15,11 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "yuyue-development-secret-do-not-use-in-production"  # noqa: S105 - refused in production
+# A CSP host source naming one partner origin: scheme, host (optionally `*.` for its subdomains),
+# optional port; nothing that could end the header or add a directive.
+ORIGIN = re.compile(
+    r"^https?://(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$"
+)
 
 
 def default_database_url() -> str:
@@ -71,6 +77,9 @@ class Settings(BaseSettings):
     # derived from YUYUE_SECRET_KEY stays the last decrypt-only fallback). Comma-separated.
     data_keys: str = ""
     retention_days: int = 3 * 365  # bookings whose slot date is older are anonymised by a job
+    # Partner origins (a city app's or portal's web pages) that may frame the citizen pages, besides
+    # our own: comma-separated `https://host[:port]`. Consoles and the kiosk are never framed.
+    frame_ancestors: str = ""
 
     @property
     def production(self) -> bool:
@@ -92,6 +101,10 @@ class Settings(BaseSettings):
         return [k.strip() for k in self.data_keys.split(",") if k.strip()]
 
     @property
+    def frame_ancestor_list(self) -> list[str]:
+        return [o.strip().lower().rstrip("/") for o in self.frame_ancestors.split(",") if o.strip()]
+
+    @property
     def secure_cookies(self) -> bool:
         return self.production if self.cookie_secure is None else self.cookie_secure
 
@@ -108,6 +121,9 @@ class Settings(BaseSettings):
                 raise ValueError("the dev identity provider is a non-production setting")
             if any(len(key) < 32 for key in self.data_key_list):
                 raise ValueError("YUYUE_DATA_KEYS: every key needs 32+ characters in production")
+        for origin in self.frame_ancestor_list:
+            if not ORIGIN.match(origin) or (self.production and not origin.startswith("https://")):
+                raise ValueError(f"YUYUE_FRAME_ANCESTORS: {origin!r} is not an https://host[:port] origin")
         unknown = set(self.providers) - {"dev", "oidc", "guangdong", "foreigner"}
         if unknown:
             raise ValueError(f"YUYUE_IDENTITY_PROVIDERS: unknown provider(s) {', '.join(sorted(unknown))}")

@@ -173,6 +173,8 @@ UNITS: list[dict[str, Any]] = [
 ]
 
 POLICIES = {"tianhe": "tianhe", "gz-ybj": "gz-medical-insurance"}
+# The demo city holds freed seats back from the fastest clicker for 1–5 minutes (decision 0081).
+PLATFORM_OVERRIDES = {"freed_seat_delay_min_s": 60, "freed_seat_delay_max_s": 300}
 
 # (department, name, business types, daily capacity, max batch, walk-ins allowed)
 DISTRICT_SERVICES: list[tuple[str, str, list[str], int, int, bool]] = [
@@ -283,6 +285,10 @@ async def _load(session: AsyncSession) -> list[str]:
         if row is None:
             session.add(Policy(unit_id=unit_id, preset=preset, overrides={}, updated_at=clock.now()))
             report.append(f"policy {preset} on {unit_id}")
+    platform = await session.get(Policy, "platform")
+    if platform is not None and not platform.overrides:
+        platform.overrides = dict(PLATFORM_OVERRIDES)
+        report.append("platform policy: freed seats return after 60–300 s")
     await session.flush()
     for data in UNITS:
         if data["kind"] in ("district", "city_department"):

@@ -64,7 +64,12 @@ async def test_a_day_of_a_hall(api: Api) -> None:
     assert dict(await raw(api, "SELECT status, count(*) FROM tickets GROUP BY status")) == {"finished": 7}
     queue = (await api.client.get("/api/v1/halls/hall-a/queue")).json()
     assert queue["waiting"] == [] and queue["serving"] == []
-    assert [r.kind for r in await raw(api, "SELECT kind FROM notices ORDER BY id")] == ["no_show", "no_show"]
+    owed = await raw(
+        api, "SELECT kind, dedup_key FROM messages WHERE kind IN ('no_show', 'banned') ORDER BY id"
+    )
+    assert [(m.kind, m.dedup_key) for m in owed] == [
+        ("no_show", f"no_show:{booked[n]['booking']['number']}") for n in (4, 6)
+    ]
     missed = (await api.client.get("/api/v1/me", headers=booked[4]["headers"])).json()
     assert missed["no_shows"] == 1 and missed["bans"] == []
     mine = (

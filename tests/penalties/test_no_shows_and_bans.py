@@ -13,6 +13,9 @@ from yuyue.clock import TZ
 from yuyue.jobs.service import run_due
 from yuyue.penalties.service import mark_no_shows
 
+# The SMS a no-show or a ban owes the citizen, queued in the outbox once (dedup key) (rule G13).
+OWED = "kind IN ('no_show', 'banned')"
+
 
 async def me(api: Api, headers: dict[str, str]) -> dict:
     answer = await api.client.get("/api/v1/me", headers=headers)
@@ -30,8 +33,8 @@ async def test_marked_once_when_the_window_closes_g13(api: Api) -> None:
     await api.set_clock("2026-12-03T10:00:00+08:00")  # the city window closes at the slot's end
     assert (await raw(api, "SELECT status FROM bookings"))[0][0] == "no_show"
     await api.set_clock("2026-12-03T18:00:00+08:00")
-    notices = await raw(api, "SELECT kind, dedup_key FROM notices")
-    assert [(n.kind, n.dedup_key) for n in notices] == [("no_show", f"no_show:{number}")]
+    owed = await raw(api, f"SELECT kind, dedup_key FROM messages WHERE {OWED} ORDER BY id")
+    assert [(m.kind, m.dedup_key) for m in owed] == [("no_show", f"no_show:{number}")]
     mine = await me(api, one["headers"])
     assert mine["no_shows"] == 1 and mine["bans"] == []
     booking = (await api.client.get(f"/api/v1/appointments/{number}", headers=one["headers"])).json()
@@ -65,11 +68,10 @@ async def test_two_services_missed_in_one_day_ban_ten_days_g15(api: Api) -> None
     refused = await api.book(first["headers"], f"{three['id']}-202612040900")
     assert refused.status_code == 403 and refused.json()["code"] == "banned"
     assert refused.json()["banned_until"] == "2026-12-13"
-    assert [n.kind for n in await raw(api, "SELECT kind FROM notices ORDER BY id")] == [
-        "no_show",
-        "no_show",
-        "banned",
-    ]
+    ban_id = (await raw(api, "SELECT id FROM bans"))[0][0]
+    owed = await raw(api, f"SELECT kind, dedup_key FROM messages WHERE {OWED} ORDER BY id")
+    assert [m.kind for m in owed] == ["no_show", "no_show", "banned"]
+    assert owed[2].dedup_key == f"banned:{ban_id}"
     await api.set_clock("2026-12-13T18:00:00+08:00")
     still = await api.book(first["headers"], f"{three['id']}-202612140900")
     assert still.status_code == 403
@@ -185,10 +187,10 @@ async def test_two_workers_race_the_sweep_and_mark_once(api: Api) -> None:
         for engine in engines:
             await engine.dispose()
     assert (await raw(api, "SELECT count(*) FROM bookings WHERE status = 'no_show'"))[0][0] == 30
-    assert (await raw(api, "SELECT count(*) FROM notices WHERE kind = 'no_show'"))[0][0] == 30
+    assert (await raw(api, "SELECT count(*) FROM messages WHERE kind = 'no_show'"))[0][0] == 30
     assert (await raw(api, "SELECT count(*) FROM no_show_marks"))[0][0] == 30
     assert (await raw(api, "SELECT count(*) FROM bans"))[0][0] == 10
-    assert (await raw(api, "SELECT count(*) FROM notices WHERE kind = 'banned'"))[0][0] == 10
+    assert (await raw(api, "SELECT count(*) FROM messages WHERE kind = 'banned'"))[0][0] == 10
     runs = await raw(api, "SELECT count(*) FROM job_runs WHERE job = 'mark_no_shows'")
     assert runs[0][0] == 3  # 10:00, 10:15, 10:30, each once
 
@@ -216,7 +218,7 @@ async def test_racing_sweeps_over_fresh_bookings_mark_each_once(api: Api) -> Non
         for engine in engines:
             await engine.dispose()
     assert sum(counts) == 25  # split between the two sweeps, never both
-    assert (await raw(api, "SELECT count(*) FROM notices"))[0][0] == 25
+    assert (await raw(api, f"SELECT count(*) FROM messages WHERE {OWED}"))[0][0] == 25
     assert (await raw(api, "SELECT count(*) FROM no_show_marks"))[0][0] == 25
 
 

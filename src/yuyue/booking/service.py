@@ -13,13 +13,23 @@ Events (kit/events.py) let other domains react in the same transaction:
 - `booking.created` {"booking": Booking, "source": str}: a booking was made ("citizen", "rebook", …);
 - `booking.cancelled` {"booking": Booking}: seats of `booking.slot_id` were freed;
 - `booking.rescheduled` {"booking": Booking, "old_slot_id": str}: seats of the old slot were freed;
-- `booking.excused` {"booking": Booking}: a missed booking was excused by a special-reason rebook.
+- `booking.excused` {"booking": Booking}: a missed booking was excused by a special-reason rebook;
+- `seats.returned` {"service_id": int, "slot_ids": [str]}: held seats went back to open booking.
+
+Freed seats (issue 9 item 5, decision 0081): the seats of a cancel or a reschedule go to the waiting
+list first (the subscribers of `booking.cancelled` / `booking.rescheduled` allocate in the same
+transaction, rule G11); what it leaves stays counted in `slots.booked` and is recorded in
+`seat_returns` with a random due moment of the policy's `freed_seat_delay_*` window. The job
+`return_freed_seats` frees due rows: it deletes them (`DELETE … RETURNING`, rows locked `SKIP
+LOCKED` on PostgreSQL) and lowers `slots.booked` with a conditional UPDATE in one transaction, so a
+held seat is returned exactly once and a count never goes below zero, however many workers run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -55,13 +65,15 @@ from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _dialect_insert
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from yuyue.identity.service import as_date, ban_until_query
+from yuyue.jobs.service import Job, every, register
 from yuyue.kit.cache import TTLCache
 from yuyue.kit.events import Event, emit
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import valid_uscc
 from yuyue.kit.masking import mask_name
-from yuyue.models import Booking, BookingCounter, Citizen, IdempotencyKey, Slot
+from yuyue.models import Booking, BookingCounter, Citizen, IdempotencyKey, SeatReturn, Slot
 from yuyue.models.booking import LIVE_STATUSES
+from yuyue.ops.logging import log
 from yuyue.policy.service import (
     EffectivePolicy,
     booking_closes_at,
@@ -69,6 +81,7 @@ from yuyue.policy.service import (
     checkin_window,
     day_opens_at,
     effective_policy,
+    freed_seat_window,
     horizon_end,
     offsite_status,
     onsite_hold,
@@ -559,13 +572,47 @@ _RELEASE_SEATS = (
     update(Slot)
     .where(Slot.id == bindparam("slot_id"))
     .values(booked=Slot.booked - bindparam("quantity", type_=Integer))
+    .returning(Slot.booked)
     .execution_options(synchronize_session=False)
 )
 
 
-async def _release_seats(session: AsyncSession, slot_id: str, quantity: int) -> None:
+async def _release_seats(session: AsyncSession, slot_id: str, quantity: int) -> int | None:
+    """Free seats of a slot; returns its `booked` after (None: no row). The slot's row stays locked
+    by this transaction until it ends."""
     _seats_changed()
-    await session.execute(_RELEASE_SEATS, {"slot_id": slot_id, "quantity": quantity})
+    left = (await session.execute(_RELEASE_SEATS, {"slot_id": slot_id, "quantity": quantity})).scalar()
+    return None if left is None else int(left)
+
+
+async def _hold_what_the_waitlist_left(
+    session: AsyncSession, ctx: Context, slot_id: str, freed: int, left: int | None, now: datetime
+) -> int:
+    """Issue 9 item 5 (decision 0081): after the waiting list had the `freed` seats first (`left` is
+    the slot's `booked` just after they were freed), hold the seats it did not take until a random
+    moment of the policy's window, so they never go straight to the fastest clicker. Returns the
+    seats held. The slot's row is locked by this transaction since the release, so nothing else
+    took seats in between."""
+    window = freed_seat_window(ctx.policy.knobs)
+    if window is None or left is None or freed <= 0:
+        return 0
+    booked = (await session.execute(select(Slot.booked).where(Slot.id == slot_id))).scalar_one()
+    held = freed - max(0, int(booked) - left)  # seats the waiting list took came out of the freed ones
+    if held <= 0:
+        return 0
+    low, high = window
+    delay = low + secrets.randbelow(high - low + 1)  # not guessable by a bot watching the slot
+    due = now.replace(microsecond=0) + timedelta(seconds=delay + (1 if now.microsecond else 0))
+    _seats_changed()
+    await session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id)
+        .values(booked=Slot.booked + held)
+        .execution_options(synchronize_session=False)
+    )
+    session.add(SeatReturn(slot_id=slot_id, service_id=ctx.info.id, seats=held, due_at=due, created_at=now))
+    await session.flush()
+    return held
 
 
 async def _next_number(session: AsyncSession, ctx: Context, day: date) -> str:
@@ -794,9 +841,10 @@ async def cancel(session: AsyncSession, citizen_id: int, number: str) -> dict[st
     )
     if rowcount(changed) != 1:
         raise Unprocessable("booking is no longer cancellable", code="not_cancellable")
-    await _release_seats(session, booking.slot_id, booking.quantity)  # the seat is free at once
+    left = await _release_seats(session, booking.slot_id, booking.quantity)
     booking.status, booking.updated_at = "cancelled", now
-    await emit(session, Event("booking.cancelled", {"booking": booking}))
+    await emit(session, Event("booking.cancelled", {"booking": booking}))  # the waiting list first
+    await _hold_what_the_waitlist_left(session, ctx, booking.slot_id, booking.quantity, left, now)
     return await view(session, booking)
 
 
@@ -828,9 +876,9 @@ async def reschedule(session: AsyncSession, citizen_id: int, number: str, new_sl
     # Lock slot rows in id order so two opposite reschedules cannot deadlock.
     if spec.id < booking.slot_id:
         await _take_seats(session, ctx, spec, booking.quantity, channel == "onsite")
-        await _release_seats(session, booking.slot_id, booking.quantity)
+        left = await _release_seats(session, booking.slot_id, booking.quantity)
     else:
-        await _release_seats(session, booking.slot_id, booking.quantity)
+        left = await _release_seats(session, booking.slot_id, booking.quantity)
         await _take_seats(session, ctx, spec, booking.quantity, channel == "onsite")
     old_slot_id = booking.slot_id
     booking.slot_id, booking.slot_day, booking.slot_start, booking.slot_end = (
@@ -845,6 +893,7 @@ async def reschedule(session: AsyncSession, citizen_id: int, number: str, new_sl
     except IntegrityError:
         raise _limit_error(ctx) from None
     await emit(session, Event("booking.rescheduled", {"booking": booking, "old_slot_id": old_slot_id}))
+    await _hold_what_the_waitlist_left(session, ctx, old_slot_id, booking.quantity, left, now)
     return await view(session, booking)
 
 
@@ -956,3 +1005,71 @@ def _replay(row: IdempotencyKey, fingerprint: str) -> tuple[int, dict[str, Any]]
     if row.status_code is None or row.body is None:
         raise Conflict("a request with this Idempotency-Key is in progress; retry", code="conflict")
     return row.status_code, json.loads(row.body)
+
+
+# --- held seats back to open booking (issue 9 item 5, decision 0081) ----------------------------
+
+RETURN_BATCH = 500
+RETURN_SWEEP_MINUTES = 60  # besides each row's own moment: a row whose moment was missed (a worker down)
+
+_RETURN_SEATS = text("UPDATE slots SET booked = booked - :n WHERE id = :id AND booked >= :n RETURNING booked")
+
+
+async def return_freed_seats(session: AsyncSession, due: datetime) -> int:
+    """Give every held seat whose moment has come (`due_at <= due`) back to open booking, the
+    waiting list first (`seats.returned`); returns how many seats. In the caller's one transaction
+    each `seat_returns` row is deleted (`DELETE … RETURNING`) and its seats leave `slots.booked`
+    (conditional UPDATE): rows another worker is returning are skipped (PostgreSQL `FOR UPDATE SKIP
+    LOCKED`; SQLite serialises writers), a deleted row is never returned again, and `booked` never
+    goes below zero."""
+    returned = 0
+    while True:
+        batch = (
+            select(SeatReturn.id)
+            .where(SeatReturn.due_at <= due)
+            .order_by(SeatReturn.due_at, SeatReturn.id)
+            .limit(RETURN_BATCH)
+            .with_for_update(skip_locked=True)
+        )
+        claimed = (
+            await session.execute(
+                delete(SeatReturn)
+                .where(SeatReturn.id.in_(batch.scalar_subquery()))
+                .returning(SeatReturn.slot_id, SeatReturn.service_id, SeatReturn.seats)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        per_slot: dict[str, tuple[int, int]] = {}
+        for slot_id, service_id, seats in claimed:
+            per_slot[slot_id] = (int(service_id), per_slot.get(slot_id, (0, 0))[1] + int(seats))
+        by_service: dict[int, list[str]] = {}
+        _seats_changed()
+        for slot_id in sorted(per_slot):  # slot rows locked in id order, like a reschedule
+            service_id, seats = per_slot[slot_id]
+            if (await session.execute(_RETURN_SEATS, {"n": seats, "id": slot_id})).first() is None:
+                log.error("seat_return_mismatch", slot_id=slot_id, seats=seats)  # never negative
+                continue
+            returned += seats
+            by_service.setdefault(service_id, []).append(slot_id)
+        for service_id, slot_ids in sorted(by_service.items()):
+            await emit(session, Event("seats.returned", {"service_id": service_id, "slot_ids": slot_ids}))
+        if len(claimed) < RETURN_BATCH:
+            return returned
+
+
+async def _return_moments(session: AsyncSession, after: datetime, until: datetime) -> list[datetime]:
+    """The job's due times kept in the database: each held seat's own moment in (after, until]."""
+    moments = await session.execute(
+        select(SeatReturn.due_at)
+        .where(SeatReturn.due_at > after, SeatReturn.due_at <= until)
+        .distinct()
+        .order_by(SeatReturn.due_at)
+    )
+    return list(moments.scalars())
+
+
+async def _return_job(session: AsyncSession, due: datetime) -> None:
+    await return_freed_seats(session, due)
+
+
+register(Job("return_freed_seats", every(RETURN_SWEEP_MINUTES), _return_job, pending=_return_moments))

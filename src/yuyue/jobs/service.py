@@ -29,6 +29,9 @@ from yuyue.ops.logging import log
 from yuyue.ops.metrics import JOBS
 
 Schedule = Callable[[datetime, datetime], list[datetime]]
+# Due times a job keeps in the database (a freed seat's random return moment, decision 0081): the
+# ones in (after, until], read at each pass, merged with the schedule's and claimed the same way.
+Pending = Callable[[AsyncSession, datetime, datetime], Awaitable[list[datetime]]]
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Job:
     name: str
     schedule: Schedule
     run: Callable[[AsyncSession, datetime], Awaitable[None]]
+    pending: Pending | None = None
 
 
 def daily(hhmm: str) -> Schedule:
@@ -83,7 +87,15 @@ async def run_due(maker: async_sessionmaker[AsyncSession], after: datetime, unti
         return 0
     # Long gaps (a stopped service) are caught up over at most 31 days.
     after = max(after, until - timedelta(days=31))
-    dues = sorted((due, name) for name, job in REGISTRY.items() for due in job.schedule(after, until))
+    found = {(due, name) for name, job in REGISTRY.items() for due in job.schedule(after, until)}
+    for name, job in REGISTRY.items():
+        if job.pending is not None:
+            try:
+                async with maker() as session:
+                    found.update((due, name) for due in await job.pending(session, after, until))
+            except Exception:
+                log.exception("job_pending_failed", job=name)
+    dues = sorted(found)
     ran = 0
     for due, name in dues:
         job = REGISTRY[name]

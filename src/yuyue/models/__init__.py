@@ -9,11 +9,11 @@ from yuyue.models.admin import (
     WaitlistEntry,
 )
 from yuyue.models.base import Base
-from yuyue.models.booking import Booking, BookingCounter, IdempotencyKey, Slot
+from yuyue.models.booking import Booking, BookingCounter, IdempotencyKey, SeatReturn, Slot
 from yuyue.models.catalogue import CalendarDay, Closure, Department, Policy, Service, Unit
 from yuyue.models.identity import ApiClient, ApiKey, ChannelBooking, ChannelNonce, CitizenSession, LoginState
 from yuyue.models.notify import ConsoleMessage, DeliveryAttempt, Message, PhoneCode, RateCounter
-from yuyue.models.onsite import Counter, Kiosk, NoShowMark, Notice, StaffAccount, Ticket, TicketCounter
+from yuyue.models.onsite import Counter, Kiosk, NoShowMark, StaffAccount, Ticket, TicketCounter
 from yuyue.models.people import Admin, AuditEntry, Ban, Citizen
 from yuyue.models.platform import Alert, JobRun, PlatformState
 
@@ -46,11 +46,11 @@ __all__ = [
     "LoginState",
     "Message",
     "NoShowMark",
-    "Notice",
     "PhoneCode",
     "PlatformState",
     "Policy",
     "RateCounter",
+    "SeatReturn",
     "Service",
     "Slot",
     "StaffAccount",

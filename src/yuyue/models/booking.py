@@ -1,11 +1,12 @@
-"""Slots, bookings, booking-number counters and idempotency keys."""
+"""Slots, bookings, seats held before they return to the pool, booking-number counters and
+idempotency keys."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yuyue.models.base import Base, LocalDateTime
@@ -15,7 +16,8 @@ LIVE_STATUSES = ("booked", "checked_in")
 
 class Slot(Base):
     """One hour of one service on one day. `capacity` is the whole slot (on-site share included);
-    `booked` counts every seat sold, whatever the channel. Invariant: booked <= capacity."""
+    `booked` counts every seat sold, whatever the channel, plus the seats held in `seat_returns`.
+    Invariants: 0 <= booked <= capacity; booked = seats of live bookings + seats of pending returns."""
 
     __tablename__ = "slots"
 
@@ -28,6 +30,24 @@ class Slot(Base):
     booked: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_slots_service_day", "service_id", "day"),)
+
+
+class SeatReturn(Base):
+    """Seats a cancel or a reschedule freed that the waiting list did not take (issue 9 item 5,
+    decision 0081): still counted in `slots.booked` until `due_at`, a random moment of the policy's
+    `freed_seat_delay_*` window, when the `return_freed_seats` job deletes the row and frees them
+    in one transaction (offering them to the waiting list first again)."""
+
+    __tablename__ = "seat_returns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    slot_id: Mapped[str] = mapped_column(ForeignKey("slots.id"), index=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    seats: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime] = mapped_column(LocalDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(LocalDateTime)
+
+    __table_args__ = (CheckConstraint("seats > 0", name="seats_positive"),)
 
 
 class Booking(Base):

@@ -1,4 +1,4 @@
-"""On site and penalties: counters, tickets, staff accounts, kiosks, no-show marks, notices."""
+"""On site and penalties: counters, tickets, staff accounts, kiosks, no-show marks."""
 
 from __future__ import annotations
 
@@ -123,18 +123,3 @@ class NoShowMark(Base):
     rule: Mapped[str] = mapped_column(String(24))  # city | medical_insurance | none
     ban_id: Mapped[int | None] = mapped_column(ForeignKey("bans.id"))
     marked_at: Mapped[datetime] = mapped_column(LocalDateTime)
-
-
-class Notice(Base):
-    """An SMS owed to a citizen (no-show, ban), recorded once (unique `dedup_key`) in the same
-    transaction as the change; the notification outbox delivers it."""
-
-    __tablename__ = "notices"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # no_show | banned
-    dedup_key: Mapped[str] = mapped_column(String(100), unique=True)
-    params: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(LocalDateTime)
-    sent_at: Mapped[datetime | None] = mapped_column(LocalDateTime)

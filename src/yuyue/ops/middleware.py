@@ -18,15 +18,44 @@ from yuyue.errors import PROBLEM_JSON, problem
 from yuyue.ops.logging import log
 from yuyue.ops.metrics import LATENCY, REQUESTS
 
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (
-        b"content-security-policy",
-        b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        b"object-src 'none'; base-uri 'self'; frame-ancestors 'self'; form-action 'self'",
-    ),
-    (b"referrer-policy", b"same-origin"),
+Header = tuple[bytes, bytes]
+
+CSP = (
+    b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    b"object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors "
+)
+BASE_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+# Consoles, kiosk, API and everything else: never framed, not even by our own pages.
+STRICT_HEADERS = [
+    *BASE_HEADERS,
+    (b"content-security-policy", CSP + b"'none'"),
+    (b"x-frame-options", b"DENY"),
 ]
+SECURITY_HEADERS = STRICT_HEADERS  # what an answer gets before the settings are known
+
+
+def citizen_page(path: str) -> bool:
+    """The citizen pages (web/api.py), the only answers a partner's app or portal may frame
+    (YUYUE_FRAME_ANCESTORS); the hall display (/halls/{id}/display) is a console page."""
+    if path in ("/", "/halls", "/confirm", "/book", "/bookings", "/login", "/logout", "/elder"):
+        return True
+    if path.startswith(("/services/", "/bookings/", "/login/", "/waitlist/")):
+        return True
+    return path.startswith("/halls/") and path.count("/") == 2
+
+
+def security_headers(production: bool, frame_ancestors: list[str]) -> tuple[list[Header], list[Header]]:
+    """(citizen pages, everything else). Citizen pages may be framed by our own origin and the
+    partner origins listed; with none listed, X-Frame-Options SAMEORIGIN says the same to old
+    browsers (it cannot name other origins, so it is left out when some are listed). HSTS in
+    production only."""
+    hsts = [HSTS] if production else []
+    sources = b" ".join([b"'self'", *(origin.encode() for origin in frame_ancestors)])
+    citizen = [*BASE_HEADERS, (b"content-security-policy", CSP + sources), *hsts]
+    if not frame_ancestors:
+        citizen.append((b"x-frame-options", b"SAMEORIGIN"))
+    return citizen, [*STRICT_HEADERS, *hsts]
 
 
 class Edge:
@@ -37,6 +66,17 @@ class Edge:
         self.max_body = max_body
         self.engine = engine
         self.settable_clock = settable_clock
+        self.headers: tuple[list[Header], list[Header]] | None = None
+
+    def _security(self, scope: Scope) -> list[Header]:
+        """The security headers of this answer, from the app's settings (read once)."""
+        if self.headers is None:
+            settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+            if settings is None:
+                return SECURITY_HEADERS
+            self.headers = security_headers(settings.production, settings.frame_ancestor_list)
+        citizen, other = self.headers
+        return citizen if citizen_page(scope.get("path", "")) else other
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,6 +84,7 @@ class Edge:
             return
         started = time.perf_counter()
         status_holder = [500]
+        security = self._security(scope)
 
         declared = False
         for name, value in scope.get("headers", []):
@@ -54,7 +95,7 @@ class Edge:
                 except ValueError:
                     too_big = True
                 if too_big:
-                    await self._too_large(send)
+                    await self._too_large(send, security)
                     self._observe(scope, 413, started)
                     return
 
@@ -80,7 +121,7 @@ class Edge:
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > self.max_body:
-                    await self._too_large(send)
+                    await self._too_large(send, security)
                     self._observe(scope, 413, started)
                     return
                 chunks.append(chunk)
@@ -102,7 +143,7 @@ class Edge:
                 responded[0] = True
                 status_holder[0] = message["status"]
                 headers = list(message.get("headers", []))
-                headers.extend(SECURITY_HEADERS)
+                headers.extend(security)
                 message["headers"] = headers
             await send(message)
 
@@ -111,7 +152,7 @@ class Edge:
                 await clock.refresh(self.engine)
             await self.app(scope, downstream, send_with_headers)
         except BodyTooLarge:
-            await self._too_large(send)
+            await self._too_large(send, security)
             status_holder[0] = 413
         except Exception as exc:  # the last line of defence: a problem+json, never a trace
             if responded[0]:
@@ -120,18 +161,20 @@ class Edge:
                 log.warning("database_error", error=type(exc).__name__)
                 status_holder[0] = 503
                 await _send_problem(
-                    send, 503, "unavailable", "the database is busy; retry shortly", retry_after="1"
+                    send, 503, "unavailable", "the database is busy; retry shortly", security, retry_after="1"
                 )
                 return
             log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
             if status_holder[0] != 500:
                 raise
-            await _send_problem(send, 500, "internal_error", "an unexpected error occurred")
+            await _send_problem(send, 500, "internal_error", "an unexpected error occurred", security)
         finally:
             self._observe(scope, status_holder[0], started)
 
-    async def _too_large(self, send: Send) -> None:
-        await _send_problem(send, 413, "payload_too_large", f"bodies are limited to {self.max_body} bytes")
+    async def _too_large(self, send: Send, security: list[Header]) -> None:
+        await _send_problem(
+            send, 413, "payload_too_large", f"bodies are limited to {self.max_body} bytes", security
+        )
 
     @staticmethod
     def _observe(scope: Scope, status: int, started: float) -> None:
@@ -165,13 +208,13 @@ class BodyTooLarge(Exception):
 
 
 async def _send_problem(
-    send: Send, status: int, code: str, detail: str, retry_after: str | None = None
+    send: Send, status: int, code: str, detail: str, security: list[Header], retry_after: str | None = None
 ) -> None:
     body = json.dumps(problem(status, code, detail)).encode()
     headers = [
         (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
-        *SECURITY_HEADERS,
+        *security,
     ]
     if retry_after is not None:
         headers.append((b"retry-after", retry_after.encode()))

@@ -4,8 +4,9 @@
 - The job `mark_no_shows` turns every booking still `booked` whose check-in window has closed into
   `no_show`, once: one conditional `UPDATE … WHERE status = 'booked'` per booking decides, so two
   workers (or two overlapping due times) never mark or notify twice. In the same transaction it
-  records the SMS owed (`notices`, unique key), evaluates the penalty of the hall's policy and
-  imposes the bans it triggers.
+  emits `booking.no_show` (the outbox queues the SMS once, dedup key `no_show:<number>`),
+  evaluates the penalty of the hall's policy and imposes the bans it triggers (`ban.imposed`: one
+  SMS, dedup key `banned:<ban id>`).
 - A special-reason rebook excuses the miss (`booking.excused`): its mark goes, a ban it triggered
   is lifted and the remaining no-shows are evaluated again, before the rebook is checked.
 - Administrators add a ban for deliberate hoarding, or lift one, with a reason (audited).
@@ -24,13 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.service import Acting, audit, authorise, may
 from yuyue.clock import clock
-from yuyue.db import dialect_insert as _insert
 from yuyue.errors import Forbidden, NotFound, ValidationFailed
 from yuyue.jobs.service import Job, every, register
 from yuyue.kit import crypto
 from yuyue.kit.events import Event, emit, subscribe
 from yuyue.kit.http import rowcount
-from yuyue.models import Ban, Booking, Citizen, NoShowMark, Notice, Unit
+from yuyue.models import Ban, Booking, Citizen, NoShowMark, Unit
 from yuyue.penalties.rules import Decision, Miss, evaluate
 from yuyue.policy.service import checkin_window, effective_policy
 
@@ -43,14 +43,6 @@ SWEEP_MINUTES = 15
 def scope_of(source: str) -> str:
     """The unit whose policy set the penalty knob ("default" is the platform's city policy)."""
     return "platform" if source == "default" else source
-
-
-async def _record_notice(session: AsyncSession, citizen_id: int, kind: str, key: str, **params: Any) -> None:
-    """Queue one SMS (API.md kinds `no_show`, `banned`) exactly once per key."""
-    statement = _insert(session, Notice).values(
-        citizen_id=citizen_id, kind=kind, dedup_key=key, params=params, created_at=clock.now()
-    )
-    await session.execute(statement.on_conflict_do_nothing(index_elements=["dedup_key"]))
 
 
 async def _lock_citizen(session: AsyncSession, citizen_id: int) -> None:
@@ -106,9 +98,7 @@ async def mark_no_shows(session: AsyncSession, due: datetime) -> int:
         )
         session.add(mark)
         await session.flush()
-        await _record_notice(
-            session, booking.citizen_id, "no_show", f"no_show:{booking.number}", number=booking.number
-        )  # rule G13: an SMS tells the citizen
+        # rule G13: an SMS tells the citizen (the outbox subscribes; dedup key `no_show:<number>`)
         await emit(session, Event("booking.no_show", {"booking": booking}))
         if rule != "none":
             await _apply(session, booking.citizen_id, scope, rule, [mark], due)
@@ -165,7 +155,6 @@ async def _impose(
         .execution_options(synchronize_session=False)
     )
     if decision.until >= now.date():  # a replayed ban already over is history: no SMS
-        await _record_notice(session, citizen_id, "banned", f"ban:{ban.id}", until=decision.until.isoformat())
         await emit(session, Event("ban.imposed", {"ban": ban}))
     return ban
 
@@ -315,7 +304,6 @@ async def add_ban(
     await session.flush()
     view = ban_view(ban)
     await audit(session, admin, admin.unit_id, admin.unit_path, "ban.add", ref, None, view)
-    await _record_notice(session, citizen_id, "banned", f"ban:{ban.id}", until=until.isoformat())
     await emit(session, Event("ban.imposed", {"ban": ban}))
     return view
 

@@ -41,6 +41,11 @@ class Knobs(BaseModel):
     penalty: Literal["city", "medical_insurance", "none"]
     # Platform cap of live bookings per citizen (API.md booking_cap).
     max_live_bookings: StrictInt = Field(ge=1, le=1000)
+    # Issue 9 item 5 (decision 0081): seats a cancel or a reschedule frees, and the waiting list
+    # (rule G11) does not take, stay taken until a random second of [min, max] later; max 0 frees
+    # them at once. A min above the max (the two set by different units) is capped to the max.
+    freed_seat_delay_min_s: StrictInt = Field(ge=0, le=3600)
+    freed_seat_delay_max_s: StrictInt = Field(ge=0, le=3600)
 
     @field_validator("release_time", "cutoff_prev_day", "onsite_opens", "cancel_time")
     @classmethod
@@ -69,6 +74,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkin_after_end_min": 0,
         "penalty": "city",  # rule G15
         "max_live_bookings": 10,
+        # Off in the presets: the source documents free a cancelled seat at once and partners rely on
+        # it; a city turns the delay on per policy (decision 0081; the demo sets 60–300 s).
+        "freed_seat_delay_min_s": 0,
+        "freed_seat_delay_max_s": 0,
     },
     # Tianhe district guide (seed 000): 14 days, the 14th from 12:00; cancel before the start.
     "tianhe": {

@@ -230,6 +230,16 @@ def checkin_window(knobs: Knobs, start: datetime, end: datetime) -> tuple[dateti
     )
 
 
+def freed_seat_window(knobs: Knobs) -> tuple[int, int] | None:
+    """Issue 9 item 5 (decision 0081): the seconds, [low, high], for which seats freed by a cancel or
+    a reschedule and left by the waiting list stay taken; None when the policy frees them at once
+    (`freed_seat_delay_max_s` 0). A min above the max is capped to the max."""
+    high = knobs.freed_seat_delay_max_s
+    if high <= 0:
+        return None
+    return min(knobs.freed_seat_delay_min_s, high), high
+
+
 def onsite_hold(knobs: Knobs, capacity: int) -> int:
     """Rule G10: the on-site share of a slot, floor(capacity × share)."""
     return capacity * knobs.onsite_share_pct // 100

@@ -1,10 +1,11 @@
 """The waiting list (预约排队, rules G11, G12).
 
-First come, first served per service. Seats that appear — a cancel, a reschedule away, an approved
-capacity increase, a day's release — go to the earliest waiting entry that accepts that date and
-whose citizen may book, before open booking sees them. An allocation is an ordinary booking
-(`booking.service.book(..., source="waitlist")`, channel of the entry) made in the transaction that
-freed the seat, so nobody else can take the seat in between.
+First come, first served per service. Seats that appear — a cancel, a reschedule away, held seats
+returned to open booking (decision 0081), an approved capacity increase, a day's release — go to the
+earliest waiting entry that accepts that date and whose citizen may book, before open booking sees
+them. An allocation is an ordinary booking (`booking.service.book(..., source="waitlist")`, channel
+of the entry) made in the transaction that freed the seat, so nobody else can take the seat in
+between.
 
 Exactly once, whatever the number of processes: an entry is claimed by a conditional
 `UPDATE … SET status = 'allocated' WHERE id = … AND status = 'waiting'` inside a savepoint with its
@@ -319,6 +320,14 @@ async def _on_rescheduled(session: AsyncSession, event: Event) -> None:
     moved = event.data["booking"]
     if await _has_waiting(session, moved.service_id):
         await allocate(session, moved.service_id, [event.data["old_slot_id"]])
+
+
+@subscribe("seats.returned")
+async def _on_seats_returned(session: AsyncSession, event: Event) -> None:
+    """Held seats back to open booking (decision 0081): the waiting list first at that moment too."""
+    service_id = int(event.data["service_id"])
+    if await _has_waiting(session, service_id):
+        await allocate(session, service_id, list(event.data["slot_ids"]))
 
 
 async def _day_slot_ids(session: AsyncSession, service_id: int, days: list[date]) -> list[str]:

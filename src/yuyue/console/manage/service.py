@@ -144,6 +144,8 @@ KNOBS: dict[str, dict[str, Any]] = {
         },
     },
     "max_live_bookings": {"label": "每人有效预约上限", "kind": "int", "unit": "个"},
+    "freed_seat_delay_min_s": {"label": "取消号源延迟放回最短", "kind": "int", "unit": "秒"},
+    "freed_seat_delay_max_s": {"label": "取消号源延迟放回最长（0 即时）", "kind": "int", "unit": "秒"},
 }
 assert set(KNOBS) == set(KNOB_NAMES), "every knob has its words"
 NONE_WORDS = ("无", "none", "null")
