@@ -4,6 +4,7 @@ against local fake providers with real signed tokens; foreigners; sessions and l
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -226,3 +227,36 @@ def test_production_refuses_the_dev_provider() -> None:
     with pytest.raises(ValidationError, match="needs"):
         Settings(env="production", secret_key=secret, identity_providers="guangdong")
     assert Settings(env="production", secret_key=secret).providers == ("foreigner",)
+
+
+async def confirmed_phone(api: Api, phone: str) -> str:
+    assert (await api.client.post("/api/v1/auth/phone/code", json={"phone": phone})).status_code == 201
+    messages = (await api.client.get("/api/v1/test/messages")).json()
+    text = next(m for m in messages if m["kind"] == "code" and m["phone"] == phone)["text"]
+    digits = re.search(r"(\d{6})", text).group(1)  # type: ignore[union-attr]
+    verified = await api.client.post("/api/v1/auth/phone/verify", json={"phone": phone, "code": digits})
+    assert verified.status_code == 200, verified.text
+    return str(verified.json()["phone_token"])
+
+
+async def test_foreigner_login_cannot_take_over_a_passport_held_with_another_phone(api: Api) -> None:
+    """A passport number is not a secret: someone who types another person's number with their own
+    confirmed phone must not get that person's record and bookings (409 identity_conflict)."""
+    body = {"name": "John Smith", "id_type": "passport", "id_number": "E12345678"}
+    owner_phone, other_phone = "13700137000", "13600136000"
+    owner_token = await confirmed_phone(api, owner_phone)
+    now = datetime.fromisoformat((await api.client.get("/api/v1/test/clock")).json()["now"])
+    await api.set_clock(now + timedelta(minutes=2))  # one code a minute per client address (rule M6)
+    other_token = await confirmed_phone(api, other_phone)
+    owner = await api.client.post(
+        "/api/v1/auth/foreigner/login", json={**body, "phone": owner_phone, "phone_token": owner_token}
+    )
+    assert owner.status_code == 200, owner.text
+    intruder = await api.client.post(
+        "/api/v1/auth/foreigner/login", json={**body, "phone": other_phone, "phone_token": other_token}
+    )
+    assert intruder.status_code == 409 and intruder.json()["code"] == "identity_conflict"
+    again = await api.client.post(
+        "/api/v1/auth/foreigner/login", json={**body, "phone": owner_phone, "phone_token": owner_token}
+    )
+    assert again.status_code == 200 and again.json()["citizen"] == owner.json()["citizen"]

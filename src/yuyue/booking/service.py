@@ -64,7 +64,7 @@ from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _dialect_insert
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
-from yuyue.identity.service import as_date, ban_until_query
+from yuyue.identity.service import SessionLogin, as_date, ban_until_query, session_login
 from yuyue.jobs.service import Job, every, register
 from yuyue.kit.cache import TTLCache
 from yuyue.kit.events import Event, emit
@@ -477,6 +477,43 @@ def live_key(ctx: Context, citizen_id: int, service_id: int, day: date, company_
     return f"c:{citizen_id}:s:{service_id}"
 
 
+# Who acts in `book`: the logged-in citizen themselves (their session's login applies) …
+_CITIZEN_SOURCES = ("citizen", "channel", "rebook")  # … not "waitlist" or "staff"
+
+
+def check_login_may_book(login: SessionLogin | None, info: ServiceInfo) -> None:
+    """Rules T2/G8: the foreigner login (passport or permit, no provincial login) is for
+    foreigner-related business only; every other login may book any service (decision 0065)."""
+    if login is not None and login.foreigner and not info.foreigner_related:
+        raise Forbidden(
+            "this service is not foreigner-related business: log in through the provincial unified "
+            "identity service (广东政务服务网) to book it (rules T2, G8)",
+            code="provincial_login_required",
+        )
+
+
+def check_may_book(session: AsyncSession, citizen_id: int, info: ServiceInfo) -> None:
+    """`check_login_may_book` for the citizen of this request (the waiting list's join uses it)."""
+    check_login_may_book(session_login(session, citizen_id), info)
+
+
+def booking_company(
+    login: SessionLogin | None, uscc: str | None, name: str | None
+) -> tuple[str | None, str | None]:
+    """The company (USCC, name) a booking records (rule M10 counts per USCC). A legal person's agent
+    (decision 0061) books for the account's own company only: none given means that company, another
+    USCC is refused. Personal accounts name a company or not, as they choose (decision 0065)."""
+    if login is None or login.company_uscc is None:
+        return (uscc, name) if uscc else (None, None)
+    if uscc is not None and uscc != login.company_uscc:
+        raise Unprocessable(
+            "a legal person's agent books for the account's own company only: company.uscc is not "
+            "the USCC of the account logged in",
+            code="company_mismatch",
+        )
+    return login.company_uscc, login.company_name or name
+
+
 def _limit_error(ctx: Context) -> DomainError:
     if ctx.policy.knobs.one_live_per == "day":
         return Conflict(
@@ -737,8 +774,13 @@ async def book(
             "this hall takes no bookings: use its self-service machines or online handling",
             code="booking_closed",
         )
-    check_open(ctx, spec, request.channel, now)
+    login = session_login(session, citizen_id) if source in _CITIZEN_SOURCES else None
+    check_login_may_book(login, info)  # rules T2, G8
     uscc = request.company_uscc.upper() if request.company_uscc else None
+    company_name = request.company_name
+    if source != "rebook":  # a rebook keeps the missed booking's company
+        uscc, company_name = booking_company(login, uscc, company_name)
+    check_open(ctx, spec, request.channel, now)
     key = live_key(ctx, citizen_id, info.id, spec.day, uscc)
     citizen, live_count, taken, banned_until = await _precheck(session, citizen_id, key, ctx)
     if banned_until is not None:  # rules M9, G15
@@ -765,7 +807,7 @@ async def book(
         channel=request.channel,
         business_types=list(request.business_types),
         company_uscc=uscc,
-        company_name=request.company_name if uscc else None,
+        company_name=company_name if uscc else None,
         status="booked",
         live_key=key,
         rebook_of=rebook_of,
@@ -855,6 +897,7 @@ async def reschedule(session: AsyncSession, citizen_id: int, number: str, new_sl
     if booking.status != "booked":
         raise Unprocessable(f"a {booking.status} booking cannot be rescheduled", code="not_cancellable")
     ctx = await context(session, booking.service_id)
+    check_may_book(session, citizen_id, ctx.info)  # rules T2, G8: a new slot is booked
     deadline = cancel_deadline(
         ctx.policy.knobs, ctx.calendar, booking.slot_day, booking.slot_start, booking.slot_end
     )

@@ -53,6 +53,7 @@ class ServiceIn(Strict):
     max_batch: Annotated[StrictInt, Field(ge=1, le=99)] = 1
     walk_in_allowed: StrictBool = True
     bundle_of: Annotated[list[ServiceRef], Field(max_length=20)] | None = None
+    foreigner_related: StrictBool = False  # rules T2/G8: a foreigner login may book it (decision 0065)
 
 
 class ServicePatch(Strict):
@@ -64,6 +65,7 @@ class ServicePatch(Strict):
     walk_in_allowed: StrictBool | None = None
     bundle_of: Annotated[list[ServiceRef], Field(max_length=20)] | None = None
     active: StrictBool | None = None
+    foreigner_related: StrictBool | None = None
 
 
 class UnitNode(BaseModel):
@@ -92,3 +94,6 @@ class ServiceOut(BaseModel):
     max_batch: int
     walk_in_allowed: bool
     bundle_of: list[int] | None
+    foreigner_related: bool = Field(
+        False, description="foreigner-related business (rules T2/G8): a foreigner login may book only these"
+    )

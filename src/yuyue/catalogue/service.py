@@ -65,6 +65,7 @@ class ServiceInfo:
     walk_in_allowed: bool
     bundle_of: tuple[int, ...] | None
     active: bool
+    foreigner_related: bool = False  # rules T2/G8 (decision 0065)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
         walk_in_allowed=service.walk_in_allowed,
         bundle_of=tuple(service.bundle_of) if service.bundle_of else None,
         active=service.active,
+        foreigner_related=service.foreigner_related,
     )
     cache.put(key, info)
     return info
@@ -298,6 +300,7 @@ def service_view(service: Service, department: str) -> dict[str, Any]:
         "walk_in_allowed": service.walk_in_allowed,
         "bundle_of": list(service.bundle_of) if service.bundle_of else None,
         "active": service.active,
+        "foreigner_related": bool(service.foreigner_related),
     }
 
 
@@ -440,6 +443,7 @@ async def create_service(session: AsyncSession, data: dict[str, Any]) -> tuple[S
         max_batch=data.get("max_batch", 1),
         walk_in_allowed=data.get("walk_in_allowed", True),
         bundle_of=data.get("bundle_of"),
+        foreigner_related=bool(data.get("foreigner_related", False)),
         active=True,
         created_at=clock.now(),
     )

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.clock import TZ, clock
 from yuyue.config import Settings
 from yuyue.db import dialect_insert as _dialect_insert
-from yuyue.errors import Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
+from yuyue.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from yuyue.identity import providers
 from yuyue.jobs.service import Job, daily, every, register
 from yuyue.kit import crypto, tokens
@@ -331,28 +331,90 @@ async def foreigner_login(
     if not phone_confirmed(settings.effective_secret, phone_token, phone):
         raise Unprocessable("phone_token does not confirm this phone number", code="invalid_code")
     who = verify_identity(name, id_type, id_number, phone)
+    await _check_not_taken_over(session, settings.effective_secret, who)
     return await login(session, settings, who, "foreigner")
 
 
+async def _check_not_taken_over(session: AsyncSession, secret: str, who: Identity) -> None:
+    """A passport number cannot be checked online, only the phone: a record already held under
+    that document with another phone is not handed to whoever types its number (they would see
+    that person's bookings). The holder logs in with their own phone, or changes it at a hall."""
+    row = (
+        await session.execute(
+            select(Citizen.phone_enc).where(
+                Citizen.id_type == who.id_type,
+                Citizen.id_hash == crypto.lookup_hash(secret, f"{who.id_type}:{who.id_number}"),
+            )
+        )
+    ).first()
+    if row is None or not row.phone_enc:
+        return
+    if crypto.decrypt(secret, row.phone_enc) != who.phone:
+        raise Conflict(
+            "this document is registered with another mobile number; log in with that number or "
+            "have the number changed at a service hall with the document",
+            code="identity_conflict",
+        )
+
+
+@dataclass(frozen=True)
+class SessionLogin:
+    """How the citizen of this request logged in, as their session records it (decision 0065): the
+    provider (`foreigner`: passport or permit without the provincial login, rules T2/G8) and, for
+    a legal person's agent, the company the account belongs to."""
+
+    citizen_id: int
+    provider: str
+    company_uscc: str | None
+    company_name: str | None
+
+    @property
+    def foreigner(self) -> bool:
+        return self.provider == "foreigner"
+
+
+_LOGIN = "yuyue.session_login"  # key in the request's AsyncSession.info
+
+
+def session_login(session: AsyncSession, citizen_id: int) -> SessionLogin | None:
+    """The login of `citizen_id` that this request's session found (`citizen_from_session`), if
+    any: None for a token without a session (`citizen_token`), for work done for another citizen
+    in this request (a waiting-list allocation) and outside a citizen's request (jobs, staff)."""
+    found = session.info.get(_LOGIN)
+    return found if isinstance(found, SessionLogin) and found.citizen_id == citizen_id else None
+
+
 # Built once: every citizen request runs it (decision 0013).
-_sessions = CitizenSession.__table__.c  # Core columns: no ORM work for two columns
-_SESSION_STATE = select(_sessions.revoked_at, _sessions.expires_at).where(_sessions.id == bindparam("sid"))
+_sessions = CitizenSession.__table__.c  # Core columns: no ORM work for a few columns
+_SESSION_STATE = select(
+    _sessions.revoked_at,
+    _sessions.expires_at,
+    _sessions.provider,
+    _sessions.company_uscc,
+    _sessions.company_name,
+).where(_sessions.id == bindparam("sid"))
 
 
 async def citizen_from_session(session: AsyncSession, secret: str, token: str | None) -> int:
-    """The citizen of a valid token whose session (if it names one) is neither revoked nor expired."""
+    """The citizen of a valid token whose session (if it names one) is neither revoked nor expired.
+    The same read notes how that session logged in (`session_login`), for the booking rules."""
+    session.info.pop(_LOGIN, None)
     claims = tokens.verify(secret, CITIZEN, token) if token else None
     if claims is None:
         raise Unauthenticated("a valid citizen token is required")
     sid = claims.get("sid")
+    row = None
     if sid is not None:
         row = (await session.execute(_SESSION_STATE, {"sid": str(sid)})).first()
         if row is None or row.revoked_at is not None or row.expires_at <= real_now():
             raise Unauthenticated("the session has ended; log in again")
     try:
-        return int(claims["sub"])
+        citizen_id = int(claims["sub"])
     except (TypeError, ValueError):
         raise Unauthenticated("a valid citizen token is required") from None
+    if row is not None:
+        session.info[_LOGIN] = SessionLogin(citizen_id, row.provider, row.company_uscc, row.company_name)
+    return citizen_id
 
 
 def session_id_of(secret: str, token: str | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yuyue.models.base import Base, LocalDateTime
@@ -61,6 +61,9 @@ class Service(Base):
     bundle_of: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(LocalDateTime)
+    # Rules T2/G8: foreigner-related business, the only business a foreigner login (passport or
+    # permit, no provincial login) may book (decision 0065).
+    foreigner_related: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class CalendarDay(Base):

@@ -87,6 +87,7 @@ async def join(
         raise NotFound(f"service {service_id} not found") from None
     if not ctx.info.active:
         raise NotFound(f"service {service_id} not found")
+    booking.check_may_book(session, citizen_id, ctx.info)  # rules T2, G8: whoever may not book may not queue
     if channel not in OFFSITE_CHANNELS:
         raise ValidationFailed(f"channel must be one of {', '.join(OFFSITE_CHANNELS)}")
     today = clock.today()
