@@ -281,7 +281,9 @@ async def test_pull_returns_only_the_subtree_without_personal_data(api: Api) -> 
         "updated_at",
     }
     text = first.text + second.text
-    assert "张" not in text and "1380013800" not in text and "4401" not in text
+    ids = [resident_id(n, birth="19850101") for n in (1, 2, 3)]
+    assert "张" not in text and "1380013800" not in text and "138****" not in text
+    assert not any(i in text or i[:4] + "**" in text or i[-4:] + '"' in text for i in ids)  # ID, masked
     # the platform's slots: Tianhe's service only, 7 hourly slots on the day, paginated
     pages, after = [], None
     while True:
