@@ -77,12 +77,18 @@ def verify_identity(name: str, id_type: str, id_number: str, phone: str) -> Iden
     )
 
 
+def id_lookup_hash(secret: str, id_type: str, id_number: str) -> str:
+    """The keyed hash citizens are found by (`citizens.id_hash`, with `id_type`): one format for
+    every lookup, so a record written at login is the one check-in and admins find."""
+    return crypto.lookup_hash(secret, f"{id_type}:{id_number}")
+
+
 async def upsert_citizen(session: AsyncSession, secret: str, who: Identity) -> int:
     """One citizen row per (ID type, ID number); a later login refreshes name and phone."""
     now = clock.now()
     values = {
         "id_type": who.id_type,
-        "id_hash": crypto.lookup_hash(secret, f"{who.id_type}:{who.id_number}"),
+        "id_hash": id_lookup_hash(secret, who.id_type, who.id_number),
         "id_enc": crypto.encrypt(secret, who.id_number),
         "id_masked": mask_id(who.id_number),
         "name": who.name,
@@ -343,7 +349,7 @@ async def _check_not_taken_over(session: AsyncSession, secret: str, who: Identit
         await session.execute(
             select(Citizen.phone_enc).where(
                 Citizen.id_type == who.id_type,
-                Citizen.id_hash == crypto.lookup_hash(secret, f"{who.id_type}:{who.id_number}"),
+                Citizen.id_hash == id_lookup_hash(secret, who.id_type, who.id_number),
             )
         )
     ).first()

@@ -23,8 +23,8 @@ from yuyue.catalogue.service import HALL_KINDS, SlotSpec, day_slots, hall_servic
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import DomainError, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
-from yuyue.identity.service import upsert_citizen, verify_identity
-from yuyue.kit import crypto, tokens
+from yuyue.identity.service import id_lookup_hash, upsert_citizen, verify_identity
+from yuyue.kit import tokens
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import normalise_id, parse_resident_id
 from yuyue.kit.masking import mask_id, mask_name
@@ -109,7 +109,7 @@ def _id_hash(secret: str, id_type: str, id_number: str) -> tuple[str, str]:
     number = normalise_id(id_type, id_number)
     if number is None:
         raise Unprocessable(f"id_number is not a valid {id_type}", code="invalid_id_number")
-    return number, crypto.lookup_hash(secret, f"{id_type}:{number}")
+    return number, id_lookup_hash(secret, id_type, number)
 
 
 # --- staff and kiosks -------------------------------------------------------------------------------

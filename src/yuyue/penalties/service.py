@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.admin.service import Acting, audit, authorise, may
 from yuyue.clock import clock
 from yuyue.errors import Forbidden, NotFound, ValidationFailed
+from yuyue.identity.service import id_lookup_hash
 from yuyue.jobs.service import Job, every, register
 from yuyue.kit import crypto
 from yuyue.kit.events import Event, emit, subscribe
@@ -235,7 +236,7 @@ async def find_citizen(session: AsyncSession, secret: str, id_type: str, id_numb
     number = normalise_id(id_type, id_number)
     if number is None:
         raise ValidationFailed(f"id_number is not a valid {id_type}", code="invalid_id_number")
-    id_hash = crypto.lookup_hash(secret, f"{id_type}:{number}")
+    id_hash = id_lookup_hash(secret, id_type, number)
     citizen = (
         await session.execute(select(Citizen).where(Citizen.id_type == id_type, Citizen.id_hash == id_hash))
     ).scalar_one_or_none()
