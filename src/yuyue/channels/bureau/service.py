@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, case, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +36,8 @@ from yuyue.clock import TZ, clock
 from yuyue.errors import Forbidden, Unprocessable, ValidationFailed
 from yuyue.models import ApiClient, Booking, Service, Slot, Unit
 from yuyue.models.bureau import BureauBooking, BureauFigures, BureauSlot
+
+Held = TypeVar("Held", BureauSlot, BureauBooking)
 
 CHANNEL_PREFIX = "bureau:"  # the figures' channel of a bureau system: `bureau:<client id>`
 MAX_PULL_DAYS = 92
@@ -145,16 +147,7 @@ async def push_slots(session: AsyncSession, bureau: Bureau, rows: list[SlotRow])
                 "booked": row.booked,
             }
         )
-    existing = {
-        s.external_id: s
-        for s in (
-            await session.execute(
-                select(BureauSlot).where(
-                    BureauSlot.client_id == bureau.client_id, BureauSlot.external_id.in_(seen)
-                )
-            )
-        ).scalars()
-    }
+    existing = await _held(session, BureauSlot, bureau, seen)
     now = clock.now()
     counts = dict.fromkeys(("created", "updated", "unchanged", "stale"), 0)
     touched: set[DayService] = set()
@@ -180,6 +173,14 @@ async def push_slots(session: AsyncSession, bureau: Bureau, rows: list[SlotRow])
     return {"received": len(rows), **counts}
 
 
+async def _held(
+    session: AsyncSession, model: type[Held], bureau: Bureau, ids: Iterable[str]
+) -> dict[str, Held]:
+    """The rows this system pushed earlier (slots or bookings), by its own external ids."""
+    query = select(model).where(model.client_id == bureau.client_id, model.external_id.in_(set(ids)))
+    return {row.external_id: row for row in (await session.execute(query)).scalars()}
+
+
 # --- push: bookings ----------------------------------------------------------------------------------
 
 
@@ -190,26 +191,11 @@ async def push_bookings(session: AsyncSession, bureau: Bureau, rows: list[Bookin
         raise ValidationFailed(f"at most {MAX_BATCH} rows a batch")
     await _lock(session, bureau)
     ids = {r.external_id for r in rows}
-    existing = {
-        b.external_id: b
-        for b in (
-            await session.execute(
-                select(BureauBooking).where(
-                    BureauBooking.client_id == bureau.client_id, BureauBooking.external_id.in_(ids)
-                )
-            )
-        ).scalars()
-    }
+    existing = await _held(session, BureauBooking, bureau, ids)
     slot_ids = {r.slot_external_id for r in rows} | {b.slot_external_id for b in existing.values()}
     slots = {
-        s.external_id: (s.day, s.service_id)
-        for s in (
-            await session.execute(
-                select(BureauSlot).where(
-                    BureauSlot.client_id == bureau.client_id, BureauSlot.external_id.in_(slot_ids)
-                )
-            )
-        ).scalars()
+        external_id: (s.day, s.service_id)
+        for external_id, s in (await _held(session, BureauSlot, bureau, slot_ids)).items()
     }
     latest = clock.now() + FUTURE_SKEW
     seen: set[str] = set()
