@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
+from tests.conftest import Api
 from yuyue.config import Settings
 from yuyue.identity import providers
 
@@ -158,3 +160,16 @@ def settings(database_url: str) -> Settings:
         login_redirect_uri="http://test/login/callback",
         retention_days=30,
     )
+
+
+async def confirmed_phone(api: Api, phone: str) -> str:
+    """Rule M6: an SMS code sent to `phone`, read from the console provider and verified; the
+    `phone_token` the foreigner login asks for."""
+    sent = await api.client.post("/api/v1/auth/phone/code", json={"phone": phone})
+    assert sent.status_code == 201, sent.text
+    messages = (await api.client.get("/api/v1/test/messages")).json()
+    text = next(m for m in messages if m["kind"] == "code" and m["phone"] == phone)["text"]
+    digits = re.search(r"(\d{6})", text).group(1)  # type: ignore[union-attr]
+    verified = await api.client.post("/api/v1/auth/phone/verify", json={"phone": phone, "code": digits})
+    assert verified.status_code == 200, verified.text
+    return str(verified.json()["phone_token"])

@@ -4,11 +4,10 @@ M10's per-USCC reading). Everything through HTTP, logins through the fake provid
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from tests.conftest import Api, raw
-from tests.identity.conftest import FakeProvider
+from tests.identity.conftest import FakeProvider, confirmed_phone
 from yuyue.kit.idnumbers import uscc_check_char
 
 ID = "440106199001011235"
@@ -35,17 +34,9 @@ def bearer(token: str) -> dict[str, str]:
 
 async def foreigner(api: Api, phone: str = "13700137000", id_number: str = PASSPORT) -> dict[str, str]:
     """Rule G8: passport and an SMS-confirmed phone (rule M6), no provincial login."""
-    sent = await api.client.post("/api/v1/auth/phone/code", json={"phone": phone})
-    assert sent.status_code == 201, sent.text
-    messages = (await api.client.get("/api/v1/test/messages")).json()
-    text = next(m for m in messages if m["kind"] == "code" and m["phone"] == phone)["text"]
-    digits = re.search(r"(\d{6})", text).group(1)  # type: ignore[union-attr]
-    verified = await api.client.post("/api/v1/auth/phone/verify", json={"phone": phone, "code": digits})
-    assert verified.status_code == 200, verified.text
     body = {"name": "John Smith", "id_type": "passport", "id_number": id_number, "phone": phone}
-    response = await api.client.post(
-        "/api/v1/auth/foreigner/login", json={**body, "phone_token": verified.json()["phone_token"]}
-    )
+    token = await confirmed_phone(api, phone)
+    response = await api.client.post("/api/v1/auth/foreigner/login", json={**body, "phone_token": token})
     assert response.status_code == 200, response.text
     return bearer(response.json()["token"])
 

@@ -3,7 +3,6 @@ against local fake providers with real signed tokens; foreigners; sessions and l
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -12,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.conftest import Api, raw
-from tests.identity.conftest import FakeProvider
+from tests.identity.conftest import FakeProvider, confirmed_phone
 from yuyue.config import Settings
 
 ID = "440106199001011235"
@@ -198,19 +197,8 @@ async def test_foreigner_login_needs_a_confirmed_phone(api: Api) -> None:
         "/api/v1/auth/foreigner/login", json={**body, "id_type": "resident_id", "phone_token": "x"}
     )
     assert resident.status_code == 422
-    assert (
-        await api.client.post("/api/v1/auth/phone/code", json={"phone": "13700137000"})
-    ).status_code == 201
-    messages = (await api.client.get("/api/v1/test/messages")).json()
-    code = next(m for m in messages if m["kind"] == "code")["text"]
-    digits = re.search(r"(\d{6})", code).group(1)  # type: ignore[union-attr]
-    verified = await api.client.post(
-        "/api/v1/auth/phone/verify", json={"phone": "13700137000", "code": digits}
-    )
-    assert verified.status_code == 200, verified.text
-    response = await api.client.post(
-        "/api/v1/auth/foreigner/login", json={**body, "phone_token": verified.json()["phone_token"]}
-    )
+    token = await confirmed_phone(api, "13700137000")
+    response = await api.client.post("/api/v1/auth/foreigner/login", json={**body, "phone_token": token})
     assert response.status_code == 200, response.text
     assert response.json()["citizen"]["id_type"] == "passport"
 
@@ -227,16 +215,6 @@ def test_production_refuses_the_dev_provider() -> None:
     with pytest.raises(ValidationError, match="needs"):
         Settings(env="production", secret_key=secret, identity_providers="guangdong")
     assert Settings(env="production", secret_key=secret).providers == ("foreigner",)
-
-
-async def confirmed_phone(api: Api, phone: str) -> str:
-    assert (await api.client.post("/api/v1/auth/phone/code", json={"phone": phone})).status_code == 201
-    messages = (await api.client.get("/api/v1/test/messages")).json()
-    text = next(m for m in messages if m["kind"] == "code" and m["phone"] == phone)["text"]
-    digits = re.search(r"(\d{6})", text).group(1)  # type: ignore[union-attr]
-    verified = await api.client.post("/api/v1/auth/phone/verify", json={"phone": phone, "code": digits})
-    assert verified.status_code == 200, verified.text
-    return str(verified.json()["phone_token"])
 
 
 async def test_foreigner_login_cannot_take_over_a_passport_held_with_another_phone(api: Api) -> None:
