@@ -325,7 +325,8 @@ async def _open_loop(
             return
         try:
             writer.write(requests[i])
-            code, body = await asyncio.wait_for(_read_answer(reader), timeout)
+            async with asyncio.timeout(timeout):  # no task per request, as wait_for makes on 3.11
+                code, body = await _read_answer(reader)
             status[i] = code
             if keep and body:
                 with contextlib.suppress(ValueError):
@@ -354,7 +355,9 @@ async def _open_loop(
         while sent < due_count:
             tasks.append(asyncio.create_task(one(sent, t0 + sent / rate)))
             sent += 1
-        await asyncio.sleep(0.0005)
+        # Sleep until the next attempt is due, not in fixed small steps: the load generator shares
+        # the machine's two cores with the server and should take as little of them as it can.
+        await asyncio.sleep(max(0.0, t0 + sent / rate - time.perf_counter()))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - t0
     while not pool.empty():

@@ -104,6 +104,29 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+_AUTOCOMMIT = "yuyue.autocommit"
+
+
+async def autocommit(session: AsyncSession) -> None:
+    """From here on, each statement of `session` commits by itself (PostgreSQL; a no-op on SQLite).
+
+    For a request whose only write is one statement (a booking without an Idempotency-Key, decision
+    0014): no BEGIN or COMMIT round trips, and the rows that statement locks are held only while the
+    server runs and commits it, never while this process is busy with other requests. Call it before
+    the session's first statement, or its transaction so far is committed first."""
+    if session.info.get(_AUTOCOMMIT) or session.bind is None or session.bind.dialect.name != "postgresql":
+        return
+    if session.in_transaction():
+        await session.commit()
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    session.info[_AUTOCOMMIT] = True
+
+
+def in_autocommit(session: AsyncSession) -> bool:
+    """Whether `autocommit` was called on this session: then every write must be one statement."""
+    return bool(session.info.get(_AUTOCOMMIT))
+
+
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session; the route commits, anything uncommitted is rolled back."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker

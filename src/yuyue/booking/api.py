@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.booking import service
 from yuyue.booking.schemas import AvailabilityOut, BookIn, BookingOut, CancelIn, RebookIn, RescheduleIn
 from yuyue.catalogue.service import service_info
-from yuyue.db import get_db
+from yuyue.db import autocommit, get_db
 from yuyue.errors import DomainError
 from yuyue.identity.api import Citizen, settings_of
 from yuyue.kit.http import problems
@@ -23,6 +23,19 @@ from yuyue.ops.middleware import publish
 router = APIRouter(prefix="/api/v1", tags=["bookings"])
 Db = Annotated[AsyncSession, Depends(get_db)]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+async def _booking_db(db: Annotated[AsyncSession, Depends(get_db)], key: IdemKey = None) -> AsyncSession:
+    """The session of `POST /appointments`, before the citizen's token is checked on it. Without an
+    Idempotency-Key the booking is the request's only write: each statement commits by itself and
+    the booking with its SMS is one statement (decision 0014). With a key, one transaction holds the
+    key's row and the booking together, as before."""
+    if key is None:
+        await autocommit(db)
+    return db
+
+
+BookingDb = Annotated[AsyncSession, Depends(_booking_db)]
 
 
 @router.get(
@@ -78,7 +91,7 @@ async def _changing(
     responses={201: {"model": BookingOut}, **problems(401, 403, 404, 409, 422, 429)},
 )
 async def book(
-    body: BookIn, citizen_id: Citizen, db: Db, request: Request, key: IdemKey = None
+    body: BookIn, db: BookingDb, citizen_id: Citizen, request: Request, key: IdemKey = None
 ) -> JSONResponse:
     """Book a slot for the logged-in citizen (rules T2, T5, M10, G10, G16, G17)."""
     req = service.BookRequest(

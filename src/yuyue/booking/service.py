@@ -42,6 +42,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    Text,
     bindparam,
     case,
     column,
@@ -57,17 +58,17 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.sql.dml import Insert
 
 from yuyue.calendar.service import WorkCalendar, hall_calendar
 from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot_id, service_info
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _dialect_insert
+from yuyue.db import in_autocommit
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from yuyue.identity.service import SessionLogin, as_date, ban_until_query, session_login
 from yuyue.jobs.service import Job, every, register
 from yuyue.kit.cache import TTLCache
-from yuyue.kit.events import Event, emit
+from yuyue.kit.events import Event, collect, emit
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import valid_uscc
 from yuyue.kit.masking import mask_name
@@ -664,20 +665,29 @@ async def _next_number(session: AsyncSession, ctx: Context, day: date) -> str:
     return f"I{ctx.info.hall_code}{day:%Y%m%d}{sequence:05d}"
 
 
-_numbered_inserts: dict[tuple[str, ...], Insert] = {}
+# Rows that other domains write with a booking made in autocommit (kit/events.py `collect`): a
+# table and its column names, and per column whether the value carries the booking's number.
+_Extra = tuple[Table, tuple[tuple[str, bool], ...]]
+_numbered_inserts: dict[tuple[tuple[str, ...], tuple[_Extra, ...]], Any] = {}
+
+# What stands for the booking's number in the rows of `collect` until the statement draws it.
+PENDING_NUMBER = "#booking-number#"
 
 
-def _numbered_insert(names: tuple[str, ...]) -> Insert:
-    """PostgreSQL, one statement (decisions 0012, 0013):
+def _numbered_insert(names: tuple[str, ...], extras: tuple[_Extra, ...] = ()) -> Any:
+    """PostgreSQL, one statement (decisions 0012, 0013, 0014):
 
         WITH seat AS (UPDATE slots … WHERE booked + n <= limit RETURNING booked),
-             counter AS (INSERT INTO booking_counters SELECT … FROM seat ON CONFLICT DO UPDATE … RETURNING n)
-        INSERT INTO bookings SELECT … FROM counter RETURNING id, number
+             counter AS (INSERT INTO booking_counters SELECT … FROM seat ON CONFLICT DO UPDATE … RETURNING n),
+             booked AS (INSERT INTO bookings SELECT … FROM counter RETURNING id, number)
+             [, x0 AS (INSERT INTO messages SELECT … FROM booked ON CONFLICT DO NOTHING) …]
+        SELECT id, number FROM booked
 
     No row back: the seat UPDATE matched nothing, so nothing was numbered or written. Parameters:
-    `n`, `id`, `pct` (the seat UPDATE, `_TAKE_SEATS`), `counter_hall`, `counter_day`, `prefix`, and
-    one per column in `names`."""
-    statement = _numbered_inserts.get(names)
+    `n`, `id`, `pct` (the seat UPDATE, `_TAKE_SEATS`), `counter_hall`, `counter_day`, `prefix`, one
+    per column in `names`, and `x<i>_<column>` per column of each extra row, where the text
+    `PENDING_NUMBER` is replaced by the number drawn."""
+    statement = _numbered_inserts.get((names, extras))
     if statement is not None:
         return statement
     table = cast(Table, Booking.__table__)
@@ -700,26 +710,71 @@ def _numbered_insert(names: tuple[str, ...]) -> Insert:
     digits = case((seq <= 99_999, func.lpad(sql_cast(seq, String), 5, "0")), else_=sql_cast(seq, String))
     numbered = bindparam("prefix", type_=String) + digits
     columns = [bindparam(name, type_=table.c[name].type).label(name) for name in names]
-    statement = (
+    booked = (
         table.insert()
         .from_select(["number", *names], select(numbered.label("number"), *columns).select_from(counter))
         .returning(table.c.id, table.c.number)
+        .cte("booked")
     )
-    _numbered_inserts[names] = statement
+    statement = select(booked.c.id, booked.c.number)
+    for i, (other, shape) in enumerate(extras):
+        values = []
+        for name, carries_number in shape:
+            kind = other.c[name].type
+            if carries_number:  # sent as text, the number put in, then read as the column's type
+                sent = bindparam(f"x{i}_{name}", type_=Text)
+                values.append(sql_cast(func.replace(sent, PENDING_NUMBER, booked.c.number), kind).label(name))
+            else:
+                values.append(bindparam(f"x{i}_{name}", type_=kind).label(name))
+        insert = (
+            postgresql.insert(other)
+            .from_select([name for name, _ in shape], select(*values).select_from(booked))
+            .on_conflict_do_nothing()  # as `enqueue`: a row whose dedup key exists is skipped
+        )
+        statement = statement.add_cte(insert.cte(f"x{i}"))
+    _numbered_inserts[(names, extras)] = statement
     return statement
 
 
+def _extra_params(rows: list[tuple[Any, dict[str, Any]]]) -> tuple[tuple[_Extra, ...], dict[str, Any]]:
+    """The shape and the parameters of the rows `collect` returned, for `_numbered_insert`."""
+    shapes: list[_Extra] = []
+    params: dict[str, Any] = {}
+    for i, (other, row) in enumerate(rows):
+        shape = []
+        for name, value in row.items():
+            if isinstance(value, dict | list):  # JSON: the number goes into its text
+                encoded = json.dumps(value, ensure_ascii=False)
+                carries = PENDING_NUMBER in encoded
+                value = encoded if carries else value
+            else:
+                carries = value == PENDING_NUMBER
+            shape.append((name, carries))
+            params[f"x{i}_{name}"] = value
+        shapes.append((cast(Table, other), tuple(shape)))
+    return tuple(shapes), params
+
+
 async def _take_seats_and_insert(
-    session: AsyncSession, ctx: Context, spec: SlotSpec, quantity: int, onsite: bool, values: dict[str, Any]
+    session: AsyncSession,
+    ctx: Context,
+    spec: SlotSpec,
+    quantity: int,
+    onsite: bool,
+    values: dict[str, Any],
+    extras: list[tuple[Any, dict[str, Any]]] | None = None,
 ) -> tuple[int, str]:
     """Take the seats (the conditional UPDATE), number the booking (rule M12) and insert it; returns
     its id and number. A Core INSERT … RETURNING, not the ORM unit of work (decision 0011).
 
     PostgreSQL: one statement (`_numbered_insert`), so the hot slot and counter rows are locked for
-    two round trips fewer (decisions 0012, 0013). SQLite (it serialises writers anyway): the UPDATE,
-    the counter upsert and the INSERT one after the other. A live key already taken raises
-    IntegrityError either way (the partial unique index decides)."""
+    two round trips fewer (decisions 0012, 0013). With `extras` (rows of other domains, from
+    `collect`), they go in the same statement, which then is the whole transaction (decision 0014).
+    SQLite (it serialises writers anyway): the UPDATE, the counter upsert and the INSERT one after
+    the other. A live key already taken raises IntegrityError either way (the partial unique index
+    decides)."""
     if session.bind is None or session.bind.dialect.name != "postgresql":
+        assert not extras, "rows of other domains are written by their own handlers on SQLite"
         await _take_seats(session, ctx, spec, quantity, onsite)
         number = await _next_number(session, ctx, spec.day)
         table = cast(Table, Booking.__table__)
@@ -729,7 +784,9 @@ async def _take_seats_and_insert(
     prefix = f"I{ctx.info.hall_code}{spec.day:%Y%m%d}"
     params = {"n": quantity, "id": spec.id, "pct": share}
     params |= {"counter_hall": ctx.info.hall_id, "counter_day": spec.day, "prefix": prefix, **values}
-    statement = _numbered_insert(tuple(values))
+    shape, extra_params = _extra_params(extras or [])
+    params |= extra_params
+    statement = _numbered_insert(tuple(values), shape)
     _seats_changed()
     row = (await session.execute(statement, params)).first()
     if row is None:
@@ -817,15 +874,25 @@ async def book(
         updated_at=now,
     )
     onsite, quantity = request.channel == "onsite", request.quantity
+    # In autocommit (a request whose only write is this booking, decision 0014), what the
+    # subscribers of `booking.created` write (its SMS) goes into the booking's own statement.
+    alone = in_autocommit(session)
+    extras = None
+    if alone:
+        pending = Booking(id=0, number=PENDING_NUMBER, **values)
+        extras = await collect(session, Event("booking.created", {"booking": pending, "source": source}))
     try:
-        booking_id, number = await _take_seats_and_insert(session, ctx, spec, quantity, onsite, values)
+        booking_id, number = await _take_seats_and_insert(
+            session, ctx, spec, quantity, onsite, values, extras
+        )
     except IntegrityError:
         # A concurrent booking took the live key between the pre-check and here: the index decides.
         raise _limit_error(ctx) from None
     booking = Booking(id=booking_id, number=number, **values)
     make_transient_to_detached(booking)
     session.add(booking)
-    await emit(session, Event("booking.created", {"booking": booking, "source": source}))
+    if not alone:
+        await emit(session, Event("booking.created", {"booking": booking, "source": source}))
     return booking_view(booking, citizen, ctx)
 
 

@@ -7,6 +7,10 @@ transaction (so a reaction commits or rolls back with the change it reacts to).
     await emit(session, Event("booking.cancelled", {"booking": row}))
 
 Handlers run in subscription order; an exception in one aborts the whole transaction.
+
+`collect` runs the handlers without writing: the outbox rows they would write are returned, so that
+the caller writes them in its own single statement (a booking in autocommit, decision 0014). A
+handler of such an event writes only through `notify.service.enqueue`, which honours `collecting`.
 """
 
 from __future__ import annotations
@@ -40,3 +44,23 @@ def subscribe(kind: str) -> Callable[[Handler], Handler]:
 async def emit(session: AsyncSession, event: Event) -> None:
     for handler in _handlers.get(event.kind, ()):
         await handler(session, event)
+
+
+_COLLECT = "yuyue.events.collect"
+
+
+async def collect(session: AsyncSession, event: Event) -> list[tuple[Any, dict[str, Any]]]:
+    """Run the event's handlers and return the rows they would have written, as (table, row)."""
+    rows: list[tuple[Any, dict[str, Any]]] = []
+    session.info[_COLLECT] = rows
+    try:
+        await emit(session, event)
+    finally:
+        session.info.pop(_COLLECT, None)
+    return rows
+
+
+def collecting(session: AsyncSession) -> list[tuple[Any, dict[str, Any]]] | None:
+    """The list to append rows to instead of writing them, while `collect` runs; None otherwise."""
+    rows: list[tuple[Any, dict[str, Any]]] | None = session.info.get(_COLLECT)
+    return rows
