@@ -15,7 +15,8 @@ from yuyue.booking.schemas import AvailabilityOut, BookIn, BookingOut, CancelIn,
 from yuyue.catalogue.service import service_info
 from yuyue.db import autocommit, get_db
 from yuyue.errors import DomainError
-from yuyue.identity.api import Citizen, settings_of
+from yuyue.identity.api import BookingCitizen, Citizen, settings_of
+from yuyue.identity.service import settle_session
 from yuyue.kit.http import problems
 from yuyue.ops.metrics import BOOKINGS
 from yuyue.ops.middleware import publish
@@ -26,7 +27,7 @@ IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
 async def _booking_db(db: Annotated[AsyncSession, Depends(get_db)], key: IdemKey = None) -> AsyncSession:
-    """The session of `POST /appointments`, before the citizen's token is checked on it. Without an
+    """The session of `POST /appointments`, before the citizen's session is read on it. Without an
     Idempotency-Key the booking is the request's only write: each statement commits by itself and
     the booking with its SMS is one statement (decision 0014). With a key, one transaction holds the
     key's row and the booking together, as before."""
@@ -91,9 +92,11 @@ async def _changing(
     responses={201: {"model": BookingOut}, **problems(401, 403, 404, 409, 422, 429)},
 )
 async def book(
-    body: BookIn, db: BookingDb, citizen_id: Citizen, request: Request, key: IdemKey = None
+    body: BookIn, db: BookingDb, citizen_id: BookingCitizen, request: Request, key: IdemKey = None
 ) -> JSONResponse:
     """Book a slot for the logged-in citizen (rules T2, T5, M10, G10, G16, G17)."""
+    if key is not None:  # the key's answer is never replayed to a session that has ended
+        await settle_session(db)
     req = service.BookRequest(
         slot_id=body.slot_id,
         channel=body.channel,
@@ -102,16 +105,20 @@ async def book(
         company_uscc=body.company.uscc if body.company else None,
         company_name=body.company.name if body.company else None,
     )
-    return await _changing(
-        db,
-        citizen_id,
-        key,
-        request,
-        body.model_dump(),
-        "book",
-        lambda: service.book(db, citizen_id, req),
-        201,
-    )
+    try:
+        return await _changing(
+            db,
+            citizen_id,
+            key,
+            request,
+            body.model_dump(),
+            "book",
+            lambda: service.book(db, citizen_id, req),
+            201,
+        )
+    except DomainError:
+        await settle_session(db)  # refused before the pre-check read the session: 401 comes first
+        raise
 
 
 @router.get(

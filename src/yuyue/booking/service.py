@@ -65,14 +65,23 @@ from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _dialect_insert
 from yuyue.db import in_autocommit
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
-from yuyue.identity.service import SessionLogin, as_date, ban_until_query, session_login
+from yuyue.identity.service import (
+    SESSION_STATE_COLUMNS,
+    SessionLogin,
+    accept_session,
+    as_date,
+    ban_until_query,
+    pending_session,
+    session_login,
+    settle_session,
+)
 from yuyue.jobs.service import Job, every, register
 from yuyue.kit.cache import TTLCache
 from yuyue.kit.events import Event, collect, emit
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import valid_uscc
 from yuyue.kit.masking import mask_name
-from yuyue.models import Booking, BookingCounter, Citizen, IdempotencyKey, SeatReturn, Slot
+from yuyue.models import Booking, BookingCounter, Citizen, CitizenSession, IdempotencyKey, SeatReturn, Slot
 from yuyue.models.booking import LIVE_STATUSES
 from yuyue.ops.logging import log
 from yuyue.policy.service import (
@@ -525,12 +534,13 @@ def _limit_error(ctx: Context) -> DomainError:
 
 # Statements of the booking path are built once and run with parameters (decision 0013): building
 # and keying a statement of this size costs more CPU than the database spends running it.
-_precheck_statements: dict[date, Select[Any]] = {}
+_precheck_statements: dict[tuple[date, bool], Select[Any]] = {}
 
 
-def _precheck_statement(today: date) -> Select[Any]:
-    """The pre-check for bans in force on `today` (`ban_until_query` reads the date itself)."""
-    statement = _precheck_statements.get(today)
+def _precheck_statement(today: date, with_session: bool) -> Select[Any]:
+    """The pre-check for bans in force on `today` (`ban_until_query` reads the date itself); with
+    the session row of `sid` joined (`identity.service.defer_session_check`, decision 0014)."""
+    statement = _precheck_statements.get((today, with_session))
     if statement is not None:
         return statement
     citizen_id = bindparam("citizen_id", type_=Integer)
@@ -539,32 +549,63 @@ def _precheck_statement(today: date) -> Select[Any]:
         .where(Booking.citizen_id == citizen_id, Booking.status.in_(LIVE_STATUSES))
         .scalar_subquery()
     )
-    taken = (
+    statement = select(Citizen, live, _taken_query(), _banned_query(citizen_id))
+    if with_session:
+        sessions = CitizenSession.__table__
+        joined = Citizen.__table__.outerjoin(sessions, sessions.c.id == bindparam("sid", type_=String))
+        statement = statement.add_columns(*SESSION_STATE_COLUMNS).select_from(joined)
+    statement = statement.where(Citizen.id == citizen_id)
+    if clock.today() == today:  # not across midnight: then `ban_until_query` saw another day
+        if len(_precheck_statements) > 8:
+            _precheck_statements.clear()
+        _precheck_statements[(today, with_session)] = statement
+    return statement
+
+
+def _taken_query() -> Any:
+    """Whether the live key `live_key` is held by a live booking (rules T5, M10)."""
+    return (
         select(func.count())
         .where(Booking.live_key == bindparam("live_key", type_=String), Booking.status.in_(LIVE_STATUSES))
         .scalar_subquery()
     )
+
+
+def _banned_query(citizen_id: Any) -> Any:
     # The same rule query as everywhere (rules M9, G15), with parameters in place of the values.
     hall_path = bindparam("hall_path", type_=String)
-    banned = ban_until_query(cast(int, citizen_id), cast(str, hall_path)).scalar_subquery()
-    statement = select(Citizen, live, taken, banned).where(Citizen.id == citizen_id)
-    if clock.today() == today:  # not across midnight: then `ban_until_query` saw another day
-        if len(_precheck_statements) > 4:
-            _precheck_statements.clear()
-        _precheck_statements[today] = statement
-    return statement
+    return ban_until_query(cast(int, citizen_id), cast(str, hall_path)).scalar_subquery()
 
 
-async def _precheck(
-    session: AsyncSession, citizen_id: int, key: str, ctx: Context
-) -> tuple[Citizen, int, bool, date | None]:
+_TAKEN = select(_taken_query())
+
+
+@dataclass(frozen=True)
+class _Pre:
+    citizen: Citizen | None  # None: no such citizen (refused where the check used to stand)
+    live_count: int
+    taken: bool
+    banned_until: date | None
+
+
+async def _precheck(session: AsyncSession, citizen_id: int, key: str, ctx: Context) -> _Pre:
     """One round trip: the citizen, their live-booking count, whether the live key is taken, and the
-    last day of a ban in force over this hall (rules M9, G15)."""
+    last day of a ban in force over this hall (rules M9, G15). When the request's session is still
+    to be judged (decision 0014), its row comes in the same read and is judged first (401)."""
+    pending, sid = pending_session(session, citizen_id)
+    with_session = pending and sid is not None
     params = {"citizen_id": citizen_id, "live_key": key, "hall_path": ctx.info.hall_path}
-    row = (await session.execute(_precheck_statement(clock.today()), params)).first()
+    if with_session:
+        params["sid"] = sid
+    row = (await session.execute(_precheck_statement(clock.today(), with_session), params)).first()
+    if pending:
+        if row is None:
+            await settle_session(session)  # no citizen row to read it with: read it alone
+        else:
+            accept_session(session, citizen_id, sid, row if with_session and row.expires_at else None)
     if row is None:
-        raise Forbidden("unknown citizen")
-    return row[0], int(row[1]), bool(row[2]), as_date(row[3])
+        return _Pre(None, 0, False, None)
+    return _Pre(row[0], int(row[1]), bool(row[2]), as_date(row[3]))
 
 
 _TAKE_SEATS = text(
@@ -831,15 +872,23 @@ async def book(
             "this hall takes no bookings: use its self-service machines or online handling",
             code="booking_closed",
         )
+    uscc = request.company_uscc.upper() if request.company_uscc else None
+    # The pre-check reads with the key of a personal login, the usual case; it also judges a session
+    # left to it (decision 0014), so the login is known only after it.
+    guess = live_key(ctx, citizen_id, info.id, spec.day, uscc)
+    pre = await _precheck(session, citizen_id, guess, ctx)
     login = session_login(session, citizen_id) if source in _CITIZEN_SOURCES else None
     check_login_may_book(login, info)  # rules T2, G8
-    uscc = request.company_uscc.upper() if request.company_uscc else None
     company_name = request.company_name
     if source != "rebook":  # a rebook keeps the missed booking's company
         uscc, company_name = booking_company(login, uscc, company_name)
     check_open(ctx, spec, request.channel, now)
     key = live_key(ctx, citizen_id, info.id, spec.day, uscc)
-    citizen, live_count, taken, banned_until = await _precheck(session, citizen_id, key, ctx)
+    if pre.citizen is None:
+        raise Forbidden("unknown citizen")
+    citizen, live_count, taken, banned_until = pre.citizen, pre.live_count, pre.taken, pre.banned_until
+    if key != guess:  # a legal person's agent booking for the account's company (rule M10)
+        taken = bool((await session.execute(_TAKEN, {"live_key": key})).scalar())
     if banned_until is not None:  # rules M9, G15
         raise Forbidden(
             f"booking is banned until {banned_until.isoformat()}",

@@ -392,35 +392,85 @@ def session_login(session: AsyncSession, citizen_id: int) -> SessionLogin | None
 
 # Built once: every citizen request runs it (decision 0013).
 _sessions = CitizenSession.__table__.c  # Core columns: no ORM work for a few columns
-_SESSION_STATE = select(
+# What `accept_session` judges; `expires_at` is never NULL in a row, so NULL means "no such row".
+SESSION_STATE_COLUMNS = (
     _sessions.revoked_at,
     _sessions.expires_at,
     _sessions.provider,
     _sessions.company_uscc,
     _sessions.company_name,
-).where(_sessions.id == bindparam("sid"))
+)
+_SESSION_STATE = select(*SESSION_STATE_COLUMNS).where(_sessions.id == bindparam("sid"))
+
+
+def citizen_of_token(secret: str, token: str | None) -> tuple[int, str | None]:
+    """The citizen id and the session id (None for a token without one) of a valid citizen token,
+    from the token alone; 401 otherwise."""
+    claims = tokens.verify(secret, CITIZEN, token) if token else None
+    if claims is None:
+        raise Unauthenticated("a valid citizen token is required")
+    try:
+        citizen_id = int(claims["sub"])
+    except (TypeError, ValueError):
+        raise Unauthenticated("a valid citizen token is required") from None
+    sid = claims.get("sid")
+    return citizen_id, None if sid is None else str(sid)
+
+
+def accept_session(session: AsyncSession, citizen_id: int, sid: str | None, row: Any) -> None:
+    """Judge the row `_SESSION_STATE` read for `sid` (None: no such row): 401 when the session is
+    gone, revoked or expired; otherwise note how it logged in (`session_login`)."""
+    session.info.pop(_PENDING, None)
+    if sid is None:
+        return
+    if row is None or row.revoked_at is not None or row.expires_at <= real_now():
+        raise Unauthenticated("the session has ended; log in again")
+    session.info[_LOGIN] = SessionLogin(citizen_id, row.provider, row.company_uscc, row.company_name)
 
 
 async def citizen_from_session(session: AsyncSession, secret: str, token: str | None) -> int:
     """The citizen of a valid token whose session (if it names one) is neither revoked nor expired.
     The same read notes how that session logged in (`session_login`), for the booking rules."""
     session.info.pop(_LOGIN, None)
-    claims = tokens.verify(secret, CITIZEN, token) if token else None
-    if claims is None:
-        raise Unauthenticated("a valid citizen token is required")
-    sid = claims.get("sid")
+    citizen_id, sid = citizen_of_token(secret, token)
     row = None
     if sid is not None:
-        row = (await session.execute(_SESSION_STATE, {"sid": str(sid)})).first()
-        if row is None or row.revoked_at is not None or row.expires_at <= real_now():
-            raise Unauthenticated("the session has ended; log in again")
-    try:
-        citizen_id = int(claims["sub"])
-    except (TypeError, ValueError):
-        raise Unauthenticated("a valid citizen token is required") from None
-    if row is not None:
-        session.info[_LOGIN] = SessionLogin(citizen_id, row.provider, row.company_uscc, row.company_name)
+        row = (await session.execute(_SESSION_STATE, {"sid": sid})).first()
+    accept_session(session, citizen_id, sid, row)
     return citizen_id
+
+
+# A session whose row is still to be read (`defer_session_check`): (citizen id, session id).
+_PENDING = "yuyue.session_pending"
+
+
+def defer_session_check(session: AsyncSession, secret: str, token: str | None) -> int:
+    """`citizen_from_session` with the token checked now and the session row read later, by the
+    caller's own first query (the booking pre-check reads it in the same round trip, decision
+    0014). The caller must end with `pending_session` cleared by `accept_session`, or call
+    `settle_session` before answering anything else, so a revoked session still gets its 401."""
+    session.info.pop(_LOGIN, None)
+    citizen_id, sid = citizen_of_token(secret, token)
+    session.info[_PENDING] = (citizen_id, sid)
+    return citizen_id
+
+
+def pending_session(session: AsyncSession, citizen_id: int) -> tuple[bool, str | None]:
+    """Whether `citizen_id`'s session is still to be judged, and its id."""
+    pending = session.info.get(_PENDING)
+    if pending is None or pending[0] != citizen_id:
+        return False, None
+    return True, pending[1]
+
+
+async def settle_session(session: AsyncSession) -> None:
+    """Judge a deferred session now (401 when it has ended); nothing when none is pending."""
+    pending = session.info.get(_PENDING)
+    if pending is None:
+        return
+    citizen_id, sid = pending
+    row = None if sid is None else (await session.execute(_SESSION_STATE, {"sid": sid})).first()
+    accept_session(session, citizen_id, sid, row)
 
 
 def session_id_of(secret: str, token: str | None) -> str | None:

@@ -1,0 +1,78 @@
+"""Decision 0014: a booking without an Idempotency-Key is one statement that commits by itself (on
+PostgreSQL; SQLite keeps one transaction), with its SMS, and its session is read with the pre-check.
+What a citizen sees must not change: the SMS comes with the booking and never without it, numbers
+have no gaps, and a session that has ended is told so (401) before anything else."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Api, raw
+from tests.ids import resident_id
+
+DAY = "2026-12-03"  # Thursday, inside the city horizon seen from START (Tue 2026-12-01 10:00)
+
+
+async def _open_slot(api: Api, service_id: int) -> dict:
+    return next(s for s in await api.slots(service_id, DAY) if s["status"] == "open")
+
+
+async def test_the_sms_is_written_with_the_booking_and_only_with_it(api: Api) -> None:
+    hall = await api.hall()
+    service = await api.service(daily_capacity=7)  # one seat per hourly slot
+    slot = await _open_slot(api, service["id"])
+    first = await api.login(resident_id(1), phone="13812345678")
+    booked = await api.book(first, slot["id"])
+    assert booked.status_code == 201, booked.text
+    number = booked.json()["number"]
+    assert number == f"I{hall['code']}2026120300001"  # rule M12
+    rows = await raw(api, "SELECT kind, booking_number, params, phone_masked, status FROM messages")
+    assert len(rows) == 1
+    kind, booking_number, params, phone_masked, status = rows[0]
+    params = params if isinstance(params, dict) else json.loads(params)
+    assert (kind, booking_number, phone_masked, status) == ("booked", number, "138****5678", "pending")
+    assert params["number"] == number  # the number drawn in the statement, not a stand-in
+
+    # The seat is gone: the statement takes nothing, numbers nothing, writes no SMS.
+    second = await api.login(resident_id(2))
+    full = await api.book(second, slot["id"])
+    assert full.status_code == 409 and full.json()["code"] == "slot_full"
+    assert len(await raw(api, "SELECT id FROM messages")) == 1
+    assert len(await raw(api, "SELECT id FROM bookings")) == 1
+
+    # The next booking of the hall and day takes the next number: a refusal leaves no gap.
+    other = await _open_slot(api, service["id"])
+    again = await api.book(second, other["id"])
+    assert again.status_code == 201, again.text
+    assert again.json()["number"] == f"I{hall['code']}2026120300002"
+    numbers = [r[0] for r in await raw(api, "SELECT booking_number FROM messages ORDER BY id")]
+    assert numbers == [number, again.json()["number"]]
+
+
+async def test_an_ended_session_is_told_so_before_anything_else(api: Api) -> None:
+    await api.hall()
+    service = await api.service()
+    slot = await _open_slot(api, service["id"])
+    headers = await api.login(resident_id(3))
+    keyed = {**headers, "Idempotency-Key": "first-try"}
+    made = await api.client.post(
+        "/api/v1/appointments", json={"slot_id": slot["id"], "channel": "web"}, headers=keyed
+    )
+    assert made.status_code == 201, made.text
+    assert (await api.client.post("/api/v1/auth/logout", headers=headers)).status_code == 204
+
+    other = await _open_slot(api, (await api.service(name="社会保障卡申领", department="人社"))["id"])
+    attempts = {
+        "a valid booking": (other["id"], headers),
+        "an unknown slot": ("no-such-slot", headers),
+        "a slot it already holds": (slot["id"], headers),
+        "a replay of its own key": (slot["id"], keyed),
+    }
+    for what, (slot_id, sent) in attempts.items():
+        response = await api.client.post(
+            "/api/v1/appointments", json={"slot_id": slot_id, "channel": "web"}, headers=sent
+        )
+        assert response.status_code == 401, (what, response.text)
+        assert response.json()["code"] == "unauthenticated", what
+    assert len(await raw(api, "SELECT id FROM bookings")) == 1
+    assert len(await raw(api, "SELECT id FROM messages")) == 1
