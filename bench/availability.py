@@ -1,7 +1,10 @@
 """Reads of availability (issue 4): `GET /api/v1/services/{id}/availability` over the policy's
 horizon, the most frequent request of all, at a fixed arrival rate (open loop, separate process).
 
-    python bench/availability.py --duration 20 [--rate 2000] [--workers 2] [--pool 8]
+    python bench/availability.py --duration 20 [--rate 2000] [--workers 2] [--pool 8] [--warmup 2]
+
+The first `--warmup` seconds at the same rate are sent but not counted: they measure a cold process
+(its first PostgreSQL connections and answers), not the service a city's warm servers give.
 
 While the reads run, a writer books seats at a low rate so the answers change. Afterwards a probe
 measures freshness: it books a seat and polls availability on fresh connections (any worker) until
@@ -43,6 +46,12 @@ def parse() -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--services", type=int, default=10)
     p.add_argument("--probes", type=int, default=20, help="freshness probes after the load")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="seconds at the same rate before the measured ones, not counted (pools and caches warm)",
+    )
     p.add_argument("--out", default="availability")
     return p.parse_args()
 
@@ -92,9 +101,10 @@ def main() -> None:
             tokens = login_citizens(server.base, 400 + args.probes)
             analyze(url)
             attempts = int(args.rate * args.duration)
+            warm = int(args.rate * args.warmup)
             requests = [
                 http_request("GET", f"/api/v1/services/{services[i % len(services)]['id']}/availability")
-                for i in range(attempts)
+                for i in range(warm + attempts)
             ]
             stop = threading.Event()
             written = Counter[int]()
@@ -115,6 +125,10 @@ def main() -> None:
             thread = threading.Thread(target=writer)
             thread.start()
             load = run_load(server.port, requests, args.rate, args.connections, time.time() + 1.5)
+            # A city's servers are warm at any moment of the day: the first `warm` reads (a new
+            # process's first connections to PostgreSQL, its first answers) are not counted.
+            load["status"], load["latency"] = load["status"][warm:], load["latency"][warm:]
+            load["elapsed"] -= warm / args.rate
             stop.set()
             thread.join()
             delays = freshness(server.base, services[0]["id"], open_slots[-args.probes :], tokens[400:])
@@ -131,6 +145,7 @@ def main() -> None:
             "http_connections": args.connections,
             "rate": args.rate,
             "duration_s": args.duration,
+            "warmup_s": args.warmup,
             "services": args.services,
             "days_per_answer": len(first["days"]),
             "slots_per_answer": sum(len(d["slots"]) for d in first["days"]),

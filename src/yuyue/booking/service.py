@@ -141,12 +141,23 @@ async def context(session: AsyncSession, service_id: int) -> Context:
 AVAILABILITY_TTL = 0.5
 _availability_cache: dict[tuple[int, date | None, date | None], _Answer] = {}
 _plans: dict[tuple[int, date | None, date | None], _Plan] = {}
-_seat_generation = [0]
+# Seat changes made by this process, per service (an answer of one service is not made stale by a
+# booking of another); `None` counts a change whose service is not known, which stales them all.
+_seat_generation: dict[int | None, int] = {None: 0}
 _CACHE_MAX = 10_000
 
 
-def _seats_changed() -> None:
-    _seat_generation[0] += 1
+def _seats_changed(service_id: int | None) -> None:
+    if len(_seat_generation) > _CACHE_MAX:  # a bound: forgetting the services stales every answer
+        everything = _seat_generation[None] + 1
+        _seat_generation.clear()
+        _seat_generation[None] = everything
+    _seat_generation[service_id] = _seat_generation.get(service_id, 0) + 1
+
+
+def _generation(service_id: int) -> tuple[int, int]:
+    """What an answer of `service_id` compares to know that no seat of it changed here since."""
+    return _seat_generation.get(None, 0), _seat_generation.get(service_id, 0)
 
 
 def encode(answer: Any) -> bytes:
@@ -159,7 +170,8 @@ def encode(answer: Any) -> bytes:
 @dataclass
 class _Answer:
     stamp: float
-    generation: int
+    generation: tuple[int, int]  # `_generation` of the service when computed
+    service_id: int
     marker: tuple[Any, ...]
     answer: dict[str, Any]
     clears: int  # TTLCache.clears when computed
@@ -176,7 +188,7 @@ class _Answer:
         clock where it was."""
         return (
             time.monotonic() - self.stamp < AVAILABILITY_TTL
-            and self.generation == _seat_generation[0]
+            and self.generation == _generation(self.service_id)
             and self.clears == TTLCache.clears
             and self.marker[3] == clock.offset
         )
@@ -265,11 +277,11 @@ async def _cached_answer(
     if hit is not None and hit.fresh() and _same(hit.marker, ctx):
         hit.marker = _marker(ctx)
         return hit
-    generation, clears = _seat_generation[0], TTLCache.clears
+    generation, clears = _generation(service_id), TTLCache.clears
     answer = await _availability(session, ctx, service_id, start, end)
     if len(_availability_cache) > _CACHE_MAX:
         _availability_cache.clear()
-    entry = _Answer(stamp, generation, _marker(ctx), answer, clears)
+    entry = _Answer(stamp, generation, service_id, _marker(ctx), answer, clears)
     _availability_cache[key] = entry
     return entry
 
@@ -621,7 +633,7 @@ async def _take_seats(
     share = 0 if onsite else ctx.policy.knobs.onsite_share_pct  # rule G10: on-site share held back
     statement = _TAKE_SEATS
     params = {"n": quantity, "id": spec.id, "pct": share}
-    _seats_changed()
+    _seats_changed(ctx.info.id)
     if (await session.execute(statement, params)).first() is not None:
         return
     # Missed: the slot may have no row yet. Create it (or wait for a concurrent creator to commit),
@@ -659,7 +671,8 @@ _RELEASE_SEATS = (
 async def _release_seats(session: AsyncSession, slot_id: str, quantity: int) -> int | None:
     """Free seats of a slot; returns its `booked` after (None: no row). The slot's row stays locked
     by this transaction until it ends."""
-    _seats_changed()
+    parsed = parse_slot_id(slot_id)
+    _seats_changed(parsed[0] if parsed else None)
     left = (await session.execute(_RELEASE_SEATS, {"slot_id": slot_id, "quantity": quantity})).scalar()
     return None if left is None else int(left)
 
@@ -682,7 +695,7 @@ async def _hold_what_the_waitlist_left(
     low, high = window
     delay = low + secrets.randbelow(high - low + 1)  # not guessable by a bot watching the slot
     due = now.replace(microsecond=0) + timedelta(seconds=delay + (1 if now.microsecond else 0))
-    _seats_changed()
+    _seats_changed(ctx.info.id)
     await session.execute(
         update(Slot)
         .where(Slot.id == slot_id)
@@ -828,7 +841,7 @@ async def _take_seats_and_insert(
     shape, extra_params = _extra_params(extras or [])
     params |= extra_params
     statement = _numbered_insert(tuple(values), shape)
-    _seats_changed()
+    _seats_changed(ctx.info.id)
     row = (await session.execute(statement, params)).first()
     if row is None:
         # No seat: the slot may have no row yet. Create it (or wait for a concurrent creator to
@@ -1202,7 +1215,8 @@ async def return_freed_seats(session: AsyncSession, due: datetime) -> int:
         for slot_id, service_id, seats in claimed:
             per_slot[slot_id] = (int(service_id), per_slot.get(slot_id, (0, 0))[1] + int(seats))
         by_service: dict[int, list[str]] = {}
-        _seats_changed()
+        for service_id, _ in per_slot.values():
+            _seats_changed(service_id)
         for slot_id in sorted(per_slot):  # slot rows locked in id order, like a reschedule
             service_id, seats = per_slot[slot_id]
             if (await session.execute(_RETURN_SEATS, {"n": seats, "id": slot_id})).first() is None:
