@@ -122,11 +122,6 @@ async def autocommit(session: AsyncSession) -> None:
     session.info[_AUTOCOMMIT] = True
 
 
-def in_autocommit(session: AsyncSession) -> bool:
-    """Whether `autocommit` was called on this session: then every write must be one statement."""
-    return bool(session.info.get(_AUTOCOMMIT))
-
-
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session; the route commits, anything uncommitted is rolled back."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker

@@ -7,10 +7,13 @@ Integrity lives in the database (STYLE.md):
   index `uq_bookings_live_key`;
 - booking numbers (rule M12) come from a per-hall-and-date counter row, updated last so its lock is
   held for the shortest time.
-Everything happens in the caller's one transaction; nothing here commits.
+Everything happens in the caller's one transaction; nothing here commits. (A citizen's booking without
+an Idempotency-Key runs in autocommit on PostgreSQL: its write is then one statement, decision 0014.)
 
 Events (kit/events.py) let other domains react in the same transaction:
 - `booking.created` {"booking": Booking, "source": str}: a booking was made ("citizen", "rebook", …);
+  on PostgreSQL its handlers are run by `collect` before the booking's statement, with the number
+  still `PENDING_NUMBER`, and what they enqueue is written by that statement (decision 0014);
 - `booking.cancelled` {"booking": Booking}: seats of `booking.slot_id` were freed;
 - `booking.rescheduled` {"booking": Booking, "old_slot_id": str}: seats of the old slot were freed;
 - `booking.excused` {"booking": Booking}: a missed booking was excused by a special-reason rebook;
@@ -63,7 +66,6 @@ from yuyue.calendar.service import WorkCalendar, hall_calendar
 from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot_id, service_info
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _dialect_insert
-from yuyue.db import in_autocommit
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from yuyue.identity.service import (
     SESSION_STATE_COLUMNS,
@@ -823,7 +825,8 @@ async def _take_seats_and_insert(
 
     PostgreSQL: one statement (`_numbered_insert`), so the hot slot and counter rows are locked for
     two round trips fewer (decisions 0012, 0013). With `extras` (rows of other domains, from
-    `collect`), they go in the same statement, which then is the whole transaction (decision 0014).
+    `collect`), they go in the same statement, one round trip fewer again; in autocommit that
+    statement is the whole transaction (decision 0014).
     SQLite (it serialises writers anyway): the UPDATE, the counter upsert and the INSERT one after
     the other. A live key already taken raises IntegrityError either way (the partial unique index
     decides)."""
@@ -936,11 +939,13 @@ async def book(
         updated_at=now,
     )
     onsite, quantity = request.channel == "onsite", request.quantity
-    # In autocommit (a request whose only write is this booking, decision 0014), what the
-    # subscribers of `booking.created` write (its SMS) goes into the booking's own statement.
-    alone = in_autocommit(session)
+    # On PostgreSQL what the subscribers of `booking.created` write (its SMS) goes into the booking's
+    # own statement (decision 0014): in autocommit that statement is the whole transaction; inside a
+    # caller's transaction (a key, a partner, the waiting list) it is one round trip less while the
+    # hall's counter row is locked.
+    fold = session.bind is not None and session.bind.dialect.name == "postgresql"
     extras = None
-    if alone:
+    if fold:
         pending = Booking(id=0, number=PENDING_NUMBER, **values)
         extras = await collect(session, Event("booking.created", {"booking": pending, "source": source}))
     try:
@@ -953,7 +958,7 @@ async def book(
     booking = Booking(id=booking_id, number=number, **values)
     make_transient_to_detached(booking)
     session.add(booking)
-    if not alone:
+    if not fold:
         await emit(session, Event("booking.created", {"booking": booking, "source": source}))
     return booking_view(booking, citizen, ctx)
 

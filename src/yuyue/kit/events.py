@@ -9,7 +9,7 @@ transaction (so a reaction commits or rolls back with the change it reacts to).
 Handlers run in subscription order; an exception in one aborts the whole transaction.
 
 `collect` runs the handlers without writing: the outbox rows they would write are returned, so that
-the caller writes them in its own single statement (a booking in autocommit, decision 0014). A
+the caller writes them in its own single statement (a booking on PostgreSQL, decision 0014). A
 handler of such an event writes only through `notify.service.enqueue`, which honours `collecting`.
 """
 
