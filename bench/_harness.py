@@ -9,6 +9,10 @@ free, so a slow server cannot hide its queueing (no coordinated omission).
 
 from __future__ import annotations
 
+# isort: off
+import _venv  # noqa: F401 - first: runs this script under the project's .venv
+# isort: on
+
 import asyncio
 import contextlib
 import json

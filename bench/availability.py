@@ -13,6 +13,10 @@ the seat is gone from the answer. Prints the figures and writes bench/results/av
 
 from __future__ import annotations
 
+# isort: off
+import _venv  # noqa: F401 - first: runs this script under the project's .venv
+# isort: on
+
 import argparse
 import json
 import random

@@ -26,6 +26,10 @@ Each figure is the median of `--rounds` rounds. Results go to bench/results/cpu_
 
 from __future__ import annotations
 
+# isort: off
+import _venv  # noqa: F401 - first: runs this script under the project's .venv
+# isort: on
+
 import argparse
 import asyncio
 import json

@@ -40,6 +40,10 @@ measurement.
 
 from __future__ import annotations
 
+# isort: off
+import _venv  # noqa: F401 - first: runs this script under the project's .venv
+# isort: on
+
 import argparse
 import asyncio
 import contextlib

@@ -12,6 +12,10 @@ bench/results/notify_throughput.json.
 
 from __future__ import annotations
 
+# isort: off
+import _venv  # noqa: F401 - first: runs this script under the project's .venv
+# isort: on
+
 import argparse
 import asyncio
 import os

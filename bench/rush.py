@@ -13,6 +13,10 @@ Prints the figures and writes bench/results/rush.json.
 
 from __future__ import annotations
 
+# isort: off
+import _venv  # noqa: F401 - first: runs this script under the project's .venv
+# isort: on
+
 import argparse
 import asyncio
 import json

@@ -12,6 +12,10 @@ one rollup of a day of 140,000 bookings (200 halls × 10 services × 70).
 
 from __future__ import annotations
 
+# isort: off
+import _venv  # noqa: F401 - first: runs this script under the project's .venv
+# isort: on
+
 import asyncio
 import sys
 import time

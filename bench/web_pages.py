@@ -11,6 +11,10 @@ writes bench/results/web_pages.json.
 
 from __future__ import annotations
 
+# isort: off
+import _venv  # noqa: F401 - first: runs this script under the project's .venv
+# isort: on
+
 import argparse
 import json
 import os
