@@ -141,12 +141,13 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         if settings.clock is not None and os.environ.get("YUYUE_CLOCK_APPLIED") != "1":
             await clock.store(engine, settings.clock)
         await clock.refresh(engine, force=True)
-        # What was built at start (modules, routes, caches) never becomes garbage: keep it out of
-        # the collector's full passes, and collect the young generation less often (it is mostly
-        # per-request objects). Fewer pauses and less CPU per request (issue 4, docs/benchmarks.md).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+        if os.environ.get("YUYUE_SERVE") == "1":  # a worker of `yuyue serve`, not a test's app
+            # What was built at start (modules, routes, caches) never becomes garbage: keep it out
+            # of the collector's full passes, and collect the young generation less often (it is
+            # mostly per-request objects). Fewer pauses and less CPU per request (decision 0014).
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
         task = None
         if run_jobs:
 

@@ -15,9 +15,9 @@ from yuyue.booking.schemas import AvailabilityOut, BookIn, BookingOut, CancelIn,
 from yuyue.catalogue.service import service_info
 from yuyue.db import autocommit, get_db
 from yuyue.errors import DomainError
-from yuyue.identity.api import BookingCitizen, Citizen, settings_of
-from yuyue.identity.service import settle_session
-from yuyue.kit.http import problems
+from yuyue.identity.api import Citizen, settings_of
+from yuyue.identity.service import citizen_from_session, defer_session_check, settle_session
+from yuyue.kit.http import bearer, problems
 from yuyue.ops.metrics import BOOKINGS
 from yuyue.ops.middleware import publish
 
@@ -26,17 +26,21 @@ Db = Annotated[AsyncSession, Depends(get_db)]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-async def _booking_db(db: Annotated[AsyncSession, Depends(get_db)], key: IdemKey = None) -> AsyncSession:
-    """The session of `POST /appointments`, before the citizen's session is read on it. Without an
-    Idempotency-Key the booking is the request's only write: each statement commits by itself and
-    the booking with its SMS is one statement (decision 0014). With a key, one transaction holds the
-    key's row and the booking together, as before."""
-    if key is None:
-        await autocommit(db)
-    return db
+async def _booking_citizen(request: Request, db: Db, key: IdemKey = None) -> int:
+    """`current_citizen` for `POST /appointments`. Without an Idempotency-Key the booking is the
+    request's only write: the session runs in autocommit, the booking with its SMS is one statement,
+    and the session row is read with the booking's pre-check (decision 0014; an ended session still
+    gets 401 first). With a key, the session is read now, before the key's answer could be replayed,
+    and one transaction holds the key's row and the booking together."""
+    secret, token = settings_of(request).effective_secret, bearer(request)
+    if key is not None:
+        return await citizen_from_session(db, secret, token)
+    citizen_id = defer_session_check(db, secret, token)  # the token now: no database for a bad one
+    await autocommit(db)  # before the session's first statement
+    return citizen_id
 
 
-BookingDb = Annotated[AsyncSession, Depends(_booking_db)]
+BookingCitizen = Annotated[int, Depends(_booking_citizen)]
 
 
 @router.get(
@@ -92,11 +96,9 @@ async def _changing(
     responses={201: {"model": BookingOut}, **problems(401, 403, 404, 409, 422, 429)},
 )
 async def book(
-    body: BookIn, db: BookingDb, citizen_id: BookingCitizen, request: Request, key: IdemKey = None
+    body: BookIn, citizen_id: BookingCitizen, db: Db, request: Request, key: IdemKey = None
 ) -> JSONResponse:
     """Book a slot for the logged-in citizen (rules T2, T5, M10, G10, G16, G17)."""
-    if key is not None:  # the key's answer is never replayed to a session that has ended
-        await settle_session(db)
     req = service.BookRequest(
         slot_id=body.slot_id,
         channel=body.channel,

@@ -616,7 +616,8 @@ async def _precheck(session: AsyncSession, citizen_id: int, key: str, ctx: Conte
         if row is None:
             await settle_session(session)  # no citizen row to read it with: read it alone
         else:
-            accept_session(session, citizen_id, sid, row if with_session and row.expires_at else None)
+            found = with_session and row.expires_at is not None  # NULL: the outer join found no row
+            accept_session(session, citizen_id, sid, row if found else None)
     if row is None:
         return _Pre(None, 0, False, None)
     return _Pre(row[0], int(row[1]), bool(row[2]), as_date(row[3]))

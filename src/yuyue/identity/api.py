@@ -24,7 +24,7 @@ from yuyue.kit.http import bearer, problems
 
 router = APIRouter(prefix="/api/v1", tags=["citizens"])
 
-__all__ = ["BookingCitizen", "Citizen", "DevLoginIn", "current_citizen", "router", "settings_of"]
+__all__ = ["Citizen", "DevLoginIn", "current_citizen", "router", "settings_of"]
 
 
 def settings_of(request: Request) -> Settings:
@@ -41,15 +41,6 @@ async def current_citizen(request: Request, db: Db) -> int:
 
 
 Citizen = Annotated[int, Depends(current_citizen)]
-
-
-async def booking_citizen(request: Request, db: Db) -> int:
-    """`current_citizen` for `POST /appointments`: the token now, the session row with the booking's
-    pre-check (decision 0014; `service.defer_session_check`)."""
-    return service.defer_session_check(db, settings_of(request).effective_secret, bearer(request))
-
-
-BookingCitizen = Annotated[int, Depends(booking_citizen)]
 
 
 async def _answer(db: AsyncSession, settings: Settings, result: service.LoginResult) -> dict[str, Any]:

@@ -431,12 +431,8 @@ def accept_session(session: AsyncSession, citizen_id: int, sid: str | None, row:
 async def citizen_from_session(session: AsyncSession, secret: str, token: str | None) -> int:
     """The citizen of a valid token whose session (if it names one) is neither revoked nor expired.
     The same read notes how that session logged in (`session_login`), for the booking rules."""
-    session.info.pop(_LOGIN, None)
-    citizen_id, sid = citizen_of_token(secret, token)
-    row = None
-    if sid is not None:
-        row = (await session.execute(_SESSION_STATE, {"sid": sid})).first()
-    accept_session(session, citizen_id, sid, row)
+    citizen_id = defer_session_check(session, secret, token)
+    await settle_session(session)
     return citizen_id
 
 
