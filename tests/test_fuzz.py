@@ -49,8 +49,12 @@ def test_openapi_fuzz_no_5xx_no_schema_violation(tmp_path: Path) -> None:
                 "logout$",
                 "--seed",
                 "20261201",
+                # One worker: with two, schemathesis draws in threads, and CPython 3.11's ast.parse
+                # (which Hypothesis calls to describe a strategy) can fail under threads with
+                # "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905).
+                # It failed CI once on a loaded machine; it is the tool's crash, not a finding.
                 "--workers",
-                "2",
+                "1",
                 "--no-color",
                 "--report",
                 "junit",
@@ -62,4 +66,8 @@ def test_openapi_fuzz_no_5xx_no_schema_violation(tmp_path: Path) -> None:
             timeout=900,
         )
     (report / "schemathesis.txt").write_text(run.stdout + run.stderr)
-    assert run.returncode == 0, run.stdout[-6000:]
+    # The ERRORS and FAILURES sections come before the long warnings list: show them, then the summary.
+    found = [run.stdout.find(name) for name in ("= ERRORS =", "= FAILURES =")]
+    start = min((i for i in found if i >= 0), default=-1)
+    shown = (run.stdout[start : start + 8000] + "\n[…]\n" if start >= 0 else "") + run.stdout[-3000:]
+    assert run.returncode == 0, shown
