@@ -260,11 +260,14 @@ def login_citizens(base: str, count: int, offset: int = 0) -> list[str]:
 # --- the open-loop load generator ---------------------------------------------------------------
 
 
-def http_request(method: str, path: str, token: str | None = None, body: Any = None) -> bytes:
+def http_request(
+    method: str, path: str, token: str | None = None, body: Any = None, headers: dict[str, str] | None = None
+) -> bytes:
     payload = b"" if body is None else json.dumps(body).encode()
     lines = [f"{method} {path} HTTP/1.1", "Host: bench", "Accept: application/json"]
     if token:
         lines.append(f"Authorization: Bearer {token}")
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     if body is not None:
         lines += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload

@@ -60,6 +60,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=64, help="HTTP keep-alive connections of the load")
     p.add_argument("--services", type=int, default=20, help="services of the hall (7 slots each)")
     p.add_argument("--seats", type=float, default=1.1, help="seats released ÷ attempts (below 1: sells out)")
+    p.add_argument(
+        "--idempotency", action="store_true", help="send a fresh Idempotency-Key with every attempt"
+    )
     p.add_argument("--no-pgbench", action="store_true", help="skip the pgbench ceiling")
     p.add_argument("--out", default="rush", help="name of the JSON result in bench/results/")
     return p.parse_args()
@@ -143,7 +146,10 @@ def main() -> None:
                 service = services[(k % citizens + k // citizens) % len(services)]
                 slot = rng.choice(slots[service["id"]])
                 body = {"slot_id": slot, "channel": "web"}
-                requests.append(http_request("POST", "/api/v1/appointments", tokens[k % citizens], body))
+                headers = {"Idempotency-Key": f"rush-{k}"} if args.idempotency else None
+                requests.append(
+                    http_request("POST", "/api/v1/appointments", tokens[k % citizens], body, headers)
+                )
             analyze(url)
             print(
                 f"set-up {time.monotonic() - started:.1f}s: {len(services)} services x 7 slots "
@@ -184,6 +190,7 @@ def main() -> None:
             "seats_released": released,
             "citizens": citizens,
             "attempts": attempts,
+            "idempotency_keys": args.idempotency,
         },
         "offered_per_s": round(attempts / args.duration, 1),
         "answered_per_s": round(answered / elapsed, 1),
