@@ -36,6 +36,7 @@ class Partner:
         nonce: str | None = None,
         timestamp: int | None = None,
         query: str = "",
+        idempotency: str | None = None,
     ) -> dict[str, str]:
         ts = str(timestamp if timestamp is not None else int(time.time()))
         nonce = nonce or secrets.token_urlsafe(16)
@@ -48,6 +49,8 @@ class Partner:
         }
         if self.citizen_token:
             headers["Authorization"] = f"Bearer {self.citizen_token}"
+        if idempotency is not None:
+            headers["Idempotency-Key"] = idempotency
         return headers
 
     async def call(self, method: str, path: str, payload: Any = None, **kw: Any) -> httpx.Response:

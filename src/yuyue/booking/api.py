@@ -27,13 +27,14 @@ IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
 async def _booking_citizen(request: Request, db: Db, key: IdemKey = None) -> int:
-    """`current_citizen` for `POST /appointments`. Without an Idempotency-Key the booking is the
-    request's only write: the session runs in autocommit, the booking with its SMS is one statement,
-    and the session row is read with the booking's pre-check (decision 0014; an ended session still
-    gets 401 first). With a key, the session is read now, before the key's answer could be replayed,
-    and one transaction holds the key's row and the booking together."""
+    """`current_citizen` for `POST /appointments`. The booking is the request's only write: the
+    session runs in autocommit, and the booking with its SMS (and its Idempotency-Key's answer) is
+    one statement (decisions 0014, 0015). Without a key the session row is read with the booking's
+    pre-check (an ended session still gets 401 first); with one it is read now, before the key's
+    answer could be replayed."""
     secret, token = settings_of(request).effective_secret, bearer(request)
     if key is not None:
+        await autocommit(db)
         return await citizen_from_session(db, secret, token)
     citizen_id = defer_session_check(db, secret, token)  # the token now: no database for a bad one
     await autocommit(db)  # before the session's first statement

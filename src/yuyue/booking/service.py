@@ -8,12 +8,16 @@ Integrity lives in the database (STYLE.md):
 - booking numbers (rule M12) come from a per-hall-and-date counter row, updated last so its lock is
   held for the shortest time.
 Everything happens in the caller's one transaction; nothing here commits. (A citizen's booking without
-an Idempotency-Key runs in autocommit on PostgreSQL: its write is then one statement, decision 0014.)
+an Idempotency-Key runs in autocommit on PostgreSQL: its write is then one statement, decision 0014.
+Inside a transaction, the booking's statement is its last write: what needs the number, the key's
+answer included, goes in it, and only COMMIT follows while the counter row is locked, decision 0015.)
 
 Events (kit/events.py) let other domains react in the same transaction:
-- `booking.created` {"booking": Booking, "source": str}: a booking was made ("citizen", "rebook", …);
-  on PostgreSQL its handlers are run by `collect` before the booking's statement, with the number
-  still `PENDING_NUMBER`, and what they enqueue is written by that statement (decision 0014);
+- `booking.created` {"booking": Booking, "source": str[, "client_id": str]}: a booking was made
+  ("citizen", "rebook", …; `client_id`: the partner client of a "channel" booking); on PostgreSQL its
+  handlers are run by `collect` before the booking's statement, with the number still
+  `PENDING_NUMBER`, and what they write (`kit.events.write`, `notify.enqueue`) is written by that
+  statement (decisions 0014, 0015);
 - `booking.cancelled` {"booking": Booking}: seats of `booking.slot_id` were freed;
 - `booking.rescheduled` {"booking": Booking, "old_slot_id": str}: seats of the old slot were freed;
 - `booking.excused` {"booking": Booking}: a missed booking was excused by a special-reason rebook;
@@ -725,26 +729,41 @@ async def _next_number(session: AsyncSession, ctx: Context, day: date) -> str:
 # Rows that other domains write with a booking made in autocommit (kit/events.py `collect`): a
 # table and its column names, and per column whether the value carries the booking's number.
 _Extra = tuple[Table, tuple[tuple[str, bool], ...]]
-_numbered_inserts: dict[tuple[tuple[str, ...], tuple[_Extra, ...]], Any] = {}
+_numbered_inserts: dict[tuple[tuple[str, ...], tuple[_Extra, ...], bool], Any] = {}
 
 # What stands for the booking's number in the rows of `collect` until the statement draws it.
 PENDING_NUMBER = "#booking-number#"
 
+# The Idempotency-Key's row and answer in the booking's statement (decision 0015). Text, not
+# `insert()`: a Core INSERT run with the booking's parameters would also take every column named
+# like one of them (`citizen_id`, `created_at`). No ON CONFLICT: a key already taken fails the
+# statement, so the booking is not made twice.
+_ANSWER_TEXT = text(
+    "INSERT INTO idempotency_keys (citizen_id, key, request_hash, status_code, body, created_at) "
+    "SELECT CAST(:answer_citizen AS integer), CAST(:answer_key AS varchar), "
+    "CAST(:answer_hash AS varchar), 201, "
+    f"replace(CAST(:answer_body AS text), '{PENDING_NUMBER}', booked.number), "
+    "CAST(:answer_at AS timestamp) FROM booked RETURNING 1"
+).bindparams(bindparam("answer_at", type_=cast(Table, IdempotencyKey.__table__).c.created_at.type))
+_ANSWER = _ANSWER_TEXT.columns(column("answered", Integer))
 
-def _numbered_insert(names: tuple[str, ...], extras: tuple[_Extra, ...] = ()) -> Any:
-    """PostgreSQL, one statement (decisions 0012, 0013, 0014):
+
+def _numbered_insert(names: tuple[str, ...], extras: tuple[_Extra, ...] = (), answered: bool = False) -> Any:
+    """PostgreSQL, one statement (decisions 0012, 0013, 0014, 0015):
 
         WITH seat AS (UPDATE slots … WHERE booked + n <= limit RETURNING booked),
              counter AS (INSERT INTO booking_counters SELECT … FROM seat ON CONFLICT DO UPDATE … RETURNING n),
              booked AS (INSERT INTO bookings SELECT … FROM counter RETURNING id, number)
              [, x0 AS (INSERT INTO messages SELECT … FROM booked ON CONFLICT DO NOTHING) …]
+             [, answer AS (INSERT INTO idempotency_keys SELECT … FROM booked)]
         SELECT id, number FROM booked
 
     No row back: the seat UPDATE matched nothing, so nothing was numbered or written. Parameters:
     `n`, `id`, `pct` (the seat UPDATE, `_TAKE_SEATS`), `counter_hall`, `counter_day`, `prefix`, one
-    per column in `names`, and `x<i>_<column>` per column of each extra row, where the text
-    `PENDING_NUMBER` is replaced by the number drawn."""
-    statement = _numbered_inserts.get((names, extras))
+    per column in `names`, `x<i>_<column>` per column of each extra row, and with `answered`
+    `answer_citizen`, `answer_key`, `answer_hash`, `answer_body`, `answer_at` (the Idempotency-Key's
+    row); in the texts `PENDING_NUMBER` is replaced by the number drawn."""
+    statement = _numbered_inserts.get((names, extras, answered))
     if statement is not None:
         return statement
     table = cast(Table, Booking.__table__)
@@ -789,7 +808,9 @@ def _numbered_insert(names: tuple[str, ...], extras: tuple[_Extra, ...] = ()) ->
             .on_conflict_do_nothing()  # as `enqueue`: a row whose dedup key exists is skipped
         )
         statement = statement.add_cte(insert.cte(f"x{i}"))
-    _numbered_inserts[(names, extras)] = statement
+    if answered:  # the Idempotency-Key's row with its answer (decision 0015)
+        statement = statement.add_cte(_ANSWER.cte("answer"))
+    _numbered_inserts[(names, extras, answered)] = statement
     return statement
 
 
@@ -820,6 +841,7 @@ async def _take_seats_and_insert(
     onsite: bool,
     values: dict[str, Any],
     extras: list[tuple[Any, dict[str, Any]]] | None = None,
+    answer: dict[str, Any] | None = None,
 ) -> tuple[int, str]:
     """Take the seats (the conditional UPDATE), number the booking (rule M12) and insert it; returns
     its id and number. A Core INSERT … RETURNING, not the ORM unit of work (decision 0011).
@@ -827,12 +849,13 @@ async def _take_seats_and_insert(
     PostgreSQL: one statement (`_numbered_insert`), so the hot slot and counter rows are locked for
     two round trips fewer (decisions 0012, 0013). With `extras` (rows of other domains, from
     `collect`), they go in the same statement, one round trip fewer again; in autocommit that
-    statement is the whole transaction (decision 0014).
+    statement is the whole transaction (decision 0014). With `answer` (the `answer_*` parameters),
+    the Idempotency-Key's row and answer too (decision 0015).
     SQLite (it serialises writers anyway): the UPDATE, the counter upsert and the INSERT one after
     the other. A live key already taken raises IntegrityError either way (the partial unique index
     decides)."""
     if session.bind is None or session.bind.dialect.name != "postgresql":
-        assert not extras, "rows of other domains are written by their own handlers on SQLite"
+        assert not extras and not answer, "on SQLite other rows are written by their own statements"
         await _take_seats(session, ctx, spec, quantity, onsite)
         number = await _next_number(session, ctx, spec.day)
         table = cast(Table, Booking.__table__)
@@ -843,8 +866,8 @@ async def _take_seats_and_insert(
     params = {"n": quantity, "id": spec.id, "pct": share}
     params |= {"counter_hall": ctx.info.hall_id, "counter_day": spec.day, "prefix": prefix, **values}
     shape, extra_params = _extra_params(extras or [])
-    params |= extra_params
-    statement = _numbered_insert(tuple(values), shape)
+    params |= extra_params | (answer or {})
+    statement = _numbered_insert(tuple(values), shape, answer is not None)
     _seats_changed(ctx.info.id)
     row = (await session.execute(statement, params)).first()
     if row is None:
@@ -867,9 +890,11 @@ async def book(
     rebook_of: str | None = None,
     reason: str | None = None,
     source: str = "citizen",
+    client_id: str | None = None,
 ) -> dict[str, Any]:
     """Book a slot (one transaction: checks, one conditional UPDATE, counter, INSERT). `source` tells
-    event subscribers who asked: "citizen", "rebook", "waitlist", "staff"…"""
+    event subscribers who asked: "citizen", "rebook", "waitlist", "staff"…; `client_id` names the
+    partner client a "channel" booking came through."""
     now = clock.now()
     ctx, spec = await resolve_slot(session, request.slot_id)
     info = ctx.info
@@ -945,13 +970,26 @@ async def book(
     # caller's transaction (a key, a partner, the waiting list) it is one round trip less while the
     # hall's counter row is locked.
     fold = session.bind is not None and session.bind.dialect.name == "postgresql"
-    extras = None
+    extras, answer, keyed = None, None, None
+    created = {"source": source} | ({"client_id": client_id} if client_id else {})
     if fold:
         pending = Booking(id=0, number=PENDING_NUMBER, **values)
-        extras = await collect(session, Event("booking.created", {"booking": pending, "source": source}))
+        extras = await collect(session, Event("booking.created", {"booking": pending, **created}))
+        # An Idempotency-Key's answer is this booking's view: it goes in the statement too, so
+        # nothing is left between the hall's counter row and COMMIT (decision 0015).
+        keyed = session.info.pop(_KEYED, None)
+        if keyed is not None and keyed.citizen_id == citizen_id:
+            body = json.dumps(booking_view(pending, citizen, ctx), ensure_ascii=False)
+            answer = {
+                "answer_citizen": citizen_id,
+                "answer_key": keyed.key,
+                "answer_hash": keyed.request_hash,
+                "answer_body": body,
+                "answer_at": keyed.at,
+            }
     try:
         booking_id, number = await _take_seats_and_insert(
-            session, ctx, spec, quantity, onsite, values, extras
+            session, ctx, spec, quantity, onsite, values, extras, answer
         )
     except IntegrityError:
         # A concurrent booking took the live key between the pre-check and here: the index decides.
@@ -960,7 +998,9 @@ async def book(
     make_transient_to_detached(booking)
     session.add(booking)
     if not fold:
-        await emit(session, Event("booking.created", {"booking": booking, "source": source}))
+        await emit(session, Event("booking.created", {"booking": booking, **created}))
+    if answer is not None and keyed is not None:
+        keyed.answered = answer["answer_body"].replace(PENDING_NUMBER, number)
     return booking_view(booking, citizen, ctx)
 
 
@@ -1128,6 +1168,22 @@ def request_hash(method_path: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_KEYED = "yuyue.booking.keyed"  # session.info: the key whose answer `book` may write
+
+
+@dataclass
+class _Keyed:
+    """The Idempotency-Key of the request `idempotent` is running. A booking made under it on
+    PostgreSQL inserts the key's row, its view as the answer, in its own statement, and leaves that
+    answer here."""
+
+    citizen_id: int
+    key: str
+    request_hash: str
+    at: datetime
+    answered: str | None = None  # the answer's JSON as the statement wrote it
+
+
 async def idempotent(
     session: AsyncSession,
     citizen_id: int,
@@ -1136,8 +1192,13 @@ async def idempotent(
     work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
 ) -> tuple[int, dict[str, Any]]:
     """API.md: the same key and body from the same citizen answers the first answer again and
-    changes nothing; another body is `idempotency_key_reused`. The key row is written first in the
-    same transaction, so a concurrent duplicate waits on its primary key and then replays."""
+    changes nothing; another body is `idempotency_key_reused`.
+
+    Optimistic (decision 0015): `work` runs, then the key's row is inserted with its answer in the
+    same transaction, by the booking's own statement when `work` made one (so a booking with a key
+    can be one autocommit statement too). Two requests with one key at once: the primary key (or the
+    booking's live key, rule T5) lets one commit; the other is refused by the database, finds the
+    row, and answers the first answer again (or `idempotency_key_reused`). A refusal stores nothing."""
     if key is None:
         return await work()
     if not key or len(key) > 200:
@@ -1151,28 +1212,58 @@ async def idempotent(
         existing = None
     if existing is not None:
         return _replay(existing, fingerprint)
+    keyed = session.info[_KEYED] = _Keyed(citizen_id, key, fingerprint, now)
+    try:
+        status, body = await work()
+    except DomainError:
+        # Refused, perhaps because the same request with this key got in first: its answer, if so.
+        winner = await _committed_key(session, citizen_id, key)
+        if winner is None:
+            raise
+        return _replay(winner, fingerprint)
+    finally:
+        session.info.pop(_KEYED, None)
+    encoded = json.dumps(body, ensure_ascii=False)
+    if keyed.answered is not None:  # `book` wrote the row with the booking (decision 0015)
+        if status != 201 or keyed.answered != encoded:  # `work` answered more than the booking
+            await session.execute(
+                update(IdempotencyKey)
+                .where(IdempotencyKey.citizen_id == citizen_id, IdempotencyKey.key == key)
+                .values(status_code=status, body=encoded)
+                .execution_options(synchronize_session=False)
+            )
+        return status, body
     try:
         async with session.begin_nested():
             session.add(
-                IdempotencyKey(citizen_id=citizen_id, key=key, request_hash=fingerprint, created_at=now)
+                IdempotencyKey(
+                    citizen_id=citizen_id,
+                    key=key,
+                    request_hash=fingerprint,
+                    status_code=status,
+                    body=encoded,
+                    created_at=now,
+                )
             )
-            await session.flush()
     except IntegrityError:
-        await session.rollback()
-        again = await session.get(IdempotencyKey, (citizen_id, key), populate_existing=True)
-        if again is None:
+        await session.rollback()  # the same key got in first: this request's work is undone
+        winner = await _committed_key(session, citizen_id, key)
+        if winner is None:
             raise Conflict(
                 "a request with this Idempotency-Key is in progress; retry", code="conflict"
             ) from None
-        return _replay(again, fingerprint)
-    status, body = await work()
-    await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.citizen_id == citizen_id, IdempotencyKey.key == key)
-        .values(status_code=status, body=json.dumps(body, ensure_ascii=False))
-        .execution_options(synchronize_session=False)
-    )
+        return _replay(winner, fingerprint)
     return status, body
+
+
+async def _committed_key(session: AsyncSession, citizen_id: int, key: str) -> IdempotencyKey | None:
+    """The key's row as committed now. PostgreSQL: read on a connection of its own (the caller's
+    transaction may be aborted by the refusal); SQLite (one writer, and a failed statement leaves
+    the transaction usable): in the caller's session."""
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        return await session.get(IdempotencyKey, (citizen_id, key), populate_existing=True)
+    async with AsyncSession(session.bind, expire_on_commit=False) as fresh:
+        return await fresh.get(IdempotencyKey, (citizen_id, key))
 
 
 def _replay(row: IdempotencyKey, fingerprint: str) -> tuple[int, dict[str, Any]]:

@@ -24,7 +24,7 @@ from yuyue.channels.schemas import (
     RotateIn,
     WebhookIn,
 )
-from yuyue.db import get_db
+from yuyue.db import autocommit, get_db
 from yuyue.identity.api import settings_of
 from yuyue.kit.http import bearer, problems
 from yuyue.ops.ratelimit import per_minute
@@ -166,6 +166,17 @@ async def partner_citizen(request: Request, db: Db, who: PartnerDep) -> int:
 ChannelCitizen = Annotated[int, Depends(partner_citizen)]
 
 
+async def booking_citizen(request: Request, db: Db, who: PartnerDep) -> int:
+    """`partner_citizen` for a booking: its only write is the booking's one statement (with the
+    partner's row, its webhook and the Idempotency-Key's answer), so the session runs in autocommit
+    (decisions 0014, 0015)."""
+    await autocommit(db)
+    return await partner_citizen(request, db, who)
+
+
+BookingCitizen = Annotated[int, Depends(booking_citizen)]
+
+
 @partner.post("/citizens/login", response_model=PartnerLoginOut, responses=problems(401, 403, 422, 429))
 async def citizen_login(body: PartnerLoginIn, who: PartnerDep, db: Db, request: Request) -> dict[str, Any]:
     """A citizen the partner logged in through the provincial identity service (rule T2): a citizen
@@ -186,7 +197,7 @@ async def citizen_login(body: PartnerLoginIn, who: PartnerDep, db: Db, request: 
 async def book(
     body: ChannelBookIn,
     who: PartnerDep,
-    citizen_id: ChannelCitizen,
+    citizen_id: BookingCitizen,
     db: Db,
     request: Request,
     key: IdemKey = None,
@@ -203,9 +214,7 @@ async def book(
     )
 
     async def work() -> tuple[int, dict[str, Any]]:
-        view = await booking.book(db, citizen_id, req, source="channel")
-        await service.record_booking(db, who, view["number"])
-        return 201, view
+        return 201, await booking.book(db, citizen_id, req, source="channel", client_id=who.client_id)
 
     fingerprint = booking.request_hash(f"POST {request.url.path} {who.client_id}", body.model_dump())
     status, answer = await booking.idempotent(db, citizen_id, key, fingerprint, work)

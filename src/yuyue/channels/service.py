@@ -42,6 +42,7 @@ from yuyue.errors import Conflict, Forbidden, NotFound, Unauthenticated, Validat
 from yuyue.identity import service as identity
 from yuyue.jobs.service import Job, every, register
 from yuyue.kit import crypto, tokens
+from yuyue.kit.events import Event, subscribe, write
 from yuyue.kit.http import rowcount
 from yuyue.kit.masking import mask_id, mask_name, mask_phone
 from yuyue.models import ApiClient, ApiKey, ChannelBooking, ChannelNonce, CitizenSession, Unit
@@ -337,14 +338,20 @@ async def partner_citizen(session: AsyncSession, secret: str, partner: Partner, 
     return await identity.citizen_from_session(session, secret, token)
 
 
-async def record_booking(session: AsyncSession, partner: Partner, number: str) -> None:
-    """Rule T1: the booking carries the partner's channel; this row names the client too. The
-    partner's webhook hears of the new booking (its later events come through the notify handlers)."""
+@subscribe("booking.created")
+async def _on_booked(session: AsyncSession, event: Event) -> None:
+    """Rule T1: a booking made through a partner carries the partner's channel; this row names the
+    client too. The partner's webhook hears of the new booking (its later events come through the
+    notify handlers). On PostgreSQL both rows go in the booking's own statement (decision 0015)."""
     from yuyue.notify.service import enqueue_webhook  # notify reads this domain's tables
 
-    session.add(ChannelBooking(number=number, client_id=partner.client_id, created_at=clock.now()))
-    await session.flush()
-    await enqueue_webhook(session, number, "booking.created")
+    client_id = event.data.get("client_id")
+    if client_id is None:
+        return
+    booking = event.data["booking"]
+    row = {"number": booking.number, "client_id": client_id, "created_at": clock.now()}
+    await write(session, ChannelBooking.__table__, row)
+    await enqueue_webhook(session, booking.number, "booking.created", booking, client=client_id)
 
 
 def check_webhook_url(url: str, production: bool) -> str:

@@ -9,8 +9,9 @@ transaction (so a reaction commits or rolls back with the change it reacts to).
 Handlers run in subscription order; an exception in one aborts the whole transaction.
 
 `collect` runs the handlers without writing: the outbox rows they would write are returned, so that
-the caller writes them in its own single statement (a booking on PostgreSQL, decision 0014). A
-handler of such an event writes only through `notify.service.enqueue`, which honours `collecting`.
+the caller writes them in its own single statement (a booking on PostgreSQL, decisions 0014, 0015). A
+handler of such an event writes only through `write` or `notify.service.enqueue`, which honour
+`collecting`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ async def collect(session: AsyncSession, event: Event) -> list[tuple[Any, dict[s
     finally:
         session.info.pop(_COLLECT, None)
     return rows
+
+
+async def write(session: AsyncSession, table: Any, row: dict[str, Any]) -> None:
+    """Insert one row of `table` in the caller's transaction, or, while `collect` runs, hand it to
+    `collect`'s caller (a row whose key exists is then skipped, as `ON CONFLICT DO NOTHING`)."""
+    rows = collecting(session)
+    if rows is not None:
+        rows.append((table, row))
+        return
+    await session.execute(table.insert(), row)
 
 
 def collecting(session: AsyncSession) -> list[tuple[Any, dict[str, Any]]] | None:

@@ -197,17 +197,26 @@ async def booking_draft(
 
 
 async def enqueue_webhook(
-    session: AsyncSession, number: str, event: str, booking: Booking | None = None, **extra: str
+    session: AsyncSession,
+    number: str,
+    event: str,
+    booking: Booking | None = None,
+    *,
+    client: str | None = None,
+    **extra: str,
 ) -> None:
     """Issue 7 item 7: a booking made through a partner client with a webhook: its event goes to
-    the partner, in the same transaction as the change. No personal data: numbers, ids and times."""
-    target = (
-        await session.execute(
+    the partner, in the same transaction as the change. No personal data: numbers, ids and times.
+    `client`: the partner client, when the booking's `channel_bookings` row is not written yet."""
+    if client is not None:
+        found = select(ApiClient.id).where(ApiClient.id == client, ApiClient.webhook_url.isnot(None))
+    else:
+        found = (
             select(ChannelBooking.client_id)
             .join(ApiClient, ApiClient.id == ChannelBooking.client_id)
             .where(ChannelBooking.number == number, ApiClient.webhook_url.isnot(None))
         )
-    ).scalar_one_or_none()
+    target = (await session.execute(found)).scalar_one_or_none()
     if target is None:
         return
     if booking is None:
