@@ -14,7 +14,8 @@ throughput on a dedicated core is about 1000 / (ms per request).
 
 - healthz: the framework floor (uvicorn + Edge + RateLimit + FastAPI routing + JSON);
 - booking: `POST /api/v1/appointments`, each by a distinct citizen, every answer 201, into 20 slots
-  whose rows exist (the warm-up made them), as in a rush;
+  whose rows exist (the warm-up made them), as in a rush; booking_keyed: the same with an
+  Idempotency-Key each;
 - availability_hit: one service read again and again (answers come from the 0.5 s cache,
   decision 0010; about one read in a hundred recomputes);
 - availability_miss: every read recomputes (10 services per pass, 0.6 s pause between passes,
@@ -254,7 +255,7 @@ def main() -> None:
                 answer = setup.availability(sid)
                 slots += [s["id"] for d in answer["days"] for s in d["slots"] if s["status"] == "open"]
             warm = 2 * len(ids)
-            citizens = warm + args.bookings * args.rounds
+            citizens = warm + 2 * args.bookings * args.rounds  # plain bookings, then keyed ones
             tokens = login_citizens(server.base, citizens)
             analyze(url)
             print(f"set-up {time.monotonic() - started:.1f}s: {len(ids)} services, {len(slots)} open slots")
@@ -268,9 +269,10 @@ def main() -> None:
             # their rows, so the figure is the steady state, not the first booking of a slot.
             hot = [slots[i * (len(slots) // len(ids)) + j] for i in range(len(ids)) for j in (0, 1)]
 
-            def booking(k: int) -> bytes:
+            def booking(k: int, keyed: bool = False) -> bytes:
                 body = {"slot_id": hot[k % len(hot)], "channel": "web"}
-                return http_request("POST", "/api/v1/appointments", tokens[k], body)
+                headers = {"Idempotency-Key": f"cpu-{k}"} if keyed else None
+                return http_request("POST", "/api/v1/appointments", tokens[k], body, headers)
 
             # Warm every path (imports, caches, prepared statements, pool connections).
             batch(conn, health[:100], 200)
@@ -280,7 +282,8 @@ def main() -> None:
             batch(conn, per_pass, 200)
 
             results: dict[str, list[dict[str, Any]]] = {
-                k: [] for k in ("healthz", "booking", "availability_hit", "availability_miss")
+                k: []
+                for k in ("healthz", "booking", "booking_keyed", "availability_hit", "availability_miss")
             }
             profiler = Profiler(server.proc.pid, args.profile)
             for r in range(args.rounds):
@@ -295,6 +298,14 @@ def main() -> None:
                 before = meter.snapshot()
                 walls, wrong = batch(conn, requests, 201)
                 results["booking"].append(figure(*meter.since(before), len(requests), walls, wrong))
+                profiler.stop()
+
+                first = warm + (args.rounds + r) * args.bookings
+                requests = [booking(first + k, keyed=True) for k in range(args.bookings)]
+                profiler.start(f"booking_keyed-{r}")
+                before = meter.snapshot()
+                walls, wrong = batch(conn, requests, 201)
+                results["booking_keyed"].append(figure(*meter.since(before), len(requests), walls, wrong))
                 profiler.stop()
 
                 time.sleep(0.6)  # the bookings made this process's cache stale; start fresh

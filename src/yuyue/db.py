@@ -122,6 +122,11 @@ async def autocommit(session: AsyncSession) -> None:
     session.info[_AUTOCOMMIT] = True
 
 
+def in_autocommit(session: AsyncSession) -> bool:
+    """Whether `autocommit` put this session's statements in autocommit."""
+    return bool(session.info.get(_AUTOCOMMIT))
+
+
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session; the route commits, anything uncommitted is rolled back."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker

@@ -70,6 +70,7 @@ from yuyue.calendar.service import WorkCalendar, hall_calendar
 from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot_id, service_info
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _dialect_insert
+from yuyue.db import in_autocommit
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from yuyue.identity.service import (
     SESSION_STATE_COLUMNS,
@@ -1257,13 +1258,15 @@ async def idempotent(
 
 
 async def _committed_key(session: AsyncSession, citizen_id: int, key: str) -> IdempotencyKey | None:
-    """The key's row as committed now. PostgreSQL: read on a connection of its own (the caller's
-    transaction may be aborted by the refusal); SQLite (one writer, and a failed statement leaves
-    the transaction usable): in the caller's session."""
-    if session.bind is None or session.bind.dialect.name != "postgresql":
-        return await session.get(IdempotencyKey, (citizen_id, key), populate_existing=True)
-    async with AsyncSession(session.bind, expire_on_commit=False) as fresh:
-        return await fresh.get(IdempotencyKey, (citizen_id, key))
+    """The key's row as committed now, read in the caller's session: a refused request's
+    transaction on PostgreSQL (perhaps aborted by the failed statement) is rolled back first; in
+    autocommit or on SQLite (a failed statement leaves the transaction usable) it is read as is.
+    Never on a second connection: a request holding one while waiting for another could empty the
+    pool under load."""
+    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    if postgres and not in_autocommit(session):
+        await session.rollback()
+    return await session.get(IdempotencyKey, (citizen_id, key), populate_existing=True)
 
 
 def _replay(row: IdempotencyKey, fingerprint: str) -> tuple[int, dict[str, Any]]:
