@@ -977,8 +977,9 @@ async def book(
         pending = Booking(id=0, number=PENDING_NUMBER, **values)
         extras = await collect(session, Event("booking.created", {"booking": pending, **created}))
         # An Idempotency-Key's answer is this booking's view: it goes in the statement too, so
-        # nothing is left between the hall's counter row and COMMIT (decision 0015).
-        keyed = session.info.pop(_KEYED, None)
+        # nothing is left between the hall's counter row and COMMIT (decision 0015). Only the
+        # booking the citizen asked for: not one a cancel's waiting list makes in the same request.
+        keyed = session.info.pop(_KEYED, None) if source in _CITIZEN_SOURCES else None
         if keyed is not None and keyed.citizen_id == citizen_id:
             body = json.dumps(booking_view(pending, citizen, ctx), ensure_ascii=False)
             answer = {
