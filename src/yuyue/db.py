@@ -56,6 +56,11 @@ def dialect_insert(session: AsyncSession, table: Any) -> Any:
     return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
+def on_postgres(session: AsyncSession) -> bool:
+    """Whether `session` runs on PostgreSQL (else SQLite, the embedded database)."""
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
@@ -114,7 +119,7 @@ async def autocommit(session: AsyncSession) -> None:
     0014): no BEGIN or COMMIT round trips, and the rows that statement locks are held only while the
     server runs and commits it, never while this process is busy with other requests. Call it before
     the session's first statement, or its transaction so far is committed first."""
-    if session.info.get(_AUTOCOMMIT) or session.bind is None or session.bind.dialect.name != "postgresql":
+    if session.info.get(_AUTOCOMMIT) or not on_postgres(session):
         return
     if session.in_transaction():
         await session.commit()

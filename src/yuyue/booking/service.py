@@ -70,7 +70,7 @@ from yuyue.calendar.service import WorkCalendar, hall_calendar
 from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot_id, service_info
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _dialect_insert
-from yuyue.db import in_autocommit
+from yuyue.db import in_autocommit, on_postgres
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from yuyue.identity.service import (
     SESSION_STATE_COLUMNS,
@@ -855,7 +855,7 @@ async def _take_seats_and_insert(
     SQLite (it serialises writers anyway): the UPDATE, the counter upsert and the INSERT one after
     the other. A live key already taken raises IntegrityError either way (the partial unique index
     decides)."""
-    if session.bind is None or session.bind.dialect.name != "postgresql":
+    if not on_postgres(session):
         assert not extras and not answer, "on SQLite other rows are written by their own statements"
         await _take_seats(session, ctx, spec, quantity, onsite)
         number = await _next_number(session, ctx, spec.day)
@@ -970,7 +970,7 @@ async def book(
     # own statement (decision 0014): in autocommit that statement is the whole transaction; inside a
     # caller's transaction (a key, a partner, the waiting list) it is one round trip less while the
     # hall's counter row is locked.
-    fold = session.bind is not None and session.bind.dialect.name == "postgresql"
+    fold = on_postgres(session)
     extras, answer, keyed = None, None, None
     created = {"source": source} | ({"client_id": client_id} if client_id else {})
     if fold:
@@ -1264,8 +1264,7 @@ async def _committed_key(session: AsyncSession, citizen_id: int, key: str) -> Id
     autocommit or on SQLite (a failed statement leaves the transaction usable) it is read as is.
     Never on a second connection: a request holding one while waiting for another could empty the
     pool under load."""
-    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
-    if postgres and not in_autocommit(session):
+    if on_postgres(session) and not in_autocommit(session):
         await session.rollback()
     return await session.get(IdempotencyKey, (citizen_id, key), populate_existing=True)
 

@@ -20,15 +20,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.db import on_postgres
 from yuyue.ops.logging import log
 
 CHANNEL = "yuyue_queue"
 PENDING = "onsite_events"
 QUEUE_LIMIT = 256
-
-
-def _is_pg(session: AsyncSession) -> bool:
-    return bool(session.bind and session.bind.dialect.name == "postgresql")
 
 
 class Broker:
@@ -125,7 +122,7 @@ broker = Broker()
 async def publish(session: AsyncSession, hall_id: str, event: dict[str, Any]) -> None:
     """Announce a queue event as part of the caller's transaction."""
     message = {**event, "hall_id": hall_id}
-    if _is_pg(session):
+    if on_postgres(session):
         payload = json.dumps(message, ensure_ascii=False)
         await session.execute(
             text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
