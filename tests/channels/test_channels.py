@@ -92,6 +92,23 @@ async def test_tokens_are_bound_to_their_client_and_scopes_enforced(api: Api) ->
     assert (await other.call("GET", "/api/v1/channel/appointments")).status_code == 401
 
 
+async def test_an_ended_partner_session_is_refused_before_anything(api: Api) -> None:
+    """A citizen token the partner obtained stops working once its session ends: no booking, no
+    list, 401 (the session row is read once, for the client and for the end)."""
+    partner, slot_id = await _setup(api)
+    ended = await api.client.post(
+        "/api/v1/auth/logout", headers={"Authorization": f"Bearer {partner.citizen_token}"}
+    )
+    assert ended.status_code == 204, ended.text
+    for method, path, body in (
+        ("POST", "/api/v1/channel/appointments", {"slot_id": slot_id}),
+        ("GET", "/api/v1/channel/appointments", None),
+    ):
+        answer = await partner.call(method, path, body)
+        assert answer.status_code == 401 and answer.json()["code"] == "unauthenticated", answer.text
+    assert (await raw(api, "SELECT count(*) FROM bookings"))[0][0] == 0
+
+
 async def test_key_rotation_with_grace_and_revocation(api: Api) -> None:
     partner, _ = await _setup(api)
     rotated = await api.client.post(
