@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck fmt install clean
+.PHONY: run test smoke lint typecheck fmt install clean
 
 $(BIN)/yuyue: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,8 @@ run: install
 	YUYUE_ENV=$${YUYUE_ENV:-development} $(BIN)/yuyue serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 typecheck: install
 	$(BIN)/mypy
@@ -30,9 +30,13 @@ typecheck: install
 test: lint typecheck
 	$(BIN)/pytest
 
+# The README on a fresh clone: `make run` there, and `pip install .` + the production steps on PostgreSQL.
+smoke:
+	$(PYTHON) scripts/smoke.py
+
 fmt: install
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info var

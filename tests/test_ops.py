@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -11,6 +13,7 @@ from tests.conftest import Api
 from tests.ids import resident_id
 from yuyue.app import create_app
 from yuyue.config import Settings
+from yuyue.migrate import upgrade
 
 CORE_ROUTES = {
     ("post", "/api/v1/auth/dev/login"),
@@ -179,3 +182,29 @@ async def test_database_down_is_a_503_with_retry_after_never_a_500() -> None:
             assert response.status_code == 503, (path, response.status_code, response.text)
             assert response.json()["code"] == "unavailable" and response.headers["retry-after"] == "1"
     await app.state.engine.dispose()
+
+
+@pytest.mark.parametrize("path", ["/", "/halls", "/admin", "/api/v1/halls", "/healthz"])
+async def test_head_answers_like_get_without_a_body(api: Api, path: str) -> None:
+    """Link checkers, monitors and proxies send HEAD: it answers as GET would, with no body."""
+    await api.hall()
+    got = await api.client.get(path)
+    head = await api.client.head(path)
+    assert got.status_code in (200, 303), got.text
+    assert head.status_code == got.status_code
+    assert head.content == b""
+    assert head.headers.get("content-type") == got.headers.get("content-type")
+    assert head.headers.get("location") == got.headers.get("location")
+    assert head.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_head_of_an_unknown_page_is_404_and_other_methods_still_405(api: Api) -> None:
+    assert (await api.client.head("/no-such-page")).status_code == 404
+    assert (await api.client.delete("/halls")).status_code == 405
+
+
+def test_migrations_create_the_sqlite_folder(tmp_path: Path) -> None:
+    """A fresh clone has no var/: `yuyue db upgrade` on the default SQLite file makes it."""
+    target = tmp_path / "var" / "nested" / "yuyue.sqlite3"
+    upgrade(f"sqlite:///{target}")
+    assert target.exists()

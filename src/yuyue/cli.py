@@ -118,11 +118,12 @@ def admin_create(
     password: Annotated[str, typer.Option()],
     unit: Annotated[str, typer.Option()],
     level: Annotated[int, typer.Option(min=1, max=3)],
-    name: Annotated[str, typer.Option()] = "管理员",
-    title: Annotated[str, typer.Option()] = "",
-    phone: Annotated[str, typer.Option()] = "",
+    name: Annotated[str, typer.Option(help="the administrator's registered name (rule G7)")],
+    title: Annotated[str, typer.Option(help="their title or post (rule G7)")],
+    phone: Annotated[str, typer.Option(help="their mobile number (rule G7)")],
 ) -> None:
-    """Make an admin (the first one of a new database is made this way)."""
+    """Make an admin (the first one of a new database is made this way); rule G7: registered with
+    name, title and mobile before the account opens."""
     from yuyue.admin.service import create_admin
     from yuyue.db import make_engine, make_sessionmaker
     from yuyue.errors import DomainError

@@ -9,6 +9,7 @@ processes on one file.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -50,6 +51,17 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 
 
+def prepare_sqlite_folder(url: str) -> None:
+    """Create the folder of an SQLite database file (`var/` in a fresh clone) if it is missing; any
+    other URL is left alone. Both the app's engine and the migrations call it."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    path = parsed.database
+    if path and path != ":memory:" and not path.startswith("file:"):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
     """An INSERT with ON CONFLICT support (`on_conflict_do_nothing/_update`) for the session's database."""
     dialect = session.bind.dialect.name if session.bind else "sqlite"
@@ -69,11 +81,7 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEng
     url = async_url(settings.database_url)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
-        path = make_url(url).database
-        if path and path != ":memory:":
-            from pathlib import Path
-
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_folder(url)
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_size"] = pool_size or settings.db_pool_size

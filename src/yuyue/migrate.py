@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from yuyue.db import prepare_sqlite_folder
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -20,6 +22,7 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "heads") -> None:
     """Apply every branch (`heads`): a domain may add revisions on its own branch of 0001."""
+    prepare_sqlite_folder(database_url)  # `var/` does not exist in a fresh clone
     command.upgrade(alembic_config(database_url), revision)
 
 

@@ -137,6 +137,13 @@ class Edge:
             downstream = replay
 
         responded = [False]
+        head = scope.get("method") == "HEAD"
+        if head:
+            # HEAD is GET without the body (RFC 9110 §9.3.2): link checkers, monitors and proxies
+            # send it to every page. The routes see a GET; the answer keeps its headers and
+            # Content-Length, and its body is dropped here.
+            scope = {**scope, "method": "GET"}
+        head_done = [False]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -145,6 +152,11 @@ class Edge:
                 headers = list(message.get("headers", []))
                 headers.extend(security)
                 message["headers"] = headers
+            elif head and message["type"] == "http.response.body":
+                if head_done[0]:
+                    return  # the empty body is sent; a streaming route's later parts are dropped
+                head_done[0] = True
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
         try:
