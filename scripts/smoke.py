@@ -57,9 +57,7 @@ def first_error_line(text: str) -> str:
 
 
 def run(cmd: list[str] | str, *, cwd: Path, env: dict[str, str] | None = None, shell: bool = False) -> str:
-    done = subprocess.run(  # noqa: S603 - our own commands
-        cmd, cwd=cwd, env=env, shell=shell, capture_output=True, text=True, check=False
-    )
+    done = subprocess.run(cmd, cwd=cwd, env=env, shell=shell, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         output = done.stdout + done.stderr
         raise SmokeFailed(f"{cmd if isinstance(cmd, str) else ' '.join(cmd)}: {first_error_line(output)}")
@@ -68,11 +66,11 @@ def run(cmd: list[str] | str, *, cwd: Path, env: dict[str, str] | None = None, s
 
 def fetch(url: str, *, data: dict[str, object] | None = None, timeout: float = 10) -> tuple[int, str]:
     body = json.dumps(data).encode() if data is not None else None
-    request = urllib.request.Request(  # noqa: S310 - our own server on localhost
+    request = urllib.request.Request(
         url, data=body, headers={"content-type": "application/json"} if body else {}
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8", "replace")
@@ -91,7 +89,8 @@ def wait_healthy(base: str, process: subprocess.Popen[str], log: Path, limit_s: 
         except (OSError, urllib.error.URLError):
             pass
         time.sleep(1)
-    raise SmokeFailed(f"{base}/healthz did not answer within {limit_s:.0f} s: {first_error_line(log.read_text())}")
+    last = first_error_line(log.read_text())
+    raise SmokeFailed(f"{base}/healthz did not answer within {limit_s:.0f} s: {last}")
 
 
 def expect(base: str, path: str, status: int = 200, contains: str | None = None) -> str:
@@ -133,7 +132,7 @@ def newcomer(tmp: Path) -> None:
     log = tmp / "make-run.log"
     step(f"make run PORT={port} (installs, migrates, loads the demo, serves)")
     with log.open("w") as out:
-        process = subprocess.Popen(  # noqa: S603
+        process = subprocess.Popen(
             ["make", "run", f"PORT={port}"],
             cwd=clone,
             env=clean_env(),
@@ -184,7 +183,11 @@ def production(tmp: Path) -> None:
         port = free_port()
         lines = readme_production_block()
         script: list[str] = ["set -euo pipefail"]
-        swaps = {README_DB: f"{server}/{database}", "--port 8000": f"--port {port}", "--workers 8": "--workers 2"}
+        swaps = {
+            README_DB: f"{server}/{database}",
+            "--port 8000": f"--port {port}",
+            "--workers 8": "--workers 2",
+        }
         for line in lines:
             for old, new in swaps.items():
                 line = line.replace(old, new)
@@ -193,11 +196,11 @@ def production(tmp: Path) -> None:
         script.append("wait")
         for old in swaps:
             if not any(old in line for line in lines):
-                raise SmokeFailed(f"README's production block no longer contains {old!r}; update scripts/smoke.py")
+                raise SmokeFailed(f"README's production block lacks {old!r}: update scripts/smoke.py")
         step("README production block, as run:\n    " + "\n    ".join(script[1:-1]))
         log = tmp / "production.log"
         with log.open("w") as out:
-            process = subprocess.Popen(  # noqa: S603
+            process = subprocess.Popen(
                 ["bash", "-c", "\n".join(script)],
                 cwd=checkout,  # `pip install .` installs the fresh clone
                 env=env,
@@ -227,7 +230,7 @@ def production(tmp: Path) -> None:
     finally:
         for process in processes:
             stop(process)
-        subprocess.run(  # noqa: S603
+        subprocess.run(
             ["psql", admin_url, "-qc", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'],
             capture_output=True,
             check=False,
