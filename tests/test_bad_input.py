@@ -1,4 +1,4 @@
-"""API.md "Conventions": every bad input gets a clear RFC 9457 error with a stable code and changes
+"""docs/api.md "Conventions": every bad input gets a clear RFC 9457 error with a stable code and changes
 nothing; never a 500, never a stack trace. Runs on SQLite and PostgreSQL.
 
 Each refused request is checked for: its status, `application/problem+json`, the problem keys, a
@@ -186,7 +186,7 @@ async def test_dev_login_rejects_bad_bodies_ids_and_phones(api: Api) -> None:
     assert_secure(ok)
     assert (await raw(api, "SELECT count(*) FROM citizens"))[0][0] == 1
 
-    # API.md Citizens: a resident_id passes the GB 11643 check digit and carries a real birth date
+    # docs/api.md Citizens: a resident_id passes the GB 11643 check digit and carries a real birth date
     good = resident_id(3)
     wrong_check = good[:-1] + ("0" if good[-1] != "0" else "1")
     invalid = {

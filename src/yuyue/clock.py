@@ -3,7 +3,7 @@
 `clock.now()` is the only source of time for rules. In non-production the offset from real time
 is kept in the database (table `platform_state`, key `clock_offset_us`), so every process — all
 `serve` workers and every `yuyue worker` — sees the same "now"; each process re-reads it at most
-once a second. Token lifetimes use real time (`clock.real_now()`), per API.md.
+once a second. Token lifetimes use real time (`clock.real_now()`), per docs/api.md.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ async def test_logout_and_session_expiry(api: Api) -> None:
 
     other = await new_admin(api, "p2b", "platform", 2)
     assert (await api.client.get("/api/v1/admin/alerts", headers=other)).status_code == 200
-    # a session ends at its expiry (real time, API.md "Test clock"), whatever the token says
+    # a session ends at its expiry (real time, docs/api.md "Test clock"), whatever the token says
     await execute(
         api,
         "UPDATE admin_sessions SET expires_at = :t "

@@ -1,5 +1,5 @@
-"""Administration through HTTP (API.md "Administration": units, policy, services, calendar), with the
-scope rules G3–G6 as RULES.md "Who approves" reads them. Runs on SQLite and PostgreSQL."""
+"""Administration through HTTP (docs/api.md "Administration": units, policy, services, calendar), with the
+scope rules G3–G6 as docs/rules.md "Who approves" reads them. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

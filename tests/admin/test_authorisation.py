@@ -1,4 +1,4 @@
-"""The 2-2-3 authorisation table (rules G3–G7, RULES.md "Who approves"): every role × action × unit
+"""The 2-2-3 authorisation table (rules G3–G7, docs/rules.md "Who approves"): every role × action × unit
 relation against `may`, the one function every admin route calls; then the same answers through
 HTTP on both databases for the actions of this issue (admins, capacity approvals, alerts, audit)."""
 

@@ -1,4 +1,4 @@
-"""Bookings through the HTTP contract, on SQLite and PostgreSQL (API.md "Bookings")."""
+"""Bookings through the HTTP contract, on SQLite and PostgreSQL (docs/api.md "Bookings")."""
 
 from __future__ import annotations
 

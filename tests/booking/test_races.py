@@ -1,5 +1,5 @@
 """Concurrency: a seat is sold once and a citizen holds one live booking per service, whatever
-runs at the same time (STYLE.md "Concurrency claims get concurrency tests").
+runs at the same time.
 
 In-process races run many requests at once through the ASGI app, each on its own pooled database
 connection; on PostgreSQL they interleave for real. The multi-process race starts `yuyue serve`

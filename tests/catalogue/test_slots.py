@@ -1,4 +1,4 @@
-"""Hourly slots and their capacity (rules G11, M13; RULES.md "Slots" and "Capacity"), and slot ids."""
+"""Hourly slots and their capacity (rules G11, M13; docs/rules.md "Slots"), and slot ids."""
 
 from __future__ import annotations
 

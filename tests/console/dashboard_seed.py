@@ -10,7 +10,7 @@ clock directly (`clock.store`, as the test clock does) instead of running every 
 month through `PUT /api/v1/test/clock`, which would take minutes per database.
 
 The plan is a plain list of intents (`Intent`); `expected_*` count what the figures must be from
-that list alone, by the definitions of API.md/decision 0043, independently of the stats service.
+that list alone, by the definitions of docs/api.md/decision 0043, independently of the stats service.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from yuyue.notify import templates
 from yuyue.notify.templates import SMS_LIMIT, TEMPLATES, render
 
 SIGN = "广州预约"  # the default sign name
-# Longest realistic values: a 4-digit hall code (RULES.md: codes widen to 4 digits), 31 December
+# Longest realistic values: a 4-digit hall code (docs/rules.md: codes widen to 4 digits), 31 December
 # at 16:00, a 12-character fixed-line hotline, and long hall and unit names.
 LONGEST = {
     "number": "I1234" + "20261231" + "99999",  # 18 characters

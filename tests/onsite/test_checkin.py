@@ -1,5 +1,5 @@
 """Check-in (取号) at each window edge, tickets per booking, access of staff, kiosks and admins
-(rules T3, M7; API.md "On site")."""
+(rules T3, M7; docs/api.md "On site")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bans by hand (rule G15, API.md "Penalties") are authorised by the 2-2-3 table's own `penalise`
+"""Bans by hand (rule G15, docs/api.md "Administration") are authorised by the 2-2-3 table's own `penalise`
 column: a city bureau L1 (who oversees and approves, never configures; rule G5) may still add and
 lift a ban over its subtree; platform L2 (who oversees and proposes; rule G4) may not."""
 

@@ -1,4 +1,4 @@
-"""Property tests of the penalty rules (rules G15, M9) against RULES.md "Penalties"."""
+"""Property tests of the penalty rules (rules G15, M9) against docs/rules.md "Penalties"."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Cancel deadlines (G13 city, T8 Tianhe, M8 medical insurance), check-in windows (T3, M7) and the
-on-site share of a slot (G10, G11), per RULES.md "How the platform reads them".
+on-site share of a slot (G10, G11), per docs/rules.md "How the platform reads them".
 
 Real 2026 calendar: Mid-autumn 09-25..27, National Day 10-01..07, swapped working days Sunday
 09-20 and Saturday 10-10.
@@ -198,4 +198,4 @@ def test_g10_onsite_hold_for_any_share(capacity: int, pct: int) -> None:
 @pytest.mark.parametrize(("capacity", "hold"), [(0, 0), (9, 0), (10, 1), (19, 1), (20, 2), (105, 10)])
 def test_g10_onsite_hold_examples(capacity: int, hold: int) -> None:
     assert onsite_hold(CITY, capacity) == hold
-    assert onsite_hold(MEDICAL, capacity) == hold  # on-site share inherited from the city (RULES.md)
+    assert onsite_hold(MEDICAL, capacity) == hold  # on-site share inherited from the city (docs/rules.md)

@@ -1,4 +1,4 @@
-"""Booking horizons (RULES.md "How the platform reads them"): city G10, Tianhe T6, medical
+"""Booking horizons (docs/rules.md "How the platform reads them"): city G10, Tianhe T6, medical
 insurance M4/M5, and the on-site share's opening (G10).
 
 The dates below are the real 2026 national calendar (chinese-calendar 1.11): Mid-autumn
@@ -41,7 +41,7 @@ D = date  # short alias for the many literal dates
 
 
 def ref_working(day: date, calendar: WorkCalendar) -> bool:
-    """Working day per RULES.md: overrides, else the package, else Mon–Fri; less closures."""
+    """Working day per docs/rules.md: overrides, else the package, else Mon–Fri; less closures."""
     if day in calendar.closures:
         return False
     if day in calendar.overrides:
@@ -317,7 +317,7 @@ def test_m4_medical_fifth_working_day_opens_at_midnight() -> None:
 
 
 def test_m5_m8_monday_slot_cancel_friday_book_until_sunday() -> None:
-    """RULES.md: for a Monday slot the cancel deadline is the previous Friday 17:30 (M8), while
+    """docs/rules.md: for a Monday slot the cancel deadline is the previous Friday 17:30 (M8), while
     booking stays open until Sunday 17:30 (M5)."""
     monday = D(2026, 10, 19)
     start, end = slot(monday)

@@ -1,4 +1,4 @@
-"""Policy inheritance (RULES.md "Policies"): a policy is set at the city level and overridden below
+"""Policy inheritance (docs/rules.md "Policies"): a policy is set at the city level and overridden below
 it, knob by knob; `(city)` knobs are inherited. Rules G10/T6/M4 (horizon), G13/T8/M8 (cancel)."""
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ async def test_whole_flow_through_forms_books_once_t10(api: Api) -> None:
     )
     confirm = await api.client.get(login.headers["location"])
     assert_page(confirm, 200)
-    # masked personal data only (API.md), never the full numbers
+    # masked personal data only (docs/api.md), never the full numbers
     assert "张**" in confirm.text and "4401**********" + resident_id(1)[-4:] in confirm.text
     assert (
         "138****5678" in confirm.text

@@ -1,7 +1,7 @@
 """Administrators (rules G3–G7): accounts, sessions, lockout, the one authorisation function, the
 audit log; capacity requests and approvals (G20); alerts (G12, G20); penalties by hand (G15).
 
-The 2-2-3 table (RULES.md "Administration" and "Who approves"), as `may` reads it:
+The 2-2-3 table (docs/rules.md "Administration" and "Who approves"), as `may` reads it:
 
 | admin | view, propose | configure | approve | admins, penalties |
 |---|---|---|---|---|
@@ -68,7 +68,7 @@ hasher = PasswordHasher()
 _DUMMY_HASH = hasher.hash("not-a-real-password-0")
 
 # Lockout (choice, decision 0040): 5 failed logins of one username within 15 minutes lock it for
-# 15 minutes, on real time (API.md "Test clock": rate-limit windows run on real time).
+# 15 minutes, on real time (docs/api.md "Test clock": rate-limit windows run on real time).
 LOCKOUT_FAILURES = 5
 LOCKOUT_WINDOW = timedelta(minutes=15)
 LOCKOUT_FOR = timedelta(minutes=15)

@@ -1,6 +1,6 @@
 """Availability and bookings: book, cancel, reschedule, special-reason rebook, list, get.
 
-Integrity lives in the database (STYLE.md):
+Integrity lives in the database (docs/architecture.md):
 - a seat is taken by one conditional `UPDATE slots SET booked = booked + n WHERE … booked + n <=
   limit RETURNING`: whatever the number of processes, a slot is never sold past its limit;
 - one live booking per ID and service (rule T5) or per ID and day (rule M10) is the partial unique
@@ -380,7 +380,7 @@ async def _availability(
 def booking_view(
     booking: Booking, citizen: Citizen, ctx: Context, ticket: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """A booking as API.md describes it; personal data always masked."""
+    """A booking as docs/api.md describes it; personal data always masked."""
     knobs = ctx.policy.knobs
     window_from, window_to = checkin_window(knobs, booking.slot_start, booking.slot_end)
     deadline = cancel_deadline(knobs, ctx.calendar, booking.slot_day, booking.slot_start, booking.slot_end)
@@ -422,7 +422,7 @@ async def view(session: AsyncSession, booking: Booking) -> dict[str, Any]:
 
 
 async def _ticket(session: AsyncSession, booking: Booking) -> dict[str, Any] | None:
-    """The on-site ticket of a checked-in booking (API.md `ticket`); the on-site domain owns it."""
+    """The on-site ticket of a checked-in booking (docs/api.md `ticket`); the on-site domain owns it."""
     if booking.status not in ("checked_in", "served"):
         return None
     from yuyue.onsite.service import ticket_of_booking  # the on-site domain owns tickets
@@ -475,7 +475,7 @@ async def resolve_slot(session: AsyncSession, slot_id: str) -> tuple[Context, Sl
 
 
 def check_open(ctx: Context, spec: SlotSpec, channel: str, now: datetime) -> None:
-    """Raise the API.md error for a slot that this channel may not book now."""
+    """Raise the docs/api.md error for a slot that this channel may not book now."""
     knobs = ctx.policy.knobs
     if channel == "onsite":
         status = onsite_status(knobs, ctx.calendar, spec.day, spec.end, now)  # rule G10
@@ -1193,7 +1193,7 @@ async def idempotent(
     fingerprint: str,
     work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
 ) -> tuple[int, dict[str, Any]]:
-    """API.md: the same key and body from the same citizen answers the first answer again and
+    """docs/api.md: the same key and body from the same citizen answers the first answer again and
     changes nothing; another body is `idempotency_key_reused`.
 
     Optimistic (decision 0015): `work` runs, then the key's row is inserted with its answer in the

@@ -1,5 +1,5 @@
 """Working days: the national calendar (chinese-calendar while its data lasts), the platform's
-override table, and each hall's own closures (RULES.md "How the platform reads them: Working day").
+override table, and each hall's own closures (docs/rules.md "How the platform reads them: Working day").
 
 A date that neither the package nor the override table covers counts Monday–Friday as working;
 the daily `calendar_check` job raises one `calendar_missing` alert for it. Never an error.

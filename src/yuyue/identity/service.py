@@ -131,7 +131,7 @@ async def get_citizen(session: AsyncSession, citizen_id: int) -> Citizen:
 
 
 def citizen_view(secret: str, citizen: Citizen) -> dict[str, str]:
-    """The owner's own, unmasked data (API.md: GET /me and the login answer)."""
+    """The owner's own, unmasked data (docs/api.md: GET /me and the login answer)."""
     return {
         "id_type": citizen.id_type,
         "id_number": crypto.decrypt(secret, citizen.id_enc),
@@ -197,7 +197,7 @@ class LoginResult:
 
 
 def real_now() -> datetime:
-    """Sessions and login states run on real time, not the test clock (API.md "Test clock")."""
+    """Sessions and login states run on real time, not the test clock (docs/api.md "Test clock")."""
     return datetime.now(TZ)
 
 

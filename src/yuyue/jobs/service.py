@@ -4,7 +4,7 @@ A job is a function of (session, due_at) plus a schedule that lists its due time
 The runner claims `(job, due_at)` by inserting it into `job_runs` in the same transaction as the
 job's work: with any number of `serve` and `worker` processes, each due time runs once, and a job
 that fails leaves no claim behind, so it is retried on the next pass. Moving the test clock runs,
-in time order, every due time passed on the way (API.md "Test clock").
+in time order, every due time passed on the way (docs/api.md "Test clock").
 
 Later work plugs in with `register(Job(...))` (no-show marking, penalties, releases to the waiting
 list, reminders, alerts).
@@ -150,12 +150,12 @@ def seconds_to_next_due(now: datetime, interval_s: float) -> float:
 
 
 async def _expire_idempotency_keys(session: AsyncSession, due: datetime) -> None:
-    """API.md: Idempotency keys live 24 hours."""
+    """docs/api.md: Idempotency keys live 24 hours."""
     await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < due - timedelta(hours=24)))
 
 
 async def _calendar_check(session: AsyncSession, due: datetime) -> None:
-    """RULES.md 'Working day': a date neither chinese-calendar nor the override table covers counts
+    """docs/rules.md 'Working day': a date neither chinese-calendar nor the override table covers counts
     Monday–Friday as working and raises one `calendar_missing` alert (one per year)."""
     calendar = await national_calendar(session)
     missing = sorted(

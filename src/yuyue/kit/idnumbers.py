@@ -1,5 +1,5 @@
 """Identity document numbers: GB 11643 resident ID check digit, GB 32100 USCC check character,
-and shape checks for the other document types of API.md."""
+and shape checks for the other document types of docs/api.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Short-lived signed access tokens (HS256 JWT), one audience per kind of caller.
 
-Lifetimes run on real time, not the test clock (API.md "Test clock").
+Lifetimes run on real time, not the test clock (docs/api.md "Test clock").
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from yuyue.models.base import Base, LocalDateTime
 
 class AdminSession(Base):
     """One admin login. The token names its session (`sid`); logout or retirement revokes it, and
-    it expires at `expires_at` (real time, API.md "Test clock")."""
+    it expires at `expires_at` (real time, docs/api.md "Test clock")."""
 
     __tablename__ = "admin_sessions"
 

@@ -13,7 +13,7 @@ from yuyue.models.base import Base, LocalDateTime
 
 class Counter(Base):
     """A service counter (窗口) of a hall. Rows 1..`units.counters` are created on first use;
-    `service_ids` null means every service of the hall (API.md)."""
+    `service_ids` null means every service of the hall (docs/api.md)."""
 
     __tablename__ = "counters"
     __table_args__ = (UniqueConstraint("hall_id", "position"),)

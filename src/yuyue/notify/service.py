@@ -286,7 +286,7 @@ async def _on_no_show(session: AsyncSession, event: Event) -> None:
 
 @subscribe("ban.imposed")
 async def _on_ban(session: AsyncSession, event: Event) -> None:
-    """RULES.md 'Penalties': a ban sends an SMS."""
+    """docs/rules.md 'Penalties': a ban sends an SMS."""
     ban: Ban = event.data["ban"]
     citizen = await session.get(Citizen, ban.citizen_id)
     unit = await session.get(Unit, ban.unit_id)

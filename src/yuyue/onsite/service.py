@@ -1,5 +1,5 @@
 """On site: who may act in a hall, check-in, walk-in and green tickets, counters and the queue
-(rules T3, T4, M2, M3, M7, G10, G17; API.md "On site").
+(rules T3, T4, M2, M3, M7, G10, G17; docs/api.md "On site").
 
 Integrity lives in the database: a booking becomes `checked_in` by one conditional UPDATE (so two
 kiosks checking one citizen in at once issue one ticket), a ticket is called by one conditional
@@ -292,7 +292,7 @@ async def revoke_kiosk(session: AsyncSession, admin: Acting, kiosk_id: int) -> N
 
 async def ensure_counters(session: AsyncSession, hall: Unit) -> list[Counter]:
     """Counters 1..`hall.counters` exist (created on first use) and serve every service until
-    configured otherwise (API.md)."""
+    configured otherwise (docs/api.md)."""
     existing = list(
         (
             await session.execute(
@@ -489,7 +489,7 @@ async def _views(session: AsyncSession, hall: Unit, tickets: list[Ticket]) -> li
 
 
 async def ticket_of_booking(session: AsyncSession, booking_id: int) -> dict[str, Any] | None:
-    """The ticket of a checked-in booking, for the booking's JSON (API.md `ticket`)."""
+    """The ticket of a checked-in booking, for the booking's JSON (docs/api.md `ticket`)."""
     ticket = (
         await session.execute(select(Ticket).where(Ticket.booking_id == booking_id))
     ).scalar_one_or_none()
@@ -638,7 +638,7 @@ async def issue_ticket(
     id_number: str,
     green: str | None,
 ) -> dict[str, Any]:
-    """Walk-in (rule M2, as RULES.md reads the hall modes) or green-channel (rules G10, M3) ticket."""
+    """Walk-in (rule M2, as docs/rules.md reads the hall modes) or green-channel (rules G10, M3) ticket."""
     hall = await hall_for(session, actor, hall_id)
     try:
         info = await service_info(session, service_id)
@@ -958,7 +958,7 @@ def _own_counter(actor: Actor, ticket: Ticket) -> None:
 
 
 async def public_queue(session: AsyncSession, hall_id: str) -> dict[str, Any]:
-    """API.md: ticket numbers and counters only (no personal data)."""
+    """docs/api.md: ticket numbers and counters only (no personal data)."""
     hall = await get_hall(session, hall_id)
     waiting, serving = await queue_state(session, hall)
     names = {
@@ -1054,7 +1054,7 @@ async def ticket_slip(session: AsyncSession, actor: Actor, hall_id: str, number:
 async def ticket_person(
     session: AsyncSession, secret: str, actor: Actor, hall_id: str, number: str, *, reveal: bool = False
 ) -> dict[str, Any]:
-    """The booking and citizen behind a ticket, for the clerk: masked as in every answer (API.md).
+    """The booking and citizen behind a ticket, for the clerk: masked as in every answer (docs/api.md).
     `reveal` shows the full name, ID and phone number of the ticket this counter is serving, and is
     audited with the clerk (or the admin acting as staff) as the actor. Walk-in and green tickets
     carry no booking: the citizen shows their document at the counter."""

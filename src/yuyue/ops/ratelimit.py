@@ -1,9 +1,9 @@
 """Rate limits (issue 9, abuse and scalping): per client address, per citizen and per partner client,
-with the `limits` library. Over the limit: `429 rate_limited` with `Retry-After` (API.md).
+with the `limits` library. Over the limit: `429 rate_limited` with `Retry-After` (docs/api.md).
 
 Storage (decision 0064): Redis when YUYUE_REDIS_URL is set, so every `serve` worker shares the
 counters and the hot path never writes to the database; in memory otherwise (one process, or
-counts per process). Windows run on real time (API.md "Test clock"). `YUYUE_RATE_LIMITS=off`
+counts per process). Windows run on real time (docs/api.md "Test clock"). `YUYUE_RATE_LIMITS=off`
 (non-production only; config.py refuses it in production) turns every limit off.
 
 - every `/api/` request: YUYUE_RATE_LIMIT_ADDRESS per client address (default 600/minute);

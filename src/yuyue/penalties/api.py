@@ -1,4 +1,4 @@
-"""Admin routes of penalties: citizen lookup, add and lift bans (rule G15, API.md "Penalties")."""
+"""Admin routes of penalties: citizen lookup, add and lift bans (rule G15, docs/api.md "Administration")."""
 
 from __future__ import annotations
 

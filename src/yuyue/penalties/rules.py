@@ -1,4 +1,4 @@
-"""The no-show penalty rules as one pure function (rules G15, M9; RULES.md "Penalties").
+"""The no-show penalty rules as one pure function (rules G15, M9; docs/rules.md "Penalties").
 
 `evaluate(rule, unused, new)` answers which bans the marking of `new` triggers, given the no-shows
 of the same citizen, scope and rule that no ban has used up yet (`new` among them). It is pure so

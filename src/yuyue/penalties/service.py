@@ -1,4 +1,4 @@
-"""No-show marking and bans (rules G13, M12, G15, M9, T9, G14; RULES.md "No-show", "Penalties",
+"""No-show marking and bans (rules G13, M12, G15, M9, T9, G14; docs/rules.md "No-show", "Penalties",
 "Special-reason miss").
 
 - The job `mark_no_shows` turns every booking still `booked` whose check-in window has closed into
@@ -248,7 +248,7 @@ async def find_citizen(session: AsyncSession, secret: str, id_type: str, id_numb
 async def lookup(
     session: AsyncSession, secret: str, admin: Acting, id_type: str, id_number: str
 ) -> dict[str, Any]:
-    """An admin's explicit citizen lookup (API.md: unmasked, audited)."""
+    """An admin's explicit citizen lookup (docs/api.md: unmasked, audited)."""
     from yuyue.booking.service import view
     from yuyue.identity.service import bans_in_force, citizen_view, no_show_count
 

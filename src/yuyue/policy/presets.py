@@ -1,7 +1,7 @@
-"""The policy knobs and the three presets of RULES.md ("Policies"), as data.
+"""The policy knobs and the three presets of docs/rules.md ("Policies"), as data.
 
 Knob names and meanings are documented in docs/policies.md. A preset sets only the knobs its
-document sets; the rest are inherited from the units above (`(city)` in RULES.md).
+document sets; the rest are inherited from the units above (`(city)` in docs/rules.md).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Knobs(BaseModel):
     checkin_after_end_min: StrictInt = Field(ge=0, le=24 * 60)
     # No-show penalty (rules G15, M9).
     penalty: Literal["city", "medical_insurance", "none"]
-    # Platform cap of live bookings per citizen (API.md booking_cap).
+    # Platform cap of live bookings per citizen (docs/api.md booking_cap).
     max_live_bookings: StrictInt = Field(ge=1, le=1000)
     # Issue 9 item 5 (decision 0081): seats a cancel or a reschedule frees, and the waiting list
     # (rule G11) does not take, stay taken until a random second of [min, max] later; max 0 frees

@@ -2,7 +2,7 @@
 when a day opens, when booking of a slot closes, cancel deadlines, check-in windows.
 
 The time rules are pure functions of (knobs, calendar, times) so they can be property-tested;
-RULES.md "How the platform reads them" is the specification.
+docs/rules.md "How the platform reads them" is the specification.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Waiting-list routes (API.md "Waiting list"): join, mine with positions, leave; an admin's view of a
+"""Waiting-list routes (docs/api.md "Waiting list"): join, mine with positions, leave; an admin's view of a
 service's waiting list."""
 
 from __future__ import annotations

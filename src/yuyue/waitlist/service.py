@@ -44,7 +44,7 @@ OFFSITE_CHANNELS = ("web", "wechat", "app", "provincial_portal", "api")
 MAX_DATES = 31
 MAX_AHEAD_DAYS = 60
 SCAN_LIMIT = 200  # entries looked at per allocation (the earliest first)
-OVER_RELEASE_WORKING_DAYS = 10  # rule G12: "the next 10 days", read as working days (RULES.md)
+OVER_RELEASE_WORKING_DAYS = 10  # rule G12: "the next 10 days", read as working days (docs/rules.md)
 STOP_CODES = ("slot_full", "booking_closed", "not_open_yet", "not_found")
 
 
@@ -177,7 +177,7 @@ async def admin_entries(
     session: AsyncSession, who: Acting, service_id: int, status: str = "waiting"
 ) -> list[dict[str, Any]]:
     """The waiting list of one service for an admin of its hall's subtree (rules G11, G12): entries
-    of `status` in queue order (first come, first served), the citizen masked (API.md)."""
+    of `status` in queue order (first come, first served), the citizen masked (docs/api.md)."""
     _, _, hall = await get_service(session, service_id)
     authorise(who, "view", hall.path)
     if status not in ENTRY_STATUSES:

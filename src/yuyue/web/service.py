@@ -78,7 +78,7 @@ class Message:
     next_step: str
 
 
-# Every API error code (API.md and errors.TITLES) in plain Chinese with a next step.
+# Every API error code (docs/api.md and errors.TITLES) in plain Chinese with a next step.
 MESSAGES: dict[str, Message] = {
     "slot_full": Message(
         "这个时段已经约满了。",
@@ -179,7 +179,7 @@ MESSAGES: dict[str, Message] = {
         "页面已过期或来源不明，为了您的安全，本次提交没有执行。",
         "请返回上一页，刷新后重新提交。",
     ),
-    # Codes of the waiting list and on-site work (API.md "On site").
+    # Codes of the waiting list and on-site work (docs/api.md "On site").
     "no_booking": Message(
         "没有找到您在本大厅可以取号的预约。", "请核对证件号码，或到窗口咨询，也可以现场取号。"
     ),

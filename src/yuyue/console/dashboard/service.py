@@ -54,7 +54,7 @@ KIND_TEXT = {
     "street_hall": "街道大厅",
     "village_hall": "村居站点",
 }
-# The columns of the figures (API.md "Statistics"), with their headings on the page and in the XLSX.
+# The columns of the figures (docs/api.md "Administration"), with their headings on the page and in the XLSX.
 FIGURE_HEADINGS = {
     "released": "放号",
     "booked": "预约",

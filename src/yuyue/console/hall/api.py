@@ -1,6 +1,6 @@
 """Routes of the console's hall pages (see the package docstring).
 
-Every action calls the same function of yuyue.onsite.service as the API route of API.md "On site"
+Every action calls the same function of yuyue.onsite.service as the API route of docs/api.md "On site"
 (check-in, tickets, call next, recall, skip, finish, counters) with the viewer's `Actor`, so a page
 is authorised exactly as the API is: a clerk only in their hall (and at their counter if bound to
 one), an admin in the halls of their subtree. After the commit, `stream.committed` hands the queue
@@ -112,7 +112,7 @@ async def _counter_page(
 ) -> Response:
     screen = await onsite.counter_screen(db, who.actor, hall_id, counter_id)
     if person is None and screen.current is not None:
-        # masked, as every answer (API.md); the full details only on an explicit, audited reveal
+        # masked, as every answer (docs/api.md); the full details only on an explicit, audited reveal
         person = await onsite.ticket_person(db, secret_of(request), who.actor, hall_id, screen.current.number)
     names = await views.service_names(db, hall_id)
     return render(

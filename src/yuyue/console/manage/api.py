@@ -408,7 +408,7 @@ async def bans(request: Request, db: Db, done: Done = "") -> Response:
 
 @router.post("/admin/bans", response_class=HTMLResponse)
 async def lookup(request: Request, db: Db) -> Response:
-    """An admin's explicit citizen lookup: unmasked, audited (API.md "Penalties"). The ID number
+    """An admin's explicit citizen lookup: unmasked, audited (docs/api.md "Administration"). The ID number
     travels in the POST body only, never in a URL."""
     form = await checked_form(request)
     who = await admin(request, db)

@@ -273,7 +273,7 @@ def upgrade() -> None:
             postgresql_where=sa.text("status IN ('booked', 'checked_in')"),
         )
 
-    # The database starts with the unit `platform`, under the city policy (RULES.md "Policies").
+    # The database starts with the unit `platform`, under the city policy (docs/rules.md "Policies").
     now = sa.func.current_timestamp()
     units = sa.table(
         "units",
