@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import yuyue.booking.service
 import yuyue.channels.service
+import yuyue.channels.webhooks
 import yuyue.jobs.service
 import yuyue.notify.service
 import yuyue.penalties.service

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from tests.conftest import Api
-from yuyue.channels.service import sign
 from yuyue.config import Settings
+from yuyue.kit.signing import sign
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse
 from tests.channels.conftest import Partner, register
 from tests.channels.test_channels import CITIZEN, ID
 from tests.conftest import Api, raw
-from yuyue.channels.service import sign
-from yuyue.notify import providers
+from yuyue.channels import webhooks
+from yuyue.kit.signing import sign
 
 HOOK = "http://partner.test/hooks/yuyue?site=gz"
 
@@ -58,9 +58,9 @@ class FakePartner:
 @pytest.fixture
 def fake_partner() -> Iterator[FakePartner]:
     fake = FakePartner()
-    providers.webhook_transport = httpx.ASGITransport(app=fake.app)
+    webhooks.webhook_transport = httpx.ASGITransport(app=fake.app)
     yield fake
-    providers.webhook_transport = None
+    webhooks.webhook_transport = None
 
 
 async def setup(api: Api, fake: FakePartner) -> tuple[Partner, list[str]]:

@@ -11,7 +11,7 @@ import httpx
 
 from tests.conftest import Api, raw
 from tests.notify.conftest import SECRET, sent
-from yuyue.notify import service
+from yuyue.identity import service as identity
 
 
 async def ask(api: Api, phone: str, client: httpx.AsyncClient | None = None) -> httpx.Response:
@@ -50,8 +50,8 @@ async def test_code_is_sent_hashed_and_verifies_once(api: Api) -> None:
     assert ok.status_code == 200, ok.text
     token = ok.json()["phone_token"]
     assert ok.json()["verified"] is True
-    assert service.phone_confirmed(SECRET, token, "13812345678")
-    assert not service.phone_confirmed(SECRET, token, "13900000000")
+    assert identity.phone_confirmed(SECRET, token, "13812345678")
+    assert not identity.phone_confirmed(SECRET, token, "13900000000")
     again = await verify(api, "13812345678", code)  # used up
     assert again.status_code == 422 and again.json()["code"] == "invalid_code"
 

@@ -21,7 +21,6 @@ exactly as partners do (see `channels/bureau/`, decision 0080).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -36,6 +35,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from yuyue.channels.webhooks import enqueue_webhook
 from yuyue.clock import clock
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
@@ -45,6 +45,7 @@ from yuyue.kit import crypto
 from yuyue.kit.events import Event, subscribe, write
 from yuyue.kit.http import rowcount
 from yuyue.kit.masking import mask_id, mask_name, mask_phone
+from yuyue.kit.signing import sign
 from yuyue.models import ApiClient, ApiKey, ChannelBooking, ChannelNonce, CitizenSession, Unit
 
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -215,17 +216,6 @@ async def set_active(session: AsyncSession, client_id: str, active: bool) -> Api
 # --- signed requests -------------------------------------------------------------------------------
 
 
-def canonical(method: str, path: str, query: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    digest = hashlib.sha256(body).hexdigest()
-    return f"{method.upper()}\n{path}\n{query}\n{timestamp}\n{nonce}\n{digest}".encode()
-
-
-def sign(key_secret: str, method: str, path: str, query: str, timestamp: str, nonce: str, body: bytes) -> str:
-    """The signature a partner sends (also used by the tests and the partner SDK example)."""
-    message = canonical(method, path, query, timestamp, nonce, body)
-    return hmac.new(key_secret.encode(), message, hashlib.sha256).hexdigest()
-
-
 async def verify_request(
     maker: async_sessionmaker[AsyncSession],
     secret: str,
@@ -348,8 +338,6 @@ async def _on_booked(session: AsyncSession, event: Event) -> None:
     """Rule T1: a booking made through a partner carries the partner's channel; this row names the
     client too. The partner's webhook hears of the new booking (its later events come through the
     notify handlers). On PostgreSQL both rows go in the booking's own statement (decision 0015)."""
-    from yuyue.notify.service import enqueue_webhook  # notify reads this domain's tables
-
     client_id = event.data.get("client_id")
     if client_id is None:
         return
@@ -375,22 +363,6 @@ async def set_webhook(session: AsyncSession, client_id: str, url: str | None, pr
     client.webhook_url = check_webhook_url(url, production) if url else None
     await session.flush()
     return client
-
-
-async def signing_key(session: AsyncSession, secret: str, client_id: str) -> tuple[str, str] | None:
-    """The client's newest key in force (id, secret): webhooks are signed as partners sign to us."""
-    now = clock.now()
-    keys = (
-        await session.execute(
-            select(ApiKey)
-            .where(ApiKey.client_id == client_id, ApiKey.revoked_at.is_(None))
-            .order_by(ApiKey.created_at.desc())
-        )
-    ).scalars()
-    for key in keys:
-        if key.expires_at is None or key.expires_at > now:
-            return key.id, crypto.decrypt(secret, key.secret_enc)
-    return None
 
 
 async def _purge_nonces(session: AsyncSession, due: datetime) -> None:

@@ -22,6 +22,7 @@ from yuyue.admin.api import AdminDep
 from yuyue.admin.service import audit, authorise
 from yuyue.db import get_db
 from yuyue.errors import DomainError, NotFound, Unprocessable
+from yuyue.identity import service as identity
 from yuyue.identity.api import settings_of
 from yuyue.jobs.api import NonProd
 from yuyue.kit.http import problems
@@ -79,8 +80,8 @@ async def verify_code(body: VerifyIn, request: Request, db: Db) -> dict[str, Any
         raise Unprocessable("wrong, expired or used-up code", code="invalid_code")
     return {
         "verified": True,
-        "phone_token": service.phone_token(secret, body.phone),
-        "expires_in": service.PHONE_TOKEN_TTL_S,
+        "phone_token": identity.phone_token(secret, body.phone),
+        "expires_in": identity.PHONE_TOKEN_TTL_S,
     }
 
 

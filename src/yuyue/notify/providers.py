@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import string
-import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -59,52 +55,6 @@ class Provider(Protocol):
     name: str
 
     async def send(self, message: Outgoing) -> Receipt: ...
-
-
-# --- partner webhooks (issue 7 item 7) ----------------------------------------------------------
-
-WEBHOOK = "webhook"
-webhook_transport: httpx.AsyncBaseTransport | None = None  # tests route webhooks to a local fake
-TEMPORARY_HTTP = (408, 425, 429)
-
-
-async def post_webhook(
-    url: str, key_id: str, key_secret: str, message_id: str, body: dict[str, Any]
-) -> Receipt:
-    """One signed POST of an event to a partner. Signature as partners sign to us (decision 0063):
-    HMAC-SHA256 over METHOD, path, query, timestamp, a fresh nonce and the body's SHA-256, with the
-    client's newest key; `X-Yuyue-Message-Id` stays the same across retries so the partner can drop a
-    duplicate. 2xx: sent; 408/425/429/5xx and network failures: temporary; any other answer: permanent
-    (a redirect is not followed)."""
-    from yuyue.channels.service import sign  # the same signature both ways
-
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    parts = urlsplit(url)
-    timestamp, nonce = str(int(time.time())), secrets.token_urlsafe(16)
-    headers = {
-        "Content-Type": "application/json",
-        "X-Yuyue-Key": key_id,
-        "X-Yuyue-Timestamp": timestamp,
-        "X-Yuyue-Nonce": nonce,
-        "X-Yuyue-Signature": sign(
-            key_secret, "POST", parts.path or "/", parts.query, timestamp, nonce, content
-        ),
-        "X-Yuyue-Message-Id": message_id,
-        "X-Yuyue-Event": str(body.get("event", "")),
-    }
-    try:
-        async with httpx.AsyncClient(
-            transport=webhook_transport, timeout=5.0, follow_redirects=False
-        ) as client:
-            answer = await client.post(url, content=content, headers=headers)
-    except httpx.TimeoutException:
-        raise ProviderError("timeout", "the partner did not answer in 5 s", temporary=True) from None
-    except httpx.HTTPError as exc:
-        raise ProviderError("unreachable", type(exc).__name__, temporary=True) from None
-    if 200 <= answer.status_code < 300:
-        return Receipt(provider_ref=answer.headers.get("x-request-id"), code=str(answer.status_code))
-    temporary = answer.status_code in TEMPORARY_HTTP or answer.status_code >= 500
-    raise ProviderError(f"http_{answer.status_code}", answer.text[:200], temporary=temporary)
 
 
 def placeholders(template_id: str) -> list[str]:

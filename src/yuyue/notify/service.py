@@ -39,23 +39,20 @@ from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from yuyue.catalogue.service import service_info
-from yuyue.channels.service import signing_key
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import DomainError, NotFound, Unprocessable
 from yuyue.errors import ValidationFailed as ValidationFailedError
 from yuyue.identity.service import MOBILE, process_secret
 from yuyue.jobs.service import Job, Schedule, daily, register
-from yuyue.kit import crypto, tokens
+from yuyue.kit import crypto
 from yuyue.kit.events import Event, collecting, subscribe
 from yuyue.kit.masking import mask_email, mask_phone
 from yuyue.models import (
     Admin,
     Alert,
-    ApiClient,
     Ban,
     Booking,
-    ChannelBooking,
     Citizen,
     ConsoleMessage,
     DeliveryAttempt,
@@ -67,14 +64,12 @@ from yuyue.models import (
 from yuyue.notify import templates
 from yuyue.notify.config import NotifySettings, email_settings, in_quiet_hours, notify_settings, sms_settings
 from yuyue.notify.providers import (
-    WEBHOOK,
     EmailProvider,
     Outgoing,
     Provider,
     ProviderError,
     Receipt,
     make_provider,
-    post_webhook,
 )
 from yuyue.ops.logging import log
 
@@ -196,58 +191,6 @@ async def booking_draft(
     )
 
 
-async def enqueue_webhook(
-    session: AsyncSession,
-    number: str,
-    event: str,
-    booking: Booking | None = None,
-    *,
-    client: str | None = None,
-    **extra: str,
-) -> None:
-    """Issue 7 item 7: a booking made through a partner client with a webhook: its event goes to
-    the partner, in the same transaction as the change. No personal data: numbers, ids and times.
-    `client`: the partner client, when the booking's `channel_bookings` row is not written yet."""
-    if client is not None:
-        found = select(ApiClient.id).where(ApiClient.id == client, ApiClient.webhook_url.isnot(None))
-    else:
-        found = (
-            select(ChannelBooking.client_id)
-            .join(ApiClient, ApiClient.id == ChannelBooking.client_id)
-            .where(ChannelBooking.number == number, ApiClient.webhook_url.isnot(None))
-        )
-    target = (await session.execute(found)).scalar_one_or_none()
-    if target is None:
-        return
-    if booking is None:
-        booking = (await session.execute(select(Booking).where(Booking.number == number))).scalar_one()
-    info = await service_info(session, booking.service_id)
-    params = {
-        "client_id": target,
-        "event": event,
-        "number": booking.number,
-        "status": booking.status,
-        "service_id": str(booking.service_id),
-        "hall_id": info.hall_id,
-        "slot_start": booking.slot_start.isoformat(),
-        "slot_end": booking.slot_end.isoformat(),
-        "quantity": str(booking.quantity),
-        "channel": booking.channel,
-        **extra,
-    }
-    draft = Draft(
-        kind="webhook",
-        channel="webhook",
-        template=event,
-        params=params,
-        phone_enc="",
-        phone_masked="",
-        unit_path=info.hall_path,
-        booking_number=booking.number,
-    )
-    await enqueue(session, [draft])
-
-
 # --- what the other domains announce (same transaction) -----------------------------------------
 
 
@@ -261,18 +204,15 @@ async def _on_booked(session: AsyncSession, event: Event) -> None:
 
 @subscribe("booking.cancelled")
 async def _on_cancelled(session: AsyncSession, event: Event) -> None:
-    """Rules T7, T11: every cancel is confirmed by SMS (and told to the partner it came through)."""
+    """Rules T7, T11: every cancel is confirmed by SMS (channels/webhooks.py tells the partner)."""
     booking: Booking = event.data["booking"]
     await enqueue(session, [await booking_draft(session, booking, "cancelled")])
-    await enqueue_webhook(session, booking.number, "booking.cancelled", booking)
 
 
 @subscribe("booking.rescheduled")
 async def _on_rescheduled(session: AsyncSession, event: Event) -> None:
     booking: Booking = event.data["booking"]
     await enqueue(session, [await booking_draft(session, booking, "rescheduled")])
-    old = str(event.data.get("old_slot_id") or "")
-    await enqueue_webhook(session, booking.number, "booking.rescheduled", booking, old_slot_id=old)
 
 
 @subscribe("booking.no_show")
@@ -281,7 +221,6 @@ async def _on_no_show(session: AsyncSession, event: Event) -> None:
     booking: Booking = event.data["booking"]
     draft = await booking_draft(session, booking, "no_show", dedup_key=f"no_show:{booking.number}")
     await enqueue(session, [draft])
-    await enqueue_webhook(session, booking.number, "booking.no_show", booking)
 
 
 @subscribe("ban.imposed")
@@ -468,7 +407,7 @@ async def _still_applies(maker: async_sessionmaker[AsyncSession], message: Claim
     return bool(row.status == "booked" and row.slot_start == start and clock.now() < row.slot_start)
 
 
-async def _settle(
+async def settle(
     maker: async_sessionmaker[AsyncSession],
     message: Claimed,
     provider: str,
@@ -517,28 +456,41 @@ async def _settle(
     return str(values["status"])
 
 
+# Channels that another domain delivers itself, through this outbox (claim, retries, dead letters):
+# `webhook` rows are delivered by channels/webhooks.py, which registers here.
+Deliverer = Callable[[async_sessionmaker[AsyncSession], str, "Claimed"], Awaitable[str]]
+deliverers: dict[str, Deliverer] = {}
+
+
+def register_deliverer(channel: str, deliver: Deliverer) -> None:
+    """`deliver(maker, secret, message)` sends one claimed message of `channel` and settles it
+    (`settle`), returning the message's new status."""
+    deliverers[channel] = deliver
+
+
 async def _deliver_one(
     maker: async_sessionmaker[AsyncSession], provider: Provider, secret: str, message: Claimed
 ) -> str:
-    if message.channel == "webhook":
-        return await _deliver_webhook(maker, secret, message)
+    deliver = deliverers.get(message.channel)
+    if deliver is not None:
+        return await deliver(maker, secret, message)
     if message.channel == "email":
         provider = EmailProvider(email_settings())
     if not await _still_applies(maker, message):
-        return await _settle(maker, message, provider.name, "skipped")
+        return await settle(maker, message, provider.name, "skipped")
     try:
         params = display_params(message, secret)
         text = templates.render(message.template, params, sms_settings().sign_name)
         phone = crypto.decrypt(secret, message.phone_enc)
     except Exception as exc:  # a template or key problem will not fix itself: dead-letter it
         failure = ProviderError("render_failed", type(exc).__name__, temporary=False)
-        return await _settle(maker, message, provider.name, "permanent", error=failure)
+        return await settle(maker, message, provider.name, "permanent", error=failure)
     outgoing = Outgoing(message.idem_key, phone, message.kind, message.template, params, text)
     try:
         receipt = await provider.send(outgoing)
     except ProviderError as error:
         outcome = "temporary" if error.temporary else "permanent"
-        status = await _settle(maker, message, provider.name, outcome, error=error)
+        status = await settle(maker, message, provider.name, outcome, error=error)
         log.warning(
             f"{message.channel}_failed",
             kind=message.kind,
@@ -549,33 +501,9 @@ async def _deliver_one(
         return status
     except Exception as exc:  # an unexpected failure of the adapter: treat as temporary
         failure = ProviderError(type(exc).__name__, str(exc)[:200], temporary=True)
-        return await _settle(maker, message, provider.name, "temporary", error=failure)
+        return await settle(maker, message, provider.name, "temporary", error=failure)
     log.info(f"{message.channel}_sent", kind=message.kind, phone=message.phone_masked)  # never the text
-    return await _settle(maker, message, provider.name, "sent", receipt=receipt)
-
-
-async def _deliver_webhook(maker: async_sessionmaker[AsyncSession], secret: str, message: Claimed) -> str:
-    """POST the event to the partner's current webhook URL, signed with its newest key in force."""
-    client_id = str(message.params.get("client_id", ""))
-    async with maker() as session:
-        client = await session.get(ApiClient, client_id)
-        key = await signing_key(session, secret, client_id) if client is not None else None
-    if client is None or not client.active or not client.webhook_url or key is None:
-        failure = ProviderError(
-            "no_webhook", "no webhook URL, no key in force, or client disabled", temporary=False
-        )
-        return await _settle(maker, message, WEBHOOK, "permanent", error=failure)
-    payload = {k: v for k, v in message.params.items() if k not in ("client_id", "event")}
-    body = {"id": message.idem_key, "event": message.template, "booking": payload}
-    try:
-        receipt = await post_webhook(client.webhook_url, key[0], key[1], message.idem_key, body)
-    except ProviderError as error:
-        outcome = "temporary" if error.temporary else "permanent"
-        status = await _settle(maker, message, WEBHOOK, outcome, error=error)
-        log.warning("webhook_failed", client=client_id, what=message.template, code=error.code, status=status)
-        return status
-    log.info("webhook_sent", client=client_id, what=message.template)
-    return await _settle(maker, message, WEBHOOK, "sent", receipt=receipt)
+    return await settle(maker, message, provider.name, "sent", receipt=receipt)
 
 
 async def deliver_due(
@@ -883,8 +811,6 @@ async def retry_dead(session: AsyncSession, message: Message) -> Message:
 
 CODE_TTL = timedelta(minutes=5)
 CODE_MAX_TRIES = 5
-PHONE_TOKEN = "phone"  # noqa: S105 - the audience of phone tokens, not a secret
-PHONE_TOKEN_TTL_S = 15 * 60
 # (window, length in seconds, most codes in one window), per number and per client address.
 CODE_LIMITS = (("minute", 60, 1), ("hour", 3600, 5), ("day", 86400, 10))
 
@@ -991,13 +917,3 @@ async def check_code(session: AsyncSession, secret: str, phone: str, code: str) 
         .execution_options(synchronize_session=False)
     )
     return False
-
-
-def phone_token(secret: str, phone: str) -> str:
-    """Proof, for 15 minutes, that the bearer confirmed this number by SMS (rule M6)."""
-    return tokens.issue(secret, PHONE_TOKEN, crypto.lookup_hash(secret, f"phone:{phone}"), PHONE_TOKEN_TTL_S)
-
-
-def phone_confirmed(secret: str, token: str, phone: str) -> bool:
-    claims = tokens.verify(secret, PHONE_TOKEN, token)
-    return claims is not None and claims.get("sub") == crypto.lookup_hash(secret, f"phone:{phone}")
