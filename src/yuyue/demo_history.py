@@ -178,10 +178,10 @@ async def _citizens(session: AsyncSession, secret: str, rng: random.Random, toda
             }
         )
     await _chunks(session, Citizen, rows)
-    born: dict[str, date] = {row["id_hash"]: row["birth_date"] for row in rows}
+    births: dict[str, date] = {row["id_hash"]: row["birth_date"] for row in rows}
     found = await session.execute(select(Citizen.id, Citizen.id_hash).where(Citizen.id_type == "resident_id"))
     return sorted(
-        (Person(int(r.id), str(r.id_hash), born[r.id_hash]) for r in found.all() if r.id_hash in born),
+        (Person(int(r.id), str(r.id_hash), births[r.id_hash]) for r in found.all() if r.id_hash in births),
         key=lambda p: p.id,
     )
 
@@ -445,7 +445,9 @@ async def _write(session: AsyncSession, plan: Plan, halls: list[Hall]) -> dict[s
     await _chunks(session, BookingCounter, counters)
     columns = {c.name for c in Booking.__table__.columns} - {"id"}
     await _chunks(session, Booking, [{k: v for k, v in row.items() if k in columns} for row in rows])
-    ids = dict((await session.execute(select(Booking.number, Booking.id))).tuples().all())
+    ids = {
+        str(r.number): int(r.id) for r in (await session.execute(select(Booking.number, Booking.id))).all()
+    }
     for row in rows:
         row["id"] = ids[row["number"]]
     tickets, ticket_counters = _tickets(rows)
