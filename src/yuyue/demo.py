@@ -3,6 +3,11 @@
 The platform runs the city policy; 天河 runs `tianhe`; the medical-insurance bureau and its
 centres run `gz-medical-insurance`. Demo admins are printed with their passwords: they exist for
 trying the product out, never for production (the command refuses YUYUE_ENV=production).
+
+On a demo without bookings it also loads 60 days of history up to `clock.now()` and the days ahead
+(`demo_history`): bookings in their final states, tickets, no-shows and a ban, waiting entries,
+capacity requests, an alert, the figures rolled up. Under YUYUE_ENV=test the bare demo is loaded
+unless `history=True` is asked for: the browser tests seed their own month over it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from yuyue.catalogue.service import clear_caches, create_service, create_unit
 from yuyue.clock import clock
 from yuyue.config import Settings
 from yuyue.db import make_engine, make_sessionmaker
+from yuyue.demo_history import load_history
 from yuyue.models import Admin, Policy, Service, Unit
 
 DAY = [{"start": "09:00", "end": "12:00"}, {"start": "13:00", "end": "17:00"}]
@@ -274,7 +280,7 @@ def services_for(unit: dict[str, Any]) -> list[tuple[str, str, list[str], int, i
     return STREET_SERVICES[:1]
 
 
-async def _load(session: AsyncSession) -> list[str]:
+async def _load(session: AsyncSession, secret: str, history: bool) -> list[str]:
     report: list[str] = []
     for data in UNITS:
         if await session.get(Unit, data["id"]) is None:
@@ -338,16 +344,23 @@ async def _load(session: AsyncSession) -> list[str]:
             report.append(
                 f"admin {admin['username']} / {admin['password']} ({admin['title']}, {admin['unit_id']})"
             )
+    if history:
+        await session.flush()
+        report += await load_history(session, secret)
     return report
 
 
-async def load(settings: Settings) -> list[str]:
+async def load(settings: Settings, history: bool | None = None) -> list[str]:
     if settings.production:
         raise SystemExit("yuyue demo loads demo admins with known passwords: not in production")
+    if history is None:
+        history = settings.env != "test"
     engine = make_engine(settings)
     try:
+        clock.settable = True  # not production: the history is relative to the platform's now
+        await clock.refresh(engine, force=True)
         async with make_sessionmaker(engine)() as session:
-            report = await _load(session)
+            report = await _load(session, settings.effective_secret, history)
             await session.commit()
     finally:
         await engine.dispose()
