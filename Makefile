@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck fmt install clean
+.PHONY: run test lint typecheck fmt install clean deploy-check
 
 $(BIN)/yuyue: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ typecheck: install
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# nginx + two `yuyue serve` + a worker on a throwaway PostgreSQL database, booked through (deploy/).
+deploy-check: install
+	$(BIN)/python deploy/check.py
 
 fmt: install
 	$(BIN)/ruff format src tests bench
