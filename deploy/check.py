@@ -49,6 +49,7 @@ PG = {"host": "127.0.0.1", "port": "5432", "user": "postgres"}
 CLOCK = "2026-12-01T10:00:00+08:00"  # a Tuesday, 10:00: halls open, the city horizon ahead
 HALL = "gz-hall"
 SPOOFED = "203.0.113.9"  # TEST-NET-3: never a real client
+CONTROL = "198.51.100.7"  # TEST-NET-2: the forwarded address of the control request
 
 
 class Failed(Exception):
@@ -256,6 +257,25 @@ class Check:
         )
         self.mdwe_ok = probe.returncode == 0
         self.ok("tools: " + ", ".join(f"{t} {shutil.which(t)}" for t in ("nginx", "psql", "pg_dump")))
+
+    def units(self) -> None:
+        """deploy/systemd/: every directive known to this systemd (`systemd-analyze verify` prints
+        nothing), with the ExecStart paths pointed at what exists here."""
+        analyze = shutil.which("systemd-analyze")
+        if analyze is None:
+            self.ok("systemd units: not verified (no systemd-analyze here)")
+            return
+        units = self.tmp / "units"
+        units.mkdir()
+        for unit in sorted((ROOT / "deploy" / "systemd").iterdir()):
+            text = unit.read_text().replace("/opt/yuyue/venv/bin/yuyue", self.yuyue)
+            (units / unit.name).write_text(text.replace("/usr/local/sbin/yuyue-backup", str(BACKUP)))
+        names = sorted(str(u) for u in units.iterdir())
+        done = subprocess.run([analyze, "verify", *names], capture_output=True, text=True, check=False)
+        said = (done.stderr + done.stdout).strip()
+        if done.returncode != 0 or said:
+            raise Failed(f"systemd-analyze verify deploy/systemd: {first_line(said)}")
+        self.ok(f"systemd units verified: {', '.join(u.name for u in sorted(units.iterdir()))}")
 
     def database(self) -> None:
         self.psql("SELECT 1")
@@ -488,20 +508,20 @@ class Check:
         def address(value: str) -> str:
             return crypto.lookup_hash(self.secret, f"client:{value}")
 
-        forged = {"X-Forwarded-For": SPOOFED}
         # Control: straight to a process from 127.0.0.1 (a trusted proxy address), the header counts,
         # so the record below can tell the two addresses apart.
         self.http(
             "POST",
             "/api/v1/auth/phone/code",
             {"phone": "13900000001"},
-            headers=forged,
+            headers={"X-Forwarded-For": CONTROL},
             port=self.ports[0],
             expect=201,
         )
-        if recorded("13900000001") != address(SPOOFED):
+        if recorded("13900000001") != address(CONTROL):
             raise Failed("control failed: a trusted proxy's X-Forwarded-For did not reach the app's records")
         # Through nginx: it replaces the header with its $remote_addr, so the forged one is dropped.
+        forged = {"X-Forwarded-For": SPOOFED}
         self.http("POST", "/api/v1/auth/phone/code", {"phone": "13900000002"}, headers=forged, expect=201)
         seen = recorded("13900000002")
         if seen == address(SPOOFED):
@@ -623,6 +643,7 @@ def main() -> int:
     check = Check()
     steps = [
         check.ensure_tools,
+        check.units,
         check.database,
         check.app,
         check.nginx,
