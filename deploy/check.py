@@ -79,6 +79,7 @@ class Check:
         self.yuyue = str(Path(sys.executable).parent / "yuyue")
         self.secret = secrets.token_urlsafe(48)
         tag = secrets.token_hex(4)
+        self.role = f"yuyue_deploy_{tag}_owner"  # owns the databases, as `yuyue` does in production
         self.db = f"yuyue_deploy_{tag}"
         self.restored = f"yuyue_deploy_{tag}_restored"
         self.nginx_port = 0
@@ -107,9 +108,8 @@ class Check:
         env.update(extra)
         return env
 
-    @staticmethod
-    def url(database: str) -> str:
-        return f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}"
+    def url(self, database: str) -> str:
+        return f"postgresql://{self.role}@{PG['host']}:{PG['port']}/{database}"
 
     def run(self, what: str, argv: list[str], env: dict[str, str] | None = None, timeout: float = 180) -> str:
         try:
@@ -279,7 +279,9 @@ class Check:
 
     def database(self) -> None:
         self.psql("SELECT 1")
-        self.psql(f'CREATE DATABASE "{self.db}"')
+        self.psql(f'CREATE ROLE "{self.role}" LOGIN')  # not a superuser
+        self.databases.append(self.role)
+        self.psql(f'CREATE DATABASE "{self.db}" OWNER "{self.role}" ENCODING \'UTF8\' TEMPLATE template0')
         self.databases.append(self.db)
         env = self.env()
         self.run("yuyue db upgrade", [self.yuyue, "db", "upgrade"], env)
@@ -310,7 +312,9 @@ class Check:
         )
         if "created" not in out:
             raise Failed(f"yuyue admin create: {first_line(out)}")
-        self.ok(f"database {self.db}: migrated, demo loaded, first admin made with `yuyue admin create`")
+        self.ok(
+            f"database {self.db} of role {self.role}: migrated, demo, first admin by `yuyue admin create`"
+        )
 
     def app(self) -> None:
         self.ports = [self.free_port(), self.free_port()]
@@ -558,7 +562,9 @@ class Check:
         if len(dumps) != 1:
             raise Failed(f"deploy/yuyue-backup.sh left {len(dumps)} dumps: {first_line(out)}")
         # The restore of docs/operations.md: an empty database, pg_restore --no-owner, db upgrade.
-        self.psql(f'CREATE DATABASE "{self.restored}"')
+        self.psql(
+            f'CREATE DATABASE "{self.restored}" OWNER "{self.role}" ENCODING \'UTF8\' TEMPLATE template0'
+        )
         self.databases.append(self.restored)
         self.run(
             "pg_restore",
@@ -587,9 +593,14 @@ class Check:
     def cleanup(self, keep_logs: bool) -> None:
         for name in list(self.processes):
             self.stop(name)
-        for database in reversed(self.databases):
-            with contextlib.suppress(Failed):
-                self.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for database in reversed(self.databases):  # the databases, then their role
+            try:
+                if database == self.role:
+                    self.psql(f'DROP ROLE IF EXISTS "{database}"')
+                else:
+                    self.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            except Failed as exc:
+                print(f"cleanup: {exc}", flush=True)
         if keep_logs:
             for log in sorted(self.tmp.glob("*.log")):
                 lines = log.read_text(errors="replace").splitlines()[-5:]
