@@ -444,7 +444,7 @@ class Check:
 
         def read() -> None:
             kind = ""
-            with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
+            with contextlib.suppress(Exception):  # the stream is cut from the main thread at the end
                 while True:
                     line = answer.readline()
                     if not line:
