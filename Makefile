@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test smoke lint typecheck fmt install clean
+.PHONY: run test smoke deploy-check lint typecheck fmt install clean
 
 $(BIN)/yuyue: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,8 @@ run: install
 	YUYUE_ENV=$${YUYUE_ENV:-development} $(BIN)/yuyue serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts deploy
+	$(BIN)/ruff format --check src tests bench scripts deploy
 
 typecheck: install
 	$(BIN)/mypy
@@ -34,9 +34,13 @@ test: lint typecheck
 smoke:
 	$(PYTHON) scripts/smoke.py
 
+# nginx + two `yuyue serve` + a worker on a throwaway PostgreSQL database, booked through (deploy/).
+deploy-check: install
+	$(BIN)/python deploy/check.py
+
 fmt: install
-	$(BIN)/ruff format src tests bench scripts
-	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src tests bench scripts deploy
+	$(BIN)/ruff check --fix src tests bench scripts deploy
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info var

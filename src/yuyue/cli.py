@@ -75,6 +75,7 @@ def serve(
         workers=workers,
         access_log=False,
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,  # only the proxy's X-Forwarded-* count
         server_header=False,
         log_level="warning",
     )

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # Partner origins (a city app's or portal's web pages) that may frame the citizen pages, besides
     # our own: comma-separated `https://host[:port]`. Consoles and the kiosk are never framed.
     frame_ancestors: str = ""
+    # Addresses of the reverse proxies whose X-Forwarded-For / X-Forwarded-Proto `yuyue serve` trusts
+    # (uvicorn's forwarded_allow_ips: comma-separated IPs or CIDRs, "*" for any). The client address
+    # that rate limits and logs see comes from there only when the request came from one of these.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     @property
     def production(self) -> bool:
