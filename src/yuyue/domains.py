@@ -4,6 +4,7 @@ registered in every process (`serve` workers and `yuyue worker`). Add a line per
 from __future__ import annotations
 
 import yuyue.booking.service
+import yuyue.calendar.service
 import yuyue.channels.service
 import yuyue.channels.webhooks
 import yuyue.jobs.service

@@ -8,7 +8,7 @@ the daily `calendar_check` job raises one `calendar_missing` alert for it. Never
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +16,10 @@ import chinese_calendar
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.db import dialect_insert as _insert
+from yuyue.jobs.service import Job, daily, register
 from yuyue.kit.cache import TTLCache
-from yuyue.models import CalendarDay, Closure
+from yuyue.models import Alert, CalendarDay, Closure
 
 if TYPE_CHECKING:
     from yuyue.admin.service import Acting
@@ -172,3 +174,29 @@ async def remove_closure(session: AsyncSession, who: Acting, unit_id: str, day: 
     await audit(session, who, unit.id, unit.path, "closure.delete", day.isoformat(), None, None)
     await session.flush()
     clear_caches()
+
+
+# --- the national calendar's data running out (a scheduled job) ---------------------------------
+
+
+async def _calendar_check(session: AsyncSession, due: datetime) -> None:
+    """docs/rules.md 'Working day': a date neither chinese-calendar nor the override table covers counts
+    Monday–Friday as working and raises one `calendar_missing` alert (one per year)."""
+    calendar = await national_calendar(session)
+    missing = sorted(
+        {day.year for day in (due.date() + timedelta(days=i) for i in range(60)) if not calendar.covered(day)}
+    )
+    for year in missing:
+        alert = _insert(session, Alert).values(
+            kind="calendar_missing",
+            unit_id="platform",
+            service_id=None,
+            dedup_key=f"calendar_missing:{year}",
+            raised_at=due,
+            detail=f"No national calendar data for {year}: Monday–Friday counted as working days "
+            "until platform admins enter the year's holidays (PUT /api/v1/admin/calendar/{date}).",
+        )
+        await session.execute(alert.on_conflict_do_nothing(index_elements=["dedup_key"]))
+
+
+register(Job("calendar_check", daily("01:00"), _calendar_check))

@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.calendar import service as calendar_service
 from yuyue.clock import TZ, at, clock
 from yuyue.errors import Conflict, NotFound, ValidationFailed
 from yuyue.kit.cache import TTLCache
 from yuyue.kit.events import Event, emit
 from yuyue.models import CapacityRequest, Department, Service, Slot, Unit
-from yuyue.policy import service as policy_service
 from yuyue.policy.presets import HHMM
 
 if TYPE_CHECKING:
@@ -168,15 +166,13 @@ async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
 
 
 def clear_caches() -> None:
-    """Called after any catalogue, policy or calendar write in this process."""
-    cache.clear()
-    calendar_service.cache.clear()
-    policy_service.cache.clear()
+    """Called after any catalogue, policy or calendar write in this process: every cached read of
+    them (this module's, policy's and calendar's caches) is dropped."""
+    TTLCache.clear_all()
 
 
 def set_cache_ttl(ttl: float) -> None:
-    for each in (cache, calendar_service.cache, policy_service.cache):
-        each.ttl = ttl
+    TTLCache.set_ttl_all(ttl)
 
 
 # --- reads of the public catalogue --------------------------------------------------------------

@@ -20,11 +20,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from yuyue.calendar.service import national_calendar
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _insert
 from yuyue.kit.http import rowcount
-from yuyue.models import Alert, IdempotencyKey, JobRun
+from yuyue.models import IdempotencyKey, JobRun
 from yuyue.ops.logging import log
 from yuyue.ops.metrics import JOBS
 
@@ -154,25 +153,4 @@ async def _expire_idempotency_keys(session: AsyncSession, due: datetime) -> None
     await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < due - timedelta(hours=24)))
 
 
-async def _calendar_check(session: AsyncSession, due: datetime) -> None:
-    """docs/rules.md 'Working day': a date neither chinese-calendar nor the override table covers counts
-    Monday–Friday as working and raises one `calendar_missing` alert (one per year)."""
-    calendar = await national_calendar(session)
-    missing = sorted(
-        {day.year for day in (due.date() + timedelta(days=i) for i in range(60)) if not calendar.covered(day)}
-    )
-    for year in missing:
-        alert = _insert(session, Alert).values(
-            kind="calendar_missing",
-            unit_id="platform",
-            service_id=None,
-            dedup_key=f"calendar_missing:{year}",
-            raised_at=due,
-            detail=f"No national calendar data for {year}: Monday–Friday counted as working days "
-            "until platform admins enter the year's holidays (PUT /api/v1/admin/calendar/{date}).",
-        )
-        await session.execute(alert.on_conflict_do_nothing(index_elements=["dedup_key"]))
-
-
 register(Job("expire_idempotency_keys", every(60), _expire_idempotency_keys))
-register(Job("calendar_check", daily("01:00"), _calendar_check))
