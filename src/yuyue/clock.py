@@ -8,6 +8,7 @@ once a second. Token lifetimes use real time (`clock.real_now()`), per docs/api.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 TZ = ZoneInfo("Asia/Shanghai")
+HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")  # a wall-clock time of day as settings write it
 OFFSET_KEY = "clock_offset_us"
 
 

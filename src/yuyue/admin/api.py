@@ -26,8 +26,7 @@ from yuyue.admin.schemas import (
 )
 from yuyue.db import get_db
 from yuyue.errors import DomainError
-from yuyue.identity.api import settings_of
-from yuyue.kit.http import bearer, problems
+from yuyue.kit.http import bearer, problems, settings_of
 
 router = APIRouter(prefix="/api/v1/admin", tags=["administration"])
 Db = Annotated[AsyncSession, Depends(get_db)]

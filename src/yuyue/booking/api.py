@@ -15,9 +15,9 @@ from yuyue.booking.schemas import AvailabilityOut, BookIn, BookingOut, CancelIn,
 from yuyue.catalogue.service import service_info
 from yuyue.db import autocommit, get_db
 from yuyue.errors import DomainError
-from yuyue.identity.api import Citizen, settings_of
+from yuyue.identity.api import Citizen
 from yuyue.identity.service import citizen_from_session, defer_session_check, settle_session
-from yuyue.kit.http import bearer, problems
+from yuyue.kit.http import bearer, problems, settings_of
 from yuyue.ops.metrics import BOOKINGS
 from yuyue.ops.middleware import publish
 

@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.clock import TZ, at, clock
+from yuyue.clock import HHMM, TZ, at, clock
 from yuyue.errors import Conflict, NotFound, ValidationFailed
 from yuyue.kit.cache import TTLCache
 from yuyue.kit.events import Event, emit
 from yuyue.models import CapacityRequest, Department, Service, Slot, Unit
-from yuyue.policy.presets import HHMM
 
 if TYPE_CHECKING:
     from yuyue.admin.service import Acting

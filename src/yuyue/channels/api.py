@@ -25,8 +25,7 @@ from yuyue.channels.schemas import (
     WebhookIn,
 )
 from yuyue.db import autocommit, get_db
-from yuyue.identity.api import settings_of
-from yuyue.kit.http import bearer, problems
+from yuyue.kit.http import bearer, problems, settings_of
 from yuyue.ops.ratelimit import per_minute
 
 admin = APIRouter(prefix="/api/v1/admin/api-clients", tags=["administration"])

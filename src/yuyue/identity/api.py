@@ -20,16 +20,11 @@ from yuyue.identity.schemas import (
     ProvidersOut,
     StartOut,
 )
-from yuyue.kit.http import bearer, problems
+from yuyue.kit.http import bearer, problems, settings_of
 
 router = APIRouter(prefix="/api/v1", tags=["citizens"])
 
 __all__ = ["Citizen", "DevLoginIn", "current_citizen", "router", "settings_of"]
-
-
-def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 Db = Annotated[AsyncSession, Depends(get_db)]

@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from yuyue.config import Settings
 from yuyue.errors import PROBLEM_JSON
+
+
+def settings_of(request: Request) -> Settings:
+    """The settings the app was built with (`create_app` keeps them on the app's state)."""
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def bearer(request: Request) -> str | None:

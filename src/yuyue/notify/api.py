@@ -23,9 +23,8 @@ from yuyue.admin.service import audit, authorise
 from yuyue.db import get_db
 from yuyue.errors import DomainError, NotFound, Unprocessable
 from yuyue.identity import service as identity
-from yuyue.identity.api import settings_of
 from yuyue.jobs.api import NonProd
-from yuyue.kit.http import problems
+from yuyue.kit.http import problems, settings_of
 from yuyue.notify import config, service
 from yuyue.notify.schemas import (
     AliyunAnswer,

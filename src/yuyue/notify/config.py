@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+from yuyue.clock import HHMM
 
 
 class SmsSettings(BaseSettings):

@@ -15,8 +15,7 @@ from yuyue.admin.api import AdminDep
 from yuyue.booking.schemas import BookingOut
 from yuyue.db import get_db
 from yuyue.errors import DomainError
-from yuyue.identity.api import settings_of
-from yuyue.kit.http import bearer, problems
+from yuyue.kit.http import bearer, problems, settings_of
 from yuyue.onsite import service, stream
 from yuyue.onsite.schemas import (
     CheckinIn,

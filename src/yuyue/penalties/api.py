@@ -11,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.api import AdminDep
 from yuyue.db import get_db
-from yuyue.identity.api import settings_of
-from yuyue.kit.http import problems
+from yuyue.kit.http import problems, settings_of
 from yuyue.penalties import service
 from yuyue.penalties.schemas import BanIn, BanOut, LiftIn, LookupIn
 

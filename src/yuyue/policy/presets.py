@@ -6,12 +6,11 @@ document sets; the rest are inherited from the units above (`(city)` in docs/rul
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+from yuyue.clock import HHMM
 
 
 class Knobs(BaseModel):
