@@ -495,15 +495,15 @@ async def patch_service(session: AsyncSession, service: Service, changes: dict[s
     """Apply changes. The daily capacity is not one of them: once a service exists its capacity
     changes only by capacity request (rule G20), so a change that names it changes nothing."""
 
+    for name, value in changes.items():
+        if value is None and name != "bundle_of":
+            raise ValidationFailed(f"{name} cannot be null")
     if "daily_capacity" in changes:  # rule G20: by request, approved by the level above
         raise Unprocessable(
             "the daily capacity of a service changes only by capacity request "
             "(POST /api/v1/admin/capacity-requests)",
             code="capacity_by_request",
         )
-    for name, value in changes.items():
-        if value is None and name != "bundle_of":
-            raise ValidationFailed(f"{name} cannot be null")
     if "bundle_of" in changes:
         await check_bundle(session, service.hall_id, changes["bundle_of"], service.id)
     if "department" in changes:
