@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from tests.admin.support import fill_day, new_admin, problem, unit
-from tests.conftest import Api, raw
+from tests.conftest import ADMIN_PASSWORD, Api, raw
+from tests.console.conftest import console_login, post
 from tests.ids import resident_id
 from yuyue.admin.service import create_admin
 
@@ -409,3 +410,31 @@ async def test_who_approves_through_http(api: Api) -> None:
     assert (
         await api.client.patch("/api/v1/admin/units/city", json={"counters": 4}, headers=city_l2)
     ).status_code == 200
+
+
+async def test_the_console_asks_for_a_standing_change(api: Api) -> None:
+    """The hall page links a service to the capacity request form (rule G20), which can ask for a
+    standing change (`date_to` null) as the API does."""
+    await api.hall()
+    service = await api.service(daily_capacity=7)
+    answer = await console_login(api, "root", ADMIN_PASSWORD)
+    assert answer.status_code == 303, answer.text
+    form = (await api.client.get(f"/admin/capacity?service_id={service['id']}")).text
+    assert f'<option value="{service["id"]}" selected>' in form and 'name="standing"' in form
+    made = await post(
+        api,
+        "/admin/capacity",
+        {
+            "service_id": str(service["id"]),
+            "date_from": "2026-12-04",
+            "date_to": "2026-12-04",
+            "standing": "1",
+            "daily_capacity": "14",
+            "reason": "长期增加",
+        },
+    )
+    assert made.status_code == 303, made.text
+    [row] = await raw(api, "SELECT date_from, date_to, daily_capacity, status FROM capacity_requests")
+    assert (str(row.date_from), row.date_to) == ("2026-12-04", None)  # "standing" wins over date_to
+    assert (row.daily_capacity, row.status) == (14, "pending")
+    assert "起长期" in (await api.client.get("/admin/capacity")).text
