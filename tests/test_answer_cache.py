@@ -120,8 +120,28 @@ async def test_a_catalogue_write_here_shows_at_once(cached: Api, routed: list[in
     await cached.hall()
     service = await cached.service(daily_capacity=70)
     before = await read(cached, service["id"])
-    changed = await cached.client.patch(
-        f"/api/v1/admin/services/{service['id']}", json={"daily_capacity": 140}, headers=cached.admin()
+    async with cached.app.state.sessionmaker() as session:  # rule G20: another L1 approves
+        await create_admin(
+            session,
+            username="approver",
+            password=ADMIN_PASSWORD,
+            name="平台管理员",
+            title="平台一级管理员",
+            phone="13800000002",
+            unit_id="platform",
+            level=1,
+        )
+        await session.commit()
+    login = await cached.client.post(
+        "/api/v1/admin/login", json={"username": "approver", "password": ADMIN_PASSWORD}
+    )
+    body = {"service_id": service["id"], "date_from": "2026-12-03", "date_to": None, "daily_capacity": 140}
+    asked = await cached.client.post(
+        "/api/v1/admin/capacity-requests", json={**body, "reason": "5+X"}, headers=cached.admin()
+    )
+    changed = await cached.client.post(
+        f"/api/v1/admin/capacity-requests/{asked.json()['id']}/approve",
+        headers=cached.admin(login.json()["token"]),
     )
     assert changed.status_code == 200, changed.text
     after = await read(cached, service["id"])

@@ -587,7 +587,7 @@ async def test_services_policy_calendar_and_closures_reject_bad_input(api: Api) 
         "PATCH",
         url,
         admin,
-        {"daily_capacity": 35},
+        {"max_batch": 2},
         {
             "daily_capacity": [None, "7", True, -1, 100_001],
             "name": [None, 5, "", HUGE],
@@ -606,8 +606,11 @@ async def test_services_policy_calendar_and_closures_reject_bad_input(api: Api) 
     await refused(
         api, "PATCH", "/api/v1/admin/services/999999", 404, "not_found", headers=admin, json={"name": "x"}
     )
-    patched = await api.client.patch(url, json={"daily_capacity": 35}, headers=admin)
-    assert patched.status_code == 200 and patched.json()["daily_capacity"] == 35
+    async with unchanged(api):  # rule G20: a well-formed capacity is refused too, by request only
+        body = {"daily_capacity": 35}
+        await refused(api, "PATCH", url, 422, "capacity_by_request", headers=admin, json=body)
+    patched = await api.client.patch(url, json={"max_batch": 2}, headers=admin)
+    assert patched.status_code == 200 and patched.json()["max_batch"] == 2
 
     # policy, national calendar, hall closures
     url = "/api/v1/admin/units/hall-a/policy"

@@ -1,6 +1,7 @@
-"""The 2-2-3 authorisation table (rules G3–G7, docs/rules.md "Who approves"): every role × action × unit
-relation against `may`, the one function every admin route calls; then the same answers through
-HTTP on both databases for the actions of this issue (admins, capacity approvals, alerts, audit)."""
+"""The 2-2-3 authorisation table (rules G3–G7, G20, docs/rules.md "Administration" and "Who
+approves"): every role × action × unit relation against `may`, the one function every admin route
+calls (approval included: the request of an admin of the target unit); then the same answers
+through HTTP on both databases."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 
 from tests.admin.support import new_admin, problem, unit
 from tests.conftest import Api
-from yuyue.admin.service import ACTIONS, Acting, Party, may
+from yuyue.admin.service import ACTIONS, LEVELS, Acting, Party, may
 
-# The tree: platform / bureau / bureau-hall; platform / d1 / {d1-hall, s1 / v1}; platform / d2.
+# The tree: platform / bureau / bureau-hall (a city-level hall); platform / d1 / {d1-hall, s1 / v1};
+# platform / d2.
 PATHS = {
     "platform": "platform/",
     "bureau": "platform/bureau/",
@@ -39,6 +41,8 @@ ROLES = {
     "platform L2": ("platform", 2, "d1-hall", None, "d2"),
     "bureau L1": ("bureau", 1, "bureau-hall", "platform", "d1"),
     "bureau L2": ("bureau", 2, "bureau-hall", "platform", "d1"),
+    "city hall L1": ("bureau-hall", 1, None, "bureau", "d1"),  # rule G5: a city hall has L1 and L2
+    "city hall L2": ("bureau-hall", 2, None, "bureau", "d1"),
     "district L1": ("d1", 1, "s1", "platform", "d2"),
     "district hall L2": ("d1-hall", 2, None, "d1", "s1"),
     "street hall L2": ("s1", 2, "v1", "d1", "d1-hall"),
@@ -48,41 +52,73 @@ T, F, NA = True, False, None
 ALL = (T, T, T, T)
 INSIDE = (T, T, F, F)  # own unit and below: yes; above and elsewhere: no
 NONE = (F, F, F, F)
+BELOW = (F, T, F, F)  # only units strictly below
 # action -> (own unit, a unit below, the unit above, an unrelated unit); "manage_admins" on the own
-# unit asks for an account one level number higher (a lower rank) than the admin's own.
+# unit asks for an account one level number higher (a lower rank) than the admin's own; "approve"
+# decides a request made by another admin of that unit, of the lowest rank its kind has (LEVELS).
 EXPECTED: dict[str, dict[str, tuple[bool, bool, bool, bool]]] = {
     "platform L1": dict.fromkeys(
-        ("view", "configure", "calendar", "propose", "manage_admins", "penalise", "resolve_alert"), ALL
+        ("view", "configure", "calendar", "propose", "approve", "manage_admins", "penalise", "resolve_alert"),
+        ALL,
     ),
-    "platform L2": {  # rule G4: oversees and proposes, never acts
+    "platform L2": {  # rule G4: oversees and proposes, never acts, never approves
         "view": ALL,
         "configure": NONE,
         "calendar": NONE,
         "propose": ALL,
+        "approve": NONE,
         "manage_admins": NONE,
         "penalise": NONE,
         "resolve_alert": ALL,
     },
-    "bureau L1": {  # rule G5: oversees and approves
-        "view": INSIDE,
-        "configure": NONE,
-        "calendar": NONE,
-        "propose": INSIDE,
-        "manage_admins": INSIDE,
-        "penalise": INSIDE,
-        "resolve_alert": INSIDE,
-    },
     **{
-        role: {  # rules G5 (bureau L2 configures and runs), G6 (district L1, hall L2, village L3)
+        role: {  # rule G5: a bureau's or city hall's L1 oversees and approves
             "view": INSIDE,
-            "configure": INSIDE,
+            "configure": NONE,
             "calendar": NONE,
             "propose": INSIDE,
+            "approve": INSIDE,
             "manage_admins": INSIDE,
             "penalise": INSIDE,
             "resolve_alert": INSIDE,
         }
-        for role in ("bureau L2", "district L1", "district hall L2", "street hall L2", "village L3")
+        for role in ("bureau L1", "city hall L1")
+    },
+    **{
+        role: {  # rule G5: a bureau's or city hall's L2 configures and runs; approves nothing
+            "view": INSIDE,
+            "configure": INSIDE,
+            "calendar": NONE,
+            "propose": INSIDE,
+            "approve": NONE,
+            "manage_admins": INSIDE,
+            "penalise": INSIDE,
+            "resolve_alert": INSIDE,
+        }
+        for role in ("bureau L2", "city hall L2")
+    },
+    **{
+        role: {  # rule G6: district L1 approves for its district, hall L2 for the villages below
+            "view": INSIDE,
+            "configure": INSIDE,
+            "calendar": NONE,
+            "propose": INSIDE,
+            "approve": BELOW,  # never a peer of the own unit (the level above approves, G20)
+            "manage_admins": INSIDE,
+            "penalise": INSIDE,
+            "resolve_alert": INSIDE,
+        }
+        for role in ("district L1", "district hall L2", "street hall L2")
+    },
+    "village L3": {  # rule G6: configures its own hall under the street L2
+        "view": INSIDE,
+        "configure": INSIDE,
+        "calendar": NONE,
+        "propose": INSIDE,
+        "approve": NONE,
+        "manage_admins": INSIDE,
+        "penalise": INSIDE,
+        "resolve_alert": INSIDE,
     },
 }
 
@@ -92,22 +128,26 @@ def acting(role: str, admin_id: int = 1) -> Acting:
     return Acting(admin_id, role, unit_id, PATHS[unit_id], KINDS[unit_id], level)
 
 
-CASES = [
-    (role, action, relation)
-    for role, action, relation in product(ROLES, [a for a in ACTIONS if a != "approve"], range(4))
-]
+CASES = list(product(ROLES, ACTIONS, range(4)))
+
+
+def test_the_table_covers_every_action_and_every_kind() -> None:
+    assert all(set(EXPECTED[role]) == set(ACTIONS) for role in ROLES)
+    assert {KINDS[unit_id] for unit_id, *_ in ROLES.values()} == set(LEVELS)
 
 
 @pytest.mark.parametrize(("role", "action", "relation"), CASES)
 def test_table_of_role_action_and_unit_relation(role: str, action: str, relation: int) -> None:
-    """rules G3–G7: one row per role, action and relation (own unit, below, above, elsewhere)."""
+    """rules G3–G7, G20: one row per role, action and relation (own unit, below, above, elsewhere)."""
     unit_id, level, below, above, other = ROLES[role]
     target = (unit_id, below, above, other)[relation]
     if target is None:
         pytest.skip("this role has no unit in that relation")
     expected = EXPECTED[role][action][relation]
     target_level = level + 1 if relation == 0 else 3
-    assert may(acting(role), action, PATHS[target], target_level=target_level) is expected  # type: ignore[arg-type]
+    requester = Party(id=99, unit_path=PATHS[target], level=max(LEVELS[KINDS[target]]))
+    answer = may(acting(role), action, PATHS[target], target_level=target_level, requester=requester)  # type: ignore[arg-type]
+    assert answer is expected
 
 
 def test_no_admin_creates_an_account_of_their_own_rank() -> None:
@@ -119,12 +159,16 @@ def test_no_admin_creates_an_account_of_their_own_rank() -> None:
         assert not may(acting(role), "manage_admins", PATHS[unit_id], target_level=level - 1), role
 
 
-# requester (unit, level) -> approvers who may decide; rule G20 with "Who approves"
+# requester (unit, level), the request's hall -> approvers who may decide; rules G4–G6, G20
 APPROVALS = [
     ("s1", 2, "s1", {"platform L1", "district L1"}),
-    ("v1", 3, "v1", {"platform L1", "district L1"}),  # the street L2 above is not an L1
+    ("v1", 3, "v1", {"platform L1", "district L1", "street hall L2"}),  # G6: the street hall L2 above
+    ("s1", 2, "v1", {"platform L1", "district L1"}),  # a street L2 asking: not its peer
+    ("d1", 1, "v1", {"platform L1"}),  # asked from above the street hall: not the street L2
     ("d1-hall", 2, "d1-hall", {"platform L1", "district L1"}),
     ("bureau", 2, "bureau-hall", {"platform L1", "bureau L1"}),  # a higher level of the same unit
+    ("bureau-hall", 2, "bureau-hall", {"platform L1", "bureau L1", "city hall L1"}),  # G5
+    ("bureau-hall", 1, "bureau-hall", {"platform L1", "bureau L1"}),
     ("platform", 2, "d1-hall", {"platform L1"}),  # rule G4: platform L2 proposals go to platform L1
     ("d1", 1, "s1", {"platform L1"}),
 ]

@@ -80,20 +80,29 @@ async def test_service_closure_and_policy_through_the_pages(api: Api) -> None:
     service_id = listed[0]["id"]
     assert "已新增事项" in (await api.client.get(made.headers["location"])).text
 
-    # edit daily capacity, batch and walk-ins (the unchecked box turns walk-ins off)
+    # edit batch and walk-ins (the unchecked box turns walk-ins off); the daily capacity is not
+    # offered: it changes only by capacity request (rule G20), and the page links there
+    row = row_of((await api.client.get("/admin/units/hall-a")).text, "service", service_id)
+    assert 'name="daily_capacity"' not in row and f'href="/admin/capacity?service_id={service_id}"' in row
     edited = await post(
         api,
         f"/admin/services/{service_id}",
-        {"daily_capacity": "42", "max_batch": "3", "checkboxes": "walk_in_allowed active", "active": "1"},
+        {"max_batch": "3", "checkboxes": "walk_in_allowed active", "active": "1"},
     )
     assert edited.status_code == 303
     now = (await api.client.get(f"/api/v1/admin/services/{service_id}", headers=api.admin())).json()
     assert (now["daily_capacity"], now["max_batch"], now["walk_in_allowed"], now["active"]) == (
-        42,
+        35,
         3,
         False,
         True,
     )
+    forced = await post(
+        api, f"/admin/services/{service_id}", {"daily_capacity": "42", "max_batch": "1", "checkboxes": ""}
+    )
+    assert forced.status_code == 422 and 'data-code="capacity_by_request"' in forced.text
+    again = (await api.client.get(f"/api/v1/admin/services/{service_id}", headers=api.admin())).json()
+    assert (again["daily_capacity"], again["max_batch"]) == (35, 3)
     bad = await post(api, f"/admin/services/{service_id}", {"daily_capacity": "-5", "max_batch": "3"})
     assert bad.status_code == 422 and 'data-code="validation_error"' in bad.text and "每日号源" in bad.text
 

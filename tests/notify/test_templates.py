@@ -21,12 +21,16 @@ LONGEST = {
     "unit": "广州市海珠区人民政府政务服务数据管理局",
     "code": "123456",
     "detail": "排队人数超过放号量",
+    "request": "2000000000",  # a capacity request's id
+    "days": "12月31日至12月31日",
+    "capacity": "100000",
 }
 
 
 def test_every_template_fits_one_sms_with_the_longest_values() -> None:
     assert set(TEMPLATES) == {
         "booked", "allocated", "cancelled", "rescheduled", "reminder", "no_show", "banned", "code", "alert",
+        "capacity_approved",
     }  # fmt: skip
     for template_id, template in TEMPLATES.items():
         text = render(template_id, LONGEST, SIGN)
@@ -36,7 +40,7 @@ def test_every_template_fits_one_sms_with_the_longest_values() -> None:
             assert LONGEST["number"] in text, template_id
         if "{hotline}" in template.text:
             assert "020-83123456" in text, template_id
-        if template_id not in ("code", "alert"):
+        if template_id not in ("code", "alert", "capacity_approved"):  # citizens' texts only
             assert "{hotline}" in template.text, template_id  # every citizen message has a hotline
         assert "{" not in text
 

@@ -54,7 +54,7 @@ class RetireIn(Strict):
 class CapacityRequestIn(Strict):
     service_id: Annotated[StrictInt, Field(ge=1, le=2_000_000_000)]
     date_from: date
-    date_to: date
+    date_to: date | None  # required; null: the standing daily capacity from date_from on (rule G20)
     daily_capacity: Annotated[StrictInt, Field(ge=0, le=100_000)]
     reason: Text
 
@@ -68,7 +68,7 @@ class CapacityRequestOut(BaseModel):
     service_id: int
     hall_id: str
     date_from: str
-    date_to: str
+    date_to: str | None
     daily_capacity: int
     reason: str
     status: str

@@ -1,21 +1,23 @@
 """Administrators (rules G3–G7): accounts, sessions, lockout, the one authorisation function, the
 audit log; capacity requests and approvals (G20); alerts (G12, G20); penalties by hand (G15).
 
-The 2-2-3 table (docs/rules.md "Administration" and "Who approves"), as `may` reads it:
+The 2-2-3 table (docs/rules.md "Administration" and "Who approves": G3–G6, G20), as `may` reads it:
 
 | admin | view, propose | configure | approve | admins, penalties |
 |---|---|---|---|---|
-| platform L1 | everywhere | everywhere | anything | everywhere |
-| platform L2 | everywhere | never (G4: proposes) | never | never |
-| city bureau L1 | its subtree | never (G5: oversees, approves) | its subtree | its subtree |
-| city bureau L2 | its subtree | its subtree (G5) | never | its subtree |
-| district L1 | its district | its district (G6) | its district | its district |
-| district/street hall L2 | its hall and villages | the same (G6) | never | the same |
+| platform L1 | everywhere | everywhere | anything (G4) | everywhere |
+| platform L2 | everywhere | never (G4: proposes) | never (G4) | never |
+| bureau L1, city hall L1 | its subtree | never (G5: oversees, approves) | its subtree (G5) | its subtree |
+| bureau L2, city hall L2 | its subtree | its subtree (G5) | never | its subtree |
+| district L1 | its district | its district (G6) | its district (G6) | its district |
+| district/street hall L2 | its hall and villages | the same (G6) | the village halls below (G6) | the same |
 | village L3 | its hall | its hall (G6) | never | its hall |
 
-Approve: by a higher level of the requester's unit or an L1 admin of an ancestor unit; platform L1
-anything; platform L2 never; the requester never. National calendar: platform L1 only. Admin
-accounts: strictly below yourself (a unit under yours, or a higher level number of your unit).
+Approve (G20: "approved by the level above"): the request's hall lies in the approver's subtree as
+the table says, and the requester sits at or below the approver: in a unit under the approver's,
+or in the same unit at a lower rank (a higher level number). Platform L1 approves anything,
+platform L2 never, the requester never (`403 forbidden`). National calendar: platform L1 only.
+Admin accounts: strictly below yourself (a unit under yours, or a higher level number of your unit).
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.booking.inventory import apply_capacity_change
 from yuyue.calendar.service import hall_calendar
-from yuyue.catalogue.service import clear_caches, day_slots, get_unit, service_info
+from yuyue.catalogue.service import get_unit
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import (
@@ -57,7 +60,6 @@ from yuyue.models import (
     AuditEntry,
     CapacityRequest,
     Service,
-    Slot,
     StaffAccount,
     Unit,
 )
@@ -91,7 +93,7 @@ ACTIONS: tuple[Action, ...] = (
 LEVELS: dict[str, tuple[int, ...]] = {
     "platform": (1, 2),
     "city_department": (1, 2),
-    "city_hall": (2,),
+    "city_hall": (1, 2),  # rule G5: a city-level hall has L1 (oversees, approves) and L2
     "district": (1,),
     "district_hall": (2,),
     "street_hall": (2,),
@@ -125,14 +127,20 @@ class Party:
     level: int
 
 
-def _may_approve(admin: Acting, requester: Party | None) -> bool:
+def _may_approve(admin: Acting, hall_path: str, requester: Party | None) -> bool:
     if requester is None or requester.id == admin.id:
         return False  # rule G20: never the requester
     if admin.platform:
         return admin.level == 1  # rule G4: platform L1 approves anything, L2 proposes only
-    if requester.unit_path == admin.unit_path:
-        return admin.level < requester.level  # a higher level of the same unit (G5)
-    return admin.level == 1 and requester.unit_path.startswith(admin.unit_path)  # L1 of an ancestor (G6)
+    if not requester.unit_path.startswith(admin.unit_path):
+        return False  # rule G20: the level above the requester, never beside or below
+    if requester.unit_path == admin.unit_path and admin.level >= requester.level:
+        return False  # the same unit: only a higher rank (G5: L1 approves what L2 asks)
+    if admin.level == 1:
+        return True  # G5: bureau and city hall L1; G6: district L1, all of its district
+    if admin.unit_kind in ("district_hall", "street_hall"):
+        return hall_path != admin.unit_path  # G6: hall L2 approves for the village halls below
+    return False  # G5: bureau and city hall L2 configure and run; village L3 approves nothing
 
 
 def may(
@@ -147,7 +155,7 @@ def may(
     acted on; `target_level` the level of an admin account being made or closed; `requester` who
     asked for what is being approved."""
     if action == "approve":
-        return target_path.startswith(admin.unit_path) and _may_approve(admin, requester)
+        return target_path.startswith(admin.unit_path) and _may_approve(admin, target_path, requester)
     if admin.platform and admin.level == 1:
         return True  # rule G4: platform L1 oversees the whole city
     if action == "calendar":
@@ -158,8 +166,8 @@ def may(
         return True  # every level oversees its subtree and may propose changes (G4, G19)
     if admin.platform:
         return False  # rule G4: platform L2 oversees and proposes, never acts
-    if action == "configure":
-        return not (admin.unit_kind == "city_department" and admin.level == 1)  # G5: L2 configures
+    if action == "configure":  # G5: at a bureau or city hall, L2 configures and L1 oversees
+        return not (admin.unit_kind in ("city_department", "city_hall") and admin.level == 1)
     if action == "penalise":
         return True
     if action == "manage_admins":
@@ -642,7 +650,7 @@ def request_view(request: CapacityRequest) -> dict[str, Any]:
         "service_id": request.service_id,
         "hall_id": request.hall_id,
         "date_from": request.date_from.isoformat(),
-        "date_to": request.date_to.isoformat(),
+        "date_to": request.date_to.isoformat() if request.date_to else None,
         "daily_capacity": request.daily_capacity,
         "reason": request.reason,
         "status": request.status,
@@ -655,6 +663,13 @@ def request_view(request: CapacityRequest) -> dict[str, Any]:
     }
 
 
+def request_days(request: CapacityRequest) -> str:
+    """`2026-12-03–2026-12-05`, or `from 2026-12-03 on` for a standing change."""
+    if request.date_to is None:
+        return f"from {request.date_from.isoformat()} on"
+    return f"{request.date_from.isoformat()}–{request.date_to.isoformat()}"
+
+
 MAX_CHANGE_DAYS = 92
 
 
@@ -663,19 +678,21 @@ async def request_capacity(
     who: Acting,
     service_id: int,
     date_from: date,
-    date_to: date,
+    date_to: date | None,
     daily_capacity: int,
     reason: str,
 ) -> tuple[CapacityRequest, Unit]:
+    """Rule G20: a change of released capacity, for the days `date_from`–`date_to`, or with
+    `date_to` None a change of the standing daily capacity from `date_from` on."""
     service = await session.get(Service, service_id)
     if service is None:
         raise NotFound(f"service {service_id} not found")
     hall = await session.get(Unit, service.hall_id)
     assert hall is not None
     authorise(who, "propose", hall.path)
-    if date_to < date_from:
+    if date_to is not None and date_to < date_from:
         raise ValidationFailed("date_to is before date_from")
-    if (date_to - date_from).days >= MAX_CHANGE_DAYS:
+    if date_to is not None and (date_to - date_from).days >= MAX_CHANGE_DAYS:
         raise ValidationFailed(f"a change covers at most {MAX_CHANGE_DAYS} days")
     calendar = await hall_calendar(session, hall.id)
     today = clock.today()
@@ -739,7 +756,9 @@ async def list_requests(session: AsyncSession, who: Acting, status: str | None) 
 async def decide(
     session: AsyncSession, who: Acting, request: CapacityRequest, approve: bool, note: str | None
 ) -> None:
-    """Approve (apply the capacity at once) or reject; a conditional UPDATE decides exactly once."""
+    """Approve (apply the capacity at once, through the seats' one writer, `booking.inventory`) or
+    reject; a conditional UPDATE decides exactly once. An approval is announced to the admins of
+    the hall it concerns (`capacity.approved`, rule G4: approved changes go to the halls' admins)."""
     now = clock.now()
     changed = await session.execute(
         update(CapacityRequest)
@@ -751,9 +770,10 @@ async def decide(
         raise Conflict(f"this request is already {request.status}", code="already_decided")
     await session.refresh(request)
     if approve:
-        await apply_capacity(
+        await apply_capacity_change(
             session, request.service_id, request.date_from, request.date_to, request.daily_capacity
         )
+        await emit(session, Event("capacity.approved", {"request": request}))
 
 
 async def propose_capacity(
@@ -761,7 +781,7 @@ async def propose_capacity(
     who: Acting,
     service_id: int,
     date_from: date,
-    date_to: date,
+    date_to: date | None,
     daily_capacity: int,
     reason: str,
 ) -> dict[str, Any]:
@@ -823,59 +843,6 @@ async def admin_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
     return {row.id: f"{row.name}（{row.username}）" for row in rows}
 
 
-async def apply_capacity(
-    session: AsyncSession, service_id: int, first: date, last: date, daily: int
-) -> list[date]:
-    """Write the new spread into each slot of each working day in the range, never below the seats
-    already sold (rule G20: `max(new, booked)`); emits `capacity.increased` with the days where a
-    slot gained seats. Returns those days."""
-    info = await service_info(session, service_id)
-    calendar = await hall_calendar(session, info.hall_id)
-    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    days = [d for d in days if calendar.is_working(d)]
-    stored = {
-        row.id: (row.capacity, row.booked)
-        for row in (
-            await session.execute(
-                select(Slot.id, Slot.capacity, Slot.booked).where(
-                    Slot.service_id == service_id, Slot.day >= first, Slot.day <= last
-                )
-            )
-        ).all()
-    }
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    greatest = func.greatest if dialect == "postgresql" else func.max
-    increased: list[date] = []
-    for day in days:
-        before = {spec.id: spec.capacity for spec in day_slots(info, day)}
-        grew = False
-        for spec in day_slots(info, day, daily_capacity=daily):
-            old_capacity, booked = stored.get(spec.id, (before.get(spec.id, 0), 0))
-            if max(spec.capacity, booked) > old_capacity:
-                grew = True
-            insert = _insert(session, Slot).values(
-                id=spec.id,
-                service_id=service_id,
-                day=day,
-                start=spec.start,
-                end=spec.end,
-                capacity=spec.capacity,
-                booked=0,
-            )
-            await session.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["id"],
-                    set_={"capacity": greatest(insert.excluded.capacity, Slot.__table__.c.booked)},
-                )
-            )
-        if grew:
-            increased.append(day)
-    clear_caches()  # answers cached from the old capacity (availability) are stale at once
-    if increased:
-        await emit(session, Event("capacity.increased", {"service_id": service_id, "dates": increased}))
-    return increased
-
-
 async def flag_overdue_approvals(session: AsyncSession, due: datetime) -> int:
     """Rule G20: a request still pending at 24:00 of the next working day raises
     `approval_overdue`, once per request, at the request's hall (seen by every level above)."""
@@ -894,7 +861,7 @@ async def flag_overdue_approvals(session: AsyncSession, due: datetime) -> int:
             request.hall_id,
             request.service_id,
             f"approval_overdue:{request.id}",
-            f"capacity request {request.id} ({request.date_from}–{request.date_to}, "
+            f"capacity request {request.id} ({request_days(request)}, "
             f"{request.daily_capacity}/day) was not decided by {request.overdue_at.isoformat()}",
             raised_at=due,
         )

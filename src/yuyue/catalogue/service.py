@@ -4,6 +4,11 @@ Slots (rules G11, M13): the hour `[start, start + 1 h)` for each whole hour insi
 period; a service's daily capacity is spread evenly, the remainder to the earliest slots. A slot
 is identified by `<service id>-<YYYYMMDDHHMM>`; its row in `slots` is created by the first booking
 (or a capacity change), so reading availability never writes.
+
+Daily capacity (rule G20): fixed when the service is made, then changed only by an approved
+capacity request, applied by `yuyue.booking.inventory`. A standing change from date D makes
+`services.daily_capacity` the new figure and keeps the old one for the days before D in
+`capacity_periods`; `ServiceInfo.capacity_on(day)` reads the figure of a day.
 """
 
 from __future__ import annotations
@@ -17,10 +22,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.clock import HHMM, TZ, at, clock
-from yuyue.errors import Conflict, NotFound, ValidationFailed
+from yuyue.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from yuyue.kit.cache import TTLCache
-from yuyue.kit.events import Event, emit
-from yuyue.models import CapacityRequest, Department, Service, Slot, Unit
+from yuyue.models import CapacityPeriod, Department, Service, Unit
 
 if TYPE_CHECKING:
     from yuyue.admin.service import Acting
@@ -63,6 +67,16 @@ class ServiceInfo:
     bundle_of: tuple[int, ...] | None
     active: bool
     foreigner_related: bool = False  # rules T2/G8 (decision 0065)
+    # Rule G20: (until, daily capacity) of the days before each approved standing change, by
+    # `until`; `daily_capacity` is the figure from the last `until` on.
+    capacity_before: tuple[tuple[date, int], ...] = ()
+
+    def capacity_on(self, day: date) -> int:
+        """The daily capacity of `day` (rule G20: a standing change counts from its first day)."""
+        for until, capacity in self.capacity_before:
+            if day < until:
+                return capacity
+        return self.daily_capacity
 
 
 @dataclass(frozen=True)
@@ -104,7 +118,7 @@ def day_slots(info: ServiceInfo, day: date, daily_capacity: int | None = None) -
     starts = hourly_starts(info.hours, day)
     if not starts:
         return []
-    total = info.daily_capacity if daily_capacity is None else daily_capacity
+    total = info.capacity_on(day) if daily_capacity is None else daily_capacity
     base, extra = divmod(total, len(starts))
     return [
         SlotSpec(
@@ -140,6 +154,13 @@ async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
     if row is None:
         raise NotFound(f"service {service_id} not found")
     service, hall, department = row
+    periods = (
+        await session.execute(
+            select(CapacityPeriod.until, CapacityPeriod.daily_capacity)
+            .where(CapacityPeriod.service_id == service_id)
+            .order_by(CapacityPeriod.until)
+        )
+    ).all()
     info = ServiceInfo(
         id=service.id,
         name=service.name,
@@ -159,6 +180,7 @@ async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
         bundle_of=tuple(service.bundle_of) if service.bundle_of else None,
         active=service.active,
         foreigner_related=service.foreigner_related,
+        capacity_before=tuple((row.until, int(row.daily_capacity)) for row in periods),
     )
     cache.put(key, info)
     return info
@@ -465,61 +487,30 @@ async def get_service(session: AsyncSession, service_id: int) -> tuple[Service, 
 
 
 async def patch_service(session: AsyncSession, service: Service, changes: dict[str, Any]) -> str:
-    """Apply changes; a new daily capacity re-spreads the future slots already stored, never below
-    the seats they have sold (rule G20's floor)."""
+    """Apply changes. The daily capacity is not one of them: once a service exists its capacity
+    changes only by capacity request (rule G20), so a change that names it changes nothing."""
 
     for name, value in changes.items():
         if value is None and name != "bundle_of":
             raise ValidationFailed(f"{name} cannot be null")
+    if "daily_capacity" in changes:  # rule G20: by request, approved by the level above
+        raise Unprocessable(
+            "the daily capacity of a service changes only by capacity request "
+            "(POST /api/v1/admin/capacity-requests)",
+            code="capacity_by_request",
+        )
     if "bundle_of" in changes:
         await check_bundle(session, service.hall_id, changes["bundle_of"], service.id)
-    department = None
     if "department" in changes:
         service.department_id = await department_id(session, service.hall_id, changes.pop("department"))
     for name, value in changes.items():
         setattr(service, name, value)
     await session.flush()
     clear_caches()
-    if "daily_capacity" in changes:
-        await _respread_stored_slots(session, service.id)
     department = (
         await session.execute(select(Department.name).where(Department.id == service.department_id))
     ).scalar_one()
     return str(department)
-
-
-async def _respread_stored_slots(session: AsyncSession, service_id: int) -> None:
-    """A new daily capacity re-spreads the future slots already stored, never below the seats they
-    have sold (rule G20's floor), except on days an approved capacity request set (rule G20: the
-    approved figure stands until another request changes it). Days where a slot gained seats are
-    announced (`capacity.increased`), so the waiting list gets them first (rule G11)."""
-    info = await service_info(session, service_id)
-    today = clock.today()
-    approved = (
-        await session.execute(
-            select(CapacityRequest.date_from, CapacityRequest.date_to).where(
-                CapacityRequest.service_id == service_id,
-                CapacityRequest.status == "approved",
-                CapacityRequest.date_to > today,
-            )
-        )
-    ).all()
-    stored = (
-        await session.execute(select(Slot).where(Slot.service_id == service_id, Slot.day > today))
-    ).scalars()
-    grew: set[date] = set()
-    for slot in stored:
-        if any(first <= slot.day <= last for first, last in approved):
-            continue
-        spread = {spec.id: spec.capacity for spec in day_slots(info, slot.day)}
-        if slot.id in spread:
-            capacity = max(spread[slot.id], slot.booked)
-            if capacity > slot.capacity:
-                grew.add(slot.day)
-            slot.capacity = capacity
-    await session.flush()
-    if grew:
-        await emit(session, Event("capacity.increased", {"service_id": service_id, "dates": sorted(grew)}))
 
 
 async def units_under(session: AsyncSession, root_path: str) -> list[Unit]:

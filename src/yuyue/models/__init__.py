@@ -3,6 +3,7 @@
 from yuyue.models.admin import (
     AdminLockout,
     AdminSession,
+    CapacityPeriod,
     CapacityRequest,
     StatsDaily,
     StatsDay,
@@ -30,6 +31,7 @@ __all__ = [
     "Booking",
     "BookingCounter",
     "CalendarDay",
+    "CapacityPeriod",
     "CapacityRequest",
     "ChannelBooking",
     "ChannelNonce",

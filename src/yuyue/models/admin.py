@@ -46,7 +46,8 @@ class CapacityRequest(Base):
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
     hall_id: Mapped[str] = mapped_column(ForeignKey("units.id"), index=True)
     date_from: Mapped[date] = mapped_column(Date)
-    date_to: Mapped[date] = mapped_column(Date)
+    # None: a change of the standing daily capacity from `date_from` on (docs/api.md "Capacity changes")
+    date_to: Mapped[date | None] = mapped_column(Date, nullable=True)
     daily_capacity: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))  # pending | approved | rejected
@@ -56,6 +57,19 @@ class CapacityRequest(Base):
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("admins.id"))
     decided_at: Mapped[datetime | None] = mapped_column(LocalDateTime)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class CapacityPeriod(Base):
+    """A service's standing daily capacity before `until` (rule G20): an approved standing change
+    from date D makes `services.daily_capacity` the new figure and keeps here the figure the days
+    before D had. The capacity of a day is that of the row with the smallest `until` after it, else
+    `services.daily_capacity` (`catalogue.service.ServiceInfo.capacity_on`)."""
+
+    __tablename__ = "capacity_periods"
+
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), primary_key=True)
+    until: Mapped[date] = mapped_column(Date, primary_key=True)
+    daily_capacity: Mapped[int] = mapped_column(Integer)
 
 
 class WaitlistEntry(Base):

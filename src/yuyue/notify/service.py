@@ -53,6 +53,7 @@ from yuyue.models import (
     Alert,
     Ban,
     Booking,
+    CapacityRequest,
     Citizen,
     ConsoleMessage,
     DeliveryAttempt,
@@ -75,7 +76,7 @@ from yuyue.ops.logging import log
 
 # Kinds the system sends on its own initiative: held back during quiet hours. What a citizen just
 # did (booked, cancelled, rescheduled, a code) is confirmed at once.
-DEFERRABLE = ("reminder", "allocated", "no_show", "banned", "alert")
+DEFERRABLE = ("reminder", "allocated", "no_show", "banned", "alert", "capacity_approved")
 HOTLINE_MAX = 13
 
 
@@ -247,49 +248,88 @@ async def _on_ban(session: AsyncSession, event: Event) -> None:
     await enqueue(session, [draft])
 
 
-@subscribe("alert.raised")
-async def _on_alert(session: AsyncSession, event: Event) -> None:
-    """Alerts for administrators (rules G12, G20): an SMS to each active admin of the alert's unit
-    who has a mobile number on record."""
-    alert: Alert = event.data["alert"]
-    unit = await session.get(Unit, alert.unit_id)
-    if unit is None:
-        return
-    admins = (
-        await session.execute(select(Admin).where(Admin.unit_id == alert.unit_id, Admin.active.is_(True)))
-    ).scalars()
+def _admin_drafts(
+    admins: Sequence[Admin], kind: str, params: dict[str, str], unit_path: str, key: str | None
+) -> list[Draft]:
+    """One SMS to each admin with a mobile number on record, and the same by email when email is
+    enabled (issue 7 item 7); `key` makes each once per admin."""
     secret = process_secret()
-    detail = {"waitlist_over_release": "排队人数超过放号量", "approval_overdue": "有放号调整审批超时"}.get(
-        alert.kind, "有新的告警"
-    )
-    params = {"unit": unit.name[:NAME_MAX], "detail": detail}
     drafts = []
     for admin in admins:
-        key = f"alert:{alert.id}:{admin.id}" if alert.id is not None else None
+        own = f"{key}:{admin.id}" if key else None
         if admin.phone:
             drafts.append(
                 Draft(
-                    kind="alert",
+                    kind=kind,
                     params=params,
                     phone_enc=crypto.encrypt(secret, admin.phone),
                     phone_masked=mask_phone(admin.phone),
-                    unit_path=unit.path,
-                    dedup_key=key,
+                    unit_path=unit_path,
+                    dedup_key=own,
                 )
             )
-        if admin.email and email_settings().enabled:  # issue 7 item 7: the same alert by email
+        if admin.email and email_settings().enabled:
             drafts.append(
                 Draft(
-                    kind="alert",
+                    kind=kind,
                     channel="email",
                     params=params,
                     phone_enc=crypto.encrypt(secret, admin.email),
                     phone_masked=mask_email(admin.email),
-                    unit_path=unit.path,
-                    dedup_key=f"{key}:email" if key else None,
+                    unit_path=unit_path,
+                    dedup_key=f"{own}:email" if own else None,
                 )
             )
-    await enqueue(session, drafts)
+    return drafts
+
+
+async def _active_admins(session: AsyncSession, unit_ids: list[str]) -> list[Admin]:
+    query = select(Admin).where(Admin.unit_id.in_(unit_ids), Admin.active.is_(True)).order_by(Admin.id)
+    return list((await session.execute(query)).scalars())
+
+
+@subscribe("alert.raised")
+async def _on_alert(session: AsyncSession, event: Event) -> None:
+    """Alerts for administrators (rules G12, G20): an SMS (and email) to each active admin of the
+    alert's unit and of every unit above it, up to the platform (G12: "the administrators of
+    every level"), who has a mobile number (an email address) on record."""
+    alert: Alert = event.data["alert"]
+    unit = await session.get(Unit, alert.unit_id)
+    if unit is None:
+        return
+    admins = await _active_admins(session, unit.path.strip("/").split("/"))  # the path names the ancestors
+    detail = {"waitlist_over_release": "排队人数超过放号量", "approval_overdue": "有放号调整审批超时"}.get(
+        alert.kind, "有新的告警"
+    )
+    params = {"unit": unit.name[:NAME_MAX], "detail": detail}
+    key = f"alert:{alert.id}" if alert.id is not None else None
+    await enqueue(session, _admin_drafts(admins, "alert", params, unit.path, key))
+
+
+@subscribe("capacity.approved")
+async def _on_capacity_approved(session: AsyncSession, event: Event) -> None:
+    """Rule G4 (Art. 8): an approved capacity change goes to the administrators of the hall it
+    concerns, by SMS (and email)."""
+    request: CapacityRequest = event.data["request"]
+    hall = await session.get(Unit, request.hall_id)
+    if hall is None:
+        return
+    start = f"{request.date_from.month}月{request.date_from.day}日"
+    if request.date_to is None:
+        days = f"{start}起"
+    elif request.date_to == request.date_from:
+        days = start
+    else:
+        days = f"{start}至{request.date_to.month}月{request.date_to.day}日"
+    params = {
+        "unit": hall.name[:NAME_MAX],
+        "request": str(request.id),
+        "days": days,
+        "capacity": str(request.daily_capacity),
+    }
+    admins = await _active_admins(session, [hall.id])
+    key = f"capacity_approved:{request.id}"
+    await enqueue(session, _admin_drafts(admins, "capacity_approved", params, hall.path, key))
 
 
 # --- delivery -----------------------------------------------------------------------------------

@@ -44,6 +44,12 @@ TEMPLATES: dict[str, Template] = {
         Template("code", "验证码{code}，5分钟内有效，请勿告诉他人。"),
         # rule G12 and others: an alert for administrators
         Template("alert", "预约平台提醒：{unit}{detail}，请登录管理端处理。", "detail"),
+        # rules G4, G20: an approved capacity change is announced to the hall's administrators
+        Template(
+            "capacity_approved",
+            "预约平台通知：{unit}号源调整申请（编号{request}）已批准：{days}每日{capacity}个。",
+            "unit",
+        ),
     )
 }
 

@@ -190,16 +190,17 @@ async def create_service(request: Request, unit_id: UnitId, db: Db) -> Response:
 
 @router.post("/admin/services/{service_id}", response_class=HTMLResponse)
 async def update_service(request: Request, service_id: Id, db: Db) -> Response:
-    """Daily capacity, largest batch (rule G16), walk-ins (rule M2), open or withdrawn."""
+    """Largest batch (rule G16), walk-ins (rule M2), open or withdrawn. Not the daily capacity:
+    that changes only by capacity request (rule G20), so this form does not offer it, and a post
+    that names it anyway is refused (`capacity_by_request`) with nothing changed."""
     form = await checked_form(request)
     who = await admin(request, db)
     current = await catalogue.service_for(db, who, service_id)  # scope first: 403 outside it
 
     async def change() -> Any:
-        changes: dict[str, Any] = {
-            "daily_capacity": number(form, "daily_capacity"),
-            "max_batch": number(form, "max_batch"),
-        }
+        changes: dict[str, Any] = {"max_batch": number(form, "max_batch")}
+        if "daily_capacity" in form:  # rule G20: by request only (the service refuses it)
+            changes["daily_capacity"] = number(form, "daily_capacity")
         for box in manage.split_list(text(form, "checkboxes", 100)):  # the boxes this form shows
             if box in ("walk_in_allowed", "active"):
                 changes[box] = manage.checked(form, box)
@@ -259,13 +260,18 @@ async def _capacity_page(
     request: Request, db: AsyncSession, who: Acting, status: int = 200, **extra: Any
 ) -> Response:
     context = await manage.capacity_context(db, who)
+    extra.setdefault("chosen", "")
     return page_of(request, "manage/capacity.html", who, status=status, **context, **extra)
 
 
 @router.get("/admin/capacity", response_class=HTMLResponse)
-async def capacity(request: Request, db: Db, done: Done = "") -> Response:
+async def capacity(
+    request: Request, db: Db, done: Done = "", service_id: Annotated[int | None, Query(ge=1)] = None
+) -> Response:
+    """The requests of the subtree and the form to ask for one (`?service_id=` picks the service:
+    the hall page links here, since a service's capacity changes only this way, rule G20)."""
     who = await admin(request, db)
-    return await _capacity_page(request, db, who, done=done)
+    return await _capacity_page(request, db, who, done=done, chosen=str(service_id or ""))
 
 
 def _capacity_form_page(request: Request, db: AsyncSession, who: Acting) -> Page:
@@ -286,7 +292,10 @@ async def propose(request: Request, db: Db) -> Response:
             {
                 "service_id": number(form, "service_id"),
                 "date_from": text(form, "date_from", 10),
-                "date_to": text(form, "date_to", 10) or text(form, "date_from", 10),
+                # rule G20: "standing" changes the daily capacity from date_from on (date_to null)
+                "date_to": None
+                if manage.checked(form, "standing")
+                else text(form, "date_to", 10) or text(form, "date_from", 10),
                 "daily_capacity": number(form, "daily_capacity"),
                 "reason": text(form, "reason", 500),
             },
