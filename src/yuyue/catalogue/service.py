@@ -66,6 +66,18 @@ class ServiceInfo:
     bundle_of: tuple[int, ...] | None
     active: bool
     foreigner_related: bool = False  # rules T2/G8 (decision 0065)
+    item_code: str | None = None  # RULES.md "Items"
+
+    @property
+    def item(self) -> str:
+        """The item this service handles (RULES.md "Items"): its city catalogue code, the same item at
+        every hall that offers it; without a code the service is an item of its own."""
+        return item_of(self.id, self.item_code)
+
+
+def item_of(service_id: int, item_code: str | None) -> str:
+    """The one comparison of items (rules T5, G15): `i:<code>`, or `s:<service id>` without a code."""
+    return f"i:{item_code}" if item_code else f"s:{service_id}"
 
 
 @dataclass(frozen=True)
@@ -162,6 +174,7 @@ async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
         bundle_of=tuple(service.bundle_of) if service.bundle_of else None,
         active=service.active,
         foreigner_related=service.foreigner_related,
+        item_code=service.item_code,
     )
     cache.put(key, info)
     return info
@@ -301,6 +314,7 @@ def service_view(service: Service, department: str) -> dict[str, Any]:
         "bundle_of": list(service.bundle_of) if service.bundle_of else None,
         "active": service.active,
         "foreigner_related": bool(service.foreigner_related),
+        "item_code": service.item_code,
     }
 
 
@@ -444,6 +458,7 @@ async def create_service(session: AsyncSession, data: dict[str, Any]) -> tuple[S
         walk_in_allowed=data.get("walk_in_allowed", True),
         bundle_of=data.get("bundle_of"),
         foreigner_related=bool(data.get("foreigner_related", False)),
+        item_code=data.get("item_code"),
         active=True,
         created_at=clock.now(),
     )
@@ -474,7 +489,7 @@ async def patch_service(session: AsyncSession, service: Service, changes: dict[s
     the seats they have sold (rule G20's floor)."""
 
     for name, value in changes.items():
-        if value is None and name != "bundle_of":
+        if value is None and name not in ("bundle_of", "item_code"):  # these two may be cleared
             raise ValidationFailed(f"{name} cannot be null")
     if "bundle_of" in changes:
         await check_bundle(session, service.hall_id, changes["bundle_of"], service.id)
