@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from tests.conftest import ADMIN_PASSWORD, Api, raw
 from tests.ids import resident_id, uscc
+from tests.onsite.conftest import book_at
 
 DAY = "2026-12-03"  # Thursday, inside the city horizon seen from START (Tue 2026-12-01 10:00)
 HUGE = "x" * 10_000
@@ -271,7 +272,8 @@ async def test_booking_endpoints_reject_bad_input(api: Api) -> None:
     slots = await api.slots(service["id"], DAY)
     moving = (await api.book(movers, slots[0]["id"])).json()["number"]
     running = (await api.slots(service["id"], "2026-12-01"))[1]  # today 10:00–11:00, under way at START
-    missed = (await api.book(missers, running["id"], channel="onsite")).json()["number"]
+    on_site = await book_at(api, 2, service["id"], running["start"][:16], channel="onsite")  # at the desk
+    missed = on_site["booking"]["number"]
 
     # POST /appointments, by citizens who could book the valid body
     valid = {

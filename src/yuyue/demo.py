@@ -203,6 +203,20 @@ MEDICAL_SERVICES: list[tuple[str, str, list[str], int, int, bool]] = [
     ("个人业务", "门诊特定病种待遇申请", ["其他业务"], 28, 1, False),
 ]
 
+# docs/rules.md "Items": the city catalogue's item code of a service name, the same item at every hall
+# that offers it (rules T5, G15 compare items); names not listed are items of their own.
+ITEM_CODES = {
+    "居民身份证申领": "440100-GA-0001",
+    "往来港澳通行证签注": "440100-GA-0002",
+    "企业设立登记": "440100-SJ-0001",
+    "发票领用": "440100-SW-0001",
+    "社会保障卡申领": "440100-RS-0001",
+    "不动产转移登记": "440100-BDC-0001",
+    "居住证办理": "440100-GA-0003",
+    "异地就医备案": "440100-YB-0001",
+    "医保关系转移接续": "440100-YB-0002",
+}
+
 ADMINS: list[dict[str, Any]] = [
     {
         "username": "admin",
@@ -317,6 +331,7 @@ async def _load(session: AsyncSession, secret: str, history: bool) -> list[str]:
                     "max_batch": batch,
                     "walk_in_allowed": walk_in,
                     "bundle_of": None,
+                    "item_code": ITEM_CODES.get(name),
                 },
             )
             created[name] = service.id

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+
+import httpx
+from sqlalchemy import text
 
 from tests.conftest import START, Api, raw
 from tests.ids import resident_id, uscc
+from tests.onsite.conftest import book_at, staff
 from yuyue.clock import TZ
 
 DAY = "2026-12-03"  # Thursday, inside the city horizon seen from START (Tue 2026-12-01 10:00)
@@ -153,7 +157,7 @@ async def test_cancel_until_deadline_then_too_late(api: Api) -> None:
     at_deadline = await api.client.post(f"/api/v1/appointments/{second['number']}/cancel", headers=citizen)
     assert at_deadline.status_code == 200
     await api.set_clock("2026-12-03T09:00:00+08:00")
-    third = (await api.book(await api.login(resident_id(8)), slots[2]["id"], channel="onsite")).json()
+    third = (await book_at(api, 8, service["id"], slots[2]["start"][:16], channel="onsite"))["booking"]
     assert third["status"] == "booked"
     await api.set_clock("2026-12-03T10:00:01+08:00")  # slot 11–12: deadline 10:00
     late = await api.client.post(
@@ -347,20 +351,29 @@ async def test_booking_cap(api: Api) -> None:
     assert capped.status_code == 409 and capped.json()["code"] == "booking_cap"
 
 
-async def test_ban_in_force_blocks_booking(api: Api) -> None:
-    await api.hall()
-    service = await api.service()
-    citizen = await api.login(resident_id(22))
+async def ban_everyone(api: Api, until: str) -> None:
+    """A ban in force on every citizen, written as an admin's would be."""
     async with api.app.state.engine.begin() as conn:
-        from sqlalchemy import text
-
         await conn.execute(
             text(
                 "INSERT INTO bans (citizen_id, unit_id, until, reason, source, created_at) "
                 "SELECT id, 'platform', :until, 'hoarding', 'admin', :now FROM citizens"
             ),
-            {"until": datetime(2026, 12, 10).date(), "now": START.replace(tzinfo=None)},
+            {"until": date.fromisoformat(until), "now": START.replace(tzinfo=None)},
         )
+
+
+async def desk(api: Api, clerk: dict[str, str], slot_id: str, n: int) -> httpx.Response:
+    """Hall staff book `slot_id` on site for citizen n at the desk (rule G10)."""
+    body = {"slot_id": slot_id, "name": "张三", "id_number": resident_id(n), "phone": "13800138000"}
+    return await api.client.post("/api/v1/halls/hall-a/bookings", json=body, headers=clerk)
+
+
+async def test_ban_in_force_blocks_booking(api: Api) -> None:
+    await api.hall()
+    service = await api.service()
+    citizen = await api.login(resident_id(22))
+    await ban_everyone(api, "2026-12-10")
     refused = await api.book(citizen, (await api.slots(service["id"], DAY))[0]["id"])
     assert refused.status_code == 403
     assert refused.json()["code"] == "banned" and refused.json()["banned_until"] == "2026-12-10"
@@ -369,24 +382,73 @@ async def test_ban_in_force_blocks_booking(api: Api) -> None:
 
 
 async def test_onsite_channel_takes_todays_seats_from_nine(api: Api) -> None:
-    """Rule G10: on site, today's slots not yet ended, on-site share plus unsold off-site seats."""
+    """Rule G10: on site (at the desk), today's slots not yet ended, on-site share plus unsold
+    off-site seats, from 9:00 on working days."""
     await api.hall()
     service = await api.service(daily_capacity=7)
-    citizen = await api.login(resident_id(23))
+    clerk = await staff(api, username="clerk-g10")
     today = await api.slots(service["id"], "2026-12-01")  # START is 10:00: 9–10 ended? no: ends at 10:00
     ended = today[0]
-    assert (await api.book(citizen, ended["id"], channel="onsite")).json()["code"] == "booking_closed"
+    assert (await desk(api, clerk, ended["id"], 23)).json()["code"] == "booking_closed"
     running = today[1]  # 10:00–11:00, under way
-    ok = await api.book(citizen, running["id"], channel="onsite")
+    ok = await desk(api, clerk, running["id"], 23)
     assert ok.status_code == 201, ok.text
+    assert ok.json()["channel"] == "onsite"
     tomorrow = (await api.slots(service["id"], "2026-12-02"))[0]
-    other = await api.login(resident_id(24))
-    not_today = await api.book(other, tomorrow["id"], channel="onsite")
+    not_today = await desk(api, clerk, tomorrow["id"], 24)
     assert not_today.json()["code"] == "not_open_yet"
     await api.set_clock("2026-12-02T08:59:00+08:00")
-    assert (await api.book(other, tomorrow["id"], channel="onsite")).json()["code"] == "not_open_yet"
+    assert (await desk(api, clerk, tomorrow["id"], 24)).json()["code"] == "not_open_yet"
     await api.set_clock("2026-12-02T09:00:00+08:00")
-    assert (await api.book(other, tomorrow["id"], channel="onsite")).status_code == 201
+    assert (await desk(api, clerk, tomorrow["id"], 24)).status_code == 201
+
+
+async def test_a_citizens_own_token_cannot_book_on_site_g10(api: Api) -> None:
+    """docs/rules.md "On-site booking": only hall staff or the hall's kiosk book `onsite`; a citizen's own
+    token asking for it is 403 forbidden and takes nothing, so the on-site share stays at the hall."""
+    await api.hall()
+    service = await api.service(daily_capacity=7)  # 10:00 slot: capacity 1, all of it off-site
+    citizen = await api.login(resident_id(26))
+    running = (await api.slots(service["id"], "2026-12-01"))[1]  # today 10:00–11:00, under way
+    refused = await api.book(citizen, running["id"], channel="onsite")
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden", refused.text
+    later = (await api.slots(service["id"], DAY))[0]
+    assert (await api.book(citizen, later["id"], channel="onsite")).json()["code"] == "forbidden"
+    assert (await raw(api, "SELECT count(*) FROM bookings"))[0][0] == 0
+    assert (await raw(api, "SELECT count(*) FROM slots WHERE booked > 0"))[0][0] == 0
+    # the citizen's own booking of today's on-site seat by reschedule is refused the same way: a
+    # booking made at the desk moves at the desk
+    clerk = await staff(api, username="clerk-26")
+    made = await desk(api, clerk, running["id"], 26)
+    assert made.status_code == 201, made.text
+    moved = await api.client.post(
+        f"/api/v1/appointments/{made.json()['number']}/reschedule",
+        json={"slot_id": (await api.slots(service["id"], "2026-12-01"))[2]["id"]},
+        headers=citizen,
+    )
+    assert moved.status_code == 403 and moved.json()["code"] == "forbidden", moved.text
+
+
+async def test_a_banned_citizen_cannot_reschedule(api: Api) -> None:
+    """docs/rules.md "Penalties": a ban forbids booking anew, reschedule included (403 banned with
+    `banned_until`); the booking already held stays, and may be cancelled."""
+    await api.hall()
+    service = await api.service()
+    citizen = await api.login(resident_id(27))
+    slots = await api.slots(service["id"], DAY)
+    held = (await api.book(citizen, slots[0]["id"])).json()
+    await ban_everyone(api, "2026-12-10")
+    moved = await api.client.post(
+        f"/api/v1/appointments/{held['number']}/reschedule", json={"slot_id": slots[1]["id"]}, headers=citizen
+    )
+    assert moved.status_code == 403, moved.text
+    assert moved.json()["code"] == "banned" and moved.json()["banned_until"] == "2026-12-10"
+    rows = await raw(api, "SELECT id, booked FROM slots ORDER BY id")
+    assert [(r.id, r.booked) for r in rows] == [(slots[0]["id"], 1)]  # nothing moved
+    again = await api.client.get(f"/api/v1/appointments/{held['number']}", headers=citizen)
+    assert again.json()["slot_id"] == slots[0]["id"] and again.json()["status"] == "booked"
+    cancelled = await api.client.post(f"/api/v1/appointments/{held['number']}/cancel", headers=citizen)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
 
 
 async def test_receipt_html_and_pdf(api: Api) -> None:

@@ -42,6 +42,21 @@ async def test_partner_books_with_its_channel_recorded(api: Api) -> None:
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
 
 
+async def test_a_partner_cannot_book_the_on_site_share(api: Api) -> None:
+    """Rule G10 (docs/rules.md "On-site booking"): a partner books on its own channel only; asking for
+    `onsite` is not part of its contract (422, nothing booked), and today's slots, which only on-site
+    booking takes, are closed to it."""
+    partner, _ = await _setup(api)
+    service_id = (await raw(api, "SELECT id FROM services"))[0][0]
+    today = f"{service_id}-202612011000"  # under way at START: on site only
+    path = "/api/v1/channel/appointments"
+    asked = await partner.call("POST", path, {"slot_id": today, "channel": "onsite"})
+    assert asked.status_code == 422 and asked.json()["code"] == "validation_error", asked.text
+    plain = await partner.call("POST", "/api/v1/channel/appointments", {"slot_id": today})
+    assert plain.status_code == 422 and plain.json()["code"] == "booking_closed", plain.text
+    assert (await raw(api, "SELECT count(*) FROM bookings"))[0][0] == 0
+
+
 async def test_replayed_request_is_refused_even_after_a_failure(api: Api) -> None:
     partner, slot_id = await _setup(api)
     body = b'{"slot_id": "nonexistent-202612030900"}'

@@ -56,13 +56,20 @@ def _setup(live: str) -> dict[str, Any]:
         f"{live}/api/v1/auth/dev/login",
         json={"name": "李市民", "id_type": "resident_id", "id_number": id_number, "phone": "13912345678"},
     ).json()["token"]
-    booked = httpx.post(
-        f"{live}/api/v1/appointments",
-        json={"slot_id": f"{service['id']}-202612011000", "channel": "onsite"},
-        headers={"Authorization": f"Bearer {citizen}"},
+    assert citizen
+    staff = httpx.post(f"{live}/api/v1/staff/login", json={"username": CLERK, "password": CLERK_PASSWORD})
+    booked = httpx.post(  # rule G10: on site is booked at the desk, not with the citizen's own token
+        f"{live}/api/v1/halls/{HALL}/bookings",
+        json={
+            "slot_id": f"{service['id']}-202612011000",
+            "name": "李市民",
+            "id_type": "resident_id",
+            "id_number": id_number,
+            "phone": "13912345678",
+        },
+        headers={"Authorization": f"Bearer {staff.json()['token']}"},
     )
     assert booked.status_code == 201, booked.text
-    staff = httpx.post(f"{live}/api/v1/staff/login", json={"username": CLERK, "password": CLERK_PASSWORD})
     return {
         "service": service,
         "id_number": id_number,

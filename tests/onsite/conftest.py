@@ -39,10 +39,23 @@ async def kiosk(api: Api, hall_id: str = "hall-a") -> dict[str, str]:
 async def book_at(
     api: Api, n: int, service_id: int, start: str, birth: str = "19800101", **extra: Any
 ) -> dict[str, Any]:
-    """Citizen n books the slot of `service_id` starting at `start` (YYYY-MM-DDTHH:MM)."""
+    """Citizen n books the slot of `service_id` starting at `start` (YYYY-MM-DDTHH:MM); with
+    `channel="onsite"` a clerk of the service's hall books it at the desk (rule G10: a citizen's own
+    token may not book on site)."""
     citizen = await api.login(resident_id(n, birth=birth))
     slot_id = f"{service_id}-{start.replace('-', '').replace('T', '').replace(':', '')}"
-    answer = await api.book(citizen, slot_id, **extra)
+    if extra.get("channel") == "onsite":
+        extra.pop("channel")
+        found = await api.client.get(f"/api/v1/admin/services/{service_id}", headers=api.admin())
+        assert found.status_code == 200, found.text
+        hall_id = found.json()["hall_id"]
+        clerk = await staff(api, hall_id, username=f"desk-{hall_id}-{n}-{start[-5:].replace(':', '')}")
+        body = {"slot_id": slot_id, "name": "张三", "id_number": resident_id(n, birth=birth), **extra}
+        answer = await api.client.post(
+            f"/api/v1/halls/{hall_id}/bookings", json={"phone": "13800138000", **body}, headers=clerk
+        )
+    else:
+        answer = await api.book(citizen, slot_id, **extra)
     assert answer.status_code == 201, answer.text
     return {"headers": citizen, "booking": answer.json(), "id_number": resident_id(n, birth=birth)}
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+import pytest
+
 from tests.conftest import Api, raw
 from tests.ids import resident_id
 from tests.onsite.conftest import book_at
@@ -93,8 +95,9 @@ async def test_three_of_one_service_within_ten_days_ban_a_month_g15(api: Api) ->
     mine = await me(api, citizen)
     assert mine["no_shows"] == 3
     assert [b["until"] for b in mine["bans"]] == ["2027-01-07"]  # a calendar month from the last
-    used = await raw(api, "SELECT count(*) FROM no_show_marks WHERE ban_id IS NOT NULL")
-    assert used[0][0] == 3
+    used = await raw(api, "SELECT count(*) FROM no_show_marks WHERE item_ban_id IS NOT NULL")
+    assert used[0][0] == 3  # used up by the one-item count only
+    assert (await raw(api, "SELECT count(*) FROM no_show_marks WHERE ban_id IS NOT NULL"))[0][0] == 0
 
 
 async def test_three_no_shows_spread_over_more_than_ten_days_no_ban(api: Api) -> None:
@@ -152,6 +155,85 @@ async def test_special_reason_rebook_excuses_and_recomputes_the_ban_t9_g14(api: 
     lifted = await raw(api, "SELECT lifted_at FROM bans")
     assert lifted[0][0] is not None
     assert (await raw(api, "SELECT count(*) FROM no_show_marks"))[0][0] == 1
+
+
+@pytest.mark.parametrize("b_first", [True, False], ids=["B-then-A", "A-then-B"])
+async def test_g15_does_not_depend_on_the_order_of_marking(api: Api, b_first: bool) -> None:
+    """docs/rules.md "Penalties": item A missed on 12-01 and 12-02, then on 12-03 B and A. Each rule keeps
+    its own count, so whichever of the 12-03 no-shows the sweep marks first, both bans stand: 10
+    days for two items in one day (through 12-13) and a month for three of A within 10 days
+    (through 2027-01-03); the later `until` shows."""
+    await api.hall()
+    item_a = await api.service(item_code="440100-GA-0001")
+    item_b = await api.service(name="社会保障卡申领", department="人社", item_code="440100-RS-0001")
+    first = await book_at(api, 1, item_a["id"], "2026-12-01T11:00", channel="onsite")  # today: desk
+    citizen = first["headers"]
+    await api.set_clock("2026-12-01T12:00:00+08:00")
+    assert (await api.book(citizen, f"{item_a['id']}-202612020900")).status_code == 201
+    await api.set_clock("2026-12-02T10:00:00+08:00")
+    a_at, b_at = ("1000", "0900") if b_first else ("0900", "1000")
+    assert (await api.book(citizen, f"{item_a['id']}-20261203{a_at}")).status_code == 201
+    assert (await api.book(citizen, f"{item_b['id']}-20261203{b_at}")).status_code == 201
+    assert [b["until"] for b in (await me(api, citizen))["bans"]] == []
+    await api.set_clock("2026-12-03T10:00:00+08:00")  # the 09:00 one is marked
+    await api.set_clock("2026-12-03T11:00:00+08:00")  # then the 10:00 one
+    mine = await me(api, citizen)
+    assert mine["no_shows"] == 4
+    assert sorted(b["until"] for b in mine["bans"]) == ["2026-12-13", "2027-01-03"]
+    refused = await api.book(citizen, f"{item_b['id']}-202612070900")
+    assert refused.status_code == 403 and refused.json()["banned_until"] == "2027-01-03"
+    owed = await raw(api, "SELECT count(*) FROM messages WHERE kind = 'banned'")
+    assert owed[0][0] == 2  # one SMS per ban
+
+
+async def test_g15_compares_items_across_halls(api: Api) -> None:
+    """docs/rules.md "Items": the same item code at two halls is one item for rule G15: two no-shows of it
+    on one day are not "different items" (no 10-day ban), and they count toward its 3 within 10
+    days wherever they were booked."""
+    await api.hall("hall-a")
+    await api.hall("hall-b")
+    at_a = await api.service("hall-a", item_code="440100-GA-0001")
+    at_b = await api.service("hall-b", item_code="440100-GA-0001")
+    first = await book_at(api, 1, at_a["id"], "2026-12-03T09:00")
+    citizen = first["headers"]
+    await api.set_clock("2026-12-03T10:00:00+08:00")
+    await book_at(api, 1, at_b["id"], "2026-12-03T14:00", channel="onsite")  # today, at hall B's desk
+    await api.set_clock("2026-12-03T15:00:00+08:00")
+    mine = await me(api, citizen)
+    assert mine["no_shows"] == 2 and mine["bans"] == []
+    assert (await api.book(citizen, f"{at_b['id']}-202612040900")).status_code == 201
+    await api.set_clock("2026-12-04T10:00:00+08:00")
+    assert [b["until"] for b in (await me(api, citizen))["bans"]] == ["2027-01-04"]
+
+
+async def test_a_ban_from_other_misses_still_blocks_the_rebook_t9(api: Api) -> None:
+    """docs/rules.md "Special-reason miss": only a ban that this miss triggered is recomputed away before
+    the rebook is checked; a ban from other misses still forbids it (403 banned), and the refused
+    rebook changes nothing."""
+    await api.hall()
+    one = await api.service(item_code="440100-GA-0001")
+    two = await api.service(name="社会保障卡申领", department="人社", item_code="440100-RS-0001")
+    three = await api.service(name="居住证办理", department="社会事务", item_code="440100-GA-0003")
+    first = await book_at(api, 1, one["id"], "2026-12-03T09:00")
+    citizen = first["headers"]
+    await book_at(api, 1, two["id"], "2026-12-03T10:00")
+    held = await book_at(api, 1, three["id"], "2026-12-04T09:00")  # held before the ban: it stays
+    await api.set_clock("2026-12-03T11:00:00+08:00")  # two items missed on 12-03: banned to 12-13
+    assert [b["until"] for b in (await me(api, citizen))["bans"]] == ["2026-12-13"]
+    await api.set_clock("2026-12-04T09:30:00+08:00")  # the 12-04 slot has begun: rebookable
+    number = held["booking"]["number"]
+    rebook = await api.client.post(
+        f"/api/v1/appointments/{number}/rebook",
+        json={"slot_id": f"{three['id']}-202612041400", "reason": "突发疾病"},
+        headers=citizen,
+    )
+    assert rebook.status_code == 403, rebook.text
+    assert rebook.json()["code"] == "banned" and rebook.json()["banned_until"] == "2026-12-13"
+    status = await raw(api, "SELECT status, rebooked FROM bookings WHERE number = :n", n=number)
+    assert status[0][0] == "booked" and not status[0][1]  # refused: nothing changed
+    assert (await api.client.get(f"/api/v1/appointments/{number}", headers=citizen)).json()[
+        "status"
+    ] == "booked"
 
 
 async def test_two_workers_race_the_sweep_and_mark_once(api: Api) -> None:

@@ -269,6 +269,25 @@ async def test_full_slot_offers_another_day(api: Api) -> None:
     assert len(await raw(api, "SELECT id FROM bookings")) == 1
 
 
+async def test_the_form_books_off_site_only_g10(api: Api) -> None:
+    """docs/rules.md "On-site booking": the portal books channel `web`; a forged `channel=onsite` field is
+    not read, so today's slots (on-site only) stay closed to it and nothing is booked; the form's
+    quantity is bounded as the API's body is."""
+    _, svc, _ = await setup(api)
+    today = (await api.slots(svc["id"], "2026-12-01"))[1]  # 10:00–11:00, under way at START
+    await form_login(api, resident_id(3))
+    confirm = await api.client.get(f"/confirm?slot={today['id']}")
+    key = re.search(r'name="form_key" value="([^"]+)"', confirm.text)
+    forged = {"slot_id": today["id"], "channel": "onsite", "form_key": key.group(1) if key else ""}
+    refused = await post(api, "/book", forged)
+    assert_page(refused, 422)
+    assert (await raw(api, "SELECT count(*) FROM bookings"))[0][0] == 0
+    slot = next(s for s in await api.slots(svc["id"], DAY) if s["status"] == "open")
+    too_many = await post(api, "/book", {"slot_id": slot["id"], "quantity": "100"})
+    assert_page(too_many, 422)
+    assert (await raw(api, "SELECT count(*) FROM bookings"))[0][0] == 0
+
+
 async def test_ban_in_force_is_shown_with_its_end_and_reason_g15(api: Api) -> None:
     _, _, slot = await setup(api)
     await form_login(api, resident_id(1))

@@ -116,7 +116,7 @@ async def book(
             request,
             body.model_dump(),
             "book",
-            lambda: service.book(db, citizen_id, req),
+            lambda: service.book(db, citizen_id, req, service.CITIZEN),
             201,
         )
     except DomainError:

@@ -1,4 +1,4 @@
-"""The one writer of seats for capacity changes (rule G20; STYLE.md "Owners and seams").
+"""The one writer of seats for capacity changes (rule G20; docs/architecture.md "Owners").
 
 An approved capacity request is applied here, and nowhere else:
 

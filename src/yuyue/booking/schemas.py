@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 Channel = Literal["web", "wechat", "app", "provincial_portal", "onsite", "api"]
 Short = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+MAX_QUANTITY = 99  # the largest batch any door accepts (rule G16; the service's max_batch decides below it)
+Quantity = Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)]
 
 
 class Strict(BaseModel):
@@ -22,7 +24,7 @@ class CompanyIn(Strict):
 class BookIn(Strict):
     slot_id: Annotated[StrictStr, Field(min_length=1, max_length=40)]
     channel: Channel = "web"
-    quantity: Annotated[StrictInt, Field(ge=1, le=99)] = 1
+    quantity: Quantity = 1
     business_types: Annotated[list[Short], Field(max_length=20)] = []
     company: CompanyIn | None = None
 

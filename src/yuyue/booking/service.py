@@ -3,8 +3,9 @@
 Integrity lives in the database (docs/architecture.md):
 - a seat is taken by one conditional `UPDATE slots SET booked = booked + n WHERE … booked + n <=
   limit RETURNING`: whatever the number of processes, a slot is never sold past its limit;
-- one live booking per ID and service (rule T5) or per ID and day (rule M10) is the partial unique
-  index `uq_bookings_live_key`;
+- one live booking per ID and item (rule T5, personal business) or per ID (or USCC) and day (rule
+  M10), among the halls under the unit that set the knob, is the partial unique index
+  `uq_bookings_live_key` (`live_key`);
 - booking numbers (rule M12) come from a per-hall-and-date counter row, updated last so its lock is
   held for the shortest time.
 Everything happens in the caller's one transaction; nothing here commits. (A citizen's booking without
@@ -77,6 +78,7 @@ from yuyue.identity.service import (
     SessionLogin,
     accept_session,
     as_date,
+    ban_covering,
     ban_until_query,
     pending_session,
     session_login,
@@ -118,6 +120,37 @@ class BookRequest:
     business_types: tuple[str, ...] = ()
     company_uscc: str | None = None
     company_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who places or changes a booking, through which door (docs/architecture.md "Owners"):
+    every door (API, partner API, portal form, desk, waiting list, rebook) passes one to `book` and
+    `reschedule`, which check the same rules for all of them; the doors differ only in how they
+    parse and answer.
+
+    `source`: "citizen" (the citizen's own token: API, portal), "channel" (a partner for its
+    citizen; `client_id` names it), "rebook" (rules T9, G14), "waitlist" (an allocation), "staff"
+    (hall staff at the desk) or "kiosk" (the hall's kiosk). It is also what subscribers of
+    `booking.created` read."""
+
+    source: str = "citizen"
+    client_id: str | None = None
+
+    @property
+    def as_citizen(self) -> bool:
+        """The logged-in citizen acts (their session's login applies: rules T2, G8, decision 0065)."""
+        return self.source in ("citizen", "channel", "rebook")
+
+    @property
+    def may_book_onsite(self) -> bool:
+        """Rule G10, docs/rules.md "On-site booking": only people at the hall book channel `onsite`, through
+        hall staff or the hall's kiosk; a special-reason rebook may take today's slots on site (rules
+        T9, G14: the platform picks that channel, not the citizen)."""
+        return self.source in ("staff", "kiosk", "rebook")
+
+
+CITIZEN = Caller("citizen")
 
 
 @dataclass(frozen=True)
@@ -497,17 +530,47 @@ def check_open(ctx: Context, spec: SlotSpec, channel: str, now: datetime) -> Non
         )
 
 
-def live_key(ctx: Context, citizen_id: int, service_id: int, day: date, company_uscc: str | None) -> str:
-    """The one-live-booking key (rules T5, M10)."""
+def check_channel(caller: Caller, channel: str) -> None:
+    """The channel this caller may book on (rules T1, G10): a citizen's own token, or a partner's,
+    asking for `onsite` is refused, so the on-site share cannot be taken from home."""
+    if channel not in CHANNELS:
+        raise ValidationFailed(f"channel must be one of {', '.join(CHANNELS)}")
+    if channel == "onsite" and not caller.may_book_onsite:
+        raise Forbidden(
+            "channel onsite is booked only at the hall, by hall staff or the hall's kiosk (rule G10)"
+        )
+
+
+def check_not_banned(banned_until: date | None) -> None:
+    """Rules M9, G15: a ban in force forbids booking anew (book, reschedule, rebook other than T9)."""
+    if banned_until is not None:
+        raise Forbidden(
+            f"booking is banned until {banned_until.isoformat()}",
+            code="banned",
+            banned_until=banned_until.isoformat(),
+        )
+
+
+def live_key(ctx: Context, citizen_id: int, day: date, company_uscc: str | None) -> str | None:
+    """The one-live-booking key (rules T5, M10; docs/rules.md "One live booking"), unique among live
+    bookings by the partial index `uq_bookings_live_key`, or None when nothing limits this booking.
+
+    Both count among the halls under the unit that set the knob. T5 (`one_live_per: service`): per
+    ID and item (docs/rules.md "Items": one item code at several halls is one item), personal business
+    only, so a company agent's booking is not limited by it. M10 (`day`): per ID, or per USCC for a
+    company agent, and the slot's date, whatever the item."""
+    scope = ctx.policy.sources["one_live_per"]  # among the halls under the unit that set it
     if ctx.policy.knobs.one_live_per == "day":
-        scope = ctx.policy.sources["one_live_per"]  # among the halls under the unit that set it
         who = f"co:{company_uscc}" if company_uscc else f"c:{citizen_id}"
         return f"{who}:d:{day.isoformat()}:u:{scope}"
-    return f"c:{citizen_id}:s:{service_id}"
+    if company_uscc:
+        return None
+    return f"c:{citizen_id}:i:{ctx.info.item}:u:{scope}"
 
 
-# Who acts in `book`: the logged-in citizen themselves (their session's login applies) …
-_CITIZEN_SOURCES = ("citizen", "channel", "rebook")  # … not "waitlist" or "staff"
+def unlimited_key() -> str:
+    """The `live_key` of a booking no one-live-booking rule limits: unique, so it never collides."""
+    return f"free:{secrets.token_hex(12)}"
 
 
 def check_login_may_book(login: SessionLogin | None, info: ServiceInfo) -> None:
@@ -548,7 +611,10 @@ def _limit_error(ctx: Context) -> DomainError:
         return Conflict(
             "one booking per person and day under this hall's policy (rule M10)", code="daily_limit"
         )
-    return Conflict("you already hold a live booking of this service (rule T5)", code="already_booked")
+    return Conflict(
+        "you already hold a live booking of this item, at this hall or another (rule T5)",
+        code="already_booked",
+    )
 
 
 # Statements of the booking path are built once and run with parameters (decision 0013): building
@@ -887,20 +953,18 @@ async def book(
     session: AsyncSession,
     citizen_id: int,
     request: BookRequest,
+    caller: Caller = CITIZEN,
     *,
     rebook_of: str | None = None,
     reason: str | None = None,
-    source: str = "citizen",
-    client_id: str | None = None,
 ) -> dict[str, Any]:
-    """Book a slot (one transaction: checks, one conditional UPDATE, counter, INSERT). `source` tells
-    event subscribers who asked: "citizen", "rebook", "waitlist", "staff"…; `client_id` names the
-    partner client a "channel" booking came through."""
+    """Book a slot (one transaction: checks, one conditional UPDATE, counter, INSERT), the one use
+    case every door calls with its `caller`; event subscribers read who asked from it."""
+    source, client_id = caller.source, caller.client_id
     now = clock.now()
+    check_channel(caller, request.channel)  # rules T1, G10
     ctx, spec = await resolve_slot(session, request.slot_id)
     info = ctx.info
-    if request.channel not in CHANNELS:
-        raise ValidationFailed(f"channel must be one of {', '.join(CHANNELS)}")
     if request.quantity > info.max_batch:  # rule G16
         raise Unprocessable(
             f"quantity above this service's max batch of {info.max_batch}", code="quantity_exceeds_max"
@@ -918,26 +982,23 @@ async def book(
     uscc = request.company_uscc.upper() if request.company_uscc else None
     # The pre-check reads with the key of a personal login, the usual case; it also judges a session
     # left to it (decision 0014), so the login is known only after it.
-    guess = live_key(ctx, citizen_id, info.id, spec.day, uscc)
-    pre = await _precheck(session, citizen_id, guess, ctx)
-    login = session_login(session, citizen_id) if source in _CITIZEN_SOURCES else None
+    guess = live_key(ctx, citizen_id, spec.day, uscc)
+    pre = await _precheck(session, citizen_id, guess or "", ctx)  # "": no live key is empty
+    login = session_login(session, citizen_id) if caller.as_citizen else None
     check_login_may_book(login, info)  # rules T2, G8
     company_name = request.company_name
     if source != "rebook":  # a rebook keeps the missed booking's company
         uscc, company_name = booking_company(login, uscc, company_name)
     check_open(ctx, spec, request.channel, now)
-    key = live_key(ctx, citizen_id, info.id, spec.day, uscc)
+    key = live_key(ctx, citizen_id, spec.day, uscc)
     if pre.citizen is None:
         raise Forbidden("unknown citizen")
     citizen, live_count, taken, banned_until = pre.citizen, pre.live_count, pre.taken, pre.banned_until
-    if key != guess:  # a legal person's agent booking for the account's company (rule M10)
+    if key is None:  # not limited (rule T5 limits personal business only)
+        taken = False
+    elif key != guess:  # a legal person's agent booking for the account's company (rule M10)
         taken = bool((await session.execute(_TAKEN, {"live_key": key})).scalar())
-    if banned_until is not None:  # rules M9, G15
-        raise Forbidden(
-            f"booking is banned until {banned_until.isoformat()}",
-            code="banned",
-            banned_until=banned_until.isoformat(),
-        )
+    check_not_banned(banned_until)  # rules M9, G15
     if taken:
         raise _limit_error(ctx)
     if live_count >= ctx.policy.knobs.max_live_bookings:
@@ -958,7 +1019,7 @@ async def book(
         company_uscc=uscc,
         company_name=company_name if uscc else None,
         status="booked",
-        live_key=key,
+        live_key=key or unlimited_key(),
         rebook_of=rebook_of,
         rebooked=False,
         reason=reason,
@@ -979,7 +1040,7 @@ async def book(
         # An Idempotency-Key's answer is this booking's view: it goes in the statement too, so
         # nothing is left between the hall's counter row and COMMIT (decision 0015). Only the
         # booking the citizen asked for: not one a cancel's waiting list makes in the same request.
-        keyed = session.info.pop(_KEYED, None) if source in _CITIZEN_SOURCES else None
+        keyed = session.info.pop(_KEYED, None) if caller.as_citizen else None
         if keyed is not None and keyed.citizen_id == citizen_id:
             body = json.dumps(booking_view(pending, citizen, ctx), ensure_ascii=False)
             answer = {
@@ -1067,14 +1128,21 @@ async def cancel(session: AsyncSession, citizen_id: int, number: str) -> dict[st
     return await view(session, booking)
 
 
-async def reschedule(session: AsyncSession, citizen_id: int, number: str, new_slot_id: str) -> dict[str, Any]:
-    """Atomic: the old seat is freed only if the new one is taken; the number stays."""
+async def reschedule(
+    session: AsyncSession, citizen_id: int, number: str, new_slot_id: str, caller: Caller = CITIZEN
+) -> dict[str, Any]:
+    """Atomic: the old seat is freed only if the new one is taken; the number stays. A new slot is
+    booked, so the same rules as `book` apply to who asks: the channel (rule G10), the login (rules
+    T2, G8) and a ban in force (rules M9, G15)."""
     now = clock.now()
     booking = await own_booking(session, citizen_id, number, lock=True)
     if booking.status != "booked":
         raise Unprocessable(f"a {booking.status} booking cannot be rescheduled", code="not_cancellable")
+    check_channel(caller, booking.channel)  # rule G10: an on-site booking moves at the hall only
     ctx = await context(session, booking.service_id)
-    check_may_book(session, citizen_id, ctx.info)  # rules T2, G8: a new slot is booked
+    if caller.as_citizen:
+        check_login_may_book(session_login(session, citizen_id), ctx.info)  # rules T2, G8
+    check_not_banned(await ban_covering(session, citizen_id, ctx.info.hall_path))  # rules M9, G15
     deadline = cancel_deadline(
         ctx.policy.knobs, ctx.calendar, booking.slot_day, booking.slot_start, booking.slot_end
     )
@@ -1092,7 +1160,7 @@ async def reschedule(session: AsyncSession, citizen_id: int, number: str, new_sl
         raise ValidationFailed("slot_id is the booking's current slot")
     channel = booking.channel
     check_open(ctx, spec, channel, now)
-    key = live_key(ctx, citizen_id, booking.service_id, spec.day, booking.company_uscc)
+    key = live_key(ctx, citizen_id, spec.day, booking.company_uscc) or booking.live_key
     # Lock slot rows in id order so two opposite reschedules cannot deadlock.
     if spec.id < booking.slot_id:
         await _take_seats(session, ctx, spec, booking.quantity, channel == "onsite")
@@ -1159,7 +1227,7 @@ async def rebook(
         company_uscc=missed.company_uscc,
         company_name=missed.company_name,
     )
-    return await book(session, citizen_id, request, rebook_of=missed.number, reason=reason, source="rebook")
+    return await book(session, citizen_id, request, Caller("rebook"), rebook_of=missed.number, reason=reason)
 
 
 # --- idempotency --------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ Mode = Literal["appointment_first", "appointment_priority", "self_service"]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 Short = Annotated[StrictStr, Field(min_length=1, max_length=100)]
 ServiceRef = Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
+# docs/rules.md "Items": the city catalogue's code of the item a service handles (rules T5, G15)
+ItemCode = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
 class Strict(BaseModel):
@@ -54,6 +56,7 @@ class ServiceIn(Strict):
     walk_in_allowed: StrictBool = True
     bundle_of: Annotated[list[ServiceRef], Field(max_length=20)] | None = None
     foreigner_related: StrictBool = False  # rules T2/G8: a foreigner login may book it (decision 0065)
+    item_code: ItemCode | None = None  # docs/rules.md "Items": one code at several halls is one item
 
 
 class ServicePatch(Strict):
@@ -66,6 +69,7 @@ class ServicePatch(Strict):
     bundle_of: Annotated[list[ServiceRef], Field(max_length=20)] | None = None
     active: StrictBool | None = None
     foreigner_related: StrictBool | None = None
+    item_code: ItemCode | None = None  # null clears it: the service is an item of its own
 
 
 class UnitNode(BaseModel):
@@ -96,4 +100,9 @@ class ServiceOut(BaseModel):
     bundle_of: list[int] | None
     foreigner_related: bool = Field(
         False, description="foreigner-related business (rules T2/G8): a foreigner login may book only these"
+    )
+    item_code: str | None = Field(
+        None,
+        description='the city catalogue\'s item code (docs/rules.md "Items"): services with one code at '
+        "several halls are one item for rules T5 and G15; null: the service is an item of its own",
     )

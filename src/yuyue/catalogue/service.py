@@ -70,6 +70,7 @@ class ServiceInfo:
     # Rule G20: (until, daily capacity) of the days before each approved standing change, by
     # `until`; `daily_capacity` is the figure from the last `until` on.
     capacity_before: tuple[tuple[date, int], ...] = ()
+    item_code: str | None = None  # docs/rules.md "Items"
 
     def capacity_on(self, day: date) -> int:
         """The daily capacity of `day` (rule G20: a standing change counts from its first day)."""
@@ -77,6 +78,17 @@ class ServiceInfo:
             if day < until:
                 return capacity
         return self.daily_capacity
+
+    @property
+    def item(self) -> str:
+        """The item this service handles (docs/rules.md "Items"): its city catalogue code, the same
+        item at every hall that offers it; without a code the service is an item of its own."""
+        return item_of(self.id, self.item_code)
+
+
+def item_of(service_id: int, item_code: str | None) -> str:
+    """The one comparison of items (rules T5, G15): `i:<code>`, or `s:<service id>` without a code."""
+    return f"i:{item_code}" if item_code else f"s:{service_id}"
 
 
 @dataclass(frozen=True)
@@ -181,6 +193,7 @@ async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
         active=service.active,
         foreigner_related=service.foreigner_related,
         capacity_before=tuple((row.until, int(row.daily_capacity)) for row in periods),
+        item_code=service.item_code,
     )
     cache.put(key, info)
     return info
@@ -318,6 +331,7 @@ def service_view(service: Service, department: str) -> dict[str, Any]:
         "bundle_of": list(service.bundle_of) if service.bundle_of else None,
         "active": service.active,
         "foreigner_related": bool(service.foreigner_related),
+        "item_code": service.item_code,
     }
 
 
@@ -461,6 +475,7 @@ async def create_service(session: AsyncSession, data: dict[str, Any]) -> tuple[S
         walk_in_allowed=data.get("walk_in_allowed", True),
         bundle_of=data.get("bundle_of"),
         foreigner_related=bool(data.get("foreigner_related", False)),
+        item_code=data.get("item_code"),
         active=True,
         created_at=clock.now(),
     )
@@ -491,7 +506,7 @@ async def patch_service(session: AsyncSession, service: Service, changes: dict[s
     changes only by capacity request (rule G20), so a change that names it changes nothing."""
 
     for name, value in changes.items():
-        if value is None and name != "bundle_of":
+        if value is None and name not in ("bundle_of", "item_code"):  # these two may be cleared
             raise ValidationFailed(f"{name} cannot be null")
     if "daily_capacity" in changes:  # rule G20: by request, approved by the level above
         raise Unprocessable(

@@ -213,7 +213,7 @@ async def book(
     )
 
     async def work() -> tuple[int, dict[str, Any]]:
-        return 201, await booking.book(db, citizen_id, req, source="channel", client_id=who.client_id)
+        return 201, await booking.book(db, citizen_id, req, booking.Caller("channel", who.client_id))
 
     fingerprint = booking.request_hash(f"POST {request.url.path} {who.client_id}", body.model_dump())
     status, answer = await booking.idempotent(db, citizen_id, key, fingerprint, work)

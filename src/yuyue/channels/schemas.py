@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from yuyue.booking.schemas import CompanyIn
+from yuyue.booking.schemas import CompanyIn, Quantity
 from yuyue.identity.schemas import IdType
 
 PartnerChannel = Literal["wechat", "app", "provincial_portal", "api", "bureau"]
@@ -92,6 +92,6 @@ class PartnerLoginOut(BaseModel):
 
 class ChannelBookIn(Strict):
     slot_id: Annotated[StrictStr, Field(min_length=1, max_length=40)]
-    quantity: Annotated[StrictInt, Field(ge=1, le=99)] = 1
+    quantity: Quantity = 1
     business_types: Annotated[list[Short], Field(max_length=20)] = []
     company: CompanyIn | None = None

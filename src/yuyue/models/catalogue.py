@@ -64,6 +64,9 @@ class Service(Base):
     # Rules T2/G8: foreigner-related business, the only business a foreigner login (passport or
     # permit, no provincial login) may book (decision 0065).
     foreigner_related: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # docs/rules.md "Items": the city catalogue's code of the item it handles; services with one code at
+    # several halls are one item (rules T5, G15); NULL: the service is an item of its own.
+    item_code: Mapped[str | None] = mapped_column(String(64))
 
 
 class CalendarDay(Base):

@@ -109,7 +109,9 @@ class Kiosk(Base):
 
 class NoShowMark(Base):
     """One no-show as the penalty rules see it (rules G13, G15, M9): the policy scope it counts in,
-    and the ban that used it up, if any. Deleted when the miss is excused (rules T9, G14)."""
+    its item, and the bans that used it up, one per count of the rule (docs/rules.md "Penalties": each
+    rule keeps its own count): `ban_id` for G15's one-day count or M9's count in all, `item_ban_id`
+    for G15's one-item count. Deleted when the miss is excused (rules T9, G14)."""
 
     __tablename__ = "no_show_marks"
     __table_args__ = (Index("ix_no_show_marks_citizen_scope", "citizen_id", "scope_unit_id"),)
@@ -123,3 +125,7 @@ class NoShowMark(Base):
     rule: Mapped[str] = mapped_column(String(24))  # city | medical_insurance | none
     ban_id: Mapped[int | None] = mapped_column(ForeignKey("bans.id"))
     marked_at: Mapped[datetime] = mapped_column(LocalDateTime)
+    # docs/rules.md "Items": `catalogue.service.item_of` of the booked service when marked (NULL in rows
+    # marked before items: the service is its own item)
+    item: Mapped[str | None] = mapped_column(String(80))
+    item_ban_id: Mapped[int | None] = mapped_column(ForeignKey("bans.id"))

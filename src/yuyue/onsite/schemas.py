@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from yuyue.booking.schemas import Quantity
+
 IdType = Literal["resident_id", "passport", "hk_macao_permit", "taiwan_permit", "foreigner_permanent_id"]
 IdNumber = Annotated[StrictStr, Field(min_length=1, max_length=32)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=100)]
@@ -80,7 +82,7 @@ class DeskBookingIn(Strict):
     business_types: Annotated[
         list[Annotated[StrictStr, Field(min_length=1, max_length=200)]], Field(max_length=20)
     ] = []
-    quantity: Annotated[StrictInt, Field(ge=1, le=99)] = 1
+    quantity: Quantity = 1
 
 
 class LoginIn(Strict):

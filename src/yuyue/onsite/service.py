@@ -763,7 +763,7 @@ async def book_at_desk(
     request = booking_service.BookRequest(
         slot_id=slot_id, channel="onsite", quantity=quantity, business_types=business_types
     )
-    answer = await booking_service.book(session, citizen_id, request, source="staff")
+    answer = await booking_service.book(session, citizen_id, request, booking_service.Caller("staff"))
     after = {
         "number": answer["number"],
         "service_id": answer["service_id"],

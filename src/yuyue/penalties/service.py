@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.service import Acting, audit, authorise, may
+from yuyue.catalogue.service import item_of, service_info
 from yuyue.clock import clock
 from yuyue.errors import Forbidden, NotFound, ValidationFailed
 from yuyue.identity.service import id_lookup_hash
@@ -32,7 +33,7 @@ from yuyue.kit import crypto
 from yuyue.kit.events import Event, emit, subscribe
 from yuyue.kit.http import rowcount
 from yuyue.models import Ban, Booking, Citizen, NoShowMark, Unit
-from yuyue.penalties.rules import Decision, Miss, evaluate
+from yuyue.penalties.rules import ALL, COUNTS, DAY, ITEM, Decision, Miss, evaluate
 from yuyue.policy.service import checkin_window, effective_policy
 
 # The sweep runs every quarter of an hour: with the shipped knobs (windows close at a slot's end or
@@ -86,6 +87,7 @@ async def mark_no_shows(session: AsyncSession, due: datetime) -> int:
         marked += 1
         await _lock_citizen(session, booking.citizen_id)
         scope, rule = scope_of(policy.sources["penalty"]), policy.knobs.penalty
+        info = await service_info(session, booking.service_id)
         mark = NoShowMark(
             booking_id=booking.id,
             citizen_id=booking.citizen_id,
@@ -96,43 +98,49 @@ async def mark_no_shows(session: AsyncSession, due: datetime) -> int:
             rule=rule,
             ban_id=None,
             marked_at=due,
+            item=info.item,  # docs/rules.md "Items": rule G15 compares items across halls
+            item_ban_id=None,
         )
         session.add(mark)
         await session.flush()
         # rule G13: an SMS tells the citizen (the outbox subscribes; dedup key `no_show:<number>`)
         await emit(session, Event("booking.no_show", {"booking": booking}))
         if rule != "none":
-            await _apply(session, booking.citizen_id, scope, rule, [mark], due)
+            await _apply(session, booking.citizen_id, scope, rule, mark, due)
     return marked
 
 
-async def _unused(session: AsyncSession, citizen_id: int, scope: str, rule: str) -> list[NoShowMark]:
+# The column of `no_show_marks` naming the ban that used a no-show up, per count (penalties.rules).
+_USED_BY = {DAY: "ban_id", ALL: "ban_id", ITEM: "item_ban_id"}
+
+
+def _miss(mark: NoShowMark, rule: str) -> Miss:
+    used = frozenset(c for c in COUNTS.get(rule, ()) if getattr(mark, _USED_BY[c]) is not None)
+    return Miss(mark.booking_id, mark.item or item_of(mark.service_id, None), mark.day, used)
+
+
+async def _marks(session: AsyncSession, citizen_id: int, scope: str, rule: str) -> list[NoShowMark]:
+    """The citizen's no-shows of this scope and rule, in the order they were marked."""
     query = (
         select(NoShowMark)
         .where(
             NoShowMark.citizen_id == citizen_id,
             NoShowMark.scope_unit_id == scope,
             NoShowMark.rule == rule,
-            NoShowMark.ban_id.is_(None),
         )
-        .order_by(NoShowMark.day, NoShowMark.marked_at, NoShowMark.booking_id)
+        .order_by(NoShowMark.marked_at, NoShowMark.day, NoShowMark.booking_id)
     )
     return list((await session.execute(query)).scalars())
 
 
 async def _apply(
-    session: AsyncSession, citizen_id: int, scope: str, rule: str, news: list[NoShowMark], now: datetime
+    session: AsyncSession, citizen_id: int, scope: str, rule: str, new: NoShowMark, now: datetime
 ) -> None:
-    """Evaluate the rule for each new mark in turn (rules G15, M9) and impose what it triggers."""
-    unused = {m.booking_id: m for m in await _unused(session, citizen_id, scope, rule)}
-    for new in news:
-        if new.booking_id not in unused:
-            continue
-        pool = [Miss(m.booking_id, m.service_id, m.day) for m in unused.values()]
-        for decision in evaluate(rule, pool, Miss(new.booking_id, new.service_id, new.day)):
-            await _impose(session, citizen_id, scope, decision, now)
-            for key in decision.used:
-                unused.pop(key, None)
+    """Evaluate the rule for a new mark (rules G15, M9) and impose what it triggers."""
+    marks = await _marks(session, citizen_id, scope, rule)
+    pool = [_miss(m, rule) for m in marks]
+    for decision in evaluate(rule, pool, _miss(new, rule)):
+        await _impose(session, citizen_id, scope, decision, now)
 
 
 async def _impose(
@@ -149,11 +157,12 @@ async def _impose(
     )
     session.add(ban)
     await session.flush()
+    column = _USED_BY[decision.count]  # used up for this count only (docs/rules.md "Penalties")
     await session.execute(
         update(NoShowMark)
         .where(NoShowMark.booking_id.in_(decision.used))
-        .values(ban_id=ban.id)
-        .execution_options(synchronize_session=False)
+        .values({column: ban.id})
+        .execution_options(synchronize_session="evaluate")  # the marks read in this session see it
     )
     if decision.until >= now.date():  # a replayed ban already over is history: no SMS
         await emit(session, Event("ban.imposed", {"ban": ban}))
@@ -173,32 +182,31 @@ async def _excused(session: AsyncSession, event: Event) -> None:
     if mark is None:
         return  # excused before the sweep marked it
     await _lock_citizen(session, booking.citizen_id)
-    scope, rule, ban_id = mark.scope_unit_id, mark.rule, mark.ban_id
+    scope, rule = mark.scope_unit_id, mark.rule
+    ban_ids = [ban_id for ban_id in (mark.ban_id, mark.item_ban_id) if ban_id is not None]
     await session.delete(mark)
     await session.flush()
-    if ban_id is None:
+    if not ban_ids:
         return
     now = clock.now()
-    ban = await session.get(Ban, ban_id)
-    if ban is not None and ban.lifted_at is None:
-        ban.lifted_at = now
-        await session.flush()
-        await emit(session, Event("ban.lifted", {"ban": ban}))
-    await session.execute(
-        update(NoShowMark)
-        .where(NoShowMark.ban_id == ban_id)
-        .values(ban_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    remaining = await _unused(session, booking.citizen_id, scope, rule)
-    replayed: list[NoShowMark] = []
-    used: set[int] = set()
-    for new in remaining:
-        replayed.append(new)
-        pool = [Miss(m.booking_id, m.service_id, m.day) for m in replayed if m.booking_id not in used]
-        for decision in evaluate(rule, pool, Miss(new.booking_id, new.service_id, new.day)):
+    for ban_id in ban_ids:
+        ban = await session.get(Ban, ban_id)
+        if ban is not None and ban.lifted_at is None:
+            ban.lifted_at = now
+            await session.flush()
+            await emit(session, Event("ban.lifted", {"ban": ban}))
+        for column in ("ban_id", "item_ban_id"):  # its no-shows count again for that count
+            await session.execute(
+                update(NoShowMark)
+                .where(getattr(NoShowMark, column) == ban_id)
+                .values({column: None})
+                .execution_options(synchronize_session="evaluate")
+            )
+    marks = await _marks(session, booking.citizen_id, scope, rule)
+    for i, new in enumerate(marks):  # evaluated again, each as it was marked, with those before it
+        pool = [_miss(m, rule) for m in marks[: i + 1]]
+        for decision in evaluate(rule, pool, _miss(new, rule)):
             await _impose(session, booking.citizen_id, scope, decision, now)
-            used.update(decision.used)
 
 
 # --- what a citizen and an admin see -------------------------------------------------------------

@@ -3,7 +3,7 @@
 First come, first served per service. Seats that appear — a cancel, a reschedule away, held seats
 returned to open booking (decision 0081), an approved capacity increase, a day's release — go to the
 earliest waiting entry that accepts that date and whose citizen may book, before open booking sees
-them. An allocation is an ordinary booking (`booking.service.book(..., source="waitlist")`, channel
+them. An allocation is an ordinary booking (`booking.service.book(..., Caller("waitlist"))`, channel
 of the entry) made in the transaction that freed the seat, so nobody else can take the seat in
 between.
 
@@ -288,7 +288,7 @@ async def _claim_and_book(
     if rowcount(claimed) != 1:
         return None
     view = await booking.book(
-        session, citizen_id, booking.BookRequest(slot_id=slot_id, channel=channel), source="waitlist"
+        session, citizen_id, booking.BookRequest(slot_id=slot_id, channel=channel), booking.Caller("waitlist")
     )
     number = str(view["number"])
     await session.execute(

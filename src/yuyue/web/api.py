@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import service as booking
+from yuyue.booking.schemas import MAX_QUANTITY
 from yuyue.catalogue.service import get_unit, hall_services, parse_slot_id, service_info
 from yuyue.clock import clock
 from yuyue.config import Settings
@@ -328,8 +329,8 @@ async def book(request: Request, db: Db) -> Response:
     if citizen_id is None:
         return login_redirect(request)
     quantity_text = web.field(form, "quantity", 3) or "1"
-    if not quantity_text.isdigit() or not 1 <= int(quantity_text) <= 100:
-        raise ValidationFailed("quantity must be a whole number")
+    if not quantity_text.isdigit() or not 1 <= int(quantity_text) <= MAX_QUANTITY:  # as the API's body
+        raise ValidationFailed(f"quantity must be a whole number from 1 to {MAX_QUANTITY}")
     types = tuple(sorted({v.strip()[:50] for v in form.get("business_types", []) if v.strip()}))
     req = booking.BookRequest(
         slot_id=web.field(form, "slot_id", 40),
@@ -341,7 +342,7 @@ async def book(request: Request, db: Db) -> Response:
     body = {"slot_id": req.slot_id, "quantity": req.quantity, "business_types": list(types)}
 
     async def run() -> tuple[int, dict[str, Any]]:
-        return 201, await booking.book(db, citizen_id, req)
+        return 201, await booking.book(db, citizen_id, req, booking.CITIZEN)
 
     fingerprint = booking.request_hash("POST /book", body)
     _, answer = await booking.idempotent(db, citizen_id, f"web:{key}" if key else None, fingerprint, run)
