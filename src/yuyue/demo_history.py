@@ -36,7 +36,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.service import Acting, decide_request, flag_overdue_approvals, propose_capacity
-from yuyue.booking.service import Context, context, live_key
+from yuyue.booking.service import Context, context, live_key, unlimited_key
 from yuyue.catalogue.service import SlotSpec, clear_caches, day_slots
 from yuyue.clock import TZ, at, clock
 from yuyue.errors import DomainError
@@ -236,8 +236,8 @@ class History:
             if live:
                 if person.id in self.banned:
                     continue
-                key = live_key(ctx, person.id, ctx.info.id, spec.day, uscc)
-                if key in self.plan.live_keys:
+                key = live_key(ctx, person.id, spec.day, uscc)
+                if key is not None and key in self.plan.live_keys:
                     continue
                 if self.plan.live_count[person.id] >= ctx.policy.knobs.max_live_bookings:
                     continue
@@ -261,7 +261,7 @@ class History:
         wait_s: int = 0,
     ) -> None:
         info = ctx.info
-        key = live_key(ctx, person.id, info.id, spec.day, uscc)
+        key = live_key(ctx, person.id, spec.day, uscc) or unlimited_key()
         if status in ("booked", "checked_in"):
             self.plan.live_keys.add(key)
             self.plan.live_count[person.id] += 1
