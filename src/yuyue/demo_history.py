@@ -35,7 +35,8 @@ from typing import Any, cast
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import Acting, decide_request, flag_overdue_approvals, propose_capacity
+from yuyue.admin.service import decide_request, flag_overdue_approvals, propose_capacity
+from yuyue.auth.service import Acting
 from yuyue.booking.service import Context, context, live_key, unlimited_key
 from yuyue.catalogue.service import SlotSpec, clear_caches, day_slots
 from yuyue.clock import TZ, at, clock

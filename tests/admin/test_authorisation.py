@@ -11,7 +11,7 @@ import pytest
 
 from tests.admin.support import new_admin, problem, unit
 from tests.conftest import Api
-from yuyue.admin.service import ACTIONS, LEVELS, Acting, Party, may
+from yuyue.auth.service import ACTIONS, LEVELS, Acting, Party, may
 
 # The tree: platform / bureau / bureau-hall (a city-level hall); platform / d1 / {d1-hall, s1 / v1};
 # platform / d2.

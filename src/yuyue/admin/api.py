@@ -24,19 +24,14 @@ from yuyue.admin.schemas import (
     ResolveIn,
     RetireIn,
 )
+from yuyue.auth.api import AdminDep
+from yuyue.auth.service import Acting
 from yuyue.db import get_db
 from yuyue.errors import DomainError
-from yuyue.kit.http import bearer, problems, settings_of
+from yuyue.kit.http import problems, settings_of
 
 router = APIRouter(prefix="/api/v1/admin", tags=["administration"])
 Db = Annotated[AsyncSession, Depends(get_db)]
-
-
-async def current_admin(request: Request, db: Db) -> service.Acting:
-    return await service.acting_admin(db, settings_of(request).effective_secret, bearer(request))
-
-
-AdminDep = Annotated[service.Acting, Depends(current_admin)]
 
 
 # --- login and sessions ----------------------------------------------------------------------------
@@ -128,7 +123,7 @@ async def get_request(request_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
 
 
 async def _decide(
-    request_id: int, who: service.Acting, db: AsyncSession, approve: bool, body: DecisionIn | None
+    request_id: int, who: Acting, db: AsyncSession, approve: bool, body: DecisionIn | None
 ) -> dict[str, Any]:
     view = await service.decide_request(db, who, request_id, approve, body.note if body else None)
     await db.commit()

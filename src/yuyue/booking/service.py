@@ -90,7 +90,16 @@ from yuyue.kit.events import Event, collect, emit
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import valid_uscc
 from yuyue.kit.masking import mask_name
-from yuyue.models import Booking, BookingCounter, Citizen, CitizenSession, IdempotencyKey, SeatReturn, Slot
+from yuyue.models import (
+    Booking,
+    BookingCounter,
+    Citizen,
+    CitizenSession,
+    IdempotencyKey,
+    SeatReturn,
+    Slot,
+    Ticket,
+)
 from yuyue.models.booking import LIVE_STATUSES
 from yuyue.ops.logging import log
 from yuyue.policy.service import (
@@ -455,12 +464,33 @@ async def view(session: AsyncSession, booking: Booking) -> dict[str, Any]:
 
 
 async def _ticket(session: AsyncSession, booking: Booking) -> dict[str, Any] | None:
-    """The on-site ticket of a checked-in booking (docs/api.md `ticket`); the on-site domain owns it."""
+    """The on-site ticket of a checked-in booking (docs/api.md `ticket`). The on-site domain issues
+    and calls tickets; a booking only shows the one its check-in got."""
     if booking.status not in ("checked_in", "served"):
         return None
-    from yuyue.onsite.service import ticket_of_booking  # the on-site domain owns tickets
+    ticket = (
+        await session.execute(select(Ticket).where(Ticket.booking_id == booking.id))
+    ).scalar_one_or_none()
+    return ticket_view(ticket) if ticket is not None else None
 
-    return await ticket_of_booking(session, booking.id)
+
+def ticket_view(ticket: Ticket, wait: int | None = None) -> dict[str, Any]:
+    """A ticket as the contract shows it (docs/api.md "On site"), in a booking and on site alike."""
+    return {
+        "number": ticket.number,
+        "call_number": ticket.call_number,
+        "kind": ticket.kind,
+        "green": ticket.green,
+        "service_id": ticket.service_id,
+        "appointment_number": ticket.booking_number,
+        "status": ticket.status,
+        "counter_id": ticket.counter_id,
+        "issued_at": ticket.issued_at.isoformat(),
+        "called_at": ticket.called_at.isoformat() if ticket.called_at else None,
+        "finished_at": ticket.finished_at.isoformat() if ticket.finished_at else None,
+        "estimated_wait_s": wait,
+        "items": [dict(item) for item in ticket.items] if ticket.items else None,
+    }
 
 
 # --- booking ------------------------------------------------------------------------------------

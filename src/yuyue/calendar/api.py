@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.api import AdminDep
+from yuyue.auth.api import AdminDep
 from yuyue.calendar import service
 from yuyue.catalogue.service import clear_caches
 from yuyue.db import get_db

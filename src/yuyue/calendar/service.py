@@ -10,19 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import chinese_calendar
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.audit.service import audit
+from yuyue.auth.service import Acting, authorise
+from yuyue.catalogue.service import HALL_KINDS, clear_caches, get_unit
 from yuyue.db import dialect_insert as _insert
+from yuyue.errors import ValidationFailed
 from yuyue.jobs.service import Job, daily, register
 from yuyue.kit.cache import TTLCache
 from yuyue.models import Alert, CalendarDay, Closure
-
-if TYPE_CHECKING:
-    from yuyue.admin.service import Acting
 
 cache = TTLCache(2.0)
 
@@ -112,18 +113,14 @@ async def closures_of(session: AsyncSession, hall_id: str, since: date | None = 
 
 
 # --- orchestrations shared by the API routes and the console pages (issue 10 item 6) ------------
-# Each one authorises (rules G3–G6), changes and audits; the caller commits, then clears the caches
-# again. `yuyue.admin.service` and `yuyue.catalogue.service` import this module at load time, so
-# they are imported inside the functions.
+# Each one authorises (rules G3–G6, `yuyue.auth`), changes and audits (`yuyue.audit`); the caller
+# commits, then clears the caches again.
 
 
 async def set_national_day(
     session: AsyncSession, who: Acting, day: date, working_day: bool, note: str
 ) -> dict[str, Any]:
     """National working-day override: platform L1 only; audited."""
-    from yuyue.admin.service import audit, authorise
-    from yuyue.catalogue.service import clear_caches
-
     authorise(who, "calendar", "platform/")
     row = await session.get(CalendarDay, day)
     before = {"working_day": row.working_day, "note": row.note} if row else None
@@ -143,10 +140,6 @@ async def set_closure(
 ) -> dict[str, Any]:
     """A hall's own closed day ("Working day": the national calendar less the hall's closures), set
     by an admin who may configure the hall; audited."""
-    from yuyue.admin.service import audit, authorise
-    from yuyue.catalogue.service import HALL_KINDS, clear_caches, get_unit
-    from yuyue.errors import ValidationFailed
-
     unit = await get_unit(session, hall_id)
     if unit.kind not in HALL_KINDS:
         raise ValidationFailed("closures are set on halls")
@@ -165,9 +158,6 @@ async def set_closure(
 
 async def remove_closure(session: AsyncSession, who: Acting, unit_id: str, day: date) -> None:
     """Reopen a hall's closed day; audited."""
-    from yuyue.admin.service import audit, authorise
-    from yuyue.catalogue.service import clear_caches, get_unit
-
     unit = await get_unit(session, unit_id)
     authorise(who, "configure", unit.path)
     await session.execute(delete(Closure).where(Closure.unit_id == unit_id, Closure.day == day))

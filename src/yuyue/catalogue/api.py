@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.api import AdminDep
+from yuyue.auth.api import AdminDep
 from yuyue.catalogue import service
 from yuyue.catalogue.schemas import HallOut, ServiceIn, ServiceOut, ServicePatch, UnitIn, UnitNode, UnitPatch
 from yuyue.db import get_db

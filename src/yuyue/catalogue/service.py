@@ -16,18 +16,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.audit.service import audit
+from yuyue.auth.service import Acting, authorise
 from yuyue.clock import HHMM, TZ, at, clock
 from yuyue.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from yuyue.kit.cache import TTLCache
 from yuyue.models import CapacityPeriod, Department, Service, Unit
-
-if TYPE_CHECKING:
-    from yuyue.admin.service import Acting
 
 cache = TTLCache(2.0)
 
@@ -574,14 +573,12 @@ async def hall_catalogue(session: AsyncSession, hall_id: str) -> list[tuple[Serv
 
 
 # --- orchestrations shared by the API routes and the console pages (issue 10 item 6) ------------
-# Each one authorises (rules G3–G6), changes and audits; the caller commits. `yuyue.admin.service`
-# is imported inside them: it imports this module at load time.
+# Each one authorises (rules G3–G6, `yuyue.auth`), changes and audits (`yuyue.audit`); the caller
+# commits.
 
 
 async def unit_for(session: AsyncSession, who: Acting, unit_id: str) -> Unit:
     """A unit `who` may see (their subtree); `forbidden` outside it."""
-    from yuyue.admin.service import authorise
-
     unit = await get_unit(session, unit_id)
     authorise(who, "view", unit.path)
     return unit
@@ -589,8 +586,6 @@ async def unit_for(session: AsyncSession, who: Acting, unit_id: str) -> Unit:
 
 async def create_unit_as(session: AsyncSession, who: Acting, data: dict[str, Any]) -> dict[str, Any]:
     """A unit under `data["parent_id"]`, which `who` may configure; audited."""
-    from yuyue.admin.service import audit, authorise
-
     parent = await get_unit(session, data["parent_id"])
     authorise(who, "configure", parent.path)
     unit = await create_unit(session, data)
@@ -603,8 +598,6 @@ async def update_unit_as(
     session: AsyncSession, who: Acting, unit_id: str, changes: dict[str, Any]
 ) -> dict[str, Any]:
     """Change a unit `who` may configure (hall fields on halls only); audited."""
-    from yuyue.admin.service import audit, authorise
-
     unit = await get_unit(session, unit_id)
     authorise(who, "configure", unit.path)
     before = unit_view(unit)
@@ -616,8 +609,6 @@ async def update_unit_as(
 
 async def create_service_as(session: AsyncSession, who: Acting, data: dict[str, Any]) -> dict[str, Any]:
     """A service of a hall `who` may configure; audited."""
-    from yuyue.admin.service import audit, authorise
-
     hall = await get_unit(session, data["hall_id"])
     authorise(who, "configure", hall.path)
     created, department = await create_service(session, data)
@@ -628,8 +619,6 @@ async def create_service_as(session: AsyncSession, who: Acting, data: dict[str, 
 
 async def service_for(session: AsyncSession, who: Acting, service_id: int) -> dict[str, Any]:
     """A service of `who`'s subtree, as the admin API shows it."""
-    from yuyue.admin.service import authorise
-
     found, department, hall = await get_service(session, service_id)
     authorise(who, "view", hall.path)
     return service_view(found, department)
@@ -639,8 +628,6 @@ async def update_service_as(
     session: AsyncSession, who: Acting, service_id: int, changes: dict[str, Any]
 ) -> dict[str, Any]:
     """Change a service of a hall `who` may configure; audited."""
-    from yuyue.admin.service import audit, authorise
-
     found, department, hall = await get_service(session, service_id)
     authorise(who, "configure", hall.path)
     before = service_view(found, department)

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.api import AdminDep
-from yuyue.admin.service import audit, authorise
+from yuyue.audit.service import audit
+from yuyue.auth.api import AdminDep
+from yuyue.auth.service import authorise
 from yuyue.booking import service as booking
 from yuyue.booking.schemas import BookingOut
 from yuyue.channels import service

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin import service as admins
-from yuyue.admin.service import Acting
+from yuyue.auth.service import Acting
 from yuyue.config import Settings
 from yuyue.console import service as console
 from yuyue.console.service import Viewer

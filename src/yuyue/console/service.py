@@ -13,7 +13,7 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import Acting, acting_admin
+from yuyue.auth.service import Acting, acting_admin
 from yuyue.errors import Forbidden, Unauthenticated
 from yuyue.kit import tokens
 from yuyue.onsite.service import STAFF, Actor, actor_from_token

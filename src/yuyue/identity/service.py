@@ -22,7 +22,7 @@ from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, updat
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.clock import TZ, clock
-from yuyue.config import Settings
+from yuyue.config import Settings, get_settings
 from yuyue.db import dialect_insert as _dialect_insert
 from yuyue.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from yuyue.identity import providers
@@ -515,8 +515,6 @@ def process_secret() -> str:
     Event handlers and jobs that have no request (notify's admin alerts, the personal-data jobs)
     use it."""
     if not _job_secret:
-        from yuyue.config import get_settings
-
         use_settings(get_settings())
     return _job_secret[0]
 

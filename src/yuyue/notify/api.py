@@ -18,8 +18,9 @@ from limits import RateLimitItem, parse
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.api import AdminDep
-from yuyue.admin.service import audit, authorise
+from yuyue.audit.service import audit
+from yuyue.auth.api import AdminDep
+from yuyue.auth.service import authorise
 from yuyue.db import get_db
 from yuyue.errors import DomainError, NotFound, Unprocessable
 from yuyue.identity import service as identity

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from yuyue.admin.api import AdminDep
+from yuyue.auth.api import AdminDep
 from yuyue.booking.schemas import BookingOut
 from yuyue.db import get_db
 from yuyue.errors import DomainError

@@ -16,14 +16,25 @@ from typing import Any, Literal
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import ADMIN, Acting, acting_admin, audit, authorise, hasher, may
+from yuyue.audit.service import audit
+from yuyue.auth.service import (
+    ADMIN,
+    DUMMY_HASH,
+    Acting,
+    acting_admin,
+    authorise,
+    check_password_strength,
+    hasher,
+    may,
+)
 from yuyue.booking import service as booking_service
+from yuyue.booking.service import ticket_view
 from yuyue.calendar.service import hall_calendar
 from yuyue.catalogue.service import HALL_KINDS, SlotSpec, day_slots, hall_services, service_info
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import DomainError, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
-from yuyue.identity.service import id_lookup_hash, upsert_citizen, verify_identity
+from yuyue.identity.service import citizen_view, id_lookup_hash, upsert_citizen, verify_identity
 from yuyue.kit import tokens
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import normalise_id, parse_resident_id
@@ -124,8 +135,6 @@ async def create_staff(
     name: str,
     counter_id: int | None,
 ) -> dict[str, Any]:
-    from yuyue.admin.service import check_password_strength
-
     hall = await get_hall(session, hall_id)
     authorise(admin, "configure", hall.path)
     check_password_strength(password)
@@ -170,13 +179,11 @@ async def staff_login(
 ) -> tuple[str, dict[str, Any]]:
     from argon2.exceptions import InvalidHashError, VerificationError
 
-    from yuyue.admin.service import _DUMMY_HASH
-
     staff = (
         await session.execute(select(StaffAccount).where(StaffAccount.username == username))
     ).scalar_one_or_none()
     try:
-        hasher.verify(staff.password_hash if staff else _DUMMY_HASH, password)
+        hasher.verify(staff.password_hash if staff else DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         staff = None
     if staff is None or not staff.active:
@@ -241,8 +248,6 @@ async def reset_staff_password(
     """An admin who may configure the hall sets a new password (the admins' strength rule); every
     token issued before stops working at once (the account's `token_version` goes up). Audited,
     without the password."""
-    from yuyue.admin.service import check_password_strength
-
     staff, hall = await _staff_to_change(session, admin, staff_id)
     check_password_strength(password)
     staff.password_hash = hasher.hash(password)
@@ -465,35 +470,9 @@ async def _desks(session: AsyncSession, hall: Unit) -> list[Desk]:
     return desks
 
 
-def ticket_view(ticket: Ticket, wait: int | None = None) -> dict[str, Any]:
-    return {
-        "number": ticket.number,
-        "call_number": ticket.call_number,
-        "kind": ticket.kind,
-        "green": ticket.green,
-        "service_id": ticket.service_id,
-        "appointment_number": ticket.booking_number,
-        "status": ticket.status,
-        "counter_id": ticket.counter_id,
-        "issued_at": ticket.issued_at.isoformat(),
-        "called_at": ticket.called_at.isoformat() if ticket.called_at else None,
-        "finished_at": ticket.finished_at.isoformat() if ticket.finished_at else None,
-        "estimated_wait_s": wait,
-        "items": [dict(item) for item in ticket.items] if ticket.items else None,
-    }
-
-
 async def _views(session: AsyncSession, hall: Unit, tickets: list[Ticket]) -> list[dict[str, Any]]:
     waits = {t.id: s for t, s in (await queue_state(session, hall))[0]}
     return [ticket_view(t, waits.get(t.id)) for t in tickets]
-
-
-async def ticket_of_booking(session: AsyncSession, booking_id: int) -> dict[str, Any] | None:
-    """The ticket of a checked-in booking, for the booking's JSON (docs/api.md `ticket`)."""
-    ticket = (
-        await session.execute(select(Ticket).where(Ticket.booking_id == booking_id))
-    ).scalar_one_or_none()
-    return ticket_view(ticket) if ticket is not None else None
 
 
 async def _new_ticket(
@@ -1058,8 +1037,6 @@ async def ticket_person(
     `reveal` shows the full name, ID and phone number of the ticket this counter is serving, and is
     audited with the clerk (or the admin acting as staff) as the actor. Walk-in and green tickets
     carry no booking: the citizen shows their document at the counter."""
-    from yuyue.identity.service import citizen_view
-
     ticket, hall = await _hall_ticket(session, actor, hall_id, number)
     booking = await session.get(Booking, ticket.booking_id) if ticket.booking_id is not None else None
     if reveal:

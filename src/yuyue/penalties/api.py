@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.api import AdminDep
+from yuyue.auth.api import AdminDep
 from yuyue.db import get_db
 from yuyue.kit.http import problems, settings_of
 from yuyue.penalties import service

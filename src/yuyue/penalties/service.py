@@ -23,15 +23,18 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import Acting, audit, authorise, may
+from yuyue.audit.service import audit
+from yuyue.auth.service import Acting, authorise, may
+from yuyue.booking.service import view
 from yuyue.catalogue.service import item_of, service_info
 from yuyue.clock import clock
 from yuyue.errors import Forbidden, NotFound, ValidationFailed
-from yuyue.identity.service import id_lookup_hash
+from yuyue.identity.service import bans_in_force, citizen_view, id_lookup_hash, no_show_count
 from yuyue.jobs.service import Job, every, register
 from yuyue.kit import crypto
 from yuyue.kit.events import Event, emit, subscribe
 from yuyue.kit.http import rowcount
+from yuyue.kit.idnumbers import normalise_id
 from yuyue.models import Ban, Booking, Citizen, NoShowMark, Unit
 from yuyue.penalties.rules import ALL, COUNTS, DAY, ITEM, Decision, Miss, evaluate
 from yuyue.policy.service import checkin_window, effective_policy
@@ -239,8 +242,6 @@ def parse_ref(secret: str, ref: str) -> int:
 
 
 async def find_citizen(session: AsyncSession, secret: str, id_type: str, id_number: str) -> Citizen:
-    from yuyue.kit.idnumbers import normalise_id
-
     number = normalise_id(id_type, id_number)
     if number is None:
         raise ValidationFailed(f"id_number is not a valid {id_type}", code="invalid_id_number")
@@ -257,9 +258,6 @@ async def lookup(
     session: AsyncSession, secret: str, admin: Acting, id_type: str, id_number: str
 ) -> dict[str, Any]:
     """An admin's explicit citizen lookup (docs/api.md: unmasked, audited)."""
-    from yuyue.booking.service import view
-    from yuyue.identity.service import bans_in_force, citizen_view, no_show_count
-
     citizen = await find_citizen(session, secret, id_type, id_number)
     admin_unit = await session.get(Unit, admin.unit_id)
     assert admin_unit is not None

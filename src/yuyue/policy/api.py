@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.api import AdminDep
+from yuyue.auth.api import AdminDep
 from yuyue.catalogue.service import clear_caches
 from yuyue.db import get_db
 from yuyue.kit.http import problems

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.audit.service import audit
+from yuyue.auth.service import Acting, authorise
 from yuyue.calendar.service import WorkCalendar
+from yuyue.catalogue.service import clear_caches, get_unit
 from yuyue.clock import at, clock
 from yuyue.errors import NotFound, ValidationFailed
 from yuyue.kit.cache import TTLCache
 from yuyue.models import Policy, Unit
 from yuyue.policy.presets import DEFAULTS, KNOB_NAMES, PRESETS, Knobs
-
-if TYPE_CHECKING:
-    from yuyue.admin.service import Acting
 
 cache = TTLCache(2.0)
 
@@ -127,11 +127,7 @@ async def set_policy(
 ) -> dict[str, Any]:
     """Set a unit's preset and overrides (children inherit what they don't set), by an admin who
     may configure the unit (rules G3–G6); audited. Returns the new effective policy; the caller
-    commits, then clears the caches again. Shared by the API and the console (issue 10 item 6);
-    `yuyue.admin.service` and `yuyue.catalogue.service` import this module, hence the imports here."""
-    from yuyue.admin.service import audit, authorise
-    from yuyue.catalogue.service import clear_caches, get_unit
-
+    commits, then clears the caches again. Shared by the API and the console (issue 10 item 6)."""
     unit = await get_unit(session, unit_id)
     authorise(who, "configure", unit.path)
     checked = validate_overrides(preset, overrides)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.api import AdminDep
-from yuyue.admin.service import Acting, authorise
+from yuyue.auth.api import AdminDep
+from yuyue.auth.service import Acting, authorise
 from yuyue.catalogue.service import get_unit
 from yuyue.clock import clock
 from yuyue.db import get_db

@@ -27,7 +27,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import Acting, authorise, raise_alert
+from yuyue.admin.service import raise_alert
+from yuyue.auth.service import Acting, authorise
 from yuyue.booking import service as booking
 from yuyue.catalogue.service import day_slots, get_service, parse_slot_id
 from yuyue.clock import clock

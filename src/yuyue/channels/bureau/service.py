@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from sqlalchemy import and_, case, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import Acting, may
+from yuyue.auth.service import Acting, may
 from yuyue.calendar.service import hall_calendar
 from yuyue.catalogue.service import HALL_KINDS, day_slots, parse_slot_id, service_info
 from yuyue.channels.bureau.schemas import MAX_BATCH, BookingRow, SlotRow

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import Acting, authorise
+from yuyue.auth.service import Acting, authorise
 from yuyue.catalogue.service import get_unit
 from yuyue.clock import clock
 from yuyue.console.api import ConsoleRoute, Db, admin, render

@@ -27,7 +27,7 @@ from pygal.style import Style
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import Acting
+from yuyue.auth.service import Acting
 from yuyue.errors import DomainError
 from yuyue.models import Department, Service, Unit
 from yuyue.stats import service as stats

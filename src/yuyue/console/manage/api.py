@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin import service as admins
 from yuyue.admin.schemas import AdminIn, CapacityRequestIn, DecisionIn, ResolveIn, RetireIn
-from yuyue.admin.service import Acting
+from yuyue.auth.service import Acting
 from yuyue.calendar import service as calendar
 from yuyue.catalogue import service as catalogue
 from yuyue.catalogue.schemas import ServiceIn, ServicePatch, UnitIn, UnitPatch

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin import service as admins
-from yuyue.admin.service import LEVELS, Acting, may
+from yuyue.auth.service import LEVELS, Acting, may
 from yuyue.booking.receipt import CHANNEL_TEXT
 from yuyue.calendar import service as calendar
 from yuyue.catalogue import service as catalogue
