@@ -23,6 +23,7 @@ run: install
 lint: install
 	$(BIN)/ruff check src tests bench scripts deploy
 	$(BIN)/ruff format --check src tests bench scripts deploy
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
