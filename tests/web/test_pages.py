@@ -68,6 +68,7 @@ async def test_hall_finder_by_district_search_and_item(api: Api) -> None:
     await api.hall("th-hall", parent="th", kind="district_hall", name="天河区政务服务中心")
     await api.hall("city", name="市政务服务中心", address="广州市越秀区某路2号")
     await api.service("th-hall", name="居民身份证申领")
+    await api.service("th-hall", name="社会保障卡申领", department="人社")
     await api.service("city", name="企业设立登记", department="市场监管")
     await api.client.get("/halls?agree=1")
 
@@ -77,6 +78,11 @@ async def test_hall_finder_by_district_search_and_item(api: Api) -> None:
     assert names((await api.client.get("/halls?under=th")).text) == ["天河区政务服务中心"]
     assert names((await api.client.get("/halls?under=platform")).text) == ["市政务服务中心"]
     assert names((await api.client.get("/halls?q=越秀")).text) == ["市政务服务中心"]
+    for typed in ("社保", "社保卡", "sbk", "SBK"):  # short names and pinyin initials (issue 20)
+        found = (await api.client.get(f"/halls?item={typed}")).text
+        assert names(found) == ["天河区政务服务中心"], typed
+        assert "可办：社会保障卡申领" in found, typed
+    assert names((await api.client.get("/halls?item=社卡保")).text) == []  # not in order: no match
     by_item = (await api.client.get("/halls?item=身份证")).text
     assert names(by_item) == ["天河区政务服务中心"] and "可办：居民身份证申领" in by_item
     hall = await api.client.get("/halls/th-hall")

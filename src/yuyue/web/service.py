@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
+from pypinyin import Style, lazy_pinyin
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -504,7 +505,7 @@ async def find_halls(session: AsyncSession, under: str | None, q: str, item: str
     found = []
     for hall in halls:
         offered = services.get(hall.id, [])
-        if item and not any(item in name for name in offered):
+        if item and not any(item_matches(item, name) for name in offered):
             continue
         found.append(
             {
@@ -515,10 +516,35 @@ async def find_halls(session: AsyncSession, under: str | None, q: str, item: str
                 "kind": KIND_TEXT.get(hall.kind, ""),
                 "mode": hall.mode or "",
                 "mode_text": MODE_TEXT.get(hall.mode or "", ""),
-                "matching": [name for name in offered if item and item in name],
+                "matching": [name for name in offered if item and item_matches(item, name)],
             }
         )
     return found
+
+
+def _initials(text: str) -> str:
+    """Pinyin initials of a name (社会保障卡申领 → shbzksl), by pypinyin; other characters kept."""
+    return "".join(lazy_pinyin(text, style=Style.FIRST_LETTER)).lower()
+
+
+def _in_order(short: str, full: str) -> bool:
+    """Whether every character of `short` occurs in `full` in the same order: how Chinese short
+    names are made (社保卡 ← 社会保障卡, 身份证 ← 居民身份证)."""
+    rest = iter(full)
+    return all(ch in rest for ch in short)
+
+
+def item_matches(query: str, name: str) -> bool:
+    """An item search that knows what people type: a part of the name, a short name made of the
+    name's characters in order (社保, 社保卡 → 社会保障卡申领), or pinyin initials (sbk)."""
+    query = "".join(query.split()).lower()
+    if not query:
+        return True
+    if query in name.lower():
+        return True
+    if query.isascii():
+        return query.isalpha() and len(query) >= 2 and _in_order(query, _initials(name))
+    return len(query) >= 2 and _in_order(query, name)
 
 
 LOGIN_FIELDS = (("name", "姓名"), ("id_type", "证件类型"), ("id_number", "证件号码"), ("phone", "手机号码"))
