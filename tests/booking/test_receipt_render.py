@@ -50,9 +50,9 @@ def test_html_receipt() -> None:
     assert "I042026120100002" in html and "<svg" in html
     assert "020-12345678" in html and "广州市天河区华观路1号" in html
     assert "已预约" in html and "居民身份证办理" in html and "公安户政" in html
-    assert "2026年12月01日 09:00–10:00" in html  # slot
-    assert "2026年12月01日 08:00–10:00" in html  # check-in window
-    assert "2026年12月01日 08:00<" in html  # cancel deadline
+    assert "2026年12月1日（周二） 09:00–10:00" in html  # slot
+    assert "2026年12月1日（周二） 08:00–10:00" in html  # check-in window
+    assert "2026年12月1日（周二） 08:00<" in html  # cancel deadline
     assert "4401**********123X" in html and "138****5678" in html and "换领" in html
     assert "@media print" in html
     assert "<script" not in html.lower()

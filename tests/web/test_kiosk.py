@@ -70,6 +70,9 @@ async def test_kiosk_errors_change_nothing(api: Api) -> None:
     assert none.startswith("404") and "没有找到您在本大厅可以取号的预约" in none
     bad = await submit(api, "walk-in", id_type="resident_id", id_number="123", service_id=str(service["id"]))
     assert bad.startswith("422") and "{" not in bad.split("<main", 1)[1]
+    unchosen = await submit(api, "walk-in", id_type="resident_id", id_number=resident_id(6))
+    assert unchosen.startswith("422") and "请先点选要办理的事项" in unchosen
+    assert f'value="{resident_id(6)}"' in unchosen  # kept as typed
     forged = await api.client.post(
         "/kiosk/walk-in",
         data={"csrf": "0" * 64, "id_number": resident_id(5), "service_id": str(service["id"])},

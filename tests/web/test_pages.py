@@ -68,15 +68,21 @@ async def test_hall_finder_by_district_search_and_item(api: Api) -> None:
     await api.hall("th-hall", parent="th", kind="district_hall", name="天河区政务服务中心")
     await api.hall("city", name="市政务服务中心", address="广州市越秀区某路2号")
     await api.service("th-hall", name="居民身份证申领")
+    await api.service("th-hall", name="社会保障卡申领", department="人社")
     await api.service("city", name="企业设立登记", department="市场监管")
     await api.client.get("/halls?agree=1")
 
     def names(page: str) -> list[str]:
-        return re.findall(r'<h3><a href="/halls/[^"]+">([^<]+)</a></h3>', page)
+        return re.findall(r'<span class="ds-choice-title">([^<]+)</span>', page)
 
     assert names((await api.client.get("/halls?under=th")).text) == ["天河区政务服务中心"]
     assert names((await api.client.get("/halls?under=platform")).text) == ["市政务服务中心"]
     assert names((await api.client.get("/halls?q=越秀")).text) == ["市政务服务中心"]
+    for typed in ("社保", "社保卡", "sbk", "SBK"):  # short names and pinyin initials (issue 20)
+        found = (await api.client.get(f"/halls?item={typed}")).text
+        assert names(found) == ["天河区政务服务中心"], typed
+        assert "可办：社会保障卡申领" in found, typed
+    assert names((await api.client.get("/halls?item=社卡保")).text) == []  # not in order: no match
     by_item = (await api.client.get("/halls?item=身份证")).text
     assert names(by_item) == ["天河区政务服务中心"] and "可办：居民身份证申领" in by_item
     hall = await api.client.get("/halls/th-hall")
@@ -199,8 +205,10 @@ async def test_reschedule_through_the_calendar_keeps_the_number(api: Api) -> Non
     calendar = await api.client.get(f"/services/{svc['id']}?reschedule={number}")
     assert_page(calendar, 200)
     target = re.findall(rf'href="/bookings/{number}/reschedule\?slot=([0-9-]+)"', calendar.text)
-    assert target and slot["id"] in target
-    new_slot = next(t for t in target if t != slot["id"])
+    # the current slot is shown, marked, and not offered again (issue 20)
+    assert target and slot["id"] not in target
+    assert '<span class="slot current">09:00–10:00<span>当前预约</span></span>' in calendar.text
+    new_slot = target[0]
     ask = await api.client.get(f"/bookings/{number}/reschedule?slot={new_slot}")
     assert_page(ask, 200)
     moved = await post(api, f"/bookings/{number}/reschedule", {"slot_id": new_slot})
@@ -266,6 +274,12 @@ async def test_full_slot_offers_another_day(api: Api) -> None:
     full = await post(api, "/book", {"slot_id": slot["id"], "form_key": key})
     assert_page(full, 409)
     assert "这个时段已经约满了" in full.text and "换一个还有余号的时段或日期" in full.text
+    # the waiting list of that day is a link; "重新选择" goes back one step, to the calendar
+    day = slot["id"].split("-")[1][:8]
+    assert f'href="/waitlist/join?service={svc["id"]}&amp;date={day[:4]}-{day[4:6]}-{day[6:]}"' in full.text
+    assert f'<a class="button" href="/services/{svc["id"]}">重新选择</a>' in full.text
+    # elder mode turned on from this answer to a form post comes back to the calendar, not to a 405
+    assert f'name="next" value="/services/{svc["id"]}"' in full.text
     assert len(await raw(api, "SELECT id FROM bookings")) == 1
 
 
@@ -318,7 +332,14 @@ async def test_login_errors_are_plain_chinese_and_next_is_same_site(api: Api) ->
     assert "证件号码不正确" in bad.text and 'aria-invalid="true"' in bad.text
     phone = await form_login(api, resident_id(1), phone="12345")
     assert_page(phone, 422)
-    assert "填写的内容有误" in phone.text
+    assert "手机号码应为11位数字（您填了5位）" in phone.text
+    assert 'aria-describedby="phone-hint phone-error"' in phone.text
+    assert f'value="{resident_id(1)}"' in phone.text  # the form is kept as typed
+    empty = await form_login(api, "", name="", phone="")
+    assert_page(empty, 422)
+    for message in ("请填写姓名", "请填写居民身份证号码", "请填写手机号码"):
+        assert message in empty.text, message
+    assert empty.text.count('aria-invalid="true"') == 3
     evil = await form_login(api, resident_id(1), next_path="//evil.example/")
     assert evil.status_code == 303 and evil.headers["location"] == "/bookings"
     page = await api.client.get("/login")

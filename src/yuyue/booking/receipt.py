@@ -79,11 +79,19 @@ def _when(value: str) -> datetime:
     return moment.replace(tzinfo=_CHINA) if moment.tzinfo is None else moment.astimezone(_CHINA)
 
 
+_WEEKDAYS = "一二三四五六日"
+
+
+def _day(moment: datetime) -> str:
+    """`2026年12月1日（周二）`: the weekday with the date, as on the portal's pages."""
+    return f"{moment.year}年{moment.month}月{moment.day}日（周{_WEEKDAYS[moment.weekday()]}）"
+
+
 def _span(start: str, end: str) -> str:
-    """`2026年12月01日 09:00–10:00`; the end date is spelt out only when it differs."""
+    """`2026年12月1日（周二） 09:00–10:00`; the end date is spelt out only when it differs."""
     a, b = _when(start), _when(end)
-    tail = f"{b:%H:%M}" if a.date() == b.date() else f"{b:%Y年%m月%d日 %H:%M}"
-    return f"{a:%Y年%m月%d日 %H:%M}–{tail}"
+    tail = f"{b:%H:%M}" if a.date() == b.date() else f"{_day(b)} {b:%H:%M}"
+    return f"{_day(a)} {a:%H:%M}–{tail}"
 
 
 def _rows(booking: dict[str, Any], hall: dict[str, str]) -> list[tuple[str, str]]:
@@ -97,7 +105,7 @@ def _rows(booking: dict[str, Any], hall: dict[str, str]) -> list[tuple[str, str]
         ("咨询电话", hall.get("hotline") or "—"),
         ("预约时段", _span(slot["start"], slot["end"])),
         ("取号时间", _span(window["from"], window["to"]) if window else "—"),
-        ("取消截止", f"{_when(booking['cancel_deadline']):%Y年%m月%d日 %H:%M}"),
+        ("取消截止", f"{_day(_when(booking['cancel_deadline']))} {_when(booking['cancel_deadline']):%H:%M}"),
         ("办理数量", str(booking.get("quantity", 1))),
         ("业务类型", "、".join(booking.get("business_types") or []) or "—"),
         ("申请人", mask_name(applicant.get("name") or "")),
@@ -110,6 +118,11 @@ def _rows(booking: dict[str, Any], hall: dict[str, str]) -> list[tuple[str, str]
         rows.append(("原预约号", str(booking["rebook_of"])))
     rows.append(("预约渠道", CHANNEL_TEXT.get(booking.get("channel", ""), "—")))
     return rows
+
+
+def receipt_rows(booking: dict[str, Any], hall: dict[str, str]) -> list[tuple[str, str]]:
+    """The labelled rows of the receipt, for pages that set them in their own layout."""
+    return _rows(booking, hall)
 
 
 @cache
@@ -147,9 +160,26 @@ def _font(font_path: str | None) -> str:
     return name
 
 
+# The booking number in a monospaced face whose I, 1 and l differ (serifed I), embedded as a subset.
+MONO_FONTS = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
+)
+
+
+def _mono_font(fallback: str) -> str:
+    path = next((p for p in MONO_FONTS if Path(p).is_file()), None)
+    if path is None:
+        return fallback
+    if "YuyueMono" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont("YuyueMono", path))
+    return "YuyueMono"
+
+
 def render_receipt_pdf(booking: dict[str, Any], hall: dict[str, str], font_path: str | None = None) -> bytes:
     number = str(booking["number"])
     font = _font(font_path)
+    mono = _mono_font(font)
 
     def style(size: float, **extra: Any) -> ParagraphStyle:
         return ParagraphStyle(
@@ -168,7 +198,10 @@ def render_receipt_pdf(booking: dict[str, Any], hall: dict[str, str], font_path:
             [
                 [
                     para("预约号", small),
-                    para(number, style(17, spaceBefore=2, spaceAfter=4)),
+                    Paragraph(
+                        str(Markup.escape(number)),
+                        ParagraphStyle("number", fontName=mono, fontSize=16, leading=22, charSpace=1.5),
+                    ),
                     para(f"状态：{STATUS_TEXT.get(booking['status'], booking['status'])}", style(11)),
                 ],
                 qr,
@@ -212,6 +245,8 @@ def render_receipt_pdf(booking: dict[str, Any], hall: dict[str, str], font_path:
         title=f"预约回执 {number}",
         author=hall.get("name") or "",
         subject="预约回执",
+        lang="zh-CN",
+        displayDocTitle=True,
     )
     doc.build(story)
     return buffer.getvalue()

@@ -28,7 +28,9 @@ from yuyue.web import service as web
 from yuyue.web.api import PageRoute
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+WEB_TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
+# the console's own templates first; the portal's folder only for the shared design system (ds.html)
+env = Environment(loader=FileSystemLoader([TEMPLATES, WEB_TEMPLATES]), autoescape=select_autoescape(["html"]))
 env.globals.update(
     cn_date=web.cn_date,
     cn_datetime=web.cn_datetime,
@@ -37,6 +39,7 @@ env.globals.update(
     ID_TYPES=web.ID_TYPES,
     STATUS_TEXT=web.STATUS_TEXT,
 )
+env.globals["ds"] = env.get_template("ds.html").module  # the design system's macros (ds.css)
 Db = Annotated[AsyncSession, Depends(get_db)]
 
 
@@ -76,6 +79,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         csrf=web.csrf_token(secret_of(request), seed),
         here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         viewer=getattr(request.state, "viewer", None),
+        my_unit=getattr(request.state, "unit_name", ""),
         production=settings_of(request).production,
         **context,
     )
@@ -122,6 +126,8 @@ async def viewer(request: Request, db: AsyncSession) -> Viewer:
     """The logged-in console user (admin or clerk); raises `Unauthenticated` → the login page."""
     who = await console.viewer_of(db, secret_of(request), request.cookies.get(console.COOKIE))
     request.state.viewer = who
+    unit_id = who.admin.unit_id if who.admin else who.hall_id
+    request.state.unit_name = await console.unit_name(db, unit_id) if unit_id else ""
     return who
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.auth.service import Acting, acting_admin
 from yuyue.errors import Forbidden, Unauthenticated
 from yuyue.kit import tokens
+from yuyue.models import Unit
 from yuyue.onsite.service import STAFF, Actor, actor_from_token
 
 COOKIE = "yuyue_console"
@@ -54,3 +55,9 @@ async def admin_of(session: AsyncSession, secret: str, token: str | None) -> Act
     if token and tokens.verify(secret, STAFF, token) is not None:
         raise Forbidden("this page is for administrators")
     return await acting_admin(session, secret, token)
+
+
+async def unit_name(session: AsyncSession, unit_id: str) -> str:
+    """The name a page shows for a unit (never its id: issue 20)."""
+    unit = await session.get(Unit, unit_id)
+    return unit.name if unit is not None else ""

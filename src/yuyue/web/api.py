@@ -15,11 +15,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import segno
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import service as booking
@@ -48,7 +50,9 @@ env.globals.update(
     STATUS_TEXT=web.STATUS_TEXT,
     WAIT_STATUS_TEXT=web.WAIT_STATUS_TEXT,
     ID_TYPES=web.ID_TYPES,
+    LOGIN_FIELDS=web.LOGIN_FIELDS,
 )
+env.globals["ds"] = env.get_template("ds.html").module  # the design system's macros (ds.css)
 
 Db = Annotated[AsyncSession, Depends(get_db)]
 
@@ -124,14 +128,40 @@ async def citizen_id_of(request: Request, db: AsyncSession) -> int | None:
         return None
 
 
+def page_here(request: Request) -> str:
+    """Where the elder-mode toggle comes back to: this page, or for the answer to a form post (which
+    cannot be asked for again with GET) the page the form was on."""
+    if request.method == "GET":
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    back = getattr(request.state, "back", None)
+    if back:
+        return str(back)
+    return referer_path(request) or "/"
+
+
+def referer_path(request: Request) -> str | None:
+    """The same-site page this request came from (Referer), as a path; None when absent or foreign."""
+    referer = request.headers.get("referer") or ""
+    if not referer:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(referer)
+    if parts.netloc and parts.netloc != request.url.netloc:
+        return None
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return web.safe_next(path, "") or None
+
+
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     seed = _csrf_seed(request)
     elder = request.cookies.get(web.ELDER_COOKIE) == "1"
     page = env.get_template(template).render(
         elder=elder,
+        elder_hint=request.cookies.get(ELDER_HINT_COOKIE) == "1" and web.ELDER_COOKIE not in request.cookies,
         logged_in=web.citizen_of(_secret(request), request.cookies.get(web.SESSION_COOKIE)) is not None,
         csrf=web.csrf_token(_secret(request), seed),
-        here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        here=page_here(request),
         production=settings_of(request).production,
         **context,
     )
@@ -142,9 +172,21 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     return response
 
 
+ELDER_HINT_COOKIE = "yuyue_elder_hint"
+
+
 def error_page(request: Request, exc: DomainError) -> HTMLResponse:
+    """The error page: the message for the code, its facts (dates), and links to the next step;
+    "重新选择" goes back one step (the page the route named, else the page the request came from)."""
     status = exc.status if 400 <= exc.status < 600 else 500
-    return render(request, "error.html", status=status, error=web.error_view(exc))
+    error = web.error_view(exc)
+    back = getattr(request.state, "back", None) or (
+        referer_path(request) if request.method != "GET" else None
+    )
+    links = web.error_links(
+        exc.code, getattr(request.state, "service_id", None), getattr(request.state, "day", None)
+    )
+    return render(request, "error.html", status=status, error=error, back=back, links=links)
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -274,7 +316,9 @@ async def service_days(
             today_onsite = (
                 bool(rebook) and day["date"] == now.date().isoformat() and web.moment(slot["end"]) > now
             )
-            slot["choosable"] = slot["status"] == "open" or today_onsite
+            # the booking being moved: its own slot is shown, marked, and not offered again
+            slot["current"] = bool(reschedule) and changing is not None and slot["id"] == changing["slot_id"]
+            slot["choosable"] = (slot["status"] == "open" or today_onsite) and not slot["current"]
     elder = request.cookies.get(web.ELDER_COOKIE) == "1"
     if elder:  # elder mode: simpler steps, only what can be chosen
         days = [d for d in days if any(s["choosable"] for s in d["slots"])]
@@ -332,8 +376,10 @@ async def book(request: Request, db: Db) -> Response:
     if not quantity_text.isdigit() or not 1 <= int(quantity_text) <= MAX_QUANTITY:  # as the API's body
         raise ValidationFailed(f"quantity must be a whole number from 1 to {MAX_QUANTITY}")
     types = tuple(sorted({v.strip()[:50] for v in form.get("business_types", []) if v.strip()}))
+    slot_text = web.field(form, "slot_id", 40)
+    web.remember_slot(request.state, slot_text, "/services/{service_id}")
     req = booking.BookRequest(
-        slot_id=web.field(form, "slot_id", 40),
+        slot_id=slot_text,
         channel="web",
         quantity=int(quantity_text),
         business_types=types,
@@ -411,7 +457,7 @@ async def booking_page(request: Request, number: str, db: Db, done: str = "") ->
 async def receipt(request: Request, number: str, db: Db, format: str = "html") -> Response:
     """The receipt of GET /api/v1/appointments/{number}/receipt for the cookie session, by the same
     renderer (HTML print view, or `?format=pdf`)."""
-    from yuyue.booking.receipt import default_font, render_receipt_html, render_receipt_pdf
+    from yuyue.booking.receipt import REMINDERS, default_font, receipt_rows, render_receipt_pdf
 
     citizen_id = await citizen_id_of(request, db)
     if citizen_id is None:
@@ -428,7 +474,18 @@ async def receipt(request: Request, number: str, db: Db, format: str = "html") -
             media_type="application/pdf",
             headers={"Content-Disposition": f'attachment; filename="receipt-{view["number"]}.pdf"'},
         )
-    return HTMLResponse(render_receipt_html(view, hall_facts))
+    # the receipt as a page of the site: header, back link, print and PDF buttons, elder mode; the
+    # same rows as the PDF and the API's print view (booking/receipt.py)
+    return render(
+        request,
+        "receipt_page.html",
+        number=view["number"],
+        booking_status=view["status"],
+        status_text=web.STATUS_TEXT.get(view["status"], view["status"]),
+        qr_svg=Markup(segno.make(view["number"], error="m").svg_inline(scale=4)),  # noqa: S704
+        rows=receipt_rows(view, hall_facts),
+        reminders=REMINDERS,
+    )
 
 
 @router.get("/bookings/{number}/cancel", response_class=HTMLResponse)
@@ -489,6 +546,7 @@ async def change(request: Request, number: str, action: str, db: Db) -> Response
     if citizen_id is None:
         return login_redirect(request)
     slot_id = web.field(form, "slot_id", 40)
+    web.remember_slot(request.state, slot_id, f"/services/{{service_id}}?{action}={number[:32]}")
     if action == "reschedule":
         view = await booking.reschedule(db, citizen_id, number[:32], slot_id)
         await db.commit()
@@ -573,7 +631,7 @@ async def login_form(request: Request, next: Annotated[str, Query(max_length=500
         next=web.safe_next(next, "/bookings"),
         provincial=provincial_login_url(settings_of(request)),
         form={"name": "", "id_type": "resident_id", "id_number": "", "phone": ""},
-        error=None,
+        errors={},
     )
 
 
@@ -592,13 +650,16 @@ async def login(request: Request, db: Db) -> Response:
         "phone": web.field(form, "phone", 20),
     }
     target = web.safe_next(web.field(form, "next", 500), "/bookings")
+    errors = web.login_errors(values)
     try:
+        if errors:
+            raise ValidationFailed("login form: " + ", ".join(sorted(errors)))
         who = identity.verify_identity(
             values["name"], values["id_type"], values["id_number"], values["phone"]
         )
     except DomainError as exc:
-        error = web.error_view(exc)
-        error["field"] = web.login_field(exc)
+        if not errors:  # what verify_identity found beyond the form checks (a future birth date)
+            errors[web.login_field(exc) or "id_number"] = web.error_view(exc)["title"]
         return render(
             request,
             "login.html",
@@ -607,12 +668,15 @@ async def login(request: Request, db: Db) -> Response:
             next=target,
             provincial=provincial_login_url(settings),
             form=values,
-            error=error,
+            errors=errors,
         )
     result = await identity.login(db, settings, who, "dev")
     await db.commit()
     response = redirect(target)
     _cookie(response, request, web.SESSION_COOKIE, result.token, settings.token_ttl_s)
+    age = web.age_on(who.id_type, who.id_number, clock.today())
+    if age is not None and age >= 60 and web.ELDER_COOKIE not in request.cookies:
+        _cookie(response, request, ELDER_HINT_COOKIE, "1", None)  # suggest elder mode (issue 20)
     return response
 
 
@@ -639,6 +703,7 @@ async def elder(request: Request) -> Response:
     response = redirect(web.safe_next(web.field(form, "next", 500), "/"))
     on = web.field(form, "on", 1) == "1"
     _cookie(response, request, web.ELDER_COOKIE, "1" if on else "0", int(timedelta(days=365).total_seconds()))
+    response.delete_cookie(ELDER_HINT_COOKIE, path="/")
     return response
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,13 +20,15 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
+from pypinyin import Style, lazy_pinyin
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.catalogue.service import HALL_KINDS
+from yuyue.catalogue.service import HALL_KINDS, parse_slot_id
 from yuyue.clock import as_local
 from yuyue.errors import DomainError, Unauthenticated, ValidationFailed
 from yuyue.identity import service as identity
+from yuyue.kit.idnumbers import normalise_id, parse_resident_id
 from yuyue.models import Service, Unit
 
 SESSION_COOKIE = "yuyue_session"
@@ -291,6 +294,37 @@ def error_view(exc: DomainError, audience: str = "citizen") -> dict[str, Any]:
     return {"code": exc.code, "title": msg.title, "next_step": msg.next_step, "facts": extra}
 
 
+@dataclass(frozen=True)
+class Link:
+    text: str
+    href: str
+    primary: bool = False
+
+
+def remember_slot(state: Any, slot_id: str, back: str) -> None:
+    """Before a booking call: note the item and day of the slot on the request, so that its error
+    page can go back one step (`back`, with `{service_id}` filled in) and link the waiting list."""
+    parsed = parse_slot_id(slot_id)
+    if parsed is None:
+        return
+    state.service_id, state.day = parsed[0], parsed[1].date()
+    state.back = back.format(service_id=parsed[0])
+
+
+def error_links(code: str, service_id: int | None, day: date | None) -> list[Link]:
+    """The next steps of an error page as links, per contract error code (docs/api.md)."""
+    links: list[Link] = []
+    if code == "slot_full" and service_id is not None:
+        query = f"service={service_id}" + (f"&date={day.isoformat()}" if day else "")
+        label = f"加入{short_date(day)}的预约排队" if day else "加入预约排队"
+        links.append(Link(label, f"/waitlist/join?{query}", primary=True))
+    if code in ("already_booked", "daily_limit", "booking_cap", "not_cancellable", "cancel_too_late"):
+        links.append(Link("查看我的预约", "/bookings", primary=True))
+    if code in ("unauthenticated", "login_failed"):
+        links.append(Link("重新登录", "/login", primary=True))
+    return links
+
+
 # --- session, CSRF, elder mode ------------------------------------------------------------------
 
 
@@ -471,7 +505,7 @@ async def find_halls(session: AsyncSession, under: str | None, q: str, item: str
     found = []
     for hall in halls:
         offered = services.get(hall.id, [])
-        if item and not any(item in name for name in offered):
+        if item and not any(item_matches(item, name) for name in offered):
             continue
         found.append(
             {
@@ -482,13 +516,39 @@ async def find_halls(session: AsyncSession, under: str | None, q: str, item: str
                 "kind": KIND_TEXT.get(hall.kind, ""),
                 "mode": hall.mode or "",
                 "mode_text": MODE_TEXT.get(hall.mode or "", ""),
-                "matching": [name for name in offered if item and item in name],
+                "matching": [name for name in offered if item and item_matches(item, name)],
             }
         )
     return found
 
 
-LOGIN_FIELDS = (("id_type", "证件类型"), ("id_number", "证件号码"), ("phone", "手机号码"), ("name", "姓名"))
+def _initials(text: str) -> str:
+    """Pinyin initials of a name (社会保障卡申领 → shbzksl), by pypinyin; other characters kept."""
+    return "".join(lazy_pinyin(text, style=Style.FIRST_LETTER)).lower()
+
+
+def _in_order(short: str, full: str) -> bool:
+    """Whether every character of `short` occurs in `full` in the same order: how Chinese short
+    names are made (社保卡 ← 社会保障卡, 身份证 ← 居民身份证)."""
+    rest = iter(full)
+    return all(ch in rest for ch in short)
+
+
+def item_matches(query: str, name: str) -> bool:
+    """An item search that knows what people type: a part of the name, a short name made of the
+    name's characters in order (社保, 社保卡 → 社会保障卡申领), or pinyin initials (sbk)."""
+    query = "".join(query.split()).lower()
+    if not query:
+        return True
+    if query in name.lower():
+        return True
+    if query.isascii():
+        return query.isalpha() and len(query) >= 2 and _in_order(query, _initials(name))
+    return len(query) >= 2 and _in_order(query, name)
+
+
+LOGIN_FIELDS = (("name", "姓名"), ("id_type", "证件类型"), ("id_number", "证件号码"), ("phone", "手机号码"))
+MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
 
 
 def login_field(exc: DomainError) -> str:
@@ -496,6 +556,55 @@ def login_field(exc: DomainError) -> str:
     if exc.code == "invalid_id_number":
         return "id_number"
     return next((name for name, _ in LOGIN_FIELDS if name in exc.detail), "")
+
+
+def login_errors(values: dict[str, str]) -> dict[str, str]:
+    """Every wrong field of the login form at once, each with a message in plain Chinese that says
+    what is wrong and how to put it right (identity.service.verify_identity stays the judge; this
+    only words its checks per field, so an empty form flags every field, not only the first)."""
+    errors: dict[str, str] = {}
+    name = values["name"]
+    if not name:
+        errors["name"] = "请填写姓名（与证件上的一致）。"
+    elif any(ord(ch) < 32 for ch in name):
+        errors["name"] = "姓名里有不能识别的字符，请重新填写。"
+    id_type, number = values["id_type"], values["id_number"]
+    if id_type not in ID_TYPES:
+        errors["id_type"] = "请选择证件类型。"
+    elif not number:
+        errors["id_number"] = f"请填写{ID_TYPES[id_type]}号码。"
+    elif normalise_id(id_type, number) is None:
+        if id_type == "resident_id":
+            digits = len(number.replace(" ", ""))
+            errors["id_number"] = (
+                f"证件号码不正确：居民身份证号码应为18位（您填了{digits}位），最后一位可能是X。"
+                if digits != 18
+                else "证件号码不正确：校验位对不上，请逐位核对，最后一位可能是X。"
+            )
+        else:
+            errors["id_number"] = f"证件号码不正确：请按{ID_TYPES[id_type]}上的号码填写。"
+    phone = values["phone"]
+    if not phone:
+        errors["phone"] = "请填写手机号码，预约成功后会发短信给您。"
+    elif not MOBILE.match(phone):
+        count = sum(ch.isdigit() for ch in phone)
+        errors["phone"] = (
+            f"手机号码应为11位数字（您填了{count}位），以1开头，请核对。"
+            if count != 11 or not phone.isdigit()
+            else "手机号码应以13至19开头，请核对。"
+        )
+    return errors
+
+
+def age_on(id_type: str, id_number: str, today: date) -> int | None:
+    """Age in whole years from a resident ID's birth date; None for other documents."""
+    if id_type != "resident_id":
+        return None
+    resident = parse_resident_id(id_number.strip().upper())
+    if resident is None:
+        return None
+    born = resident.birth_date
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
 def moment(value: str) -> datetime:

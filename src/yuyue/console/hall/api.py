@@ -15,9 +15,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.catalogue.service import HALL_KINDS
 from yuyue.clock import clock
-from yuyue.console.api import ConsoleRoute, checked_form, redirect, render, secret_of, viewer
+from yuyue.console.api import ConsoleRoute, admin, checked_form, redirect, render, secret_of, viewer
 from yuyue.console.hall import service as views
+from yuyue.console.manage import service as manage
 from yuyue.console.service import Viewer
 from yuyue.db import get_db
 from yuyue.errors import DomainError, ValidationFailed
@@ -398,3 +400,68 @@ async def display(request: Request, hall_id: HallId, db: Db) -> Response:
     hall = await onsite.get_hall(db, hall_id)
     queue = await onsite.public_queue(db, hall_id)
     return render(request, "hall/display.html", hall=hall, screen=views.display_view(queue))
+
+
+# --- the admin's halls: every screen of a hall, and its kiosks (issue 20) -------------------------
+
+KIOSK_DONE = {"revoked": "自助机已停用：它的令牌立即失效，机器回到设置页面。"}
+
+
+@router.get("/admin/halls", response_class=HTMLResponse)
+async def halls_page(request: Request, db: Db) -> Response:
+    """The halls of the admin's subtree, each leading to its screens."""
+    who = await admin(request, db)
+    halls = [u for u in await manage.scope_units(db, who) if u.kind in HALL_KINDS]
+    return render(request, "hall/halls.html", halls=halls)
+
+
+async def _screens_page(
+    request: Request, db: AsyncSession, hall_id: str, status: int = 200, **extra: Any
+) -> Response:
+    who = await viewer(request, db)
+    if who.admin is None:
+        return redirect("/admin")
+    hall = await onsite.get_hall(db, hall_id)
+    counters = await onsite.list_counters(db, who.actor, hall.id)  # authorised: inside the subtree
+    await db.commit()  # counters are created on first use (as GET /api/v1/halls/{id}/counters)
+    return render(
+        request,
+        "hall/screens.html",
+        status=status,
+        hall=hall,
+        counters=counters,
+        kiosks=await views.kiosks_of(db, hall.id),
+        **extra,
+    )
+
+
+@router.get("/admin/halls/{hall_id}", response_class=HTMLResponse)
+async def screens(request: Request, hall_id: HallId, db: Db, done: str = "") -> Response:
+    """取号台, 叫号屏 per counter, 大厅显示屏 and 自助机 of one hall."""
+    return await _screens_page(request, db, hall_id, done=KIOSK_DONE.get(done, ""))
+
+
+@router.post("/admin/halls/{hall_id}/kiosks", response_class=HTMLResponse)
+async def kiosk_create(request: Request, hall_id: HallId, db: Db) -> Response:
+    """The same onsite.service.create_kiosk as POST /api/v1/admin/halls/{hall_id}/kiosks; the token is
+    shown once, on this answer only (no-store), to paste into the machine's set-up page."""
+    form = await checked_form(request)
+    who = await admin(request, db)
+    name = web.field(form, "name", 100)
+    if not name:
+        return await _screens_page(
+            request, db, hall_id, status=422, errors={"name": "请填写自助机名称，例如：1号自助机。"}
+        )
+    made = await onsite.create_kiosk(db, secret_of(request), who, hall_id, name)
+    await db.commit()
+    return await _screens_page(request, db, hall_id, created=made)
+
+
+@router.post("/admin/halls/{hall_id}/kiosks/{kiosk_id}/revoke", response_class=HTMLResponse)
+async def kiosk_revoke(request: Request, hall_id: HallId, kiosk_id: CounterId, db: Db) -> Response:
+    """The same onsite.service.revoke_kiosk as DELETE /api/v1/admin/kiosks/{kiosk_id}."""
+    await checked_form(request)
+    who = await admin(request, db)
+    await onsite.revoke_kiosk(db, who, kiosk_id)
+    await db.commit()
+    return redirect(f"/admin/halls/{hall_id}?done=revoked")

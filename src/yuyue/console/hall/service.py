@@ -9,12 +9,13 @@ import re
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.catalogue.service import hall_services
 from yuyue.clock import as_local
 from yuyue.errors import ValidationFailed
-from yuyue.models import Ticket
+from yuyue.models import Kiosk, Ticket
 from yuyue.onsite.service import CounterScreen, DeskSlot, InLine
 
 KIND_TEXT = {"green": "绿色通道", "appointment": "预约", "walk_in": "现场"}
@@ -183,3 +184,21 @@ def ticket_numbers(value: str) -> list[str]:
     if any(not TICKET_NUMBER.match(number) for number in numbers):
         raise ValidationFailed("issued: ticket numbers only")
     return numbers
+
+
+# --- the admin's hall screens and kiosks (issue 20) ---------------------------------------------
+
+
+async def kiosks_of(session: AsyncSession, hall_id: str) -> list[dict[str, Any]]:
+    """The hall's kiosks, live first then revoked, with dates for the page (the API has no list)."""
+    rows = (await session.execute(select(Kiosk).where(Kiosk.hall_id == hall_id).order_by(Kiosk.id))).scalars()
+    found = [
+        {
+            "id": kiosk.id,
+            "name": kiosk.name,
+            "created": as_local(kiosk.created_at),
+            "revoked": as_local(kiosk.revoked_at) if kiosk.revoked_at else None,
+        }
+        for kiosk in rows
+    ]
+    return sorted(found, key=lambda k: (k["revoked"] is not None, k["id"]))

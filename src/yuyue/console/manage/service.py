@@ -10,7 +10,6 @@ admin never sees or changes anything outside their unit subtree (issue 10 item 6
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import date
 from typing import Any, TypeVar
@@ -44,14 +43,14 @@ KIND_TEXT = {
 }
 MODE_TEXT = web.MODE_TEXT
 PRESET_TEXT = {
-    "guangzhou-2021": "广州市统一预约管理办法（guangzhou-2021）",
-    "tianhe": "天河区政务服务预约指引（tianhe）",
-    "gz-medical-insurance": "广州医保中心预约指引（gz-medical-insurance）",
+    "guangzhou-2021": "广州市统一预约管理办法",
+    "tianhe": "天河区政务服务预约指引",
+    "gz-medical-insurance": "广州医保中心预约指引",
 }
 REQUEST_STATUS_TEXT = {"pending": "待审批", "approved": "已批准", "rejected": "已驳回"}
 ALERT_TEXT = {
-    "waitlist_over_release": "排队人数超过放号量（G12）",
-    "approval_overdue": "号源调整审批逾期（G20）",
+    "waitlist_over_release": "排队人数超过放号量",
+    "approval_overdue": "号源调整审批逾期",
     "calendar_missing": "工作日日历缺失",
 }
 ACTION_TEXT = {
@@ -73,6 +72,12 @@ ACTION_TEXT = {
     "citizen.reveal": "查看市民证件信息",
     "ban.add": "限制预约",
     "ban.lift": "解除限制",
+    "kiosk.create": "新建自助机",
+    "kiosk.revoke": "停用自助机",
+    "staff.create": "登记窗口工作人员",
+    "api_client.create": "登记接入系统",
+    "api_client.revoke_key": "停用接入密钥",
+    "api_client.rotate_key": "更换接入密钥",
 }
 CHANNELS = CHANNEL_TEXT
 WAIT_STATUS_TEXT = web.WAIT_STATUS_TEXT
@@ -106,23 +111,23 @@ KNOBS: dict[str, dict[str, Any]] = {
         "label": "预约期计算方式",
         "kind": "choice",
         "choices": {
-            "working_days_from_release": "工作日，每天放号时间开放新的一天（G10）",
-            "calendar_days": "自然日，最后一天在放号时间开放（T6）",
-            "working_days": "工作日，从明天起（M4）",
+            "working_days_from_release": "工作日，每天放号时间开放新的一天",
+            "calendar_days": "自然日，最后一天在放号时间开放",
+            "working_days": "工作日，从明天起",
         },
     },
     "horizon_days": {"label": "预约期天数", "kind": "int", "unit": "天"},
     "release_time": {"label": "每天放号时间", "kind": "time_or_none"},
-    "cutoff_prev_day": {"label": "前一天停止预约的时间（M5）", "kind": "time_or_none"},
-    "onsite_share_pct": {"label": "现场号源比例（G10）", "kind": "int", "unit": "%"},
+    "cutoff_prev_day": {"label": "前一天停止预约的时间", "kind": "time_or_none"},
+    "onsite_share_pct": {"label": "现场号源比例", "kind": "int", "unit": "%"},
     "onsite_opens": {"label": "当天现场预约开始时间", "kind": "time"},
     "cancel_rule": {
         "label": "取消截止规则",
         "kind": "choice",
         "choices": {
-            "before_slot_end": "时段结束前（G13）",
-            "before_slot_start": "时段开始前（T8）",
-            "prev_working_day": "前一个工作日的截止时间（M8）",
+            "before_slot_end": "时段结束前",
+            "before_slot_start": "时段开始前",
+            "prev_working_day": "前一个工作日的截止时间",
         },
     },
     "cancel_minutes": {"label": "取消须提前", "kind": "int", "unit": "分钟"},
@@ -130,7 +135,7 @@ KNOBS: dict[str, dict[str, Any]] = {
     "one_live_per": {
         "label": "有效预约限制",
         "kind": "choice",
-        "choices": {"service": "同一证件同一事项一个（T5）", "day": "同一证件同一天一个（M10）"},
+        "choices": {"service": "同一证件同一事项一个", "day": "同一证件同一天一个"},
     },
     "checkin_before_min": {"label": "时段开始前可取号", "kind": "int", "unit": "分钟"},
     "checkin_after_end_min": {"label": "时段结束后仍可取号", "kind": "int", "unit": "分钟"},
@@ -138,8 +143,8 @@ KNOBS: dict[str, dict[str, Any]] = {
         "label": "爽约处罚规则",
         "kind": "choice",
         "choices": {
-            "city": "市统一规则（G15）",
-            "medical_insurance": "医保规则：累计3次限3个月（M9）",
+            "city": "市统一规则",
+            "medical_insurance": "医保规则：累计3次限3个月",
             "none": "不处罚",
         },
     },
@@ -212,12 +217,12 @@ DETAIL_TEXT: tuple[tuple[str, str], ...] = (
     (
         "admin has level",
         "该单位的管理员级别不符合“2-2-3”设置：平台、市直部门和市级大厅设一、二级，"
-        "区设一级，区和街道大厅设二级，村（居）设三级（G3）。",
+        "区设一级，区和街道大厅设二级，村（居）设三级。",
     ),
-    ("username", "这个用户名已被使用（注销账号的用户名也不再使用，G7）。请换一个用户名。"),
+    ("username", "这个用户名已被使用（注销账号的用户名也不再使用）。请换一个用户名。"),
     (
         "only by capacity request",
-        "事项建好后，每日号源只能通过“号源调整”申请、经上一级批准后改变（G20），这里没有保存任何修改。",
+        "事项建好后，每日号源只能通过“号源调整”申请、经上一级批准后改变，这里没有保存任何修改。",
     ),
     ("a hall needs", "大厅需要填写地址、咨询电话、办理模式和办公时间。"),
     ("cannot sit under", "这种类型的单位不能设在此单位下面。"),
@@ -231,7 +236,7 @@ DETAIL_TEXT: tuple[tuple[str, str], ...] = (
     ("a change covers at most", f"一次调整最多覆盖 {admins.MAX_CHANGE_DAYS} 天。"),
     ("until: the last banned date", "限制截止日期不能早于今天。"),
     ("already lifted", "这条限制已经解除了。"),
-    ("bundle", "“一件事”组合须包含本大厅至少两个普通事项，且不能嵌套（G17）。"),
+    ("bundle", "“一件事”组合须包含本大厅至少两个普通事项，且不能嵌套。"),
     ("unknown preset", "规则模板不存在。"),
     ("unknown knob", "预约规则中有不认识的项目。"),
     ("must be a time", "时间请写成 HH:MM，例如 09:00。"),
@@ -245,7 +250,7 @@ def problem_view(exc: DomainError) -> dict[str, Any]:
     facts: list[str] = list(view["facts"])
     if exc.code == "too_late_for_change" and exc.extra.get("earliest"):
         first = date.fromisoformat(str(exc.extra["earliest"]))
-        facts.append(f"最早可以从 {web.cn_date(first)} 开始调整（申请后的第 2 个工作日，G20）。")
+        facts.append(f"最早可以从 {web.cn_date(first)} 开始调整（申请后的第 2 个工作日）。")
     fields = exc.extra.get("fields")
     if isinstance(fields, list) and fields:
         facts.append("请检查：" + "、".join(str(f) for f in fields) + "。")
@@ -589,18 +594,120 @@ async def admins_context(session: AsyncSession, who: Acting) -> dict[str, Any]:
     return {"rows": rows, "targets": targets, "levels": levels}
 
 
-def audit_rows(entries: list[dict[str, Any]], units: dict[str, Unit]) -> list[dict[str, Any]]:
-    def compact(value: Any) -> str:
-        return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)[:2000]
+TARGET_TEXT = {  # the kinds of object an audit entry names ("kiosk:1"), in words
+    "admin": "管理员",
+    "alert": "预警",
+    "api_client": "接入系统",
+    "ban": "限制预约",
+    "calendar": "全国工作日",
+    "capacity": "号源调整申请",
+    "citizen": "市民",
+    "client": "接入系统",
+    "closure": "休息日",
+    "kiosk": "自助机",
+    "policy": "预约规则",
+    "service": "事项",
+    "staff": "窗口工作人员",
+    "unit": "单位",
+}
+FIELD_TEXT = {  # the fields of the before/after records, in words
+    "active": "开放",
+    "address": "地址",
+    "appointment_only": "只接受预约",
+    "bundle_of": "联办事项",
+    "business_types": "业务类型",
+    "capacity": "号源",
+    "code": "编号",
+    "counters": "窗口数量",
+    "daily_capacity": "每日号源",
+    "date": "日期",
+    "day": "日期",
+    "department": "部门",
+    "end": "结束",
+    "foreigner_allowed": "外国人可预约",
+    "foreigner_related": "涉外事项",
+    "hall": "大厅",
+    "hall_id": "大厅",
+    "hotline": "咨询电话",
+    "hours": "办公时间",
+    "id": "序号",
+    "kind": "类型",
+    "level": "级别",
+    "max_batch": "最大批量",
+    "mode": "预约方式",
+    "name": "名称",
+    "note": "说明",
+    "overrides": "单项设置",
+    "parent_id": "上级单位",
+    "phone": "手机号码",
+    "preset": "规则模板",
+    "priority": "优先",
+    "reason": "原因",
+    "related": "相关事项",
+    "start": "开始",
+    "status": "状态",
+    "title": "职务",
+    "unit_id": "单位",
+    "until": "截止",
+    "username": "用户名",
+    "walk_in_allowed": "可现场取号",
+    "working": "工作日",
+}
 
+
+def _value_text(value: Any, units: dict[str, Unit]) -> str:
+    """One recorded value as a person reads it: yes/no, units by name, codes by their words."""
+    if value is None:
+        return "无"
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, list):
+        return "、".join(_value_text(v, units) for v in value) or "无"
+    if isinstance(value, dict):
+        return "；".join(f"{FIELD_TEXT.get(k, k)}：{_value_text(v, units)}" for k, v in sorted(value.items()))
+    text = str(value)
+    if text in units:
+        return units[text].name
+    for words in (MODE_TEXT, KIND_TEXT, PRESET_TEXT, ID_TYPES, STATUS_TEXT):
+        if text in words:
+            return str(words[text])
+    return text
+
+
+def _record_text(value: Any, units: dict[str, Unit]) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        lines = [f"{FIELD_TEXT.get(k, k)}：{_value_text(v, units)}" for k, v in sorted(value.items())]
+        return "\n".join(lines)[:2000]
+    return _value_text(value, units)[:2000]
+
+
+def _target_text(target: str | None, units: dict[str, Unit]) -> str:
+    """`kiosk:1` → 自助机（第 1 号）, `unit:hall-a` → the unit's name."""
+    if not target:
+        return "—"
+    if target in units:
+        return units[target].name
+    kind, _, ref = target.partition(":")
+    if ref in units:
+        return units[ref].name
+    words = TARGET_TEXT.get(kind)
+    if words is None:
+        return target
+    return f"{words}（第 {ref} 号）" if ref.isdigit() else words
+
+
+def audit_rows(entries: list[dict[str, Any]], units: dict[str, Unit]) -> list[dict[str, Any]]:
     return [
         {
             **entry,
             "who": entry.get("admin") or (f"窗口 {entry['staff']}" if entry.get("staff") else "系统"),
-            "unit": units[entry["unit_id"]].name if entry["unit_id"] in units else entry["unit_id"],
-            "action_text": ACTION_TEXT.get(entry["action"], entry["action"]),
-            "before_text": compact(entry.get("before")),
-            "after_text": compact(entry.get("after")),
+            "unit": units[entry["unit_id"]].name if entry["unit_id"] in units else "—",
+            "action_text": ACTION_TEXT.get(entry["action"], "其他操作"),
+            "target": _target_text(entry.get("target"), units),
+            "before_text": _record_text(entry.get("before"), units),
+            "after_text": _record_text(entry.get("after"), units),
         }
         for entry in entries
     ]

@@ -104,8 +104,18 @@ async def submit(request: Request, step: str, db: Db) -> Response:
     else:
         try:
             service_id = int(web.field(form, "service_id", 12))
-        except ValueError:
-            raise ValidationFailed("choose an item") from None
+        except ValueError:  # no item touched: the same form again, the error next to the items
+            context = await _context(db, actor)
+            return render(
+                request,
+                "kiosk/form.html",
+                status=422,
+                step=step,
+                errors={"service_id": "请先点选要办理的事项，再点“取号”。"},
+                id_type=id_type,
+                id_number=id_number,
+                **context,
+            )
         # rules G10, M3: at a kiosk only the elderly green channel (staff confirm other documents)
         green = "elderly" if step == "green" else None
         tickets = [
