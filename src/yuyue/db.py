@@ -1,27 +1,29 @@
 """Engine and session factory for SQLite (embedded) and PostgreSQL (production).
 
-One request, one transaction: routes get an `AsyncSession`, services `flush`, and the route
-commits once at the end. On SQLite every transaction starts with `BEGIN IMMEDIATE`, so the
+One request, one transaction: routes get an `AsyncSession` (`Db`), services `flush`, and `get_db`
+commits once when the route has returned. On SQLite every transaction starts with `BEGIN IMMEDIATE`, so the
 conditional seat UPDATE and the unique indexes behave as on PostgreSQL even with several
 processes on one file.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg  # type: ignore[import-untyped]
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 from yuyue.config import Settings
+from yuyue.errors import DomainError
 
 
 def async_url(url: str) -> str:
@@ -140,8 +142,59 @@ def in_autocommit(session: AsyncSession) -> bool:
     return bool(session.info.get(_AUTOCOMMIT))
 
 
+# --- the request's transaction (one owner: `get_db`) -------------------------------------------
+# A route takes `Db`, a session whose transaction `get_db` owns: it commits once when the route has
+# returned (before the answer is sent: FastAPI's function scope), or rolls back when the route
+# raised. Routes and services never commit; a service that needs something done only once its
+# writes are committed (clear the caches, wake the hall screens) registers it with `after_commit`.
+# The booking statement's autocommit (decisions 0014, 0015) is the one documented exception.
+
+_AFTER_COMMIT = "yuyue.after_commit"
+
+
+def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
+    """Run `hook` once the session's current transaction has committed; never if it rolls back.
+    Works for every session (requests, jobs, the CLI), not only those of `get_db`."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(hook)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for hook in session.info.pop(_AFTER_COMMIT, ()):
+        hook()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+
+
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session; the route commits, anything uncommitted is rolled back."""
+    """The request's session and its one transaction (see above). A `DomainError` raised with
+    `keep_writes=True` (a failed login's count) still commits what was written before it."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with maker() as session:
-        yield session
+        request.state.session = session  # for the page routes' error boundary (`rollback_request`)
+        try:
+            yield session
+        except DomainError as exc:
+            if exc.keep_writes:
+                await session.commit()
+            else:
+                await session.rollback()
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+async def rollback_request(request: Request) -> None:
+    """Undo the request's writes when an error boundary answers instead of raising (the page routes
+    turn a failure into an HTML page): `get_db` then commits nothing."""
+    session: AsyncSession | None = getattr(request.state, "session", None)
+    if session is not None:
+        await session.rollback()
+
+
+Db = Annotated[AsyncSession, Depends(get_db, scope="function")]

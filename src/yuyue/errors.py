@@ -40,10 +40,19 @@ class DomainError(Exception):
     code = "internal_error"
     status = 500
 
+    keep_writes = False  # commit what the request wrote before the refusal (`db.get_db`)
+
     def __init__(
-        self, detail: str = "", *, code: str | None = None, status: int | None = None, **extra: Any
+        self,
+        detail: str = "",
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        keep_writes: bool = False,
+        **extra: Any,
     ) -> None:
         super().__init__(detail)
+        self.keep_writes = keep_writes
         if code is not None:
             self.code = code
         if status is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin import service
@@ -26,12 +26,10 @@ from yuyue.admin.schemas import (
 )
 from yuyue.auth.api import AdminDep
 from yuyue.auth.service import Acting
-from yuyue.db import get_db
-from yuyue.errors import DomainError
+from yuyue.db import Db
 from yuyue.kit.http import problems, settings_of
 
 router = APIRouter(prefix="/api/v1/admin", tags=["administration"])
-Db = Annotated[AsyncSession, Depends(get_db)]
 
 
 # --- login and sessions ----------------------------------------------------------------------------
@@ -41,14 +39,9 @@ Db = Annotated[AsyncSession, Depends(get_db)]
 async def login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]:
     """Log in; 5 failures within 15 minutes lock the username for 15 minutes (`429 rate_limited`)."""
     settings = settings_of(request)
-    try:
-        token, admin = await service.login(
-            db, settings.effective_secret, settings.token_ttl_s, body.username, body.password
-        )
-    except DomainError:
-        await db.commit()  # the failure count must stick
-        raise
-    await db.commit()
+    token, admin = await service.login(
+        db, settings.effective_secret, settings.token_ttl_s, body.username, body.password
+    )
     return {"token": token, "admin": service.admin_view(admin)}
 
 
@@ -56,7 +49,6 @@ async def login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]:
 async def logout(who: AdminDep, db: Db) -> Response:
     """End this session: its token is refused from now on."""
     await service.logout(db, who)
-    await db.commit()
     return Response(status_code=204)
 
 
@@ -67,7 +59,6 @@ async def logout(who: AdminDep, db: Db) -> Response:
 async def create_admin(body: AdminIn, who: AdminDep, db: Db) -> dict[str, Any]:
     """Register an administrator (name, title, mobile) and open their account (rule G7)."""
     view = await service.register_admin(db, who, body.model_dump())
-    await db.commit()
     return view
 
 
@@ -86,7 +77,6 @@ async def get_admin(admin_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
 async def retire_admin(admin_id: int, who: AdminDep, db: Db, body: RetireIn | None = None) -> dict[str, Any]:
     """Close an account for good (rule G7): its sessions end, its username is never reused."""
     view = await service.retire_admin(db, who, admin_id, body.reason if body is not None else None)
-    await db.commit()
     return view
 
 
@@ -104,7 +94,6 @@ async def request_capacity(body: CapacityRequestIn, who: AdminDep, db: Db) -> di
     view = await service.propose_capacity(
         db, who, body.service_id, body.date_from, body.date_to, body.daily_capacity, body.reason
     )
-    await db.commit()
     return view
 
 
@@ -126,7 +115,6 @@ async def _decide(
     request_id: int, who: Acting, db: AsyncSession, approve: bool, body: DecisionIn | None
 ) -> dict[str, Any]:
     view = await service.decide_request(db, who, request_id, approve, body.note if body else None)
-    await db.commit()
     return view
 
 
@@ -162,7 +150,6 @@ async def alerts(who: AdminDep, db: Db, resolved: bool | None = None) -> list[di
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut, responses=problems(401, 403, 404, 422))
 async def resolve_alert(alert_id: int, body: ResolveIn, who: AdminDep, db: Db) -> dict[str, Any]:
     view = await service.resolve_alert_as(db, who, alert_id, body.note)
-    await db.commit()
     return view
 
 

@@ -251,7 +251,7 @@ async def login(
         admin = None
     if admin is None or not admin.active:
         await _count_failure(session, username, now)
-        raise Unauthenticated("wrong username or password")
+        raise Unauthenticated("wrong username or password", keep_writes=True)  # the count sticks
     lockout = await session.get(AdminLockout, username)
     if lockout is not None:
         await session.delete(lockout)

@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.auth.service import Acting, acting_admin
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.kit.http import bearer, settings_of
 
 
-async def current_admin(request: Request, db: Annotated[AsyncSession, Depends(get_db)]) -> Acting:
+async def current_admin(request: Request, db: Db) -> Acting:
     return await acting_admin(db, settings_of(request).effective_secret, bearer(request))
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.booking import service
 from yuyue.booking.schemas import AvailabilityOut, BookIn, BookingOut, CancelIn, RebookIn, RescheduleIn
 from yuyue.catalogue.service import service_info
-from yuyue.db import autocommit, get_db
+from yuyue.db import Db, autocommit
 from yuyue.errors import DomainError
 from yuyue.identity.api import Citizen
 from yuyue.identity.service import citizen_from_session, defer_session_check, settle_session
@@ -22,7 +22,6 @@ from yuyue.ops.metrics import BOOKINGS
 from yuyue.ops.middleware import publish
 
 router = APIRouter(prefix="/api/v1", tags=["bookings"])
-Db = Annotated[AsyncSession, Depends(get_db)]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
@@ -82,7 +81,6 @@ async def _changing(
         where = f"{request.method} {request.url.path}"
         fingerprint = "" if key is None else service.request_hash(where, body)  # only keys need it
         code, answer = await service.idempotent(db, citizen_id, key, fingerprint, run)
-        await db.commit()
     except DomainError as exc:
         BOOKINGS.labels(action=action, outcome=exc.code).inc()
         raise

@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.calendar.service import hall_calendar
 from yuyue.catalogue.service import clear_caches, day_slots, service_info
 from yuyue.clock import clock
+from yuyue.db import after_commit, on_postgres
 from yuyue.db import dialect_insert as _insert
-from yuyue.db import on_postgres
 from yuyue.kit.events import Event, emit
 from yuyue.models import CapacityPeriod, Service, Slot
 
@@ -48,6 +48,7 @@ async def apply_capacity_change(
     else:
         increased = await _apply_range(session, service_id, date_from, date_to, daily)
     clear_caches()  # answers cached from the old capacity (availability) are stale at once
+    after_commit(session, clear_caches)  # and again once committed: other requests read it
     if increased:
         await emit(session, Event("capacity.increased", {"service_id": service_id, "dates": increased}))
     return increased
@@ -120,6 +121,7 @@ async def _apply_standing(session: AsyncSession, service_id: int, first: date, d
     )
     await session.flush()
     clear_caches()
+    after_commit(session, clear_caches)  # and again once committed: other requests read it
     after = await service_info(session, service_id)
     calendar = await hall_calendar(session, after.hall_id)
 

@@ -6,18 +6,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.auth.api import AdminDep
 from yuyue.calendar import service
-from yuyue.catalogue.service import clear_caches
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.kit.http import problems
 
 admin = APIRouter(prefix="/api/v1/admin", tags=["administration"])
-Db = Annotated[AsyncSession, Depends(get_db)]
 
 
 class CalendarIn(BaseModel):
@@ -37,8 +34,6 @@ class ClosureIn(BaseModel):
 async def put_calendar_day(day: date, body: CalendarIn, who: AdminDep, db: Db) -> dict[str, Any]:
     """National working-day override (corrections, and years chinese-calendar does not cover yet)."""
     after = await service.set_national_day(db, who, day, body.working_day, body.note)
-    await db.commit()
-    clear_caches()
     return after
 
 
@@ -46,14 +41,10 @@ async def put_calendar_day(day: date, body: CalendarIn, who: AdminDep, db: Db) -
 async def put_closure(unit_id: str, day: date, body: ClosureIn, who: AdminDep, db: Db) -> dict[str, Any]:
     """A hall's own closed day: not a working day for its horizon and slots."""
     after = await service.set_closure(db, who, unit_id, day, body.note)
-    await db.commit()
-    clear_caches()
     return after
 
 
 @admin.delete("/units/{unit_id}/closures/{day}", status_code=204, responses=problems(401, 403, 404))
 async def delete_closure(unit_id: str, day: date, who: AdminDep, db: Db) -> Response:
     await service.remove_closure(db, who, unit_id, day)
-    await db.commit()
-    clear_caches()
     return Response(status_code=204)

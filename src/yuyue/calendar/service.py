@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.audit.service import audit
 from yuyue.auth.service import Acting, authorise
 from yuyue.catalogue.service import HALL_KINDS, clear_caches, get_unit
+from yuyue.db import after_commit
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import ValidationFailed
 from yuyue.jobs.service import Job, daily, register
@@ -132,6 +133,7 @@ async def set_national_day(
     await audit(session, who, "platform", "platform/", "calendar.set", day.isoformat(), before, after)
     await session.flush()
     clear_caches()
+    after_commit(session, clear_caches)  # and again once committed: other requests read it
     return after
 
 
@@ -153,6 +155,7 @@ async def set_closure(
     await audit(session, who, unit.id, unit.path, "closure.set", day.isoformat(), None, after)
     await session.flush()
     clear_caches()
+    after_commit(session, clear_caches)  # and again once committed: other requests read it
     return after
 
 
@@ -164,6 +167,7 @@ async def remove_closure(session: AsyncSession, who: Acting, unit_id: str, day: 
     await audit(session, who, unit.id, unit.path, "closure.delete", day.isoformat(), None, None)
     await session.flush()
     clear_caches()
+    after_commit(session, clear_caches)  # and again once committed: other requests read it
 
 
 # --- the national calendar's data running out (a scheduled job) ---------------------------------

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Query
 
 from yuyue.auth.api import AdminDep
 from yuyue.catalogue import service
 from yuyue.catalogue.schemas import HallOut, ServiceIn, ServiceOut, ServicePatch, UnitIn, UnitNode, UnitPatch
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.kit.http import problems
 
 public = APIRouter(prefix="/api/v1", tags=["catalogue"])
 admin = APIRouter(prefix="/api/v1/admin", tags=["administration"])
-Db = Annotated[AsyncSession, Depends(get_db)]
 
 
 @public.get("/units", response_model=list[UnitNode])
@@ -39,7 +37,6 @@ async def hall_services(hall_id: str, db: Db) -> list[dict[str, Any]]:
 @admin.post("/units", status_code=201, responses=problems(401, 403, 409, 422))
 async def create_unit(body: UnitIn, who: AdminDep, db: Db) -> dict[str, Any]:
     view = await service.create_unit_as(db, who, body.model_dump())
-    await db.commit()
     return view
 
 
@@ -51,14 +48,12 @@ async def get_unit(unit_id: str, who: AdminDep, db: Db) -> dict[str, Any]:
 @admin.patch("/units/{unit_id}", responses=problems(401, 403, 404, 422))
 async def patch_unit(unit_id: str, body: UnitPatch, who: AdminDep, db: Db) -> dict[str, Any]:
     view = await service.update_unit_as(db, who, unit_id, body.model_dump(exclude_unset=True))
-    await db.commit()
     return view
 
 
 @admin.post("/services", status_code=201, responses=problems(401, 403, 404, 422))
 async def create_service(body: ServiceIn, who: AdminDep, db: Db) -> dict[str, Any]:
     view = await service.create_service_as(db, who, body.model_dump())
-    await db.commit()
     return view
 
 
@@ -70,5 +65,4 @@ async def get_service(service_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
 @admin.patch("/services/{service_id}", responses=problems(401, 403, 404, 422))
 async def patch_service(service_id: int, body: ServicePatch, who: AdminDep, db: Db) -> dict[str, Any]:
     view = await service.update_service_as(db, who, service_id, body.model_dump(exclude_unset=True))
-    await db.commit()
     return view

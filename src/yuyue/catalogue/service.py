@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.audit.service import audit
 from yuyue.auth.service import Acting, authorise
 from yuyue.clock import HHMM, TZ, at, clock
+from yuyue.db import after_commit
 from yuyue.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from yuyue.kit.cache import TTLCache
 from yuyue.models import CapacityPeriod, Department, Service, Unit
@@ -389,6 +390,7 @@ async def create_unit(session: AsyncSession, data: dict[str, Any]) -> Unit:
     session.add(unit)
     await session.flush()
     clear_caches()
+    after_commit(session, clear_caches)  # and again once committed: other requests read it
     return unit
 
 
@@ -405,6 +407,7 @@ async def patch_unit(session: AsyncSession, unit: Unit, changes: dict[str, Any])
         setattr(unit, name, value)
     await session.flush()
     clear_caches()
+    after_commit(session, clear_caches)  # and again once committed: other requests read it
     return unit
 
 
@@ -481,6 +484,7 @@ async def create_service(session: AsyncSession, data: dict[str, Any]) -> tuple[S
     session.add(service)
     await session.flush()
     clear_caches()
+    after_commit(session, clear_caches)  # and again once committed: other requests read it
     return service, data["department"]
 
 
@@ -521,6 +525,7 @@ async def patch_service(session: AsyncSession, service: Service, changes: dict[s
         setattr(service, name, value)
     await session.flush()
     clear_caches()
+    after_commit(session, clear_caches)  # and again once committed: other requests read it
     department = (
         await session.execute(select(Department.name).where(Department.id == service.department_id))
     ).scalar_one()

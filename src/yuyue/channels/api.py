@@ -25,13 +25,12 @@ from yuyue.channels.schemas import (
     RotateIn,
     WebhookIn,
 )
-from yuyue.db import autocommit, get_db
+from yuyue.db import Db, autocommit
 from yuyue.kit.http import bearer, problems, settings_of
 from yuyue.ops.ratelimit import per_minute
 
 admin = APIRouter(prefix="/api/v1/admin/api-clients", tags=["administration"])
 partner = APIRouter(prefix="/api/v1/channel", tags=["partner channels"])
-Db = Annotated[AsyncSession, Depends(get_db)]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 PLATFORM = "platform/"
 
@@ -52,7 +51,6 @@ async def create_client(body: ClientIn, who: AdminDep, db: Db, request: Request)
     view = service.client_view(client, [key])
     unit_id, path = await service.audit_place(db, client.id)
     await audit(db, who, unit_id, path, "api_client.create", client.id, None, view)
-    await db.commit()
     return {"client": view, "key": {"id": key.id, "secret": key_secret}}
 
 
@@ -72,7 +70,6 @@ async def rotate_key(
     key, key_secret = await service.rotate_key(db, settings_of(request).effective_secret, client_id, grace)
     unit_id, path = await service.audit_place(db, client_id)
     await audit(db, who, unit_id, path, "api_client.rotate_key", client_id, None, {"key": key.id})
-    await db.commit()
     return {"id": key.id, "secret": key_secret}
 
 
@@ -84,7 +81,6 @@ async def revoke_key(client_id: str, key_id: str, who: AdminDep, db: Db) -> Resp
     await service.revoke_key(db, client_id, key_id)
     unit_id, path = await service.audit_place(db, client_id)
     await audit(db, who, unit_id, path, "api_client.revoke_key", client_id, None, {"key": key_id})
-    await db.commit()
     return Response(status_code=204)
 
 
@@ -94,7 +90,6 @@ async def _set_active(client_id: str, active: bool, who: AdminDep, db: AsyncSess
     action = "api_client.enable" if active else "api_client.disable"
     unit_id, path = await service.audit_place(db, client_id)
     await audit(db, who, unit_id, path, action, client_id, None, {"active": active})
-    await db.commit()
     return service.client_view(*await service.get_client(db, client_id)) | {"active": client.active}
 
 
@@ -120,7 +115,6 @@ async def set_webhook(
         {"webhook_url": old},
         {"webhook_url": client.webhook_url},
     )
-    await db.commit()
     return service.client_view(client, keys)
 
 
@@ -184,7 +178,6 @@ async def citizen_login(body: PartnerLoginIn, who: PartnerDep, db: Db, request: 
     answer = await service.partner_login(
         db, settings_of(request), who, body.name, body.id_type, body.id_number, body.phone
     )
-    await db.commit()
     return answer
 
 
@@ -218,7 +211,6 @@ async def book(
 
     fingerprint = booking.request_hash(f"POST {request.url.path} {who.client_id}", body.model_dump())
     status, answer = await booking.idempotent(db, citizen_id, key, fingerprint, work)
-    await db.commit()
     return JSONResponse(answer, status_code=status)
 
 
@@ -238,5 +230,4 @@ async def bookings(who: PartnerDep, citizen_id: ChannelCitizen, db: Db) -> JSONR
 async def cancel(number: str, who: PartnerDep, citizen_id: ChannelCitizen, db: Db) -> JSONResponse:
     service.require_scope(who, "bookings:write")
     answer = await booking.cancel(db, citizen_id, number)
-    await db.commit()
     return JSONResponse(answer)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +21,7 @@ from yuyue.auth.service import Acting
 from yuyue.config import Settings
 from yuyue.console import service as console
 from yuyue.console.service import Viewer
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.errors import DomainError, Forbidden, Unauthenticated
 from yuyue.onsite import service as onsite
 from yuyue.web import service as web
@@ -40,7 +40,6 @@ env.globals.update(
     STATUS_TEXT=web.STATUS_TEXT,
 )
 env.globals["ds"] = env.get_template("ds.html").module  # the design system's macros (ds.css)
-Db = Annotated[AsyncSession, Depends(get_db)]
 
 
 def settings_of(request: Request) -> Settings:
@@ -183,11 +182,9 @@ async def login(request: Request, db: Db) -> Response:
                 db, settings.effective_secret, settings.token_ttl_s, username, password
             )
     except DomainError as exc:
-        await db.commit()  # the failure count must stick (lockout)
         return render(
             request, "login.html", status=exc.status, next=target, role=role, error=web.error_view(exc)
         )
-    await db.commit()
     response = redirect(target)
     set_cookie(response, request, console.COOKIE, token, settings.token_ttl_s)
     return response
@@ -202,7 +199,6 @@ async def logout(request: Request, db: Db) -> Response:
         who = None
     if who is not None and who.admin is not None:
         await admins.logout(db, who.admin)  # the token is refused from now on
-        await db.commit()
     response = redirect("/admin/login")
     response.delete_cookie(console.COOKIE, path="/")
     return response

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.config import Settings
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.errors import NotFound
 from yuyue.identity import service
 from yuyue.identity.schemas import (
@@ -27,9 +27,6 @@ router = APIRouter(prefix="/api/v1", tags=["citizens"])
 __all__ = ["Citizen", "DevLoginIn", "current_citizen", "router", "settings_of"]
 
 
-Db = Annotated[AsyncSession, Depends(get_db)]
-
-
 async def current_citizen(request: Request, db: Db) -> int:
     """The citizen id of a valid citizen token whose session is live; 401 otherwise."""
     return await service.citizen_from_session(db, settings_of(request).effective_secret, bearer(request))
@@ -39,7 +36,6 @@ Citizen = Annotated[int, Depends(current_citizen)]
 
 
 async def _answer(db: AsyncSession, settings: Settings, result: service.LoginResult) -> dict[str, Any]:
-    await db.commit()
     citizen = await service.get_citizen(db, result.citizen_id)
     return {"token": result.token, "citizen": service.citizen_view(settings.effective_secret, citizen)}
 
@@ -102,7 +98,6 @@ async def foreigner_login(body: ForeignerLoginIn, request: Request, db: Db) -> d
 async def logout(request: Request, db: Db) -> Response:
     """Revoke the session of this token: every token of the session stops working at once."""
     await service.logout(db, settings_of(request).effective_secret, bearer(request))
-    await db.commit()
     return Response(status_code=204)
 
 

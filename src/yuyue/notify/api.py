@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from limits import RateLimitItem, parse
 from pydantic import TypeAdapter, ValidationError
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.audit.service import audit
 from yuyue.auth.api import AdminDep
 from yuyue.auth.service import authorise
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.errors import DomainError, NotFound, Unprocessable
 from yuyue.identity import service as identity
 from yuyue.jobs.api import NonProd
@@ -47,7 +47,6 @@ test = APIRouter(prefix="/api/v1/test", tags=["test"])
 public = APIRouter(prefix="/api/v1/auth/phone", tags=["citizens"])
 admin = APIRouter(prefix="/api/v1/admin/notifications", tags=["administration"])
 reports = APIRouter(prefix="/api/v1/sms/reports", tags=["providers"])
-Db = Annotated[AsyncSession, Depends(get_db)]
 
 
 @test.get("/messages", response_model=list[TestMessageOut], responses=problems(404))
@@ -66,7 +65,6 @@ async def request_code(body: CodeIn, request: Request, db: Db) -> dict[str, Any]
     """Rule M6: send a 6-digit code (valid 5 minutes) to confirm a mobile number."""
     client = request.client.host if request.client else "unknown"
     answer = await service.request_code(db, settings_of(request).effective_secret, body.phone, client)
-    await db.commit()
     return answer
 
 
@@ -75,9 +73,9 @@ async def verify_code(body: VerifyIn, request: Request, db: Db) -> dict[str, Any
     """Rule M6: check the code; the answer carries a short-lived token proving the number."""
     secret = settings_of(request).effective_secret
     ok = await service.check_code(db, secret, body.phone, body.code)
-    await db.commit()  # a wrong try is counted even though the answer is an error
     if not ok:
-        raise Unprocessable("wrong, expired or used-up code", code="invalid_code")
+        # the wrong try is counted (committed) even though the answer is an error
+        raise Unprocessable("wrong, expired or used-up code", code="invalid_code", keep_writes=True)
     return {
         "verified": True,
         "phone_token": identity.phone_token(secret, body.phone),
@@ -124,7 +122,6 @@ async def retry_message(message_id: int, who: AdminDep, db: Db) -> dict[str, Any
         {"status": message.status},
     )
     view = service.message_view(message)
-    await db.commit()
     return view
 
 
@@ -224,7 +221,6 @@ async def _receive(
         service.count_reports(provider, Counter(malformed=1))
         return str(exc)
     outcomes = await service.record_reports(db, provider, [convert(row) for row in rows])
-    await db.commit()
     service.count_reports(provider, outcomes)
     return None
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from yuyue.auth.api import AdminDep
 from yuyue.booking.schemas import BookingOut
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.errors import DomainError
 from yuyue.kit.http import bearer, problems, settings_of
 from yuyue.onsite import service, stream
@@ -38,7 +38,6 @@ from yuyue.onsite.schemas import (
 from yuyue.ops.metrics import BOOKINGS
 
 router = APIRouter(prefix="/api/v1", tags=["on site"])
-Db = Annotated[AsyncSession, Depends(get_db)]
 HallId = Annotated[str, Path(min_length=1, max_length=64)]
 TicketNumber = Annotated[str, Path(min_length=1, max_length=32)]
 StaffId = Annotated[int, Path(ge=1, le=2_000_000_000)]
@@ -50,11 +49,6 @@ async def current_actor(request: Request, db: Db) -> service.Actor:
 
 
 ActorDep = Annotated[service.Actor, Depends(current_actor)]
-
-
-async def _done(db: AsyncSession) -> None:
-    await db.commit()
-    stream.committed(db)
 
 
 # --- staff accounts and kiosks --------------------------------------------------------------------
@@ -75,7 +69,6 @@ async def create_staff(hall_id: HallId, body: StaffIn, admin: AdminDep, db: Db) 
     answer = await service.create_staff(
         db, admin, hall_id, body.username, body.password, body.name, body.counter_id
     )
-    await db.commit()
     return answer
 
 
@@ -94,7 +87,6 @@ async def retire_staff(
     """Close a clerk account for good: its tokens stop working at once, its username is never
     reused (`422 already_retired` the second time); audited."""
     answer = await service.retire_staff(db, admin, staff_id, body.reason if body else None)
-    await db.commit()
     return answer
 
 
@@ -107,7 +99,6 @@ async def reset_staff_password(
     """Set a clerk's new password (12+ characters, letters and digits); tokens issued before stop
     working; audited."""
     answer = await service.reset_staff_password(db, admin, staff_id, body.password)
-    await db.commit()
     return answer
 
 
@@ -117,14 +108,12 @@ async def create_kiosk(
 ) -> dict[str, Any]:
     """A kiosk of this hall and its token (shown once); audited."""
     answer = await service.create_kiosk(db, settings_of(request).effective_secret, admin, hall_id, body.name)
-    await db.commit()
     return answer
 
 
 @router.delete("/admin/kiosks/{kiosk_id}", status_code=204, responses=problems(401, 403, 404))
 async def revoke_kiosk(kiosk_id: int, admin: AdminDep, db: Db) -> Response:
     await service.revoke_kiosk(db, admin, kiosk_id)
-    await db.commit()
     return Response(status_code=204)
 
 
@@ -144,7 +133,6 @@ async def checkin(
     status, tickets = await service.check_in(
         db, settings_of(request).effective_secret, actor, hall_id, body.id_type, body.id_number
     )
-    await _done(db)
     return JSONResponse({"tickets": tickets}, status_code=status)
 
 
@@ -168,7 +156,6 @@ async def ticket(
         body.id_number,
         body.green,
     )
-    await _done(db)
     return {"ticket": answer}
 
 
@@ -197,7 +184,6 @@ async def desk_booking(
             business_types=tuple(body.business_types),
             quantity=body.quantity,
         )
-        await db.commit()
     except DomainError as exc:
         BOOKINGS.labels(action="book", outcome=exc.code).inc()
         raise
@@ -211,7 +197,6 @@ async def desk_booking(
 @router.get("/halls/{hall_id}/counters", response_model=list[CounterOut], responses=problems(401, 403, 404))
 async def counters(hall_id: HallId, actor: ActorDep, db: Db) -> list[dict[str, Any]]:
     answer = await service.list_counters(db, actor, hall_id)
-    await db.commit()  # counters are created on first use
     return answer
 
 
@@ -219,7 +204,6 @@ async def counters(hall_id: HallId, actor: ActorDep, db: Db) -> list[dict[str, A
 async def patch_counter(counter_id: int, body: CounterPatch, actor: ActorDep, db: Db) -> dict[str, Any]:
     """Open or close a counter, rename it, or set the services it calls (null: all)."""
     answer = await service.patch_counter(db, actor, counter_id, body.model_dump(exclude_unset=True))
-    await _done(db)
     return answer
 
 
@@ -231,7 +215,6 @@ async def patch_counter(counter_id: int, body: CounterPatch, actor: ActorDep, db
 async def call_next(counter_id: int, actor: ActorDep, db: Db) -> Any:
     """Finish the counter's current ticket and call the next one in call order (rule T4)."""
     answer = await service.call_next(db, actor, counter_id)
-    await _done(db)
     if answer is None:
         return Response(status_code=204)
     return {"ticket": answer}
@@ -242,14 +225,12 @@ async def recall(
     number: TicketNumber, actor: ActorDep, db: Db, body: Annotated[RecallIn | None, Body()] = None
 ) -> dict[str, Any]:
     answer = await service.recall(db, actor, number, body.counter_id if body else None)
-    await _done(db)
     return {"ticket": answer}
 
 
 @router.post("/tickets/{number}/skip", response_model=OneTicketOut, responses=problems(401, 403, 404, 422))
 async def skip(number: TicketNumber, actor: ActorDep, db: Db) -> dict[str, Any]:
     answer = await service.skip(db, actor, number)
-    await _done(db)
     return {"ticket": answer}
 
 
@@ -259,7 +240,6 @@ async def finish(
 ) -> dict[str, Any]:
     """Finish a called ticket; `service_id` finishes one member item of a bundle (rule G17)."""
     answer = await service.finish(db, actor, number, body.service_id if body else None)
-    await _done(db)
     return {"ticket": answer}
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.db import on_postgres
+from yuyue.db import after_commit, on_postgres
 from yuyue.ops.logging import log
 
 CHANNEL = "yuyue_queue"
@@ -127,14 +127,5 @@ async def publish(session: AsyncSession, hall_id: str, event: dict[str, Any]) ->
         await session.execute(
             text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
         )
-    else:
-        session.info.setdefault(PENDING, []).append(message)
-
-
-def committed(session: AsyncSession) -> None:
-    """After the route's commit: hand the events of the embedded mode to this process's screens."""
-    pending: list[dict[str, Any]] = session.info.pop(PENDING, [])
-    for message in pending:
-        broker.deliver(str(message["hall_id"]), message)
-    if pending:
-        log.debug("queue_events", count=len(pending))
+    else:  # the embedded database: this process's screens hear it once the change is committed
+        after_commit(session, lambda: broker.deliver(hall_id, message))

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.auth.api import AdminDep
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.kit.http import problems, settings_of
 from yuyue.penalties import service
 from yuyue.penalties.schemas import BanIn, BanOut, LiftIn, LookupIn
 
 router = APIRouter(prefix="/api/v1/admin/citizens", tags=["penalties"])
-Db = Annotated[AsyncSession, Depends(get_db)]
 
 
 @router.post("/lookup", responses=problems(401, 403, 404, 422))
@@ -24,7 +22,6 @@ async def lookup(body: LookupIn, admin: AdminDep, request: Request, db: Db) -> d
     """A citizen by ID number, unmasked, with their bookings in your subtree, no-shows and bans (audited)."""
     secret = settings_of(request).effective_secret
     answer = await service.lookup(db, secret, admin, body.id_type, body.id_number)
-    await db.commit()
     return answer
 
 
@@ -35,7 +32,6 @@ async def add_ban(citizen_id: str, body: BanIn, admin: AdminDep, request: Reques
     """Rule G15: a ban for deliberate slot hoarding, over the halls under your unit (audited)."""
     secret = settings_of(request).effective_secret
     answer = await service.add_ban(db, secret, admin, citizen_id, date.fromisoformat(body.until), body.reason)
-    await db.commit()
     return answer
 
 
@@ -45,5 +41,4 @@ async def lift_ban(
 ) -> Response:
     """Lift a ban with a reason (audited)."""
     await service.lift_ban(db, settings_of(request).effective_secret, admin, citizen_id, ban_id, body.reason)
-    await db.commit()
     return Response(status_code=204)

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.auth.api import AdminDep
-from yuyue.catalogue.service import clear_caches
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.kit.http import problems
 from yuyue.policy import service
 
 public = APIRouter(prefix="/api/v1", tags=["catalogue"])
 admin = APIRouter(prefix="/api/v1/admin", tags=["administration"])
-Db = Annotated[AsyncSession, Depends(get_db)]
 
 
 class KnobOut(BaseModel):
@@ -53,6 +50,4 @@ async def get_policy(unit_id: str, db: Db) -> dict[str, Any]:
 async def put_policy(unit_id: str, body: PolicyIn, who: AdminDep, db: Db) -> dict[str, Any]:
     """Set a unit's preset and overrides; children inherit what they don't set."""
     answer = await service.set_policy(db, who, unit_id, body.preset, body.overrides)
-    await db.commit()
-    clear_caches()
     return answer

@@ -20,6 +20,7 @@ from yuyue.auth.service import Acting, authorise
 from yuyue.calendar.service import WorkCalendar
 from yuyue.catalogue.service import clear_caches, get_unit
 from yuyue.clock import at, clock
+from yuyue.db import after_commit
 from yuyue.errors import NotFound, ValidationFailed
 from yuyue.kit.cache import TTLCache
 from yuyue.models import Policy, Unit
@@ -142,6 +143,7 @@ async def set_policy(
     await audit(session, who, unit.id, unit.path, "policy.set", unit.id, before, after)
     await session.flush()
     clear_caches()
+    after_commit(session, clear_caches)  # and again once committed: other requests read it
     return (await effective_policy(session, unit_id)).as_dict()
 
 

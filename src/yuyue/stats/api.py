@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,13 +13,12 @@ from yuyue.auth.api import AdminDep
 from yuyue.auth.service import Acting, authorise
 from yuyue.catalogue.service import get_unit
 from yuyue.clock import clock
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.kit.http import problems
 from yuyue.stats import service
 from yuyue.stats.schemas import FiguresRow
 
 router = APIRouter(prefix="/api/v1/admin", tags=["administration"])
-Db = Annotated[AsyncSession, Depends(get_db)]
 
 
 @router.get(

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Query, Response
 
 from yuyue.auth.api import AdminDep
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.identity.api import Citizen
 from yuyue.kit.http import problems
 from yuyue.waitlist import service
 from yuyue.waitlist.schemas import AdminEntryOut, EntryOut, JoinIn
 
 router = APIRouter(prefix="/api/v1", tags=["waiting list"])
-Db = Annotated[AsyncSession, Depends(get_db)]
 
 
 @router.post(
@@ -27,7 +25,6 @@ async def join(body: JoinIn, citizen_id: Citizen, db: Db) -> dict[str, Any]:
     accepts their date, as an ordinary booking of the entry's channel."""
     entry = await service.join(db, citizen_id, body.service_id, body.dates, body.channel)
     view = await service.entry_view(db, entry)
-    await db.commit()
     return view
 
 
@@ -40,7 +37,6 @@ async def mine(citizen_id: Citizen, db: Db) -> list[dict[str, Any]]:
 @router.delete("/waitlist/{entry_id}", status_code=204, responses=problems(401, 404, 422))
 async def leave(entry_id: int, citizen_id: Citizen, db: Db) -> Response:
     await service.leave(db, citizen_id, entry_id)
-    await db.commit()
     return Response(status_code=204)
 
 

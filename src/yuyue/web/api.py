@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import segno
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -29,7 +29,7 @@ from yuyue.booking.schemas import MAX_QUANTITY
 from yuyue.catalogue.service import get_unit, hall_services, parse_slot_id, service_info
 from yuyue.clock import clock
 from yuyue.config import Settings
-from yuyue.db import get_db
+from yuyue.db import Db, rollback_request
 from yuyue.errors import DomainError, NotFound, Unauthenticated, ValidationFailed
 from yuyue.identity import service as identity
 from yuyue.kit.masking import mask_name
@@ -54,8 +54,6 @@ env.globals.update(
 )
 env.globals["ds"] = env.get_template("ds.html").module  # the design system's macros (ds.css)
 
-Db = Annotated[AsyncSession, Depends(get_db)]
-
 
 class PageRoute(APIRoute):
     """Turns every failure of a page route into an HTML error page (issue 8 item 4). Other page
@@ -73,10 +71,14 @@ class PageRoute(APIRoute):
             try:
                 return await handler(request)
             except DomainError as exc:
+                if not exc.keep_writes:
+                    await rollback_request(request)  # an error page commits nothing
                 return on_error(request, exc)
             except RequestValidationError:
+                await rollback_request(request)
                 return on_error(request, ValidationFailed("bad parameters"))
             except Exception as exc:
+                await rollback_request(request)
                 log.error("page_error", error=type(exc).__name__, exc_info=exc)
                 return on_error(request, DomainError("unexpected", code="internal_error", status=500))
 
@@ -392,7 +394,6 @@ async def book(request: Request, db: Db) -> Response:
 
     fingerprint = booking.request_hash("POST /book", body)
     _, answer = await booking.idempotent(db, citizen_id, f"web:{key}" if key else None, fingerprint, run)
-    await db.commit()
     return redirect(f"/bookings/{answer['number']}?done=booked")
 
 
@@ -505,7 +506,6 @@ async def cancel(request: Request, number: str, db: Db) -> Response:
     if citizen_id is None:
         return login_redirect(request)
     view = await booking.cancel(db, citizen_id, number[:32])
-    await db.commit()
     return redirect(f"/bookings/{view['number']}?done=cancelled")
 
 
@@ -549,13 +549,11 @@ async def change(request: Request, number: str, action: str, db: Db) -> Response
     web.remember_slot(request.state, slot_id, f"/services/{{service_id}}?{action}={number[:32]}")
     if action == "reschedule":
         view = await booking.reschedule(db, citizen_id, number[:32], slot_id)
-        await db.commit()
         return redirect(f"/bookings/{view['number']}?done=rescheduled")
     reason = web.field(form, "reason", 200)
     if not reason:
         raise ValidationFailed("reason is required")
     view = await booking.rebook(db, citizen_id, number[:32], slot_id, reason)
-    await db.commit()
     return redirect(f"/bookings/{view['number']}?done=rebooked")
 
 
@@ -615,7 +613,6 @@ async def provincial_callback(
     if not secrets.compare_digest(expected, _state_hash(state)):
         raise Unauthenticated("the login did not start in this browser", code="login_failed")
     result = await identity.finish_login(db, settings, provider, code, state)
-    await db.commit()
     response = redirect(web.safe_next(target, "/bookings"))
     _cookie(response, request, web.SESSION_COOKIE, result.token, settings.token_ttl_s)
     response.delete_cookie(LOGIN_COOKIE, path="/")
@@ -671,7 +668,6 @@ async def login(request: Request, db: Db) -> Response:
             errors=errors,
         )
     result = await identity.login(db, settings, who, "dev")
-    await db.commit()
     response = redirect(target)
     _cookie(response, request, web.SESSION_COOKIE, result.token, settings.token_ttl_s)
     age = web.age_on(who.id_type, who.id_number, clock.today())
@@ -688,7 +684,6 @@ async def logout(request: Request, db: Db) -> Response:
     if web.citizen_of(_secret(request), token) is not None:
         try:
             await identity.logout(db, _secret(request), token)
-            await db.commit()
         except Unauthenticated:
             pass
     response = redirect("/")
@@ -734,7 +729,6 @@ async def waitlist_join(request: Request, db: Db) -> Response:
         raise ValidationFailed("service_id must be a number")
     dates = [web.parse_day(date_text)] if date_text else None
     await waitlist.join(db, citizen_id, int(service_text), dates, "web")
-    await db.commit()
     return redirect("/bookings?done=waiting#waitlist")
 
 
@@ -745,5 +739,4 @@ async def waitlist_leave(request: Request, entry_id: int, db: Db) -> Response:
     if citizen_id is None:
         return login_redirect(request)
     await waitlist.leave(db, citizen_id, entry_id)
-    await db.commit()
     return redirect("/bookings?done=left#waitlist")

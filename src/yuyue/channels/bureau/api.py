@@ -7,7 +7,6 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.channels.api import PartnerDep
 from yuyue.channels.bureau import service
@@ -18,11 +17,10 @@ from yuyue.channels.bureau.schemas import (
     PushOut,
     SlotsIn,
 )
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.kit.http import problems
 
 router = APIRouter(prefix="/api/v1/channel/bureau", tags=["bureau systems"])
-Db = Annotated[AsyncSession, Depends(get_db)]
 UnitQuery = Annotated[str | None, Query(max_length=64, description="a unit inside the system's own")]
 After = Annotated[str | None, Query(max_length=40, description="the `next` cursor of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
@@ -47,7 +45,6 @@ async def push_slots(body: SlotsIn, bureau: Pusher, db: Db) -> dict[str, Any]:
     batch is refused on a bad row (`index`, `external_id`, and a code: `unknown_hall`,
     `unknown_service`, `duplicate_row`, `invalid_row`, or `403 forbidden` outside the unit)."""
     answer = await service.push_slots(db, bureau, body.slots)
-    await db.commit()
     return answer
 
 
@@ -57,7 +54,6 @@ async def push_bookings(body: BookingsIn, bureau: Pusher, db: Db) -> dict[str, A
     `updated_at` than the one held is ignored). No personal data. A booking of a slot this system has
     not pushed is `422 unknown_slot`; the whole batch is refused on a bad row."""
     answer = await service.push_bookings(db, bureau, body.bookings)
-    await db.commit()
     return answer
 
 

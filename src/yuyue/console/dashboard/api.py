@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.auth.service import Acting, authorise
 from yuyue.catalogue.service import get_unit
 from yuyue.clock import clock
-from yuyue.console.api import ConsoleRoute, Db, admin, render
+from yuyue.console.api import ConsoleRoute, admin, render
 from yuyue.console.dashboard import service as dashboard
 from yuyue.console.dashboard.service import BadPeriod, Dashboard
+from yuyue.db import Db
 from yuyue.errors import DomainError, Forbidden, NotFound
 
 router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)

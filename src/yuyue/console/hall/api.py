@@ -3,15 +3,15 @@
 Every action calls the same function of yuyue.onsite.service as the API route of docs/api.md "On site"
 (check-in, tickets, call next, recall, skip, finish, counters) with the viewer's `Actor`, so a page
 is authorised exactly as the API is: a clerk only in their hall (and at their counter if bound to
-one), an admin in the halls of their subtree. After the commit, `stream.committed` hands the queue
-events to the hall screens, as the API does. Forms work without JavaScript (post, then 303 back).
+one), an admin in the halls of their subtree. Once the request's transaction commits, the queue
+events reach the hall screens (`onsite/stream.py`), as for the API. Forms work without JavaScript (post, then 303 back).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,14 +21,12 @@ from yuyue.console.api import ConsoleRoute, admin, checked_form, redirect, rende
 from yuyue.console.hall import service as views
 from yuyue.console.manage import service as manage
 from yuyue.console.service import Viewer
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.errors import DomainError, ValidationFailed
 from yuyue.onsite import service as onsite
-from yuyue.onsite import stream
 from yuyue.web import service as web
 
 router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
-Db = Annotated[AsyncSession, Depends(get_db)]
 HallId = Annotated[str, Path(min_length=1, max_length=64)]
 CounterId = Annotated[int, Path(ge=1, le=2_000_000_000)]
 TicketNumber = Annotated[str, Path(min_length=1, max_length=32)]
@@ -67,12 +65,6 @@ DONE_TEXT = {
     "ticket": "已出号。",
     "booked": "已为市民现场预约，市民会收到预约成功短信。请在取号时间内为其签到取号。",
 }
-
-
-async def _done(db: AsyncSession) -> None:
-    """Commit, then hand the queue events to the hall screens (as onsite/api.py does)."""
-    await db.commit()
-    stream.committed(db)
 
 
 def _id_fields(form: dict[str, list[str]]) -> tuple[str, str]:
@@ -156,7 +148,6 @@ async def _counter_action(
             raise
         await db.rollback()
         return await _counter_page(request, db, who, hall_id, counter_id, error=exc)
-    await _done(db)
     return redirect(f"{_counter_url(hall_id, counter_id)}?done={done}")
 
 
@@ -226,7 +217,6 @@ async def reveal(request: Request, hall_id: HallId, counter_id: CounterId, db: D
             raise
         await db.rollback()
         return await _counter_page(request, db, who, hall_id, counter_id, error=exc)
-    await db.commit()  # the audit entry stands before anything is shown
     return await _counter_page(request, db, who, hall_id, counter_id, person=person)
 
 
@@ -296,7 +286,6 @@ async def desk(
         done=done,
         booked=views.booking_number(booked),
     )
-    await db.commit()  # counters are created on first use
     return response
 
 
@@ -326,7 +315,6 @@ async def _desk_action(request: Request, db: AsyncSession, hall_id: str, action:
             raise
         await db.rollback()
         return await _desk_page(request, db, who, hall_id, error=exc, form=action)
-    await _done(db)
     return redirect(f"/admin/halls/{hall_id}/desk?done={action}&issued={','.join(numbers)}")
 
 
@@ -369,7 +357,6 @@ async def desk_book(request: Request, hall_id: HallId, db: Db) -> Response:
             raise
         await db.rollback()
         return await _desk_page(request, db, who, hall_id, error=exc, form="book")
-    await db.commit()
     return redirect(f"/admin/halls/{hall_id}/desk?done=booked&booked={answer['number']}")
 
 
@@ -423,7 +410,6 @@ async def _screens_page(
         return redirect("/admin")
     hall = await onsite.get_hall(db, hall_id)
     counters = await onsite.list_counters(db, who.actor, hall.id)  # authorised: inside the subtree
-    await db.commit()  # counters are created on first use (as GET /api/v1/halls/{id}/counters)
     return render(
         request,
         "hall/screens.html",
@@ -453,7 +439,6 @@ async def kiosk_create(request: Request, hall_id: HallId, db: Db) -> Response:
             request, db, hall_id, status=422, errors={"name": "请填写自助机名称，例如：1号自助机。"}
         )
     made = await onsite.create_kiosk(db, secret_of(request), who, hall_id, name)
-    await db.commit()
     return await _screens_page(request, db, hall_id, created=made)
 
 
@@ -463,5 +448,4 @@ async def kiosk_revoke(request: Request, hall_id: HallId, kiosk_id: CounterId, d
     await checked_form(request)
     who = await admin(request, db)
     await onsite.revoke_kiosk(db, who, kiosk_id)
-    await db.commit()
     return redirect(f"/admin/halls/{hall_id}?done=revoked")

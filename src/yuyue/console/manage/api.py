@@ -26,10 +26,10 @@ from yuyue.auth.service import Acting
 from yuyue.calendar import service as calendar
 from yuyue.catalogue import service as catalogue
 from yuyue.catalogue.schemas import ServiceIn, ServicePatch, UnitIn, UnitPatch
-from yuyue.catalogue.service import clear_caches
-from yuyue.console.api import ConsoleRoute, Db, admin, checked_form, redirect, render, secret_of
+from yuyue.console.api import ConsoleRoute, admin, checked_form, redirect, render, secret_of
 from yuyue.console.manage import service as manage
 from yuyue.console.manage.service import number, optional, text
+from yuyue.db import Db
 from yuyue.errors import DomainError, ValidationFailed
 from yuyue.penalties import service as penalties
 from yuyue.penalties.schemas import BanIn, LiftIn, LookupIn
@@ -69,8 +69,6 @@ async def act(
         return await page(
             status=exc.status, error=manage.problem_view(exc), sticky=manage.sticky(form, form_name)
         )
-    await db.commit()
-    clear_caches()  # as the API routes do after a catalogue, policy or calendar write
     return redirect(done(answer) if callable(done) else done)
 
 
@@ -104,7 +102,6 @@ async def _unit_page(
     request: Request, db: AsyncSession, who: Acting, unit_id: str, status: int = 200, **extra: Any
 ) -> Response:
     context = await manage.unit_context(db, who, request.state.viewer.actor, unit_id)
-    await db.commit()  # counters are created on first use (as GET /api/v1/halls/{id}/counters)
     return page_of(request, "manage/unit.html", who, status=status, **context, **extra)
 
 
@@ -436,7 +433,6 @@ async def lookup(request: Request, db: Db) -> Response:
         return await _bans_page(
             request, db, who, status=exc.status, error=view, sticky=manage.sticky(form, "lookup")
         )
-    await db.commit()  # the lookup is audited
     liftable = await manage.ban_units(db, who, found["bans"])
     return await _bans_page(request, db, who, found=found, liftable=liftable)
 

@@ -10,23 +10,21 @@ themselves after a minute.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.catalogue.service import hall_services
-from yuyue.db import get_db
+from yuyue.db import Db
 from yuyue.errors import DomainError, Unauthenticated, ValidationFailed
 from yuyue.kit.masking import mask_id
 from yuyue.onsite import service as onsite
-from yuyue.onsite import stream
 from yuyue.web import service as web
 from yuyue.web.api import PageRoute, _cookie, _secret, checked_form, redirect, render
 
 COOKIE = "yuyue_kiosk"
-Db = Annotated[AsyncSession, Depends(get_db)]
 IDLE_S = 60  # back to the start page after a minute without a touch
 
 
@@ -121,8 +119,6 @@ async def submit(request: Request, step: str, db: Db) -> Response:
         tickets = [
             await onsite.issue_ticket(db, secret, actor, actor.hall_id, service_id, id_type, id_number, green)
         ]
-    await db.commit()
-    stream.committed(db)
     context = await _context(db, actor)
     names = {svc.id: svc.name for svc in context["services"]}
     queue = await onsite.public_queue(db, actor.hall_id)
