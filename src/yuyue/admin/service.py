@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.calendar.service import hall_calendar
 from yuyue.catalogue.service import clear_caches, day_slots, get_unit, service_info
 from yuyue.clock import at, clock
+from yuyue.config import Settings, get_settings
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import (
     Conflict,
@@ -63,9 +64,48 @@ from yuyue.models import (
 )
 
 ADMIN = "admin"
-hasher = PasswordHasher()
-# A dummy hash so an unknown username costs the same time as a wrong password.
-_DUMMY_HASH = hasher.hash("not-a-real-password-0")
+
+
+class Passwords:
+    """The one argon2 hasher of admin and staff passwords. Its cost comes from the settings
+    (`Settings.argon2_parameters`): the app's settings once `use` is called (`create_app` does),
+    else the process settings (`get_settings()`, e.g. the command line) at the first hash."""
+
+    def __init__(self) -> None:
+        self._hasher: PasswordHasher | None = None
+        self._parameters = (0, 0, 0)
+        self._dummy = ""
+
+    def use(self, settings: Settings) -> None:
+        parameters = settings.argon2_parameters
+        if self._hasher is not None and parameters == self._parameters:
+            return
+        time_cost, memory_cost, parallelism = parameters
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+        self._parameters = parameters
+        # A dummy hash of the same cost, so an unknown username costs the same time as a wrong password.
+        self._dummy = self._hasher.hash("not-a-real-password-0")
+
+    @property
+    def current(self) -> PasswordHasher:
+        if self._hasher is None:
+            self.use(get_settings())
+        assert self._hasher is not None
+        return self._hasher
+
+    @property
+    def dummy(self) -> str:
+        self.current  # noqa: B018 - builds the hasher (and its dummy hash) on first use
+        return self._dummy
+
+    def hash(self, password: str) -> str:
+        return self.current.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        return self.current.verify(password_hash, password)
+
+
+hasher = Passwords()
 
 # Lockout (choice, decision 0040): 5 failed logins of one username within 15 minutes lock it for
 # 15 minutes, on real time (API.md "Test clock": rate-limit windows run on real time).
@@ -375,7 +415,7 @@ async def login(
         )
     admin = (await session.execute(select(Admin).where(Admin.username == username))).scalar_one_or_none()
     try:
-        hasher.verify(admin.password_hash if admin else _DUMMY_HASH, password)
+        hasher.verify(admin.password_hash if admin else hasher.dummy, password)
     except (VerificationError, InvalidHashError):
         admin = None
     if admin is None or not admin.active:

@@ -170,13 +170,11 @@ async def staff_login(
 ) -> tuple[str, dict[str, Any]]:
     from argon2.exceptions import InvalidHashError, VerificationError
 
-    from yuyue.admin.service import _DUMMY_HASH
-
     staff = (
         await session.execute(select(StaffAccount).where(StaffAccount.username == username))
     ).scalar_one_or_none()
     try:
-        hasher.verify(staff.password_hash if staff else _DUMMY_HASH, password)
+        hasher.verify(staff.password_hash if staff else hasher.dummy, password)
     except (VerificationError, InvalidHashError):
         staff = None
     if staff is None or not staff.active:
