@@ -5,11 +5,14 @@ critical violation). In CI (CI=true) a missing Chromium fails the tests instead 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,9 +51,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_DEMOS: dict[tuple[str, tuple[tuple[str, str], ...]], Path] = {}
+
+
 @contextlib.contextmanager
 def serve_live(folder: Path, clock: str = CLOCK, **env_extra: str) -> Iterator[str]:
-    """`yuyue db upgrade`, `yuyue demo`, `yuyue serve` on a fresh SQLite file; yields the base URL."""
+    """`yuyue serve` on a fresh copy of a SQLite database made by `yuyue db upgrade` and `yuyue demo`
+    (made once per run for each clock and environment); yields the base URL."""
     port = free_port()
     env = {
         **os.environ,
@@ -62,8 +69,17 @@ def serve_live(folder: Path, clock: str = CLOCK, **env_extra: str) -> Iterator[s
         **env_extra,
     }
     cli = [sys.executable, "-m", "yuyue"]
-    for step in (["db", "upgrade"], ["demo"]):
-        subprocess.run([*cli, *step], env=env, check=True, capture_output=True, timeout=120)
+    key = (clock, tuple(sorted(env_extra.items())))
+    if key not in _DEMOS:  # the migrated demo database, built once per run and copied for each server
+        built = Path(tempfile.mkdtemp(prefix="yuyue-demo-")) / "demo.sqlite3"
+        build_env = {**env, "YUYUE_DATABASE_URL": f"sqlite:///{built}"}
+        for step in (["db", "upgrade"], ["demo"]):
+            subprocess.run([*cli, *step], env=build_env, check=True, capture_output=True, timeout=120)
+        atexit.register(shutil.rmtree, built.parent, True)
+        _DEMOS[key] = built
+    for suffix in ("", "-wal"):  # a WAL the demo left unmerged belongs to the copy too
+        if _DEMOS[key].with_name(f"demo.sqlite3{suffix}").exists():
+            shutil.copy(_DEMOS[key].with_name(f"demo.sqlite3{suffix}"), folder / f"live.sqlite3{suffix}")
     log = (folder / "serve.log").open("w")
     server = subprocess.Popen(
         [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log

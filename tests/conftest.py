@@ -1,14 +1,17 @@
 """Fixtures: every API test runs on SQLite and on the machine's real PostgreSQL.
 
 PostgreSQL: one throwaway database per run (`yuyue_test_<random>`), built by the migrations,
-emptied between tests. SQLite: a migrated template file copied per test. In CI (`CI=true`) an
-unreachable PostgreSQL is a failure, never a skip. Set YUYUE_TEST_PG to another server URL if
-needed (default postgresql://postgres@127.0.0.1:5432/postgres).
+emptied back to what the migrations left before each test. SQLite: a migrated template file copied
+per test. One app per settings serves every test (started and stopped around each, on that test's
+fresh database), the admin passwords are hashed at the test profile's cost (`Settings.argon2_profile`).
+In CI (`CI=true`) an unreachable PostgreSQL is a failure, never a skip. Set YUYUE_TEST_PG to another
+server URL if needed (default postgresql://postgres@127.0.0.1:5432/postgres).
 """
 
 from __future__ import annotations
 
 import asyncio
+import graphlib
 import os
 import secrets
 import shutil
@@ -21,10 +24,11 @@ import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from yuyue.admin.service import create_admin
-from yuyue.app import create_app
+from yuyue.app import create_app, use_settings
 from yuyue.catalogue.service import clear_caches
 from yuyue.clock import TZ, clock
 from yuyue.config import Settings
@@ -65,9 +69,12 @@ def pg_url() -> Iterator[str]:
             await conn.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    # A throwaway database: its commits need not wait for the disk (what tests see is the same).
+    asyncio.run(admin(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     url = f"{base}/{name}"
     upgrade(url)
+    asyncio.run(_reset_pg(url))  # learns the empty state the migrations left, before any test
     yield url
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -79,24 +86,66 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# Per database URL: how to empty it back to what the migrations left (built once, on first use).
+_RESETS: dict[str, tuple[str, dict[str, str]]] = {}
+
+
+async def _reset_plan(conn: asyncpg.Connection) -> tuple[str, dict[str, str]]:
+    """The SQL that empties every table (children before the tables they reference, so the foreign
+    keys stay checked and no privilege is needed) and restarts the sequences, and the rows the
+    migrations seeded (as JSON, per table). A plain DELETE of the few rows a test leaves is far
+    cheaper than a TRUNCATE of every table, which rewrites each one's files."""
+    tables = [
+        row["tablename"]
+        for row in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+    ]
+    referenced_by: dict[str, set[str]] = {table: set() for table in tables}
+    for row in await conn.fetch(
+        "SELECT conrelid::regclass::text AS child, confrelid::regclass::text AS parent FROM pg_constraint "
+        "WHERE contype = 'f' AND connamespace = 'public'::regnamespace AND conrelid <> confrelid"
+    ):
+        referenced_by[row["parent"].strip('"')].add(row["child"].strip('"'))
+    names = ", ".join(f'"{table}"' for table in tables)
+    try:
+        order = list(graphlib.TopologicalSorter(referenced_by).static_order())
+        empty = "".join(f'DELETE FROM "{table}"; ' for table in order)
+    except graphlib.CycleError:  # a cycle of foreign keys: TRUNCATE copes with it
+        empty = f"TRUNCATE {names}; "
+    empty += (
+        "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, false) "
+        "FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
+    )
+    seeds = {}
+    for table in tables:
+        rows = await conn.fetchval(f'SELECT json_agg(t) FROM "{table}" t')
+        if rows is not None:
+            seeds[table] = rows
+    return empty, seeds
+
+
 async def _reset_pg(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
-        tables = await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-        )
-        names = ", ".join(f'"{row["tablename"]}"' for row in tables)
-        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-        await conn.execute(
-            "INSERT INTO units (id, name, kind, parent_id, path, counters, created_at) "
-            "VALUES ('platform', '广州市统一预约平台', 'platform', NULL, 'platform/', 0, now())"
-        )
-        await conn.execute(
-            "INSERT INTO policies (unit_id, preset, overrides, updated_at) "
-            "VALUES ('platform', 'guangzhou-2021', '{}', now())"
-        )
+        if url not in _RESETS:  # the first call comes right after the migrations
+            _RESETS[url] = await _reset_plan(conn)
+        empty, seeds = _RESETS[url]
+        async with conn.transaction():
+            await conn.execute(empty)
+            for table, rows in seeds.items():
+                await conn.execute(
+                    f'INSERT INTO "{table}" SELECT * FROM json_populate_recordset(NULL::"{table}", $1)', rows
+                )
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_current(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A link to the running test's folder, so that every SQLite test has the same database URL
+    (and so the same app, see `api`) while each gets its own fresh file."""
+    return tmp_path_factory.mktemp("sqlite") / "current"
 
 
 @pytest.fixture(params=_backends())
@@ -106,9 +155,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         asyncio.run(_reset_pg(url))
         return url
     template: Path = request.getfixturevalue("sqlite_template")
-    target = tmp_path / "yuyue.sqlite3"
-    shutil.copy(template, target)
-    return f"sqlite:///{target}"
+    current: Path = request.getfixturevalue("sqlite_current")
+    shutil.copy(template, tmp_path / "yuyue.sqlite3")
+    # Point the link at this test's folder (atomically): a connection opened from now on opens this
+    # test's file; one left open by an earlier test keeps its own file, never this one.
+    link = current.with_name(f"link-{secrets.token_hex(4)}")
+    link.symlink_to(tmp_path, target_is_directory=True)
+    link.replace(current)
+    return f"sqlite:///{current / 'yuyue.sqlite3'}"
 
 
 @pytest.fixture
@@ -195,10 +249,28 @@ class Api:
         )
 
 
+# Apps by settings, built once per session. FastAPI builds an app's routing state on its first
+# requests (about a second for this app's routes on a loaded machine): a new app per test paid it in
+# every test. An app is started and stopped (lifespan) around each test as before; its database
+# engine is disposed when it stops, and its database is fresh for each test (`database_url`).
+_APPS: dict[str, FastAPI] = {}
+
+
+def _app_for(settings: Settings) -> FastAPI:
+    key = settings.model_dump_json()
+    app = _APPS.get(key)
+    if app is None:
+        app = _APPS[key] = create_app(settings, run_jobs=False)
+    else:
+        use_settings(settings)  # another app may have run since this one: its process-wide settings
+    return app
+
+
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[Api]:
     clear_caches()
-    app = create_app(settings, run_jobs=False)
+    app = _app_for(settings)
+    await app.state.rate_limits.storage.reset()  # the rate limits count per test
     async with LifespanManager(app) as manager:
         await clock.store(app.state.engine, START)
         async with app.state.sessionmaker() as session:

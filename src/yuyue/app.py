@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import yuyue.domains  # noqa: F401 - registers every domain's jobs and event handlers
 from yuyue import __version__
 from yuyue.admin import api as admin_api
+from yuyue.auth.service import hasher
 from yuyue.booking import api as booking_api
 from yuyue.calendar import api as calendar_api
 from yuyue.catalogue import api as catalogue_api
@@ -125,14 +126,21 @@ def install_error_handlers(app: FastAPI) -> None:
 GC_YOUNG_THRESHOLD = 10_000  # allocations between young-generation passes (Python's default: 700)
 
 
-def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def use_settings(settings: Settings) -> None:
+    """What the settings configure for the whole process (create_app calls it; a test harness that
+    starts one app again after another app ran calls it too)."""
     configure(settings.log_level, settings.log_json)
-    engine = make_engine(settings)
-    sessionmaker = make_sessionmaker(engine)
     clock.settable = not settings.production
     set_cache_ttl(settings.cache_ttl)
     identity_service.use_settings(settings)  # issue 9: data keys and the personal-data jobs' secret
+    hasher.use(settings)  # the password hashes' argon2 cost
+
+
+def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    use_settings(settings)
+    engine = make_engine(settings)
+    sessionmaker = make_sessionmaker(engine)
     if run_jobs is None:
         run_jobs = os.environ.get("YUYUE_NO_JOBS") != "1"
 

@@ -22,6 +22,13 @@ ORIGIN = re.compile(
 )
 
 
+# Argon2 cost profiles of the admin and staff password hashes: (time_cost, memory_cost KiB, parallelism).
+# "standard" is argon2-cffi's default (RFC 9106 low-memory profile), the only one production accepts;
+# "minimal" is the cheapest argon2 allows, so that a test suite which makes and checks a password in
+# every test spends no time on it. A hash records its own parameters: either verifies under the other.
+ARGON2_PROFILES: dict[str, tuple[int, int, int]] = {"standard": (3, 65536, 4), "minimal": (1, 8, 1)}
+
+
 def default_database_url() -> str:
     return f"sqlite:///{Path('var/yuyue.sqlite3').resolve()}"
 
@@ -84,6 +91,9 @@ class Settings(BaseSettings):
     # (uvicorn's forwarded_allow_ips: comma-separated IPs or CIDRs, "*" for any). The client address
     # that rate limits and logs see comes from there only when the request came from one of these.
     forwarded_allow_ips: str = "127.0.0.1,::1"
+    # Argon2 profile of password hashes (ARGON2_PROFILES). Empty: "minimal" when env=test, else
+    # "standard"; "minimal" is refused in production.
+    argon2_profile: Literal["", "standard", "minimal"] = ""
 
     @property
     def production(self) -> bool:
@@ -109,6 +119,12 @@ class Settings(BaseSettings):
         return [o.strip().lower().rstrip("/") for o in self.frame_ancestors.split(",") if o.strip()]
 
     @property
+    def argon2_parameters(self) -> tuple[int, int, int]:
+        """(time_cost, memory_cost KiB, parallelism) of the password hasher."""
+        profile = self.argon2_profile or ("minimal" if self.env == "test" else "standard")
+        return ARGON2_PROFILES[profile]
+
+    @property
     def secure_cookies(self) -> bool:
         return self.production if self.cookie_secure is None else self.cookie_secure
 
@@ -123,6 +139,8 @@ class Settings(BaseSettings):
                 raise ValueError("YUYUE_RATE_LIMITS=off is a non-production setting")
             if "dev" in self.providers:
                 raise ValueError("the dev identity provider is a non-production setting")
+            if self.argon2_profile == "minimal":
+                raise ValueError("YUYUE_ARGON2_PROFILE=minimal is a non-production setting")
             if any(len(key) < 32 for key in self.data_key_list):
                 raise ValueError("YUYUE_DATA_KEYS: every key needs 32+ characters in production")
         for origin in self.frame_ancestor_list:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+from argon2 import PasswordHasher
+
 from tests.admin.support import execute, new_admin, problem, unit
 from tests.conftest import ADMIN_PASSWORD, Api, raw
+from yuyue.config import Settings
 
 LONG_AGO = datetime(2000, 1, 1)
 BODY = {"name": "王五", "title": "窗口主管", "phone": "13912345678", "password": "a-strong-password-1"}
@@ -148,3 +152,35 @@ async def test_audit_is_scoped_to_the_subtree(api: Api) -> None:
     assert {e["target"] for e in everything} >= {"d1", "d2", "d2-hall", "s1"}
     dated = await api.client.get("/api/v1/admin/audit?from=2026-12-02", headers=api.admin())
     assert dated.json() == []
+
+
+def test_argon2_profiles_production_keeps_the_standard_cost() -> None:
+    """Production hashes at argon2-cffi's own default cost (RFC 9106 low memory); only a test
+    environment uses the minimal profile, and production refuses it."""
+    secret = "s" * 40
+    default = PasswordHasher()
+    standard = (default.time_cost, default.memory_cost, default.parallelism)
+    assert Settings(env="production", secret_key=secret).argon2_parameters == standard
+    assert Settings(env="development").argon2_parameters == standard
+    assert Settings(env="test").argon2_parameters == (1, 8, 1)
+    assert Settings(env="test", argon2_profile="standard").argon2_parameters == standard
+    with pytest.raises(ValueError, match="ARGON2_PROFILE"):
+        Settings(env="production", secret_key=secret, argon2_profile="minimal")
+
+
+async def test_a_hash_of_either_profile_logs_in(api: Api) -> None:
+    """The test app hashes at the minimal cost; a hash made at production cost (one database moved
+    from a production install) still logs in, since a hash carries its own parameters."""
+    (made,) = await raw(api, "SELECT password_hash FROM admins WHERE username = 'root'")
+    assert made.password_hash.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    await execute(
+        api,
+        "UPDATE admins SET password_hash = :h WHERE username = 'root'",
+        h=PasswordHasher().hash("prod-2026!"),
+    )
+    wrong = await api.client.post(
+        "/api/v1/admin/login", json={"username": "root", "password": ADMIN_PASSWORD}
+    )
+    problem(wrong, 401, "unauthenticated")
+    right = await api.client.post("/api/v1/admin/login", json={"username": "root", "password": "prod-2026!"})
+    assert right.status_code == 200, right.text

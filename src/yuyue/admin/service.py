@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.audit.service import audit, read_audit
 from yuyue.auth.service import (
     ADMIN,
-    DUMMY_HASH,
     LEVELS,
     Acting,
     Party,
@@ -246,7 +245,7 @@ async def login(
         )
     admin = (await session.execute(select(Admin).where(Admin.username == username))).scalar_one_or_none()
     try:
-        hasher.verify(admin.password_hash if admin else DUMMY_HASH, password)
+        hasher.verify(admin.password_hash if admin else hasher.dummy, password)
     except (VerificationError, InvalidHashError):
         admin = None
     if admin is None or not admin.active:

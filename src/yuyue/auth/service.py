@@ -32,14 +32,54 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.clock import clock
+from yuyue.config import Settings, get_settings
 from yuyue.errors import Forbidden, Unauthenticated, ValidationFailed
 from yuyue.kit import tokens
 from yuyue.models import Admin, AdminSession, Unit
 
 ADMIN = "admin"
-hasher = PasswordHasher()
-# A dummy hash so an unknown username costs the same time as a wrong password.
-DUMMY_HASH = hasher.hash("not-a-real-password-0")
+
+
+class Passwords:
+    """The one argon2 hasher of admin and staff passwords. Its cost comes from the settings
+    (`Settings.argon2_parameters`): the app's settings once `use` is called (`create_app` does),
+    else the process settings (`get_settings()`, e.g. the command line) at the first hash."""
+
+    def __init__(self) -> None:
+        self._hasher: PasswordHasher | None = None
+        self._parameters = (0, 0, 0)
+        self._dummy = ""
+
+    def use(self, settings: Settings) -> None:
+        parameters = settings.argon2_parameters
+        if self._hasher is not None and parameters == self._parameters:
+            return
+        time_cost, memory_cost, parallelism = parameters
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+        self._parameters = parameters
+        # A dummy hash of the same cost, so an unknown username costs the same time as a wrong password.
+        self._dummy = self._hasher.hash("not-a-real-password-0")
+
+    @property
+    def current(self) -> PasswordHasher:
+        if self._hasher is None:
+            self.use(get_settings())
+        assert self._hasher is not None
+        return self._hasher
+
+    @property
+    def dummy(self) -> str:
+        self.current  # noqa: B018 - builds the hasher (and its dummy hash) on first use
+        return self._dummy
+
+    def hash(self, password: str) -> str:
+        return self.current.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        return self.current.verify(password_hash, password)
+
+
+hasher = Passwords()
 
 Action = Literal[
     "view", "configure", "calendar", "propose", "approve", "manage_admins", "penalise", "resolve_alert"

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.audit.service import audit
 from yuyue.auth.service import (
     ADMIN,
-    DUMMY_HASH,
     Acting,
     acting_admin,
     authorise,
@@ -183,7 +182,7 @@ async def staff_login(
         await session.execute(select(StaffAccount).where(StaffAccount.username == username))
     ).scalar_one_or_none()
     try:
-        hasher.verify(staff.password_hash if staff else DUMMY_HASH, password)
+        hasher.verify(staff.password_hash if staff else hasher.dummy, password)
     except (VerificationError, InvalidHashError):
         staff = None
     if staff is None or not staff.active:

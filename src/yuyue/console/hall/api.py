@@ -4,7 +4,8 @@ Every action calls the same function of yuyue.onsite.service as the API route of
 (check-in, tickets, call next, recall, skip, finish, counters) with the viewer's `Actor`, so a page
 is authorised exactly as the API is: a clerk only in their hall (and at their counter if bound to
 one), an admin in the halls of their subtree. Once the request's transaction commits, the queue
-events reach the hall screens (`onsite/stream.py`), as for the API. Forms work without JavaScript (post, then 303 back).
+events reach the hall screens (`onsite/stream.py`), as for the API. Forms work without
+JavaScript (post, then 303 back).
 """
 
 from __future__ import annotations
