@@ -238,3 +238,22 @@ async def test_foreigner_login_cannot_take_over_a_passport_held_with_another_pho
         "/api/v1/auth/foreigner/login", json={**body, "phone": owner_phone, "phone_token": owner_token}
     )
     assert again.status_code == 200 and again.json()["citizen"] == owner.json()["citizen"]
+
+
+async def test_oidc_userinfo_about_someone_else_is_refused(api: Api, fake_idp: FakeProvider) -> None:
+    """OpenID Connect Core §5.3.2: UserInfo's `sub` must be the ID token's."""
+    started = await _start(api, "oidc")
+    code = fake_idp.authorize(started["authorize_url"], OIDC_USER, userinfo={"sub": "u-someone-else"})
+    response = await _finish(api, "oidc", code, started["state"])
+    assert response.status_code == 401 and response.json()["code"] == "login_failed"
+    assert (await raw(api, "SELECT count(*) FROM citizens"))[0][0] == 0
+
+
+async def test_oidc_claims_from_userinfo_fill_the_id_token(api: Api, fake_idp: FakeProvider) -> None:
+    started = await _start(api, "oidc")
+    slim = {"id_number": ID}  # the ID token names the person; the rest is in UserInfo
+    rest = {k: v for k, v in OIDC_USER.items() if k != "id_number"}
+    code = fake_idp.authorize(started["authorize_url"], slim, userinfo={"sub": f"u-{ID}", **rest})
+    response = await _finish(api, "oidc", code, started["state"])
+    assert response.status_code == 200, response.text
+    assert response.json()["citizen"]["name"] == "李四"

@@ -79,7 +79,7 @@ async def login_providers(request: Request) -> dict[str, Any]:
 async def start_login(provider: Provider, request: Request) -> dict[str, Any]:
     """Begin a provincial (`guangdong`) or OpenID Connect (`oidc`) login: send the citizen to
     `authorize_url`; the provider sends them back with `code` and this `state`."""
-    started = service.start_login(settings_of(request), provider)
+    started = await service.start_login(settings_of(request), provider)
     return {"provider": started.provider, "authorize_url": started.authorize_url, "state": started.state}
 
 

@@ -194,6 +194,7 @@ class LoginResult:
     token: str
     session_id: str
     identity: Identity
+    id_token: str | None = None  # OIDC: the hint for the provider's end-session request at logout
 
 
 def real_now() -> datetime:
@@ -263,7 +264,7 @@ async def login(
     return LoginResult(citizen_id=citizen_id, token=token, session_id=sid, identity=who)
 
 
-def start_login(settings: Settings, provider: str) -> LoginStart:
+async def start_login(settings: Settings, provider: str) -> LoginStart:
     """Begin an external login: the URL to send the citizen to, and the `state` to bring back.
 
     The state is an encrypted, expiring blob holding the provider, nonce and PKCE verifier (no
@@ -275,7 +276,7 @@ def start_login(settings: Settings, provider: str) -> LoginStart:
     blob = {"p": provider, "n": nonce, "v": verifier, "x": int(time.time()) + settings.login_state_ttl_s}
     state = crypto.encrypt(settings.effective_secret, json.dumps(blob))
     if provider == "oidc":
-        url = providers.oidc_authorize_url(settings, state, nonce, verifier)
+        url = await providers.oidc_authorize_url(settings, state, nonce, verifier)
     else:
         url = providers.gd_authorize_url(settings, state)
     return LoginStart(provider=provider, authorize_url=url, state=state)
@@ -315,7 +316,7 @@ async def finish_login(
     claimed = await session.execute(used.on_conflict_do_nothing(index_elements=["state_hash"]))
     if not rowcount(claimed):
         raise Unauthenticated("this login state was already used", code="login_failed")
-    return await login(session, settings, who, provider)
+    return replace(await login(session, settings, who, provider), id_token=claims.id_token)
 
 
 async def foreigner_login(
@@ -486,6 +487,11 @@ async def logout(session: AsyncSession, secret: str, token: str | None) -> None:
         .values(revoked_at=real_now())
         .execution_options(synchronize_session=False)
     )
+
+
+async def provider_logout_url(settings: Settings, id_token: str | None) -> str | None:
+    """After an OIDC login: the provider's end-session URL (RP-initiated logout), if it has one."""
+    return await providers.oidc_logout_url(settings, id_token)
 
 
 async def revoke_all(session: AsyncSession, citizen_id: int) -> int:
