@@ -27,7 +27,7 @@ from yuyue.admin.schemas import (
 from yuyue.db import get_db
 from yuyue.errors import DomainError
 from yuyue.identity.api import settings_of
-from yuyue.kit.http import bearer, problems
+from yuyue.kit.http import bearer, client_address, problems
 
 router = APIRouter(prefix="/api/v1/admin", tags=["administration"])
 Db = Annotated[AsyncSession, Depends(get_db)]
@@ -45,11 +45,17 @@ AdminDep = Annotated[service.Acting, Depends(current_admin)]
 
 @router.post("/login", responses=problems(401, 422, 429))
 async def login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]:
-    """Log in; 5 failures within 15 minutes lock the username for 15 minutes (`429 rate_limited`)."""
+    """Log in; from the 5th failure within an hour from one address, that address waits before
+    the next try of this username (1 minute, doubling, at most an hour: `429 rate_limited`)."""
     settings = settings_of(request)
     try:
         token, admin = await service.login(
-            db, settings.effective_secret, settings.token_ttl_s, body.username, body.password
+            db,
+            settings.effective_secret,
+            settings.token_ttl_s,
+            body.username,
+            body.password,
+            client_address(request),
         )
     except DomainError:
         await db.commit()  # the failure count must stick
@@ -97,6 +103,22 @@ async def retire_admin(admin_id: int, who: AdminDep, db: Db, body: RetireIn | No
 
 
 # --- capacity requests (rule G20) ------------------------------------------------------------------
+
+
+@router.post("/admins/{admin_id}/unlock", responses=problems(401, 403, 404))
+async def unlock_admin(admin_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
+    """Lift every login lockout of this admin (a superior who may manage them); audited."""
+    answer = await service.unlock(db, who, "admin", admin_id)
+    await db.commit()
+    return answer
+
+
+@router.post("/staff/{staff_id}/unlock", responses=problems(401, 403, 404))
+async def unlock_staff(staff_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
+    """Lift every login lockout of this clerk (an admin who may configure the hall); audited."""
+    answer = await service.unlock(db, who, "staff", staff_id)
+    await db.commit()
+    return answer
 
 
 @router.post(

@@ -16,7 +16,7 @@ from yuyue.booking.schemas import BookingOut
 from yuyue.db import get_db
 from yuyue.errors import DomainError
 from yuyue.identity.api import settings_of
-from yuyue.kit.http import bearer, problems
+from yuyue.kit.http import bearer, client_address, problems
 from yuyue.onsite import service, stream
 from yuyue.onsite.schemas import (
     CheckinIn,
@@ -64,9 +64,19 @@ async def _done(db: AsyncSession) -> None:
 @router.post("/staff/login", responses=problems(401, 422), tags=["on site"])
 async def staff_login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]:
     settings = settings_of(request)
-    token, staff = await service.staff_login(
-        db, settings.effective_secret, settings.token_ttl_s, body.username, body.password
-    )
+    try:
+        token, staff = await service.staff_login(
+            db,
+            settings.effective_secret,
+            settings.token_ttl_s,
+            body.username,
+            body.password,
+            client_address(request),
+        )
+    except DomainError:
+        await db.commit()  # the failure count must stick (lockout)
+        raise
+    await db.commit()
     return {"token": token, "staff": staff}
 
 
