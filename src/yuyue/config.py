@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yuyue.kit.idnumbers import ID_TYPES
+from yuyue.notify.config import SmsSettings
 
 DEV_SECRET = "yuyue-development-secret-do-not-use-in-production"  # noqa: S105 - refused in production
 # A CSP host source naming one partner origin: scheme, host (optionally `*.` for its subdomains),
@@ -93,6 +94,13 @@ class Settings(BaseSettings):
     # Partner origins (a city app's or portal's web pages) that may frame the citizen pages, besides
     # our own: comma-separated `https://host[:port]`. Consoles and the kiosk are never framed.
     frame_ancestors: str = ""
+    # --- issue 19: what production refuses unless a setting named for it allows it ---
+    # /metrics: in production only for `Authorization: Bearer <YUYUE_METRICS_TOKEN>`, or for anyone
+    # with YUYUE_METRICS_PUBLIC=true; production refuses to start with neither. Open outside production.
+    metrics_token: str = ""
+    metrics_public: bool = False
+    # The `console` SMS provider stores numbers and live codes in a table and sends nothing.
+    allow_console_sms_in_production: bool = False
 
     @property
     def production(self) -> bool:
@@ -118,6 +126,11 @@ class Settings(BaseSettings):
         return [o.strip().lower().rstrip("/") for o in self.frame_ancestors.split(",") if o.strip()]
 
     @property
+    def metrics_open(self) -> bool:
+        """/metrics without a token: outside production, or when YUYUE_METRICS_PUBLIC says so."""
+        return self.metrics_public or not self.production
+
+    @property
     def secure_cookies(self) -> bool:
         return self.production if self.cookie_secure is None else self.cookie_secure
 
@@ -134,6 +147,16 @@ class Settings(BaseSettings):
                 raise ValueError("the dev identity provider is a non-production setting")
             if any(len(key) < 32 for key in self.data_key_list):
                 raise ValueError("YUYUE_DATA_KEYS: every key needs 32+ characters in production")
+            if not self.metrics_public and len(self.metrics_token) < 16:
+                raise ValueError(
+                    "production needs YUYUE_METRICS_TOKEN (16+ characters; the scraper sends it as a "
+                    "bearer token) or YUYUE_METRICS_PUBLIC=true to serve /metrics to anyone"
+                )
+            if not self.allow_console_sms_in_production and SmsSettings().provider == "console":
+                raise ValueError(
+                    "YUYUE_SMS_PROVIDER=console sends no SMS (codes stay in a table): set aliyun or "
+                    "tencent, or YUYUE_ALLOW_CONSOLE_SMS_IN_PRODUCTION=true"
+                )
         for origin in self.frame_ancestor_list:
             if not ORIGIN.match(origin) or (self.production and not origin.startswith("https://")):
                 raise ValueError(f"YUYUE_FRAME_ANCESTORS: {origin!r} is not an https://host[:port] origin")
