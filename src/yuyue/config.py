@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     # Empty: "dev,foreigner" outside production, "foreigner" in production.
     identity_providers: str = ""
     session_ttl_s: int = 8 * 3600  # revocable citizen sessions (real time)
+    foreigner_documents_per_phone: int = Field(default=3, ge=1)  # documents one confirmed phone may hold
     login_state_ttl_s: int = 600  # a started external login must finish within this
     cookie_secure: bool | None = None  # None: Secure cookies in production only
     oidc_issuer: str = ""

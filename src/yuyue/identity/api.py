@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.config import Settings
 from yuyue.db import get_db
-from yuyue.errors import NotFound
+from yuyue.errors import DomainError, NotFound
 from yuyue.identity import service
 from yuyue.identity.schemas import (
     DevLoginIn,
@@ -95,11 +95,17 @@ async def finish_login(provider: Provider, body: FinishIn, request: Request, db:
 
 @router.post("/auth/foreigner/login", response_model=LoginOut, responses=problems(404, 422))
 async def foreigner_login(body: ForeignerLoginIn, request: Request, db: Db) -> dict[str, Any]:
-    """Rule G8: foreigners' business without the provincial login (passport or permit)."""
+    """Rule G8: foreigners' business without the provincial login (passport or permit). The phone
+    token is single-use; a bad or used token and a document held with another phone all get the
+    same `422 invalid_code`; one phone holds at most a few documents (`422 phone_document_limit`)."""
     settings = settings_of(request)
-    result = await service.foreigner_login(
-        db, settings, body.name, body.id_type, body.id_number, body.phone, body.phone_token
-    )
+    try:
+        result = await service.foreigner_login(
+            db, settings, body.name, body.id_type, body.id_number, body.phone, body.phone_token
+        )
+    except DomainError:
+        await db.commit()  # a refused login still uses its phone token up (single-use)
+        raise
     return await _answer(db, settings, result)
 
 
