@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     redis_url: str = ""
     rate_limit_address: str = "600/minute"
     rate_limit_citizen: str = "30/minute"  # booking-changing requests per citizen (API and pages)
-    rate_limit_login: str = "20/minute"  # login and SMS-code requests per address (API and pages)
+    rate_limit_login: str = "30/minute"  # login and SMS-code requests per address (API and pages)
     channel_clock_skew_s: int = 300  # signed partner requests: accepted timestamp drift
     # Personal data: extra encryption keys, newest first (the newest encrypts, all decrypt; the key
     # derived from YUYUE_SECRET_KEY stays the last decrypt-only fallback). Comma-separated.

@@ -6,7 +6,7 @@ counters and the hot path never writes to the database; in memory otherwise (one
 counts per process). Windows run on real time (docs/api.md "Test clock"). `YUYUE_RATE_LIMITS=off`
 (non-production only; config.py refuses it in production) turns every limit off.
 
-Every door, API and pages alike (static files and the test-only routes aside):
+Every door, API and pages alike (static files, health probes, metrics and the test-only routes aside):
 
 - every request: YUYUE_RATE_LIMIT_ADDRESS per client address (default 600/minute);
 - booking-changing requests (`POST` under /api/v1/appointments and /api/v1/waitlist, and the
@@ -14,7 +14,7 @@ Every door, API and pages alike (static files and the test-only routes aside):
   citizen (the bearer token's or the session cookie's subject; default 30/minute), so one account
   cannot hammer the evening release from many addresses;
 - password and code doors (citizen, admin and staff logins, API and console page; SMS codes):
-  YUYUE_RATE_LIMIT_LOGIN per address (default 20/minute), besides the per address+username lockout
+  YUYUE_RATE_LIMIT_LOGIN per address (default 30/minute), besides the per address+username lockout
   of admin/service.py;
 - partner clients: each client's own `rate_per_minute` (channels/service.py calls `hit`).
 
@@ -44,7 +44,7 @@ LOGIN_PATHS = (
     "/admin/login",
 )
 NOT_LOGINS = ("/api/v1/auth/logout", "/api/v1/auth/dev/")  # the dev login: never in production
-UNLIMITED = ("/static/", "/api/v1/test/")
+UNLIMITED = ("/static/", "/api/v1/test/", "/healthz", "/readyz", "/metrics")  # probes and scrapers
 SESSION_COOKIE = b"yuyue_session"  # web/service.py SESSION_COOKIE: the portal's citizen token
 
 
