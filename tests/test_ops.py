@@ -134,10 +134,17 @@ async def test_partner_origins_may_frame_citizen_pages_only(settings: Settings) 
         assert seen[path]["x-frame-options"] == "DENY", path
 
 
+# What production asks for besides these tests' subject (tests/test_production_settings.py).
+PRODUCTION = {
+    "env": "production",
+    "secret_key": "s" * 40,
+    "metrics_token": "m" * 32,
+    "allow_console_sms_in_production": True,
+}
+
+
 async def test_hsts_in_production_only_on_every_answer(settings: Settings) -> None:
-    production = Settings(
-        **{**settings.model_dump(), "env": "production", "secret_key": "s" * 40, "identity_providers": ""}
-    )
+    production = Settings(**{**settings.model_dump(), **PRODUCTION, "identity_providers": ""})
     seen = await headers_of(production, ("/", "/admin/login", "/api/v1/units", "/api/v1/test/clock"))
     for path, headers in seen.items():
         assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains", path
@@ -155,8 +162,8 @@ def test_frame_ancestors_refuses_anything_but_origins(origins: str) -> None:
 
 def test_frame_ancestors_in_production_are_https() -> None:
     with pytest.raises(ValidationError):
-        Settings(env="production", secret_key="s" * 40, frame_ancestors="http://app.gz.gov.cn")
-    assert Settings(env="production", secret_key="s" * 40, frame_ancestors="https://app.gz.gov.cn")
+        Settings(**PRODUCTION, frame_ancestors="http://app.gz.gov.cn")
+    assert Settings(**PRODUCTION, frame_ancestors="https://app.gz.gov.cn")
 
 
 async def test_index_page_is_chinese_html(api: Api) -> None:

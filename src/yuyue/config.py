@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from yuyue.kit.idnumbers import ID_TYPES
+
 DEV_SECRET = "yuyue-development-secret-do-not-use-in-production"  # noqa: S105 - refused in production
 # A CSP host source naming one partner origin: scheme, host (optionally `*.` for its subdomains),
 # optional port; nothing that could end the header or add a directive.
@@ -57,14 +59,25 @@ class Settings(BaseSettings):
     # Empty: "dev,foreigner" outside production, "foreigner" in production.
     identity_providers: str = ""
     session_ttl_s: int = 8 * 3600  # revocable citizen sessions (real time)
+    foreigner_documents_per_phone: int = Field(default=3, ge=1)  # documents one confirmed phone may hold
     login_state_ttl_s: int = 600  # a started external login must finish within this
     cookie_secure: bool | None = None  # None: Secure cookies in production only
     oidc_issuer: str = ""
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
+    # Endpoints come from the issuer's /.well-known/openid-configuration; a URL set here overrides
+    # the discovered one (with oidc_discovery off, authorize, token and jwks must be set).
+    oidc_discovery: bool = True
+    oidc_discovery_ttl_s: float = 3600.0
     oidc_authorize_url: str = ""
     oidc_token_url: str = ""
     oidc_jwks_url: str = ""
+    oidc_userinfo_url: str = ""
+    oidc_end_session_url: str = ""
+    oidc_post_logout_redirect_uri: str = ""  # where the provider sends the browser after logout
+    oidc_jwks_refetch_s: float = 30.0  # an unknown key id refetches the JWKS at most this often
+    # The provider's ID-type codes → ours, JSON: {"ID_CARD": "resident_id", "PASSPORT": "passport"}
+    oidc_id_type_map: dict[str, str] = Field(default_factory=dict)
     oidc_scope: str = "openid profile phone"
     oidc_id_number_claim: str = "id_number"
     oidc_id_type_claim: str = "id_type"
@@ -78,7 +91,8 @@ class Settings(BaseSettings):
     # Rate limits ("N/second|minute|hour", the `limits` library notation); storage in Redis when set.
     redis_url: str = ""
     rate_limit_address: str = "600/minute"
-    rate_limit_citizen: str = "30/minute"  # booking-changing requests per citizen
+    rate_limit_citizen: str = "30/minute"  # booking-changing requests per citizen (API and pages)
+    rate_limit_login: str = "30/minute"  # login and SMS-code requests per address (API and pages)
     channel_clock_skew_s: int = 300  # signed partner requests: accepted timestamp drift
     # Personal data: extra encryption keys, newest first (the newest encrypts, all decrypt; the key
     # derived from YUYUE_SECRET_KEY stays the last decrypt-only fallback). Comma-separated.
@@ -94,6 +108,15 @@ class Settings(BaseSettings):
     # Argon2 profile of password hashes (ARGON2_PROFILES). Empty: "minimal" when env=test, else
     # "standard"; "minimal" is refused in production.
     argon2_profile: Literal["", "standard", "minimal"] = ""
+    # --- issue 19: what production refuses unless a setting named for it allows it ---
+    # /metrics: in production only for `Authorization: Bearer <YUYUE_METRICS_TOKEN>`, or for anyone
+    # with YUYUE_METRICS_PUBLIC=true; production refuses to start with neither. Open outside production.
+    metrics_token: str = ""
+    metrics_public: bool = False
+    # The `console` SMS provider stores numbers and live codes in a table and sends nothing.
+    allow_console_sms_in_production: bool = False
+    # YUYUE_SMS_PROVIDER, read here only for the check above; notify/config.py owns the SMS settings.
+    sms_provider: str = "console"
 
     @property
     def production(self) -> bool:
@@ -125,6 +148,11 @@ class Settings(BaseSettings):
         return ARGON2_PROFILES[profile]
 
     @property
+    def metrics_open(self) -> bool:
+        """/metrics without a token: outside production, or when YUYUE_METRICS_PUBLIC says so."""
+        return self.metrics_public or not self.production
+
+    @property
     def secure_cookies(self) -> bool:
         return self.production if self.cookie_secure is None else self.cookie_secure
 
@@ -143,21 +171,40 @@ class Settings(BaseSettings):
                 raise ValueError("YUYUE_ARGON2_PROFILE=minimal is a non-production setting")
             if any(len(key) < 32 for key in self.data_key_list):
                 raise ValueError("YUYUE_DATA_KEYS: every key needs 32+ characters in production")
+            if not self.metrics_public and len(self.metrics_token) < 16:
+                raise ValueError(
+                    "production needs YUYUE_METRICS_TOKEN (16+ characters; the scraper sends it as a "
+                    "bearer token) or YUYUE_METRICS_PUBLIC=true to serve /metrics to anyone"
+                )
+            if not self.allow_console_sms_in_production and self.sms_provider == "console":
+                raise ValueError(
+                    "YUYUE_SMS_PROVIDER=console sends no SMS (codes stay in a table): set aliyun or "
+                    "tencent, or YUYUE_ALLOW_CONSOLE_SMS_IN_PRODUCTION=true"
+                )
         for origin in self.frame_ancestor_list:
             if not ORIGIN.match(origin) or (self.production and not origin.startswith("https://")):
                 raise ValueError(f"YUYUE_FRAME_ANCESTORS: {origin!r} is not an https://host[:port] origin")
+        wrong = sorted(v for v in self.oidc_id_type_map.values() if v not in ID_TYPES)
+        if wrong:
+            raise ValueError(f"YUYUE_OIDC_ID_TYPE_MAP: {', '.join(wrong)} not one of {', '.join(ID_TYPES)}")
         unknown = set(self.providers) - {"dev", "oidc", "guangdong", "foreigner"}
         if unknown:
             raise ValueError(f"YUYUE_IDENTITY_PROVIDERS: unknown provider(s) {', '.join(sorted(unknown))}")
+        oidc_urls = () if self.oidc_discovery else ("oidc_authorize_url", "oidc_token_url", "oidc_jwks_url")
         needs = {
-            "oidc": ("oidc_issuer", "oidc_client_id", "oidc_authorize_url", "oidc_token_url"),
-            "guangdong": ("gd_client_id", "gd_client_secret", "gd_authorize_url", "gd_token_url"),
+            "oidc": ("oidc_issuer", "oidc_client_id", *oidc_urls),
+            "guangdong": (
+                "gd_client_id",
+                "gd_client_secret",
+                "gd_authorize_url",
+                "gd_token_url",
+                "gd_tokeninfo_url",
+            ),
         }
         for provider, fields in needs.items():
             if provider not in self.providers:
                 continue
-            extra = ("oidc_jwks_url",) if provider == "oidc" else ("gd_tokeninfo_url",)
-            missing = [f for f in (*fields, *extra, "login_redirect_uri") if not getattr(self, f)]
+            missing = [f for f in (*fields, "login_redirect_uri") if not getattr(self, f)]
             if missing:
                 names = ", ".join(f"YUYUE_{f.upper()}" for f in missing)
                 raise ValueError(f"identity provider {provider} needs {names}")

@@ -64,6 +64,20 @@ def test_capacity_request_approved_by_the_superior_and_every_manage_page(live: s
         json={"name": "周市民", "id_type": "resident_id", "id_number": citizen, "phone": "13912345678"},
     )
     assert made.status_code == 200, made.text
+    # a booking in Tianhe: outside the platform an admin finds only citizens with business in their
+    # area (docs/api.md "Penalties")
+    first = httpx.get(f"{live}/api/v1/halls/{HALL}/services").json()[0]
+    week = httpx.get(
+        f"{live}/api/v1/services/{first['id']}/availability",
+        params={"from": "2026-12-04", "to": "2026-12-10"},
+    ).json()
+    open_slot = next(slot for day in week["days"] for slot in day["slots"] if slot["remaining"] > 0)
+    booked = httpx.post(
+        f"{live}/api/v1/appointments",
+        json={"slot_id": open_slot["id"], "channel": "web"},
+        headers={"Authorization": f"Bearer {made.json()['token']}"},
+    )
+    assert booked.status_code == 201, booked.text
 
     context = browser.new_context(viewport=DESKTOP, locale="zh-CN")
     page = context.new_page()

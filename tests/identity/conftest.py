@@ -39,6 +39,8 @@ class FakeProvider:
         self.key = ECKey.generate_key("P-256", parameters={"kid": "k1"})
         self.rogue = ECKey.generate_key("P-256", parameters={"kid": "k1"})  # same kid, other key
         self.codes: dict[str, dict[str, Any]] = {}
+        self.tokens: dict[str, dict[str, Any]] = {}  # access token → UserInfo answer
+        self.jwks_fetches = 0
         self.app = self._build()
 
     def sign(self, claims: dict[str, Any], rogue: bool = False) -> str:
@@ -55,9 +57,29 @@ class FakeProvider:
     def _build(self) -> FastAPI:
         app = FastAPI()
 
+        @app.get("/.well-known/openid-configuration")
+        async def discovery() -> dict[str, Any]:
+            return {
+                "issuer": IDP,
+                "authorization_endpoint": f"{IDP}/oidc/authorize",
+                "token_endpoint": f"{IDP}/oidc/token",
+                "jwks_uri": f"{IDP}/oidc/jwks",
+                "userinfo_endpoint": f"{IDP}/oidc/userinfo",
+                "end_session_endpoint": f"{IDP}/oidc/logout",
+            }
+
         @app.get("/oidc/jwks")
         async def jwks() -> dict[str, Any]:
+            self.jwks_fetches += 1
             return KeySet([self.key]).as_dict(private=False)
+
+        @app.get("/oidc/userinfo")
+        async def userinfo(request: Request) -> JSONResponse:
+            access = request.headers.get("authorization", "").removeprefix("Bearer ")
+            info = self.tokens.get(access)
+            if info is None:
+                return JSONResponse({"error": "invalid_token"}, status_code=401)
+            return JSONResponse(info)
 
         @app.post("/oidc/token")
         async def oidc_token(request: Request) -> JSONResponse:
@@ -87,7 +109,9 @@ class FakeProvider:
                 **grant["user"],
             }
             id_token = self.sign(claims, rogue=grant.get("rogue", False))
-            return JSONResponse({"access_token": "at", "token_type": "Bearer", "id_token": id_token})
+            access = secrets.token_urlsafe(16)
+            self.tokens[access] = grant.get("userinfo", {"sub": claims["sub"]})
+            return JSONResponse({"access_token": access, "token_type": "Bearer", "id_token": id_token})
 
         @app.post("/gd/token")
         async def gd_token(request: Request) -> JSONResponse:
@@ -133,9 +157,11 @@ def fake_idp() -> FakeProvider:
 def _route_to_fake(fake_idp: FakeProvider) -> Iterator[None]:
     providers.transport = httpx.ASGITransport(app=fake_idp.app)
     providers._jwks_cache.clear()
+    providers._discovery_cache.clear()
     yield
     providers.transport = None
     providers._jwks_cache.clear()
+    providers._discovery_cache.clear()
 
 
 @pytest.fixture
@@ -149,9 +175,6 @@ def settings(database_url: str) -> Settings:
         oidc_issuer=IDP,
         oidc_client_id=CLIENT_ID,
         oidc_client_secret=CLIENT_SECRET,
-        oidc_authorize_url=f"{IDP}/oidc/authorize",
-        oidc_token_url=f"{IDP}/oidc/token",
-        oidc_jwks_url=f"{IDP}/oidc/jwks",
         gd_client_id=CLIENT_ID,
         gd_client_secret=CLIENT_SECRET,
         gd_authorize_url=f"{IDP}/gd/authorize",

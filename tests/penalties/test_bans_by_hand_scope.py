@@ -16,6 +16,9 @@ async def test_bureau_l1_penalises_platform_l2_does_not(api: Api) -> None:
     bureau_l1 = await new_admin(api, "bureau-l1", "bureau", 1)
     platform_l2 = await new_admin(api, "platform-l2", "platform", 2)
     citizen = await api.login(resident_id(1))
+    # a booking under the bureau (another item) makes the citizen visible to its admins (docs/api.md)
+    other = await api.service("bureau-hall", name="居住证申领")
+    assert (await api.book(citizen, f"{other['id']}-202612031000")).status_code == 201
     lookup = await api.client.post(
         "/api/v1/admin/citizens/lookup",
         json={"id_type": "resident_id", "id_number": resident_id(1)},

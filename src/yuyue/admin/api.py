@@ -27,7 +27,7 @@ from yuyue.admin.schemas import (
 from yuyue.auth.api import AdminDep
 from yuyue.auth.service import Acting
 from yuyue.db import Db
-from yuyue.kit.http import problems, settings_of
+from yuyue.kit.http import client_address, problems, settings_of
 
 router = APIRouter(prefix="/api/v1/admin", tags=["administration"])
 
@@ -37,10 +37,16 @@ router = APIRouter(prefix="/api/v1/admin", tags=["administration"])
 
 @router.post("/login", responses=problems(401, 422, 429))
 async def login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]:
-    """Log in; 5 failures within 15 minutes lock the username for 15 minutes (`429 rate_limited`)."""
+    """Log in; from the 5th failure within an hour from one address, that address waits before
+    the next try of this username (1 minute, doubling, at most an hour: `429 rate_limited`)."""
     settings = settings_of(request)
     token, admin = await service.login(
-        db, settings.effective_secret, settings.token_ttl_s, body.username, body.password
+        db,
+        settings.effective_secret,
+        settings.token_ttl_s,
+        body.username,
+        body.password,
+        client_address(request),
     )
     return {"token": token, "admin": service.admin_view(admin)}
 
@@ -81,6 +87,20 @@ async def retire_admin(admin_id: int, who: AdminDep, db: Db, body: RetireIn | No
 
 
 # --- capacity requests (rule G20) ------------------------------------------------------------------
+
+
+@router.post("/admins/{admin_id}/unlock", responses=problems(401, 403, 404))
+async def unlock_admin(admin_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
+    """Lift every login lockout of this admin (a superior who may manage them); audited."""
+    answer = await service.unlock(db, who, "admin", admin_id)
+    return answer
+
+
+@router.post("/staff/{staff_id}/unlock", responses=problems(401, 403, 404))
+async def unlock_staff(staff_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
+    """Lift every login lockout of this clerk (an admin who may configure the hall); audited."""
+    answer = await service.unlock(db, who, "staff", staff_id)
+    return answer
 
 
 @router.post(

@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import case, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.audit.service import audit, read_audit
@@ -47,14 +48,19 @@ from yuyue.models import (
     Alert,
     CapacityRequest,
     Service,
+    StaffAccount,
     Unit,
 )
 
-# Lockout (choice, decision 0040): 5 failed logins of one username within 15 minutes lock it for
-# 15 minutes, on real time (docs/api.md "Test clock": rate-limit windows run on real time).
+# Lockout (decision 0040, reworked for issue 19): counted per username *and client address*, so a
+# stranger guessing from elsewhere locks only themselves out, never the owner. From the 5th failure
+# within an hour each failure delays the next try from that address: 1 minute, doubling, at most an
+# hour. A superior lifts it (`unlock`, audited). Real time (docs/api.md "Test clock"). Admins and
+# clerks (kind `admin` / `staff`) alike.
 LOCKOUT_FAILURES = 5
-LOCKOUT_WINDOW = timedelta(minutes=15)
-LOCKOUT_FOR = timedelta(minutes=15)
+LOCKOUT_WINDOW = timedelta(hours=1)
+LOCKOUT_BASE = timedelta(minutes=1)
+LOCKOUT_MAX = timedelta(hours=1)
 
 # --- accounts --------------------------------------------------------------------------------------
 
@@ -198,62 +204,115 @@ async def retire_admin(
 # --- login, sessions, lockout ----------------------------------------------------------------------
 
 
-async def _locked_until(session: AsyncSession, username: str, now: datetime) -> datetime | None:
-    row = await session.get(AdminLockout, username)
-    if row is not None and row.locked_until is not None and row.locked_until > now:
-        return row.locked_until
-    return None
+def lockout_key(kind: str, username: str, address: str) -> str:
+    """The lockout row of one username tried from one address: `a|s:<username hash>:<address hash>`
+    (fits the 64-character key column; the prefix finds every address of a username for an unlock)."""
+    user = hashlib.sha256(f"{kind}:{username}".encode()).hexdigest()[:24]
+    return f"{kind[0]}:{user}:{hashlib.sha256(address.encode()).hexdigest()[:24]}"
 
 
-async def _count_failure(session: AsyncSession, username: str, now: datetime) -> None:
-    """One conditional upsert: a new window, or one more failure in the current one; the
-    `LOCKOUT_FAILURES`-th locks the username."""
-    table = AdminLockout.__table__
-    insert = _insert(session, AdminLockout).values(
-        username=username, failures=1, window_start=now, locked_until=None
-    )
-    fresh = table.c.window_start < now - LOCKOUT_WINDOW
-    new_failures = case((fresh, 1), else_=table.c.failures + 1)
-    statement = insert.on_conflict_do_update(
-        index_elements=["username"],
-        set_={
-            "failures": new_failures,
-            "window_start": case((fresh, now.replace(tzinfo=None)), else_=table.c.window_start),
-            "locked_until": case(
-                (
-                    (~fresh) & (table.c.failures + 1 >= LOCKOUT_FAILURES),
-                    (now + LOCKOUT_FOR).replace(tzinfo=None),
-                ),
-                else_=table.c.locked_until,
-            ),
-        },
-    )
-    await session.execute(statement)
+def _lockout_prefix(kind: str, username: str) -> str:
+    return lockout_key(kind, username, "")[:27]
 
 
-async def login(
-    session: AsyncSession, secret: str, ttl_s: int, username: str, password: str
-) -> tuple[str, Admin]:
-    """Check the password (argon2); count failures and lock the username after too many. The
-    caller commits even on failure, so the count sticks."""
+def lockout_delay(failures: int) -> timedelta:
+    """The delay after the `failures`-th failure in the window: none before LOCKOUT_FAILURES, then
+    LOCKOUT_BASE doubling with each further failure, at most LOCKOUT_MAX."""
+    if failures < LOCKOUT_FAILURES:
+        return timedelta(0)
+    delay: timedelta = LOCKOUT_BASE * 2 ** min(failures - LOCKOUT_FAILURES, 16)
+    return min(delay, LOCKOUT_MAX)
+
+
+async def check_lockout(session: AsyncSession, kind: str, username: str, address: str) -> None:
+    """`429 rate_limited` + Retry-After while this username is locked for this address."""
     now = clock.real_now()
-    locked = await _locked_until(session, username, now)
-    if locked is not None:
-        retry = int((locked - now).total_seconds()) + 1
+    row = await session.get(AdminLockout, lockout_key(kind, username, address))
+    if row is not None and row.locked_until is not None and row.locked_until > now:
+        retry = int((row.locked_until - now).total_seconds()) + 1
         raise DomainError(
             "too many failed logins; try again later", code="rate_limited", status=429, retry_after_s=retry
         )
+
+
+async def count_failure(session: AsyncSession, kind: str, username: str, address: str) -> None:
+    """One conditional upsert (a new window, or one more failure in the current one), then the
+    growing delay from the count it left."""
+    now = clock.real_now()
+    key = lockout_key(kind, username, address)
+    table = AdminLockout.__table__
+    insert = _insert(session, AdminLockout).values(
+        username=key, failures=1, window_start=now, locked_until=None
+    )
+    fresh = table.c.window_start < now - LOCKOUT_WINDOW
+    statement = insert.on_conflict_do_update(
+        index_elements=["username"],
+        set_={
+            "failures": case((fresh, 1), else_=table.c.failures + 1),
+            "window_start": case((fresh, now.replace(tzinfo=None)), else_=table.c.window_start),
+        },
+    )
+    await session.execute(statement)
+    failures = (await session.execute(select(table.c.failures).where(table.c.username == key))).scalar_one()
+    delay = lockout_delay(int(failures))
+    if delay:
+        await session.execute(
+            update(AdminLockout)
+            .where(AdminLockout.username == key)
+            .values(locked_until=(now + delay).replace(tzinfo=None))
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def clear_lockout(session: AsyncSession, kind: str, username: str, address: str) -> None:
+    await session.execute(
+        delete(AdminLockout).where(AdminLockout.username == lockout_key(kind, username, address))
+    )
+
+
+async def unlock(
+    session: AsyncSession, who: Acting, kind: Literal["admin", "staff"], account_id: int
+) -> dict[str, Any]:
+    """A superior lifts every lockout of an account (all addresses): for an admin, whoever may
+    manage that admin; for a clerk, whoever may configure the clerk's hall. Audited."""
+    if kind == "admin":
+        admin, unit = await get_admin(session, account_id)
+        authorise(who, "manage_admins", unit.path, target_level=admin.level)
+        username, unit_id, unit_path = admin.username, unit.id, unit.path
+    else:
+        staff = await session.get(StaffAccount, account_id)
+        if staff is None:
+            raise NotFound("staff account not found")
+        hall = await get_unit(session, staff.hall_id)
+        authorise(who, "configure", hall.path)
+        username, unit_id, unit_path = staff.username, hall.id, hall.path
+    result = await session.execute(
+        delete(AdminLockout)
+        .where(AdminLockout.username.startswith(_lockout_prefix(kind, username), autoescape=True))
+        .execution_options(synchronize_session=False)
+    )
+    answer = {"kind": kind, "id": account_id, "username": username, "unlocked": rowcount(result)}
+    await audit(session, who, unit_id, unit_path, f"{kind}.unlock", f"{kind}:{account_id}", None, answer)
+    return answer
+
+
+async def login(
+    session: AsyncSession, secret: str, ttl_s: int, username: str, password: str, address: str = "unknown"
+) -> tuple[str, Admin]:
+    """Check the password (argon2); count failures per username and address and lock that pair with
+    a growing delay (a stranger elsewhere cannot lock the owner out). The caller commits even on
+    failure, so the count sticks."""
+    now = clock.real_now()
+    await check_lockout(session, "admin", username, address)
     admin = (await session.execute(select(Admin).where(Admin.username == username))).scalar_one_or_none()
     try:
         hasher.verify(admin.password_hash if admin else hasher.dummy, password)
     except (VerificationError, InvalidHashError):
         admin = None
     if admin is None or not admin.active:
-        await _count_failure(session, username, now)
+        await count_failure(session, "admin", username, address)
         raise Unauthenticated("wrong username or password", keep_writes=True)  # the count sticks
-    lockout = await session.get(AdminLockout, username)
-    if lockout is not None:
-        await session.delete(lockout)
+    await clear_lockout(session, "admin", username, address)
     sid = secrets.token_urlsafe(24)
     session.add(
         AdminSession(

@@ -195,9 +195,70 @@ def authorise(
         raise Forbidden(f"not allowed to {action.replace('_', ' ')} here")
 
 
+# Passwords that pass the length and character rule yet are the first guesses of any attacker:
+# compared after lower-casing and stripping digits/punctuation from the ends, so `Password1234!`
+# and `1234qwerty5678` are caught too.
+WEAK_WORDS = frozenset(
+    {
+        "password",
+        "passw0rd",
+        "admin",
+        "administrator",
+        "qwerty",
+        "qwertyuiop",
+        "asdfgh",
+        "zxcvbn",
+        "abc",
+        "abcd",
+        "abcdef",
+        "abcdefg",
+        "letmein",
+        "welcome",
+        "iloveyou",
+        "test",
+        "yuyue",
+        "root",
+        "changeme",
+        "default",
+        "woaini",
+        "aaaaaa",
+        "a",
+        "aa",
+        "aaa",
+        "qwe",
+        "asd",
+        "zxc",
+        "user",
+        "staff",
+        "guest",
+        "login",
+        "master",
+        "hello",
+        "china",
+        "beijing",
+        "guangzhou",
+        "shenzhen",
+    }
+)
+
+
+def weak_password(password: str) -> bool:
+    core = password.lower().strip("0123456789!@#$%^&*()_-+=.,;:?~ ")
+    if core in WEAK_WORDS:
+        return True
+    if len(set(password.lower())) <= 3:  # aaaa1111aaaa, 121212121212a
+        return True
+    return password.lower() in {"1234qwer1234", "qwer12345678", "1q2w3e4r5t6y", "a1b2c3d4e5f6"}
+
+
 def check_password_strength(password: str) -> None:
+    """Admins and staff alike: 12+ characters with letters and digits, not on the weak list."""
     if len(password) < 12 or not re.search(r"[A-Za-z]", password) or not re.search(r"[0-9]", password):
         raise ValidationFailed("password must have at least 12 characters with letters and digits")
+    if weak_password(password):
+        raise ValidationFailed(
+            "password must have at least 12 characters with letters and digits, not a common one"
+        )
 
 
 async def acting_admin(session: AsyncSession, secret: str, token: str | None) -> Acting:

@@ -23,6 +23,7 @@ from yuyue.console import service as console
 from yuyue.console.service import Viewer
 from yuyue.db import Db
 from yuyue.errors import DomainError, Forbidden, Unauthenticated
+from yuyue.kit.http import client_address
 from yuyue.onsite import service as onsite
 from yuyue.web import service as web
 from yuyue.web.api import PageRoute
@@ -175,11 +176,21 @@ async def login(request: Request, db: Db) -> Response:
     try:
         if role == "staff":
             token, _ = await onsite.staff_login(
-                db, settings.effective_secret, settings.token_ttl_s, username, password
+                db,
+                settings.effective_secret,
+                settings.token_ttl_s,
+                username,
+                password,
+                client_address(request),
             )
         else:
             token, _ = await admins.login(
-                db, settings.effective_secret, settings.token_ttl_s, username, password
+                db,
+                settings.effective_secret,
+                settings.token_ttl_s,
+                username,
+                password,
+                client_address(request),
             )
     except DomainError as exc:
         return render(

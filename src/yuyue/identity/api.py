@@ -70,7 +70,7 @@ async def login_providers(request: Request) -> dict[str, Any]:
 async def start_login(provider: Provider, request: Request) -> dict[str, Any]:
     """Begin a provincial (`guangdong`) or OpenID Connect (`oidc`) login: send the citizen to
     `authorize_url`; the provider sends them back with `code` and this `state`."""
-    started = service.start_login(settings_of(request), provider)
+    started = await service.start_login(settings_of(request), provider)
     return {"provider": started.provider, "authorize_url": started.authorize_url, "state": started.state}
 
 
@@ -86,7 +86,9 @@ async def finish_login(provider: Provider, body: FinishIn, request: Request, db:
 
 @router.post("/auth/foreigner/login", response_model=LoginOut, responses=problems(404, 422))
 async def foreigner_login(body: ForeignerLoginIn, request: Request, db: Db) -> dict[str, Any]:
-    """Rule G8: foreigners' business without the provincial login (passport or permit)."""
+    """Rule G8: foreigners' business without the provincial login (passport or permit). The phone
+    token is single-use; a bad or used token and a document held with another phone all get the
+    same `422 invalid_code`; one phone holds at most a few documents (`422 phone_document_limit`)."""
     settings = settings_of(request)
     result = await service.foreigner_login(
         db, settings, body.name, body.id_type, body.id_number, body.phone, body.phone_token

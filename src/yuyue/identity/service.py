@@ -24,14 +24,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.clock import TZ, clock
 from yuyue.config import Settings, get_settings
 from yuyue.db import dialect_insert as _dialect_insert
-from yuyue.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
+from yuyue.errors import DomainError, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from yuyue.identity import providers
 from yuyue.jobs.service import Job, daily, every, register
 from yuyue.kit import crypto, tokens
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import ID_TYPES, normalise_id, parse_resident_id, valid_uscc
 from yuyue.kit.masking import mask_id, mask_phone
-from yuyue.models import ApiKey, Ban, Booking, Citizen, CitizenSession, LoginState, Message, Unit
+from yuyue.models import (
+    ApiKey,
+    Ban,
+    Booking,
+    Citizen,
+    CitizenSession,
+    ForeignerPhone,
+    LoginState,
+    Message,
+    Unit,
+)
 from yuyue.models.booking import LIVE_STATUSES
 
 CITIZEN = "citizen"
@@ -194,6 +204,7 @@ class LoginResult:
     token: str
     session_id: str
     identity: Identity
+    id_token: str | None = None  # OIDC: the hint for the provider's end-session request at logout
 
 
 def real_now() -> datetime:
@@ -263,7 +274,7 @@ async def login(
     return LoginResult(citizen_id=citizen_id, token=token, session_id=sid, identity=who)
 
 
-def start_login(settings: Settings, provider: str) -> LoginStart:
+async def start_login(settings: Settings, provider: str) -> LoginStart:
     """Begin an external login: the URL to send the citizen to, and the `state` to bring back.
 
     The state is an encrypted, expiring blob holding the provider, nonce and PKCE verifier (no
@@ -275,7 +286,7 @@ def start_login(settings: Settings, provider: str) -> LoginStart:
     blob = {"p": provider, "n": nonce, "v": verifier, "x": int(time.time()) + settings.login_state_ttl_s}
     state = crypto.encrypt(settings.effective_secret, json.dumps(blob))
     if provider == "oidc":
-        url = providers.oidc_authorize_url(settings, state, nonce, verifier)
+        url = await providers.oidc_authorize_url(settings, state, nonce, verifier)
     else:
         url = providers.gd_authorize_url(settings, state)
     return LoginStart(provider=provider, authorize_url=url, state=state)
@@ -315,7 +326,12 @@ async def finish_login(
     claimed = await session.execute(used.on_conflict_do_nothing(index_elements=["state_hash"]))
     if not rowcount(claimed):
         raise Unauthenticated("this login state was already used", code="login_failed")
-    return await login(session, settings, who, provider)
+    return replace(await login(session, settings, who, provider), id_token=claims.id_token)
+
+
+# One answer for every refusal of a phone token: a bad, expired or used token, or a document held
+# with another phone. Telling the last apart would tell anyone whether a document is registered.
+_NOT_CONFIRMED = "phone_token does not confirm this phone number for this document"
 
 
 async def foreigner_login(
@@ -328,18 +344,37 @@ async def foreigner_login(
     phone_token: str,
 ) -> LoginResult:
     """Rule G8: foreigners' business without the provincial login, by passport or permit; the mobile
-    number is confirmed by SMS code (rule M6) and the documents are checked on site."""
+    number is confirmed by SMS code (rule M6) and the documents are checked on site.
+
+    Issue 19: the phone token is single-use (its first login, refused or not, uses it up: a
+    refusal keeps that write); a document already held with another phone gets the same
+    `422 invalid_code` as a bad token; one phone holds at most YUYUE_FOREIGNER_DOCUMENTS_PER_PHONE
+    documents (`422 phone_document_limit`); moving a document to another phone is done at a hall."""
     _enabled(settings, "foreigner")
     if id_type not in FOREIGN_ID_TYPES:
         raise ValidationFailed(f"id_type must be one of {', '.join(FOREIGN_ID_TYPES)} (rule G8)")
-    if not phone_confirmed(settings.effective_secret, phone_token, phone):
-        raise Unprocessable("phone_token does not confirm this phone number", code="invalid_code")
-    who = verify_identity(name, id_type, id_number, phone)
-    await _check_not_taken_over(session, settings.effective_secret, who)
-    return await login(session, settings, who, "foreigner")
+    secret = settings.effective_secret
+    who = verify_identity(name, id_type, id_number, phone)  # bad input changes nothing
+    if not phone_confirmed(secret, phone_token, who.phone):
+        raise Unprocessable(_NOT_CONFIRMED, code="invalid_code")
+    used = _dialect_insert(session, LoginState).values(
+        state_hash=crypto.lookup_hash(secret, f"phone-token:{phone_token}"),
+        provider="foreigner",
+        used_at=real_now(),
+    )
+    if not rowcount(await session.execute(used.on_conflict_do_nothing(index_elements=["state_hash"]))):
+        raise Unprocessable(_NOT_CONFIRMED, code="invalid_code")
+    try:  # from here on the token is used up, whatever the answer: a refusal keeps that write
+        if await _held_with_another_phone(session, secret, who):
+            raise Unprocessable(_NOT_CONFIRMED, code="invalid_code")
+        await _bind_document(session, settings, who)
+        return await login(session, settings, who, "foreigner")
+    except DomainError as exc:
+        exc.keep_writes = True
+        raise
 
 
-async def _check_not_taken_over(session: AsyncSession, secret: str, who: Identity) -> None:
+async def _held_with_another_phone(session: AsyncSession, secret: str, who: Identity) -> bool:
     """A passport number cannot be checked online, only the phone: a record already held under
     that document with another phone is not handed to whoever types its number (they would see
     that person's bookings). The holder logs in with their own phone, or changes it at a hall."""
@@ -351,14 +386,30 @@ async def _check_not_taken_over(session: AsyncSession, secret: str, who: Identit
             )
         )
     ).first()
-    if row is None or not row.phone_enc:
+    return row is not None and bool(row.phone_enc) and crypto.decrypt(secret, row.phone_enc) != who.phone
+
+
+async def _bind_document(session: AsyncSession, settings: Settings, who: Identity) -> None:
+    """Record that this phone holds this document; refuse a document beyond the phone's allowance."""
+    secret = settings.effective_secret
+    phone_hash = crypto.lookup_hash(secret, f"phone:{who.phone}")
+    id_hash = id_lookup_hash(secret, who.id_type, who.id_number)
+    held = select(ForeignerPhone.id_type, ForeignerPhone.id_hash).where(
+        ForeignerPhone.phone_hash == phone_hash
+    )
+    documents = {(r.id_type, r.id_hash) for r in await session.execute(held)}
+    if (who.id_type, id_hash) in documents:
         return
-    if crypto.decrypt(secret, row.phone_enc) != who.phone:
-        raise Conflict(
-            "this document is registered with another mobile number; log in with that number or "
-            "have the number changed at a service hall with the document",
-            code="identity_conflict",
+    if len(documents) >= settings.foreigner_documents_per_phone:
+        raise Unprocessable(
+            f"this phone number already holds {len(documents)} documents; further documents are "
+            "registered at a service hall",
+            code="phone_document_limit",
         )
+    bind = _dialect_insert(session, ForeignerPhone).values(
+        phone_hash=phone_hash, id_type=who.id_type, id_hash=id_hash, created_at=real_now()
+    )
+    await session.execute(bind.on_conflict_do_nothing(index_elements=["phone_hash", "id_type", "id_hash"]))
 
 
 @dataclass(frozen=True)
@@ -484,6 +535,11 @@ async def logout(session: AsyncSession, secret: str, token: str | None) -> None:
         .values(revoked_at=real_now())
         .execution_options(synchronize_session=False)
     )
+
+
+async def provider_logout_url(settings: Settings, id_token: str | None) -> str | None:
+    """After an OIDC login: the provider's end-session URL (RP-initiated logout), if it has one."""
+    return await providers.oidc_logout_url(settings, id_token)
 
 
 async def revoke_all(session: AsyncSession, citizen_id: int) -> int:

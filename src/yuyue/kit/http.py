@@ -51,3 +51,9 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"description": "Problem", "content": {PROBLEM_JSON: {"schema": schema}}}
         for status in statuses
     }
+
+
+def client_address(request: Request) -> str:
+    """The client's address as the server saw it (behind a proxy: what uvicorn's
+    `--forwarded-allow-ips` let through), for per-address limits and lockouts."""
+    return request.client.host if request.client else "unknown"

@@ -12,7 +12,15 @@ from yuyue.models.admin import (
 from yuyue.models.base import Base
 from yuyue.models.booking import Booking, BookingCounter, IdempotencyKey, SeatReturn, Slot
 from yuyue.models.catalogue import CalendarDay, Closure, Department, Policy, Service, Unit
-from yuyue.models.identity import ApiClient, ApiKey, ChannelBooking, ChannelNonce, CitizenSession, LoginState
+from yuyue.models.identity import (
+    ApiClient,
+    ApiKey,
+    ChannelBooking,
+    ChannelNonce,
+    CitizenSession,
+    ForeignerPhone,
+    LoginState,
+)
 from yuyue.models.notify import ConsoleMessage, DeliveryAttempt, Message, PhoneCode, RateCounter
 from yuyue.models.onsite import Counter, Kiosk, NoShowMark, StaffAccount, Ticket, TicketCounter
 from yuyue.models.people import Admin, AuditEntry, Ban, Citizen
@@ -42,6 +50,7 @@ __all__ = [
     "Counter",
     "DeliveryAttempt",
     "Department",
+    "ForeignerPhone",
     "IdempotencyKey",
     "JobRun",
     "Kiosk",

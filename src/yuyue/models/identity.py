@@ -93,3 +93,15 @@ class ChannelBooking(Base):
     number: Mapped[str] = mapped_column(String(24), primary_key=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(LocalDateTime)
+
+
+class ForeignerPhone(Base):
+    """A travel document a confirmed phone number logged in with (issue 19): one phone holds at most
+    YUYUE_FOREIGNER_DOCUMENTS_PER_PHONE documents. Keyed hashes only."""
+
+    __tablename__ = "foreigner_phones"
+
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(LocalDateTime)

@@ -15,7 +15,7 @@ from yuyue.auth.api import AdminDep
 from yuyue.booking.schemas import BookingOut
 from yuyue.db import Db
 from yuyue.errors import DomainError
-from yuyue.kit.http import bearer, problems, settings_of
+from yuyue.kit.http import bearer, client_address, problems, settings_of
 from yuyue.onsite import service, stream
 from yuyue.onsite.schemas import (
     CheckinIn,
@@ -58,7 +58,12 @@ ActorDep = Annotated[service.Actor, Depends(current_actor)]
 async def staff_login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]:
     settings = settings_of(request)
     token, staff = await service.staff_login(
-        db, settings.effective_secret, settings.token_ttl_s, body.username, body.password
+        db,
+        settings.effective_secret,
+        settings.token_ttl_s,
+        body.username,
+        body.password,
+        client_address(request),
     )
     return {"token": token, "staff": staff}
 

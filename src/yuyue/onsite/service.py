@@ -16,6 +16,7 @@ from typing import Any, Literal
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.admin.service import check_lockout, clear_lockout, count_failure
 from yuyue.audit.service import audit
 from yuyue.auth.service import (
     ADMIN,
@@ -174,10 +175,13 @@ def staff_view(staff: StaffAccount) -> dict[str, Any]:
 
 
 async def staff_login(
-    session: AsyncSession, secret: str, ttl_s: int, username: str, password: str
+    session: AsyncSession, secret: str, ttl_s: int, username: str, password: str, address: str = "unknown"
 ) -> tuple[str, dict[str, Any]]:
+    """The admins' lockout (per username and address, growing delay, unlock by a superior); the
+    caller commits even on failure, so the count sticks."""
     from argon2.exceptions import InvalidHashError, VerificationError
 
+    await check_lockout(session, "staff", username, address)
     staff = (
         await session.execute(select(StaffAccount).where(StaffAccount.username == username))
     ).scalar_one_or_none()
@@ -186,7 +190,9 @@ async def staff_login(
     except (VerificationError, InvalidHashError):
         staff = None
     if staff is None or not staff.active:
-        raise Unauthenticated("wrong username or password")
+        await count_failure(session, "staff", username, address)
+        raise Unauthenticated("wrong username or password", keep_writes=True)  # the count sticks
+    await clear_lockout(session, "staff", username, address)
     token = tokens.issue(secret, STAFF, str(staff.id), ttl_s, ver=staff.token_version)
     return token, staff_view(staff)
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from yuyue.config import Settings
+from yuyue.errors import NotFound
+from yuyue.kit.http import bearer
 from yuyue.ops.metrics import render
 
 router = APIRouter(tags=["operations"])
@@ -30,5 +35,12 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics() -> PlainTextResponse:
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus. In production only with `Authorization: Bearer <YUYUE_METRICS_TOKEN>` (unless
+    YUYUE_METRICS_PUBLIC=true); anyone else gets the same 404 as an unknown path."""
+    settings: Settings = request.app.state.settings
+    if not settings.metrics_open:
+        token = bearer(request) or ""
+        if not settings.metrics_token or not secrets.compare_digest(token, settings.metrics_token):
+            raise NotFound("not found")
     return PlainTextResponse(render(), media_type=CONTENT_TYPE_LATEST)

@@ -6,11 +6,19 @@ counters and the hot path never writes to the database; in memory otherwise (one
 counts per process). Windows run on real time (docs/api.md "Test clock"). `YUYUE_RATE_LIMITS=off`
 (non-production only; config.py refuses it in production) turns every limit off.
 
-- every `/api/` request: YUYUE_RATE_LIMIT_ADDRESS per client address (default 600/minute);
-- booking-changing requests (`POST` under /api/v1/appointments and /api/v1/waitlist):
-  YUYUE_RATE_LIMIT_CITIZEN per citizen token subject (default 30/minute), so one account cannot
-  hammer the evening release from many addresses;
+Every door, API and pages alike (static files, health probes, metrics and the test-only routes aside):
+
+- every request: YUYUE_RATE_LIMIT_ADDRESS per client address (default 600/minute);
+- booking-changing requests (`POST` under /api/v1/appointments and /api/v1/waitlist, and the
+  portal's booking, cancel, reschedule/rebook and waiting-list forms): YUYUE_RATE_LIMIT_CITIZEN per
+  citizen (the bearer token's or the session cookie's subject; default 30/minute), so one account
+  cannot hammer the evening release from many addresses;
+- password and code doors (citizen, admin and staff logins, API and console page; SMS codes):
+  YUYUE_RATE_LIMIT_LOGIN per address (default 30/minute), besides the per address+username lockout
+  of admin/service.py;
 - partner clients: each client's own `rate_per_minute` (channels/service.py calls `hit`).
+
+Over a limit the API answers problem+json, the pages a short HTML page; both `429` + `Retry-After`.
 """
 
 from __future__ import annotations
@@ -28,7 +36,16 @@ from yuyue.config import Settings
 from yuyue.errors import PROBLEM_JSON, DomainError, problem
 from yuyue.kit import tokens
 
-CITIZEN_PATHS = ("/api/v1/appointments", "/api/v1/waitlist")
+CITIZEN_PATHS = ("/api/v1/appointments", "/api/v1/waitlist", "/book", "/bookings/", "/waitlist/")
+LOGIN_PATHS = (
+    "/api/v1/admin/login",
+    "/api/v1/staff/login",
+    "/api/v1/auth/",  # citizen logins, phone codes
+    "/admin/login",
+)
+NOT_LOGINS = ("/api/v1/auth/logout", "/api/v1/auth/dev/")  # the dev login: never in production
+UNLIMITED = ("/static/", "/api/v1/test/", "/healthz", "/readyz", "/metrics")  # probes and scrapers
+SESSION_COOKIE = b"yuyue_session"  # web/service.py SESSION_COOKIE: the portal's citizen token
 
 
 class RateLimited(DomainError):
@@ -58,6 +75,7 @@ class RateLimits:
         self.limiter = MovingWindowRateLimiter(storage)
         self.address = parse(settings.rate_limit_address)
         self.citizen = parse(settings.rate_limit_citizen)
+        self.login = parse(settings.rate_limit_login)
 
     async def hit(self, item: RateLimitItem, *key: str) -> None:
         """Count one request against `item` for `key`; over the limit raises `RateLimited`."""
@@ -68,6 +86,12 @@ class RateLimits:
         stats = await self.limiter.get_window_stats(item, *key)
         retry = max(1, math.ceil(stats.reset_time - time.time()))
         raise RateLimited(f"at most {item} for this {key[0]}; retry in {retry} s", retry_after_s=retry)
+
+
+PAGE = (
+    '<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>请求过于频繁</title>'
+    "<p>请求过于频繁，请 {seconds} 秒后再试。(rate_limited)</p></html>"
+)
 
 
 def per_minute(n: int) -> RateLimitItem:
@@ -83,30 +107,49 @@ class RateLimit:
         self.secret = secret
 
     def _citizen(self, scope: Scope) -> str | None:
+        """The citizen of the bearer token (API) or of the session cookie (pages)."""
+        token = ""
         for name, value in scope.get("headers", []):
             if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() == "bearer" and token.strip():
-                    claims = tokens.verify(self.secret, "citizen", token.strip())
-                    return str(claims["sub"]) if claims else None
-        return None
+                scheme, _, bearer = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and bearer.strip():
+                    token = bearer.strip()
+                    break
+            elif name == b"cookie" and not token:
+                for part in value.split(b";"):
+                    key, _, cookie = part.strip().partition(b"=")
+                    if key == SESSION_COOKIE and cookie:
+                        token = cookie.decode("latin-1").strip('"')
+        if not token:
+            return None
+        claims = tokens.verify(self.secret, "citizen", token)
+        return str(claims["sub"]) if claims else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not self.limits.enabled or not path.startswith("/api/") or path.startswith("/api/v1/test/"):
+        if not self.limits.enabled or not path or path.startswith(UNLIMITED):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
+        address = client[0] if client else "unknown"
+        post = scope.get("method") == "POST"
         try:
-            await self.limits.hit(self.limits.address, "address", client[0] if client else "unknown")
-            if scope.get("method") == "POST" and path.startswith(CITIZEN_PATHS):
+            await self.limits.hit(self.limits.address, "address", address)
+            if post and path.startswith(LOGIN_PATHS) and not path.startswith(NOT_LOGINS):
+                await self.limits.hit(self.limits.login, "login", address)
+            if post and path.startswith(CITIZEN_PATHS):
                 citizen = self._citizen(scope)
                 if citizen is not None:
                     await self.limits.hit(self.limits.citizen, "citizen", citizen)
         except RateLimited as exc:
-            body = json.dumps(problem(429, "rate_limited", exc.detail)).encode()
+            if path.startswith("/api/"):
+                body = json.dumps(problem(429, "rate_limited", exc.detail)).encode()
+                kind = PROBLEM_JSON
+            else:
+                body = PAGE.format(seconds=exc.retry_after_s).encode()
+                kind = "text/html; charset=utf-8"
             headers = [
-                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-type", kind.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"retry-after", str(exc.retry_after_s).encode()),
             ]

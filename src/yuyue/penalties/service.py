@@ -35,7 +35,7 @@ from yuyue.kit import crypto
 from yuyue.kit.events import Event, emit, subscribe
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import normalise_id
-from yuyue.models import Ban, Booking, Citizen, NoShowMark, Unit
+from yuyue.models import Ban, Booking, Citizen, NoShowMark, Ticket, Unit, WaitlistEntry
 from yuyue.penalties.rules import ALL, COUNTS, DAY, ITEM, Decision, Miss, evaluate
 from yuyue.policy.service import checkin_window, effective_policy
 
@@ -254,13 +254,35 @@ async def find_citizen(session: AsyncSession, secret: str, id_type: str, id_numb
     return citizen
 
 
+async def _known_in_subtree(session: AsyncSession, citizen: Citizen, unit_path: str) -> bool:
+    """Whether the citizen has a booking, a ticket or a waiting-list entry at a hall under `unit_path`."""
+    in_subtree = Unit.path.startswith(unit_path, autoescape=True)
+    probes = (
+        select(Booking.id)
+        .join(Unit, Unit.id == Booking.hall_id)
+        .where(Booking.citizen_id == citizen.id, in_subtree),
+        select(Ticket.id)
+        .join(Unit, Unit.id == Ticket.hall_id)
+        .where(Ticket.id_hash == citizen.id_hash, in_subtree),
+        select(WaitlistEntry.id)
+        .join(Unit, Unit.id == WaitlistEntry.hall_id)
+        .where(WaitlistEntry.citizen_id == citizen.id, in_subtree),
+    )
+    for probe in probes:
+        if (await session.execute(probe.limit(1))).first() is not None:
+            return True
+    return False
+
+
 async def lookup(
     session: AsyncSession, secret: str, admin: Acting, id_type: str, id_number: str
 ) -> dict[str, Any]:
-    """An admin's explicit citizen lookup (docs/api.md: unmasked, audited)."""
+    """An admin's explicit citizen lookup (docs/api.md: unmasked, audited). Outside the platform
+    only citizens with a booking, ticket or waiting entry in the admin's subtree; anyone else is
+    `404 not_found`, exactly as an unknown number (no telling who is registered)."""
     citizen = await find_citizen(session, secret, id_type, id_number)
-    admin_unit = await session.get(Unit, admin.unit_id)
-    assert admin_unit is not None
+    if not admin.platform and not await _known_in_subtree(session, citizen, admin.unit_path):
+        raise NotFound("citizen not found")  # the same answer as an unknown number (docs/api.md)
     bookings = (
         (
             await session.execute(

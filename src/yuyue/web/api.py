@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import segno
+from cryptography.fernet import InvalidToken
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -32,6 +33,7 @@ from yuyue.config import Settings
 from yuyue.db import Db, rollback_request
 from yuyue.errors import DomainError, NotFound, Unauthenticated, ValidationFailed
 from yuyue.identity import service as identity
+from yuyue.kit import crypto
 from yuyue.kit.masking import mask_name
 from yuyue.ops.logging import log
 from yuyue.policy.service import horizon_end
@@ -562,6 +564,7 @@ async def change(request: Request, number: str, action: str, db: Db) -> Response
 
 PROVINCIAL = ("guangdong", "oidc")  # the provincial unified identity, or a city's own OIDC provider
 LOGIN_COOKIE = "yuyue_login"
+ID_TOKEN_COOKIE = "yuyue_idt"  # noqa: S105 - a cookie name. OIDC: the ID token, encrypted, for the provider's end-session at logout
 
 
 def provincial_provider(settings: Settings) -> str | None:
@@ -588,7 +591,7 @@ async def provincial_start(
     provider = provincial_provider(settings)
     if provider is None:
         raise NotFound("no provincial login is configured")
-    start = identity.start_login(settings, provider)
+    start = await identity.start_login(settings, provider)
     response = RedirectResponse(start.authorize_url, status_code=303)
     value = f"{provider}|{_state_hash(start.state)}|{web.safe_next(next, '/bookings')}"
     _cookie(response, request, LOGIN_COOKIE, value, settings.login_state_ttl_s)
@@ -616,6 +619,9 @@ async def provincial_callback(
     response = redirect(web.safe_next(target, "/bookings"))
     _cookie(response, request, web.SESSION_COOKIE, result.token, settings.token_ttl_s)
     response.delete_cookie(LOGIN_COOKIE, path="/")
+    if result.id_token:
+        hint = crypto.encrypt(settings.effective_secret, result.id_token)
+        _cookie(response, request, ID_TOKEN_COOKIE, hint, settings.token_ttl_s)
     return response
 
 
@@ -678,16 +684,28 @@ async def login(request: Request, db: Db) -> Response:
 
 @router.post("/logout", response_class=HTMLResponse)
 async def logout(request: Request, db: Db) -> Response:
-    """Ends the session itself (identity.service.logout), not only the cookie."""
+    """Ends the session itself (identity.service.logout), not only the cookie; after an OIDC login
+    the browser goes on to the provider's end-session endpoint (RP-initiated logout), so the next
+    person at a shared computer pressing "log in" is not let in as this citizen."""
     await checked_form(request)
+    settings = settings_of(request)
     token = request.cookies.get(web.SESSION_COOKIE)
     if web.citizen_of(_secret(request), token) is not None:
         try:
             await identity.logout(db, _secret(request), token)
         except Unauthenticated:
             pass
-    response = redirect("/")
+    target = "/"
+    sealed = request.cookies.get(ID_TOKEN_COOKIE)
+    if sealed and "oidc" in settings.providers:
+        try:
+            id_token: str | None = crypto.decrypt(settings.effective_secret, sealed)
+        except (InvalidToken, ValueError):
+            id_token = None
+        target = await identity.provider_logout_url(settings, id_token) or "/"
+    response = redirect(target)
     response.delete_cookie(web.SESSION_COOKIE, path="/")
+    response.delete_cookie(ID_TOKEN_COOKIE, path="/")
     return response
 
 
