@@ -433,9 +433,9 @@ async def test_policy_inheritance_and_tianhe_horizon(api: Api) -> None:
     assert hall["knobs"]["onsite_share_pct"] == {"value": 10, "from": "platform"}
     assert hall["knobs"]["penalty"] == {"value": "city", "from": "platform"}
 
-    own = await api.policy("h1", None, onsite_share_pct=20)
+    own = await api.policy("h1", None, onsite_share_pct=5)
     assert own["preset"] == "tianhe"  # the nearest unit up the tree that sets one
-    assert own["knobs"]["onsite_share_pct"] == {"value": 20, "from": "h1"}
+    assert own["knobs"]["onsite_share_pct"] == {"value": 5, "from": "h1"}
     assert {k: v for k, v in own["knobs"].items() if k != "onsite_share_pct"} == {
         k: v for k, v in hall["knobs"].items() if k != "onsite_share_pct"
     }
@@ -455,7 +455,8 @@ async def test_policy_inheritance_and_tianhe_horizon(api: Api) -> None:
         {"preset": None, "overrides": {"no_such_knob": 1}},
         {"preset": None, "overrides": {"horizon_days": "ten"}},
         {"preset": None, "overrides": {"release_time": "25:00"}},
-        {"preset": "tianhe", "overrides": {"onsite_share_pct": 20, "cancel_rule": "never"}},
+        {"preset": "tianhe", "overrides": {"onsite_share_pct": 5, "cancel_rule": "never"}},
+        {"preset": None, "overrides": {"onsite_share_pct": 11}},  # rule G10: at most 10 %
     ):
         response = await api.client.put("/api/v1/admin/units/h1/policy", json=body, headers=api.admin())
         problem(response, 422, "validation_error")

@@ -101,6 +101,9 @@ async def effective_policy(session: AsyncSession, unit_id: str) -> EffectivePoli
     return policy
 
 
+ONSITE_SHARE_MAX = 10  # per cent of a slot (docs/rules.md "On-site booking")
+
+
 def validate_overrides(preset: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
     """Check names and values of overrides; returns them normalised. Raises ValidationFailed."""
     if preset is not None and preset not in PRESETS:
@@ -113,6 +116,8 @@ def validate_overrides(preset: str | None, overrides: dict[str, Any]) -> dict[st
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ValidationFailed(f"overrides.{first['loc'][0]}: {first['msg']}") from None
+    if checked.onsite_share_pct > ONSITE_SHARE_MAX:  # rule G10 (Art. 14): on site at most 10 %
+        raise ValidationFailed(f"overrides.onsite_share_pct: at most {ONSITE_SHARE_MAX} (rule G10)")
     dumped = checked.model_dump()
     return {name: dumped[name] for name in overrides}
 
