@@ -44,7 +44,12 @@ async def history(api: Api, quiet: int, busy: int) -> None:
     for back in range(1, 36):
         day = TODAY - timedelta(days=back)
         recent = back <= 6
-        await execute(api, "INSERT INTO stats_days (day, rolled_at) VALUES (:d, :at)", d=day, at=datetime.combine(day, time(3)))
+        await execute(
+            api,
+            "INSERT INTO stats_days (day, rolled_at) VALUES (:d, :at)",
+            d=day,
+            at=datetime.combine(day, time(3)),
+        )
         if day.weekday() >= 5:
             continue
         await plant(api, day, quiet, "*", released=70)
@@ -67,7 +72,13 @@ async def test_g19_figures_of_the_rollup_raise_each_alert_once(api: Api) -> None
     assert district.status_code == 201, district.text
     bureau = await api.client.post(
         "/api/v1/admin/api-clients",
-        json={"id": "th-sys", "name": "天河自建系统", "channel": "bureau", "scopes": ["bureau:sync"], "unit_id": "tianhe"},
+        json={
+            "id": "th-sys",
+            "name": "天河自建系统",
+            "channel": "bureau",
+            "scopes": ["bureau:sync"],
+            "unit_id": "tianhe",
+        },
         headers=api.admin(),
     )
     assert bureau.status_code == 201, bureau.text
