@@ -47,6 +47,7 @@ from yuyue.penalties import api as penalties_api
 from yuyue.policy import api as policy_api
 from yuyue.stats import api as stats_api
 from yuyue.waitlist import api as waitlist_api
+from yuyue.watch import api as watch_api
 from yuyue.web import api as web_api
 from yuyue.web.kiosk import api as kiosk_api
 
@@ -213,6 +214,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         penalties_api.router,
         waitlist_api.router,
         stats_api.router,
+        watch_api.router,
         console_api.router,
         console_hall_api.router,
         console_manage_api.router,

@@ -11,4 +11,5 @@ import yuyue.jobs.service
 import yuyue.notify.service
 import yuyue.penalties.service
 import yuyue.stats.service
-import yuyue.waitlist.service  # noqa: F401
+import yuyue.waitlist.service
+import yuyue.watch.service  # noqa: F401

@@ -80,6 +80,19 @@ class CapacityRequestOut(BaseModel):
     note: str | None
 
 
+class AlertFigure(BaseModel):
+    name: str
+    value: float
+    threshold: float
+
+
+class AlertSuggestion(BaseModel):
+    """A capacity request to pre-fill (rule G20)."""
+
+    daily_capacity: int
+    date_from: str
+
+
 class AlertOut(BaseModel):
     id: int
     kind: str
@@ -89,6 +102,8 @@ class AlertOut(BaseModel):
     detail: str
     resolved_at: str | None
     note: str | None
+    figure: AlertFigure | None = None  # abnormal-figure alerts (rule G19)
+    suggestion: AlertSuggestion | None = None
 
 
 class ResolveIn(Strict):

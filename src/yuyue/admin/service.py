@@ -381,8 +381,11 @@ async def raise_alert(
     dedup_key: str,
     detail: str,
     raised_at: datetime | None = None,
+    figure: dict[str, Any] | None = None,
+    suggestion: dict[str, Any] | None = None,
 ) -> bool:
-    """Insert an alert once per `dedup_key` (the unique index decides); True when it is new."""
+    """Insert an alert once per `dedup_key` (the unique index decides); True when it is new.
+    Abnormal-figure alerts (rule G19) carry the `figure` that crossed its line and a `suggestion`."""
     statement = _insert(session, Alert).values(
         kind=kind,
         unit_id=unit_id,
@@ -390,6 +393,8 @@ async def raise_alert(
         dedup_key=dedup_key,
         raised_at=raised_at or clock.now(),
         detail=detail,
+        figure=figure,
+        suggestion=suggestion,
     )
     result = await session.execute(statement.on_conflict_do_nothing(index_elements=["dedup_key"]))
     created = rowcount(result) > 0
@@ -409,6 +414,8 @@ def alert_view(alert: Alert) -> dict[str, Any]:
         "detail": alert.detail,
         "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
         "note": alert.note,
+        "figure": alert.figure,
+        "suggestion": alert.suggestion,
     }
 
 
@@ -437,7 +444,16 @@ async def get_alert(session: AsyncSession, alert_id: int) -> tuple[Alert, Unit]:
 
 # Kinds whose condition is re-checked by a job: resolving frees the dedup key so a recurrence
 # raises a new alert (the others are about one event and stay once for good).
-RECURRING = ("waitlist_over_release",)
+RECURRING = (
+    "waitlist_over_release",
+    # rule G19: the abnormal-figure kinds of yuyue.watch, re-checked nightly
+    "sold_out_fast",
+    "low_utilisation",
+    "no_show_high",
+    "waitlist_growing",
+    "channel_surge",
+    "bureau_silent",
+)
 
 
 async def resolve_alert(session: AsyncSession, alert: Alert, note: str) -> None:

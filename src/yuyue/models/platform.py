@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yuyue.models.base import Base, LocalDateTime
@@ -40,3 +41,7 @@ class Alert(Base):
     detail: Mapped[str] = mapped_column(Text)
     resolved_at: Mapped[datetime | None] = mapped_column(LocalDateTime)
     note: Mapped[str | None] = mapped_column(Text)
+    # Abnormal-figure alerts (rule G19): {"name", "value", "threshold"} and null | {"daily_capacity",
+    # "date_from"}, a capacity request to pre-fill
+    figure: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    suggestion: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)

@@ -45,6 +45,16 @@ class Knobs(BaseModel):
     # them at once. A min above the max (the two set by different units) is capped to the max.
     freed_seat_delay_min_s: StrictInt = Field(ge=0, le=3600)
     freed_seat_delay_max_s: StrictInt = Field(ge=0, le=3600)
+    # Rule G19 (issue 23): the lines the nightly watch over the figures draws (yuyue.watch.rules).
+    watch_sold_out_minutes: StrictInt = Field(ge=1, le=24 * 60)  # sold out within N min of release
+    watch_sold_out_days: StrictInt = Field(ge=1, le=30)  # … on this many released days running
+    watch_utilisation_floor_pct: StrictInt = Field(ge=0, le=100)  # utilisation under this floor
+    watch_utilisation_weeks: StrictInt = Field(ge=1, le=12)  # … in each of this many weeks
+    watch_no_show_factor_pct: StrictInt = Field(ge=100, le=10_000)  # week's rate ≥ baseline × pct/100
+    watch_waitlist_days: StrictInt = Field(ge=2, le=30)  # waiting list longer each day this many days
+    watch_channel_surge_factor_pct: StrictInt = Field(ge=100, le=10_000)  # share ≥ usual × pct/100
+    watch_bureau_silent_hours: StrictInt = Field(ge=1, le=24 * 30)  # no bureau data for this long
+    watch_min_count: StrictInt = Field(ge=1, le=10_000)  # fewer events than this prove nothing
 
     @field_validator("release_time", "cutoff_prev_day", "onsite_opens", "cancel_time")
     @classmethod
@@ -77,6 +87,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         # it; a city turns the delay on per policy (decision 0081; the demo sets 60–300 s).
         "freed_seat_delay_min_s": 0,
         "freed_seat_delay_max_s": 0,
+        # rule G19: platform choices (issue 23); docs/policies.md
+        "watch_sold_out_minutes": 30,
+        "watch_sold_out_days": 3,
+        "watch_utilisation_floor_pct": 30,
+        "watch_utilisation_weeks": 2,
+        "watch_no_show_factor_pct": 200,
+        "watch_waitlist_days": 3,
+        "watch_channel_surge_factor_pct": 200,
+        "watch_bureau_silent_hours": 24,
+        "watch_min_count": 10,
     },
     # Tianhe district guide (seed 000): 14 days, the 14th from 12:00; cancel before the start.
     "tianhe": {

@@ -151,6 +151,15 @@ KNOBS: dict[str, dict[str, Any]] = {
     "max_live_bookings": {"label": "每人有效预约上限", "kind": "int", "unit": "个"},
     "freed_seat_delay_min_s": {"label": "取消号源延迟放回最短", "kind": "int", "unit": "秒"},
     "freed_seat_delay_max_s": {"label": "取消号源延迟放回最长（0 即时）", "kind": "int", "unit": "秒"},
+    "watch_sold_out_minutes": {"label": "异常：放号后约满时限", "kind": "int", "unit": "分钟"},
+    "watch_sold_out_days": {"label": "异常：连续快速约满天数", "kind": "int", "unit": "天"},
+    "watch_utilisation_floor_pct": {"label": "异常：号源使用率下限", "kind": "int", "unit": "%"},
+    "watch_utilisation_weeks": {"label": "异常：使用率偏低持续周数", "kind": "int", "unit": "周"},
+    "watch_no_show_factor_pct": {"label": "异常：爽约率超过基线倍数", "kind": "int", "unit": "%"},
+    "watch_waitlist_days": {"label": "异常：排队人数连续增长天数", "kind": "int", "unit": "天"},
+    "watch_channel_surge_factor_pct": {"label": "异常：渠道占比超过常态倍数", "kind": "int", "unit": "%"},
+    "watch_bureau_silent_hours": {"label": "异常：部门系统未报送数据时长", "kind": "int", "unit": "小时"},
+    "watch_min_count": {"label": "异常判断最少样本数", "kind": "int", "unit": "个"},
 }
 assert set(KNOBS) == set(KNOB_NAMES), "every knob has its words"
 NONE_WORDS = ("无", "none", "null")
