@@ -3,7 +3,7 @@ registered in every process (`serve` workers and `yuyue worker`). Add a line per
 
 from __future__ import annotations
 
-import yuyue.booking.service
+import yuyue.booking.tasks
 import yuyue.calendar.service
 import yuyue.channels.service
 import yuyue.channels.webhooks

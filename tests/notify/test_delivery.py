@@ -11,7 +11,8 @@ from typing import Any
 from tests.conftest import Api, raw
 from tests.ids import resident_id
 from tests.notify.conftest import SECRET, Counting, Flaky, book_one, outbox, sent, setup_service
-from yuyue.booking.service import BookRequest, book
+from yuyue.booking.commands import book
+from yuyue.booking.rules import BookRequest
 from yuyue.clock import TZ
 from yuyue.notify import service
 from yuyue.notify.config import NotifySettings

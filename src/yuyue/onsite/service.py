@@ -27,8 +27,8 @@ from yuyue.auth.service import (
     hasher,
     may,
 )
-from yuyue.booking import service as booking_service
-from yuyue.booking.service import ticket_view
+from yuyue.booking import commands, rules, views
+from yuyue.booking.views import ticket_view
 from yuyue.calendar.service import hall_calendar
 from yuyue.catalogue.service import HALL_KINDS, SlotSpec, day_slots, hall_services, service_info
 from yuyue.clock import at, clock
@@ -675,18 +675,18 @@ class DeskSlot:
 
 async def desk_slots(session: AsyncSession, actor: Actor, hall_id: str) -> list[DeskSlot]:
     """Today's slots of the hall's services that channel `onsite` may book now, by start then
-    service: the same checks `booking.service.book` makes (`check_open` on channel `onsite`: a
+    service: the same checks `booking.commands.book` makes (`check_open` on channel `onsite`: a
     working day, from the on-site opening time, until the slot ends), with seats left."""
     hall = await hall_for(session, actor, hall_id)
     if hall.mode == "self_service":
         return []  # rule M2: a self-service hall takes no bookings
     now = clock.now()
-    candidates: list[tuple[booking_service.Context, str, SlotSpec]] = []
+    candidates: list[tuple[rules.Context, str, SlotSpec]] = []
     for row, department in await hall_services(session, hall.id):
-        ctx = await booking_service.context(session, row.id)
+        ctx = await rules.context(session, row.id)
         for spec in day_slots(ctx.info, now.date()):
             try:
-                booking_service.check_open(ctx, spec, "onsite", now)
+                rules.check_open(ctx, spec, "onsite", now)
             except DomainError:
                 continue
             candidates.append((ctx, department, spec))
@@ -732,17 +732,17 @@ async def book_at_desk(
     hall = await hall_for(session, actor, hall_id)
     _staff_only(actor)
     try:
-        ctx, _ = await booking_service.resolve_slot(session, slot_id)
+        ctx, _ = await rules.resolve_slot(session, slot_id)
     except NotFound:
         raise NotFound(f"slot {slot_id!r} not found at this hall") from None
     if ctx.info.hall_id != hall.id:
         raise NotFound(f"slot {slot_id!r} not found at this hall")
     who = verify_identity(name, id_type, id_number, phone)
     citizen_id = await upsert_citizen(session, secret, who)
-    request = booking_service.BookRequest(
+    request = rules.BookRequest(
         slot_id=slot_id, channel="onsite", quantity=quantity, business_types=business_types
     )
-    answer = await booking_service.book(session, citizen_id, request, booking_service.Caller("staff"))
+    answer = await commands.book(session, citizen_id, request, rules.Caller("staff"))
     after = {
         "number": answer["number"],
         "service_id": answer["service_id"],
@@ -774,7 +774,7 @@ async def desk_booking(session: AsyncSession, actor: Actor, hall_id: str, number
     ).scalar_one_or_none()
     if found is None:
         raise NotFound("booking not found at this hall")
-    return await booking_service.view(session, found)
+    return await views.view(session, found)
 
 
 # --- counters at work ---------------------------------------------------------------------------
