@@ -8,7 +8,8 @@ import yuyue.calendar.service
 import yuyue.channels.service
 import yuyue.channels.webhooks
 import yuyue.jobs.service
-import yuyue.notify.service
+import yuyue.notify.handlers
+import yuyue.notify.reminders
 import yuyue.penalties.service
 import yuyue.stats.service
 import yuyue.waitlist.service  # noqa: F401
