@@ -11,7 +11,7 @@ from tests.conftest import Api, raw
 from tests.ids import resident_id
 from tests.notify.conftest import DAY, book_one, outbox, sent, setup_service
 from yuyue.booking.commands import book
-from yuyue.booking.rules import BookRequest
+from yuyue.booking.rules import BookRequest, Caller
 from yuyue.errors import Conflict
 from yuyue.kit import events
 from yuyue.kit.events import Event, emit
@@ -114,7 +114,7 @@ async def test_waitlist_allocation_sends_allocated(api: Api) -> None:
     async with api.app.state.sessionmaker() as session:
         citizen_id = (await raw(api, "SELECT id FROM citizens"))[0][0]
         answer = await book(
-            session, citizen_id, BookRequest(slot_id=slot["id"], channel="web"), source="waitlist"
+            session, citizen_id, BookRequest(slot_id=slot["id"], channel="web"), Caller("waitlist")
         )
         await session.commit()
     messages = await sent(api)
