@@ -32,7 +32,7 @@ WORKER = r"""
 import asyncio, os, sys, time
 from yuyue.config import Settings
 from yuyue.db import make_engine, make_sessionmaker
-from yuyue.notify import service
+from yuyue.notify.delivery import deliver_due
 
 async def main():
     settings = Settings(env="test", database_url=sys.argv[1])
@@ -42,7 +42,7 @@ async def main():
         time.sleep(0.005)
     idle = 0
     while idle < 3:  # the outbox is empty (or the rest is leased to others)
-        handled = await service.deliver_due(maker, settings.effective_secret)
+        handled = await deliver_due(maker, settings.effective_secret)
         idle = 0 if handled else idle + 1
         if not handled:
             await asyncio.sleep(0.05)
@@ -67,7 +67,7 @@ async def fill(url: str, count: int) -> None:
     from yuyue.db import make_engine, make_sessionmaker
     from yuyue.kit import crypto
     from yuyue.models import ConsoleMessage, DeliveryAttempt, Message
-    from yuyue.notify import service
+    from yuyue.notify.outbox import Draft, enqueue
 
     settings = Settings(env="test", database_url=url)
     engine = make_engine(settings)
@@ -77,7 +77,7 @@ async def fill(url: str, count: int) -> None:
         phone = crypto.encrypt(settings.effective_secret, "13900000000")
         for start in range(0, count, 1000):
             drafts = [
-                service.Draft(
+                Draft(
                     kind="booked",
                     params={
                         "number": f"I01202612{i:08d}",
@@ -91,7 +91,7 @@ async def fill(url: str, count: int) -> None:
                 )
                 for i in range(start, min(count, start + 1000))
             ]
-            await service.enqueue(session, drafts)
+            await enqueue(session, drafts)
         await session.commit()
     await engine.dispose()
 

@@ -12,7 +12,7 @@
 # Settings (environment): CLIENTS (8), DURATION seconds (20), SLOTS (140), THREADS (2),
 # and with a DATABASE_URL: SERVICE_ID, HALL_ID, HALL_PATH, CITIZEN_LO, CITIZEN_HI.
 #
-# The transaction, statement for statement as booking/service.py runs it:
+# The transaction, statement for statement as booking/repository.py runs it:
 #   BEGIN; precheck SELECT (citizen, live count, live key taken); ban SELECT;
 #   conditional UPDATE of the slot RETURNING; counter upsert RETURNING n; INSERT of the booking
 #   (the partial unique index on live_key checks it); COMMIT.

@@ -69,13 +69,13 @@ async def cached(settings: Settings) -> AsyncIterator[Api]:
 def routed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the availability answers that went through the route."""
     calls: list[int] = []
-    original = booking_api.service.availability_json
+    original = booking_api.availability_json
 
     async def counting(*args: Any) -> Any:
         calls.append(1)
         return await original(*args)
 
-    monkeypatch.setattr(booking_api.service, "availability_json", counting)
+    monkeypatch.setattr(booking_api, "availability_json", counting)
     return calls
 
 

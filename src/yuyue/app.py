@@ -37,7 +37,7 @@ from yuyue.identity import service as identity_service
 from yuyue.jobs import api as jobs_api
 from yuyue.jobs import service as jobs
 from yuyue.notify import api as notify_api
-from yuyue.notify.service import delivery_loop
+from yuyue.notify.delivery import delivery_loop
 from yuyue.onsite import api as onsite_api
 from yuyue.ops import api as ops_api
 from yuyue.ops.logging import configure, log

@@ -88,7 +88,7 @@ def worker() -> None:
     from yuyue.clock import clock
     from yuyue.db import make_engine, make_sessionmaker
     from yuyue.jobs.service import loop
-    from yuyue.notify.service import delivery_loop
+    from yuyue.notify.delivery import delivery_loop
     from yuyue.ops.logging import configure
 
     settings = get_settings()

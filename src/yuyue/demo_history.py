@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.service import decide_request, flag_overdue_approvals, propose_capacity
 from yuyue.auth.service import Acting
-from yuyue.booking.service import Context, context, live_key, unlimited_key
+from yuyue.booking.rules import Context, context, live_key, unlimited_key
 from yuyue.catalogue.service import SlotSpec, clear_caches, day_slots
 from yuyue.clock import TZ, at, clock
 from yuyue.errors import DomainError

@@ -9,7 +9,8 @@ from datetime import date, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yuyue.booking.service import Context, _plan
+from yuyue.booking.availability import _plan
+from yuyue.booking.rules import Context
 from yuyue.calendar.service import WorkCalendar
 from yuyue.catalogue.service import ServiceInfo, day_slots
 from yuyue.clock import TZ

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from tests.admin.support import fill_day
 from tests.conftest import Api, raw
 from tests.ids import resident_id
-from yuyue.booking.service import return_freed_seats
+from yuyue.booking.tasks import return_freed_seats
 from yuyue.clock import TZ
 from yuyue.jobs.service import run_due
 

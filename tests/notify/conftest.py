@@ -12,7 +12,8 @@ import pytest
 from tests.conftest import Api, raw
 from tests.ids import resident_id
 from yuyue.config import DEV_SECRET
-from yuyue.notify import service
+from yuyue.notify import delivery, handlers, reminders
+from yuyue.notify import outbox as outbox_module
 from yuyue.notify.config import NotifySettings
 from yuyue.notify.providers import ConsoleProvider, Outgoing, ProviderError, Receipt
 
@@ -52,7 +53,8 @@ def notify_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     def current() -> NotifySettings:
         return NotifySettings(**values)
 
-    monkeypatch.setattr(service, "notify_settings", current)
+    for module in (outbox_module, handlers, delivery, reminders):  # each reads the settings it imported
+        monkeypatch.setattr(module, "notify_settings", current)
     yield values
 
 

@@ -11,10 +11,13 @@ from typing import Any
 from tests.conftest import Api, raw
 from tests.ids import resident_id
 from tests.notify.conftest import SECRET, Counting, Flaky, book_one, outbox, sent, setup_service
-from yuyue.booking.service import BookRequest, book
+from yuyue.booking.commands import book
+from yuyue.booking.rules import BookRequest
 from yuyue.clock import TZ
-from yuyue.notify import service
+from yuyue.notify import delivery
 from yuyue.notify.config import NotifySettings
+from yuyue.notify.delivery import backoff, claim_batch, deliver_due, display_params
+from yuyue.notify.outbox import first_attempt_at
 from yuyue.notify.providers import ConsoleProvider, Outgoing
 
 
@@ -23,7 +26,7 @@ def console(api: Api) -> ConsoleProvider:
 
 
 async def deliver(api: Api, provider: Any = None) -> int:
-    return await service.deliver_due(api.app.state.sessionmaker, SECRET, provider or console(api))
+    return await deliver_due(api.app.state.sessionmaker, SECRET, provider or console(api))
 
 
 async def many_bookings(api: Api, service_id: int, count: int) -> list[str]:
@@ -77,7 +80,7 @@ async def test_temporary_failures_are_retried_with_backoff(api: Api) -> None:
 def test_backoff_grows_exponentially_with_jitter() -> None:
     settings = NotifySettings(backoff_base_s=30, backoff_max_s=3600)
     for attempts, base in ((1, 30), (2, 60), (3, 120), (4, 240), (10, 3600)):
-        delays = {service.backoff(settings, attempts).total_seconds() for _ in range(50)}
+        delays = {backoff(settings, attempts).total_seconds() for _ in range(50)}
         assert all(0.75 * base <= d <= 1.25 * base for d in delays), (attempts, delays)
         assert len(delays) > 1  # jitter
 
@@ -138,7 +141,7 @@ async def test_worker_dying_after_its_claim_loses_nothing(api: Api, notify_confi
     service_ = await setup_service(api, daily_capacity=140)
     numbers = await many_bookings(api, service_["id"], 12)
     maker = api.app.state.sessionmaker
-    dead_claim = await service.claim_batch(maker, 5, 60)  # ... and the worker is killed here
+    dead_claim = await claim_batch(maker, 5, 60)  # ... and the worker is killed here
     assert len(dead_claim) == 5
     survivor = Counting(console(api))
     assert await deliver(api, survivor) == 7  # the claimed five are leased to the dead worker
@@ -156,9 +159,9 @@ async def test_worker_dying_after_sending_duplicates_nothing(api: Api) -> None:
     service_ = await setup_service(api, daily_capacity=140)
     await many_bookings(api, service_["id"], 6)
     maker = api.app.state.sessionmaker
-    claimed = await service.claim_batch(maker, 3, 60)
+    claimed = await claim_batch(maker, 3, 60)
     for message in claimed:  # sent, then the process is killed before _settle
-        params = service.display_params(message, SECRET)
+        params = display_params(message, SECRET)
         await console(api).send(
             Outgoing(message.idem_key, "13900000000", message.kind, message.template, params, "x")
         )
@@ -214,7 +217,7 @@ async def test_log_shows_kind_and_masked_number_only(api: Api, monkeypatch: Any)
     await book_one(api, service_["id"], phone="13812345678")
     await book_one(api, service_["id"], n=2, phone="13987654321")
     recorder = Recorder()
-    monkeypatch.setattr(service, "log", recorder)
+    monkeypatch.setattr(delivery, "log", recorder)
     await deliver(api, Flaky(console(api), failures=1))
     assert sorted(recorder.lines, key=repr) == [
         (
@@ -244,14 +247,14 @@ async def test_log_shows_kind_and_masked_number_only(api: Api, monkeypatch: Any)
 
 def test_quiet_hours_wrap_midnight() -> None:
     settings = NotifySettings()
-    assert service.first_attempt_at(
-        settings, "reminder", datetime(2026, 12, 1, 23, 0, tzinfo=TZ)
-    ) == datetime(2026, 12, 2, 8, 0, tzinfo=TZ)
-    assert service.first_attempt_at(settings, "reminder", datetime(2026, 12, 2, 7, 0, tzinfo=TZ)) == datetime(
+    assert first_attempt_at(settings, "reminder", datetime(2026, 12, 1, 23, 0, tzinfo=TZ)) == datetime(
+        2026, 12, 2, 8, 0, tzinfo=TZ
+    )
+    assert first_attempt_at(settings, "reminder", datetime(2026, 12, 2, 7, 0, tzinfo=TZ)) == datetime(
         2026, 12, 2, 8, 0, tzinfo=TZ
     )
     noon = datetime(2026, 12, 2, 12, 0, tzinfo=TZ)
-    assert service.first_attempt_at(settings, "reminder", noon) == noon
+    assert first_attempt_at(settings, "reminder", noon) == noon
     night = datetime(2026, 12, 1, 23, 0, tzinfo=TZ)
-    assert service.first_attempt_at(settings, "cancelled", night) == night  # the citizen just asked
+    assert first_attempt_at(settings, "cancelled", night) == night  # the citizen just asked
     assert night + timedelta(hours=9) == datetime(2026, 12, 2, 8, 0, tzinfo=TZ)

@@ -10,7 +10,8 @@ import pytest
 from tests.conftest import Api, raw
 from tests.ids import resident_id
 from tests.notify.conftest import DAY, book_one, outbox, sent, setup_service
-from yuyue.booking.service import BookRequest, Caller, book
+from yuyue.booking.commands import book
+from yuyue.booking.rules import BookRequest, Caller
 from yuyue.errors import Conflict
 from yuyue.kit import events
 from yuyue.kit.events import Event, emit

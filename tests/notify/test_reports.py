@@ -17,7 +17,8 @@ from tests.conftest import START, Api, raw
 from tests.notify import test_providers
 from tests.notify.conftest import SECRET, book_one, outbox, setup_service
 from tests.notify.test_providers import ALIYUN_OK, FakeServer, aliyun, tencent, tencent_status
-from yuyue.notify import config, service
+from yuyue.notify import config
+from yuyue.notify.delivery import deliver_due
 
 fake = test_providers.fake  # the fake Aliyun/Tencent server of the adapter tests (a fixture)
 
@@ -87,7 +88,7 @@ async def sent_through(api: Api, provider: Any) -> dict[str, Any]:
     """A booking's SMS, delivered by the real adapter against the fake provider server."""
     service_ = await setup_service(api)
     booking = await book_one(api, service_["id"], phone=PHONE)
-    assert await service.deliver_due(api.app.state.sessionmaker, SECRET, provider) == 1
+    assert await deliver_due(api.app.state.sessionmaker, SECRET, provider) == 1
     [row] = await outbox(api)
     assert row.status == "sent" and row.delivery_status is None
     return {"id": row.id, "ref": row.provider_ref, "number": booking["number"]}

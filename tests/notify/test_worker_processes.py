@@ -13,14 +13,15 @@ import time
 from tests.conftest import Api, raw
 from tests.notify.conftest import SECRET
 from yuyue.kit import crypto
-from yuyue.notify import service
+from yuyue.notify.outbox import Draft, enqueue
 
 WORKER = r"""
 import asyncio, sys
 from yuyue.clock import clock
 from yuyue.config import Settings
 from yuyue.db import make_engine, make_sessionmaker
-from yuyue.notify import providers, service
+from yuyue.notify import providers
+from yuyue.notify.delivery import delivery_loop
 
 slow = providers.ConsoleProvider.send
 
@@ -36,7 +37,7 @@ async def main():
     engine = make_engine(settings, pool_size=4)
     async def refresh():
         await clock.refresh(engine)
-    await service.delivery_loop(make_sessionmaker(engine), refresh, settings.effective_secret)
+    await delivery_loop(make_sessionmaker(engine), refresh, settings.effective_secret)
 
 asyncio.run(main())
 """
@@ -58,7 +59,7 @@ async def test_killed_worker_loses_and_duplicates_nothing(api: Api) -> None:
     url = str(api.app.state.settings.database_url)
     await api.hall()
     drafts = [
-        service.Draft(
+        Draft(
             kind="booked",
             params={
                 "number": f"I01202612030{i:04d}",
@@ -73,7 +74,7 @@ async def test_killed_worker_loses_and_duplicates_nothing(api: Api) -> None:
         for i in range(TOTAL)
     ]
     async with api.app.state.sessionmaker() as session:
-        assert await service.enqueue(session, drafts) == TOTAL
+        assert await enqueue(session, drafts) == TOTAL
         await session.commit()
     doomed, survivor = start_worker(url), start_worker(url)
     try:

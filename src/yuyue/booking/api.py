@@ -10,7 +10,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking import service
+from yuyue.booking import commands, idempotency, rules, views
+from yuyue.booking.availability import availability_json
+from yuyue.booking.receipt import default_font, render_receipt_html, render_receipt_pdf
 from yuyue.booking.schemas import AvailabilityOut, BookIn, BookingOut, CancelIn, RebookIn, RescheduleIn
 from yuyue.catalogue.service import service_info
 from yuyue.db import Db, autocommit
@@ -57,7 +59,7 @@ async def availability(
     to: Annotated[date | None, Query()] = None,
 ) -> Response:
     """Hourly slots over the policy's horizon (or `from`–`to`), with seats left for off-site booking."""
-    body, fresh = await service.availability_json(db, service_id, from_, to)
+    body, fresh = await availability_json(db, service_id, from_, to)
     publish(request.scope, body, "application/json", fresh)  # repeated from memory while fresh
     return Response(body, media_type="application/json")
 
@@ -79,8 +81,8 @@ async def _changing(
 
     try:
         where = f"{request.method} {request.url.path}"
-        fingerprint = "" if key is None else service.request_hash(where, body)  # only keys need it
-        code, answer = await service.idempotent(db, citizen_id, key, fingerprint, run)
+        fingerprint = "" if key is None else idempotency.request_hash(where, body)  # only keys need it
+        code, answer = await idempotency.idempotent(db, citizen_id, key, fingerprint, run)
     except DomainError as exc:
         BOOKINGS.labels(action=action, outcome=exc.code).inc()
         raise
@@ -98,7 +100,7 @@ async def book(
     body: BookIn, citizen_id: BookingCitizen, db: Db, request: Request, key: IdemKey = None
 ) -> JSONResponse:
     """Book a slot for the logged-in citizen (rules T2, T5, M10, G10, G16, G17)."""
-    req = service.BookRequest(
+    req = rules.BookRequest(
         slot_id=body.slot_id,
         channel=body.channel,
         quantity=body.quantity,
@@ -114,7 +116,7 @@ async def book(
             request,
             body.model_dump(),
             "book",
-            lambda: service.book(db, citizen_id, req, service.CITIZEN),
+            lambda: commands.book(db, citizen_id, req, rules.CITIZEN),
             201,
         )
     except DomainError:
@@ -127,7 +129,7 @@ async def book(
 )
 async def my_bookings(citizen_id: Citizen, db: Db) -> JSONResponse:
     """The citizen's own bookings, newest first (rules T11, M12)."""
-    return JSONResponse(await service.list_bookings(db, citizen_id))
+    return JSONResponse(await views.list_bookings(db, citizen_id))
 
 
 @router.get(
@@ -136,7 +138,7 @@ async def my_bookings(citizen_id: Citizen, db: Db) -> JSONResponse:
     responses={200: {"model": BookingOut}, **problems(401, 404)},
 )
 async def get_booking(number: str, citizen_id: Citizen, db: Db) -> JSONResponse:
-    return JSONResponse(await service.get_booking(db, citizen_id, number))
+    return JSONResponse(await views.get_booking(db, citizen_id, number))
 
 
 @router.post(
@@ -154,7 +156,7 @@ async def cancel(
 ) -> JSONResponse:
     """Cancel before the policy's deadline (rules G13, T8, M8); the seat is free at once."""
     return await _changing(
-        db, citizen_id, key, request, {}, "cancel", lambda: service.cancel(db, citizen_id, number), 200
+        db, citizen_id, key, request, {}, "cancel", lambda: commands.cancel(db, citizen_id, number), 200
     )
 
 
@@ -174,7 +176,7 @@ async def reschedule(
         request,
         body.model_dump(),
         "reschedule",
-        lambda: service.reschedule(db, citizen_id, number, body.slot_id),
+        lambda: commands.reschedule(db, citizen_id, number, body.slot_id),
         200,
     )
 
@@ -196,7 +198,7 @@ async def rebook(
         request,
         body.model_dump(),
         "rebook",
-        lambda: service.rebook(db, citizen_id, number, body.slot_id, body.reason),
+        lambda: commands.rebook(db, citizen_id, number, body.slot_id, body.reason),
         201,
     )
 
@@ -214,9 +216,7 @@ async def receipt(
     format: Annotated[Literal["html", "pdf"], Query()] = "html",
 ) -> Response:
     """A printable receipt with a QR code of the number (rule T10): HTML, or `?format=pdf`."""
-    from yuyue.booking.receipt import default_font, render_receipt_html, render_receipt_pdf
-
-    view = await service.get_booking(db, citizen_id, number)
+    view = await views.get_booking(db, citizen_id, number)
     info = await service_info(db, view["service_id"])
     hall = {"name": info.hall_name, "address": info.hall_address, "hotline": info.hall_hotline}
     if format == "pdf":

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.audit.service import audit
 from yuyue.auth.api import AdminDep
 from yuyue.auth.service import authorise
-from yuyue.booking import service as booking
+from yuyue.booking import commands, idempotency, rules, views
 from yuyue.booking.schemas import BookingOut
 from yuyue.channels import service
 from yuyue.channels.schemas import (
@@ -197,7 +197,7 @@ async def book(
 ) -> JSONResponse:
     """Book for the citizen; the booking's channel is this client's (rule T1)."""
     service.require_scope(who, "bookings:write")
-    req = booking.BookRequest(
+    req = rules.BookRequest(
         slot_id=body.slot_id,
         channel=who.channel,
         quantity=body.quantity,
@@ -207,10 +207,10 @@ async def book(
     )
 
     async def work() -> tuple[int, dict[str, Any]]:
-        return 201, await booking.book(db, citizen_id, req, booking.Caller("channel", who.client_id))
+        return 201, await commands.book(db, citizen_id, req, rules.Caller("channel", who.client_id))
 
-    fingerprint = booking.request_hash(f"POST {request.url.path} {who.client_id}", body.model_dump())
-    status, answer = await booking.idempotent(db, citizen_id, key, fingerprint, work)
+    fingerprint = idempotency.request_hash(f"POST {request.url.path} {who.client_id}", body.model_dump())
+    status, answer = await idempotency.idempotent(db, citizen_id, key, fingerprint, work)
     return JSONResponse(answer, status_code=status)
 
 
@@ -219,7 +219,7 @@ async def book(
 )
 async def bookings(who: PartnerDep, citizen_id: ChannelCitizen, db: Db) -> JSONResponse:
     service.require_scope(who, "bookings:read")
-    return JSONResponse(await booking.list_bookings(db, citizen_id))
+    return JSONResponse(await views.list_bookings(db, citizen_id))
 
 
 @partner.post(
@@ -229,5 +229,5 @@ async def bookings(who: PartnerDep, citizen_id: ChannelCitizen, db: Db) -> JSONR
 )
 async def cancel(number: str, who: PartnerDep, citizen_id: ChannelCitizen, db: Db) -> JSONResponse:
     service.require_scope(who, "bookings:write")
-    answer = await booking.cancel(db, citizen_id, number)
+    answer = await commands.cancel(db, citizen_id, number)
     return JSONResponse(answer)

@@ -23,8 +23,10 @@ from yuyue.kit import crypto
 from yuyue.kit.events import Event, subscribe
 from yuyue.kit.signing import sign
 from yuyue.models import ApiClient, ApiKey, Booking, ChannelBooking
+from yuyue.notify import handlers as _sms_first  # noqa: F401 - its subscribers go first: the SMS row before the webhook's
+from yuyue.notify.delivery import Claimed, register_deliverer, settle
+from yuyue.notify.outbox import Draft, enqueue
 from yuyue.notify.providers import ProviderError, Receipt
-from yuyue.notify.service import Claimed, Draft, enqueue, register_deliverer, settle
 from yuyue.ops.logging import log
 
 WEBHOOK = "webhook"

@@ -24,7 +24,8 @@ from yuyue.console.service import Viewer
 from yuyue.db import Db
 from yuyue.errors import DomainError, Forbidden, Unauthenticated
 from yuyue.kit.http import client_address
-from yuyue.onsite import service as onsite
+from yuyue.onsite.counters import list_counters
+from yuyue.onsite.staff import get_hall, staff_login
 from yuyue.web import service as web
 from yuyue.web.api import PageRoute
 
@@ -151,8 +152,8 @@ async def home(request: Request, db: Db) -> Response:
         return redirect("/admin/login")
     context: dict[str, Any] = {}
     if who.kind == "staff" and who.hall_id is not None:
-        context["hall"] = await onsite.get_hall(db, who.hall_id)
-        context["counters"] = await onsite.list_counters(db, who.actor, who.hall_id)
+        context["hall"] = await get_hall(db, who.hall_id)
+        context["counters"] = await list_counters(db, who.actor, who.hall_id)
     return render(request, "home.html", **context)
 
 
@@ -175,7 +176,7 @@ async def login(request: Request, db: Db) -> Response:
     settings = settings_of(request)
     try:
         if role == "staff":
-            token, _ = await onsite.staff_login(
+            token, _ = await staff_login(
                 db,
                 settings.effective_secret,
                 settings.token_ttl_s,

@@ -17,7 +17,7 @@ from yuyue.auth.service import Acting, acting_admin
 from yuyue.errors import Forbidden, Unauthenticated
 from yuyue.kit import tokens
 from yuyue.models import Unit
-from yuyue.onsite.service import STAFF, Actor, actor_from_token
+from yuyue.onsite.staff import STAFF, Actor, actor_from_token
 
 COOKIE = "yuyue_console"
 ROLES = {"admin": "管理员", "staff": "窗口工作人员"}

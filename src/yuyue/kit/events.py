@@ -10,7 +10,7 @@ Handlers run in subscription order; an exception in one aborts the whole transac
 
 `collect` runs the handlers without writing: the outbox rows they would write are returned, so that
 the caller writes them in its own single statement (a booking on PostgreSQL, decisions 0014, 0015). A
-handler of such an event writes only through `write` or `notify.service.enqueue`, which honour
+handler of such an event writes only through `write` or `notify.outbox.enqueue`, which honour
 `collecting`.
 """
 

@@ -26,7 +26,11 @@ from yuyue.errors import DomainError, NotFound, Unprocessable
 from yuyue.identity import service as identity
 from yuyue.jobs.api import NonProd
 from yuyue.kit.http import problems, settings_of
-from yuyue.notify import config, service
+from yuyue.notify import codes, config, outbox
+from yuyue.notify.codes import check_code
+from yuyue.notify.delivery import deliver_due
+from yuyue.notify.outbox import console_messages, message_attempts, message_view, retry_dead
+from yuyue.notify.reports import DeliveryReport, count_reports, record_reports
 from yuyue.notify.schemas import (
     AliyunAnswer,
     AliyunReport,
@@ -56,15 +60,15 @@ async def test_messages(
     """What the console provider has sent, newest first (full numbers: test only). Messages due
     now are delivered first, so an answer reflects every committed change."""
     secret = settings_of(request).effective_secret
-    await service.deliver_due(request.app.state.sessionmaker, secret)
-    return await service.console_messages(db, limit)
+    await deliver_due(request.app.state.sessionmaker, secret)
+    return await console_messages(db, limit)
 
 
 @public.post("/code", status_code=201, response_model=CodeOut, responses=problems(422, 429))
 async def request_code(body: CodeIn, request: Request, db: Db) -> dict[str, Any]:
     """Rule M6: send a 6-digit code (valid 5 minutes) to confirm a mobile number."""
     client = request.client.host if request.client else "unknown"
-    answer = await service.request_code(db, settings_of(request).effective_secret, body.phone, client)
+    answer = await codes.request_code(db, settings_of(request).effective_secret, body.phone, client)
     return answer
 
 
@@ -72,7 +76,7 @@ async def request_code(body: CodeIn, request: Request, db: Db) -> dict[str, Any]
 async def verify_code(body: VerifyIn, request: Request, db: Db) -> dict[str, Any]:
     """Rule M6: check the code; the answer carries a short-lived token proving the number."""
     secret = settings_of(request).effective_secret
-    ok = await service.check_code(db, secret, body.phone, body.code)
+    ok = await check_code(db, secret, body.phone, body.code)
     if not ok:
         # the wrong try is counted (committed) even though the answer is an error
         raise Unprocessable("wrong, expired or used-up code", code="invalid_code", keep_writes=True)
@@ -94,23 +98,23 @@ async def list_messages(
     """The outbox of the admin's subtree, newest first; `?status=dead` lists the dead letters,
     `?delivery=undelivered` the messages a provider accepted but could not hand over."""
     authorise(who, "view", who.unit_path)
-    return await service.list_messages(db, who.unit_path, status, limit, delivery)
+    return await outbox.list_messages(db, who.unit_path, status, limit, delivery)
 
 
 @admin.get("/{message_id}", response_model=MessageOut, responses=problems(401, 403, 404))
 async def get_message(message_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
     """One message with its delivery attempts and the providers' receipts."""
-    message = await service.get_message(db, message_id, who.unit_path)
-    return {**service.message_view(message), "receipts": await service.message_attempts(db, message.id)}
+    message = await outbox.get_message(db, message_id, who.unit_path)
+    return {**message_view(message), "receipts": await message_attempts(db, message.id)}
 
 
 @admin.post("/{message_id}/retry", response_model=MessageOut, responses=problems(401, 403, 404, 422))
 async def retry_message(message_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
     """Send a dead letter again (audited)."""
-    message = await service.get_message(db, message_id, who.unit_path)
+    message = await outbox.get_message(db, message_id, who.unit_path)
     authorise(who, "configure", message.unit_path)
     before = {"status": message.status, "attempts": message.attempts}
-    message = await service.retry_dead(db, message)
+    message = await retry_dead(db, message)
     await audit(
         db,
         who,
@@ -121,7 +125,7 @@ async def retry_message(message_id: int, who: AdminDep, db: Db) -> dict[str, Any
         before,
         {"status": message.status},
     )
-    view = service.message_view(message)
+    view = message_view(message)
     return view
 
 
@@ -167,7 +171,7 @@ async def _admit(request: Request, token: str, provider: str) -> config.SmsRepor
         client = request.client.host if request.client else "unknown"
         await limits.hit(_limit(settings.rate), "sms_report", client)
     if not settings.enabled or not _same(token, settings.token.get_secret_value()):
-        service.count_reports(provider, Counter(refused=1))
+        count_reports(provider, Counter(refused=1))
         raise NotFound("Not Found")  # the answer of a path that does not exist
     return settings
 
@@ -210,7 +214,7 @@ async def _receive(
     token: str,
     provider: str,
     adapter: TypeAdapter[list[R]],
-    convert: Callable[[R], service.DeliveryReport],
+    convert: Callable[[R], DeliveryReport],
 ) -> str | None:
     """Admit, read, validate and record one push; the problem with it, or None when recorded."""
     settings = await _admit(request, token, provider)
@@ -218,20 +222,20 @@ async def _receive(
     try:
         rows = _rows(body, adapter, settings.max_rows)
     except Malformed as exc:
-        service.count_reports(provider, Counter(malformed=1))
+        count_reports(provider, Counter(malformed=1))
         return str(exc)
-    outcomes = await service.record_reports(db, provider, [convert(row) for row in rows])
-    service.count_reports(provider, outcomes)
+    outcomes = await record_reports(db, provider, [convert(row) for row in rows])
+    count_reports(provider, outcomes)
     return None
 
 
-def _from_aliyun(row: AliyunReport) -> service.DeliveryReport:
-    return service.DeliveryReport(row.biz_id, row.success, row.err_code, row.err_msg, row.report_time)
+def _from_aliyun(row: AliyunReport) -> DeliveryReport:
+    return DeliveryReport(row.biz_id, row.success, row.err_code, row.err_msg, row.report_time)
 
 
-def _from_tencent(row: TencentReport) -> service.DeliveryReport:
+def _from_tencent(row: TencentReport) -> DeliveryReport:
     delivered = row.report_status == "SUCCESS"
-    return service.DeliveryReport(row.sid, delivered, row.errmsg, row.description, row.user_receive_time)
+    return DeliveryReport(row.sid, delivered, row.errmsg, row.description, row.user_receive_time)
 
 
 def _pushed(model: type[Report]) -> dict[str, Any]:

@@ -16,7 +16,12 @@ from yuyue.booking.schemas import BookingOut
 from yuyue.db import Db
 from yuyue.errors import DomainError
 from yuyue.kit.http import bearer, client_address, problems, settings_of
-from yuyue.onsite import service, stream
+from yuyue.onsite import counters as counter_service
+from yuyue.onsite import staff as staff_service
+from yuyue.onsite import stream
+from yuyue.onsite.counters import list_counters
+from yuyue.onsite.desk import book_at_desk
+from yuyue.onsite.queue import public_queue
 from yuyue.onsite.schemas import (
     CheckinIn,
     CounterOut,
@@ -35,6 +40,8 @@ from yuyue.onsite.schemas import (
     TicketIn,
     TicketsOut,
 )
+from yuyue.onsite.staff import Actor, actor_from_token
+from yuyue.onsite.tickets import check_in, issue_ticket
 from yuyue.ops.metrics import BOOKINGS
 
 router = APIRouter(prefix="/api/v1", tags=["on site"])
@@ -44,11 +51,11 @@ StaffId = Annotated[int, Path(ge=1, le=2_000_000_000)]
 HEARTBEAT_S = 15.0
 
 
-async def current_actor(request: Request, db: Db) -> service.Actor:
-    return await service.actor_from_token(db, settings_of(request).effective_secret, bearer(request))
+async def current_actor(request: Request, db: Db) -> Actor:
+    return await actor_from_token(db, settings_of(request).effective_secret, bearer(request))
 
 
-ActorDep = Annotated[service.Actor, Depends(current_actor)]
+ActorDep = Annotated[Actor, Depends(current_actor)]
 
 
 # --- staff accounts and kiosks --------------------------------------------------------------------
@@ -57,7 +64,7 @@ ActorDep = Annotated[service.Actor, Depends(current_actor)]
 @router.post("/staff/login", responses=problems(401, 422), tags=["on site"])
 async def staff_login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]:
     settings = settings_of(request)
-    token, staff = await service.staff_login(
+    token, account = await staff_service.staff_login(
         db,
         settings.effective_secret,
         settings.token_ttl_s,
@@ -65,13 +72,13 @@ async def staff_login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]
         body.password,
         client_address(request),
     )
-    return {"token": token, "staff": staff}
+    return {"token": token, "staff": account}
 
 
 @router.post("/admin/halls/{hall_id}/staff", status_code=201, responses=problems(401, 403, 404, 409, 422))
 async def create_staff(hall_id: HallId, body: StaffIn, admin: AdminDep, db: Db) -> dict[str, Any]:
     """A clerk account bound to this hall (and optionally to one counter); audited."""
-    answer = await service.create_staff(
+    answer = await staff_service.create_staff(
         db, admin, hall_id, body.username, body.password, body.name, body.counter_id
     )
     return answer
@@ -80,7 +87,7 @@ async def create_staff(hall_id: HallId, body: StaffIn, admin: AdminDep, db: Db) 
 @router.get("/admin/halls/{hall_id}/staff", response_model=list[StaffOut], responses=problems(401, 403, 404))
 async def list_staff(hall_id: HallId, admin: AdminDep, db: Db) -> list[dict[str, Any]]:
     """The hall's clerk accounts, retired ones included."""
-    return await service.list_staff(db, admin, hall_id)
+    return await staff_service.list_staff(db, admin, hall_id)
 
 
 @router.post(
@@ -91,7 +98,7 @@ async def retire_staff(
 ) -> dict[str, Any]:
     """Close a clerk account for good: its tokens stop working at once, its username is never
     reused (`422 already_retired` the second time); audited."""
-    answer = await service.retire_staff(db, admin, staff_id, body.reason if body else None)
+    answer = await staff_service.retire_staff(db, admin, staff_id, body.reason if body else None)
     return answer
 
 
@@ -103,7 +110,7 @@ async def reset_staff_password(
 ) -> dict[str, Any]:
     """Set a clerk's new password (12+ characters, letters and digits); tokens issued before stop
     working; audited."""
-    answer = await service.reset_staff_password(db, admin, staff_id, body.password)
+    answer = await staff_service.reset_staff_password(db, admin, staff_id, body.password)
     return answer
 
 
@@ -112,13 +119,15 @@ async def create_kiosk(
     hall_id: HallId, body: KioskIn, admin: AdminDep, request: Request, db: Db
 ) -> dict[str, Any]:
     """A kiosk of this hall and its token (shown once); audited."""
-    answer = await service.create_kiosk(db, settings_of(request).effective_secret, admin, hall_id, body.name)
+    answer = await staff_service.create_kiosk(
+        db, settings_of(request).effective_secret, admin, hall_id, body.name
+    )
     return answer
 
 
 @router.delete("/admin/kiosks/{kiosk_id}", status_code=204, responses=problems(401, 403, 404))
 async def revoke_kiosk(kiosk_id: int, admin: AdminDep, db: Db) -> Response:
-    await service.revoke_kiosk(db, admin, kiosk_id)
+    await staff_service.revoke_kiosk(db, admin, kiosk_id)
     return Response(status_code=204)
 
 
@@ -135,10 +144,10 @@ async def checkin(
     hall_id: HallId, body: CheckinIn, actor: ActorDep, request: Request, db: Db
 ) -> JSONResponse:
     """Rules T3, M7: check in (取号) every booking of this ID at this hall whose window is open now."""
-    status, tickets = await service.check_in(
+    status, issued = await check_in(
         db, settings_of(request).effective_secret, actor, hall_id, body.id_type, body.id_number
     )
-    return JSONResponse({"tickets": tickets}, status_code=status)
+    return JSONResponse({"tickets": issued}, status_code=status)
 
 
 @router.post(
@@ -151,7 +160,7 @@ async def ticket(
     hall_id: HallId, body: TicketIn, actor: ActorDep, request: Request, db: Db
 ) -> dict[str, Any]:
     """A walk-in (rule M2) or green-channel (rules G10, M3) ticket."""
-    answer = await service.issue_ticket(
+    answer = await issue_ticket(
         db,
         settings_of(request).effective_secret,
         actor,
@@ -176,7 +185,7 @@ async def desk_booking(
     """Rule G10: book one of today's slots of this hall on site (channel `onsite`) for the citizen
     at the desk, by staff or an admin acting as staff (a kiosk may not); audited."""
     try:
-        answer = await service.book_at_desk(
+        answer = await book_at_desk(
             db,
             settings_of(request).effective_secret,
             actor,
@@ -201,14 +210,14 @@ async def desk_booking(
 
 @router.get("/halls/{hall_id}/counters", response_model=list[CounterOut], responses=problems(401, 403, 404))
 async def counters(hall_id: HallId, actor: ActorDep, db: Db) -> list[dict[str, Any]]:
-    answer = await service.list_counters(db, actor, hall_id)
+    answer = await list_counters(db, actor, hall_id)
     return answer
 
 
 @router.patch("/counters/{counter_id}", response_model=CounterOut, responses=problems(401, 403, 404, 422))
 async def patch_counter(counter_id: int, body: CounterPatch, actor: ActorDep, db: Db) -> dict[str, Any]:
     """Open or close a counter, rename it, or set the services it calls (null: all)."""
-    answer = await service.patch_counter(db, actor, counter_id, body.model_dump(exclude_unset=True))
+    answer = await counter_service.patch_counter(db, actor, counter_id, body.model_dump(exclude_unset=True))
     return answer
 
 
@@ -219,7 +228,7 @@ async def patch_counter(counter_id: int, body: CounterPatch, actor: ActorDep, db
 )
 async def call_next(counter_id: int, actor: ActorDep, db: Db) -> Any:
     """Finish the counter's current ticket and call the next one in call order (rule T4)."""
-    answer = await service.call_next(db, actor, counter_id)
+    answer = await counter_service.call_next(db, actor, counter_id)
     if answer is None:
         return Response(status_code=204)
     return {"ticket": answer}
@@ -229,13 +238,13 @@ async def call_next(counter_id: int, actor: ActorDep, db: Db) -> Any:
 async def recall(
     number: TicketNumber, actor: ActorDep, db: Db, body: Annotated[RecallIn | None, Body()] = None
 ) -> dict[str, Any]:
-    answer = await service.recall(db, actor, number, body.counter_id if body else None)
+    answer = await counter_service.recall(db, actor, number, body.counter_id if body else None)
     return {"ticket": answer}
 
 
 @router.post("/tickets/{number}/skip", response_model=OneTicketOut, responses=problems(401, 403, 404, 422))
 async def skip(number: TicketNumber, actor: ActorDep, db: Db) -> dict[str, Any]:
-    answer = await service.skip(db, actor, number)
+    answer = await counter_service.skip(db, actor, number)
     return {"ticket": answer}
 
 
@@ -244,7 +253,7 @@ async def finish(
     number: TicketNumber, actor: ActorDep, db: Db, body: Annotated[FinishIn | None, Body()] = None
 ) -> dict[str, Any]:
     """Finish a called ticket; `service_id` finishes one member item of a bundle (rule G17)."""
-    answer = await service.finish(db, actor, number, body.service_id if body else None)
+    answer = await counter_service.finish(db, actor, number, body.service_id if body else None)
     return {"ticket": answer}
 
 
@@ -254,7 +263,7 @@ async def finish(
 @router.get("/halls/{hall_id}/queue", response_model=QueueOut, responses=problems(404))
 async def queue(hall_id: HallId, db: Db) -> dict[str, Any]:
     """Public: the waiting tickets in call order with wait estimates, and those being served."""
-    return await service.public_queue(db, hall_id)
+    return await public_queue(db, hall_id)
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:
@@ -271,7 +280,7 @@ async def queue_events(hall_id: HallId, request: Request) -> StreamingResponse:
     `change` (the queue changed), from every app process."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with maker() as session:
-        snapshot = await service.public_queue(session, hall_id)
+        snapshot = await public_queue(session, hall_id)
     screen = await stream.broker.subscribe(hall_id, settings_of(request).database_url)
 
     async def events() -> AsyncIterator[str]:

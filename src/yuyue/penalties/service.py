@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.audit.service import audit
 from yuyue.auth.service import Acting, authorise, may
-from yuyue.booking.service import view
+from yuyue.booking.views import view
 from yuyue.catalogue.service import item_of, service_info
 from yuyue.clock import clock
 from yuyue.errors import Forbidden, NotFound, ValidationFailed

@@ -3,7 +3,7 @@
 First come, first served per service. Seats that appear — a cancel, a reschedule away, held seats
 returned to open booking (decision 0081), an approved capacity increase, a day's release — go to the
 earliest waiting entry that accepts that date and whose citizen may book, before open booking sees
-them. An allocation is an ordinary booking (`booking.service.book(..., Caller("waitlist"))`, channel
+them. An allocation is an ordinary booking (`booking.commands.book(..., Caller("waitlist"))`, channel
 of the entry) made in the transaction that freed the seat, so nobody else can take the seat in
 between.
 
@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.service import raise_alert
 from yuyue.auth.service import Acting, authorise
-from yuyue.booking import service as booking
+from yuyue.booking import availability, commands, rules
 from yuyue.catalogue.service import day_slots, get_service, parse_slot_id
 from yuyue.clock import clock
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
@@ -83,12 +83,12 @@ async def join(
 ) -> WaitlistEntry:
     """Queue for a service (rule G11), on any date (`dates` null) or on the dates listed."""
     try:
-        ctx = await booking.context(session, service_id)
+        ctx = await rules.context(session, service_id)
     except NotFound:
         raise NotFound(f"service {service_id} not found") from None
     if not ctx.info.active:
         raise NotFound(f"service {service_id} not found")
-    booking.check_may_book(session, citizen_id, ctx.info)  # rules T2, G8: whoever may not book may not queue
+    rules.check_may_book(session, citizen_id, ctx.info)  # rules T2, G8: whoever may not book may not queue
     if channel not in OFFSITE_CHANNELS:
         raise ValidationFailed(f"channel must be one of {', '.join(OFFSITE_CHANNELS)}")
     today = clock.today()
@@ -110,7 +110,7 @@ async def join(
             banned_until=banned_until.isoformat(),
         )
     accepted = {d.isoformat() for d in dates} if dates is not None else None
-    offered = await booking.availability(session, service_id, None, None)
+    offered = await availability.availability(session, service_id, None, None)
     for day in offered["days"]:
         if accepted is not None and day["date"] not in accepted:
             continue
@@ -288,8 +288,8 @@ async def _claim_and_book(
     )
     if rowcount(claimed) != 1:
         return None
-    view = await booking.book(
-        session, citizen_id, booking.BookRequest(slot_id=slot_id, channel=channel), booking.Caller("waitlist")
+    view = await commands.book(
+        session, citizen_id, rules.BookRequest(slot_id=slot_id, channel=channel), rules.Caller("waitlist")
     )
     number = str(view["number"])
     await session.execute(
@@ -333,7 +333,7 @@ async def _on_seats_returned(session: AsyncSession, event: Event) -> None:
 
 
 async def _day_slot_ids(session: AsyncSession, service_id: int, days: list[date]) -> list[str]:
-    ctx = await booking.context(session, service_id)
+    ctx = await rules.context(session, service_id)
     return [
         spec.id for day in sorted(days) if ctx.calendar.is_working(day) for spec in day_slots(ctx.info, day)
     ]
@@ -365,7 +365,7 @@ async def release_to_waitlist(session: AsyncSession, due: datetime) -> int:
     allocated = 0
     window_start = due - timedelta(minutes=RELEASE_EVERY_MIN)
     for service_id in await _waiting_services(session):
-        ctx = await booking.context(session, service_id)
+        ctx = await rules.context(session, service_id)
         if not ctx.info.active:
             continue
         knobs = ctx.policy.knobs
@@ -382,7 +382,7 @@ async def release_to_waitlist(session: AsyncSession, due: datetime) -> int:
 
 async def released_offsite_seats(session: AsyncSession, service_id: int, now: datetime) -> int:
     """Off-site seats of the service's next 10 working days whose booking has opened (rule G12)."""
-    ctx = await booking.context(session, service_id)
+    ctx = await rules.context(session, service_id)
     knobs, calendar = ctx.policy.knobs, ctx.calendar
     last = calendar.nth_working_after(now.date(), OVER_RELEASE_WORKING_DAYS)
     stored = {

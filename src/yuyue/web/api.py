@@ -1,7 +1,7 @@
 """The citizen portal (issue 8): server-rendered pages at `/`, working without JavaScript.
 
 Routes parse the form, check the CSRF token, call the SAME service functions as the API routes
-(yuyue.booking.service, yuyue.identity.service) and commit once; every error is a page in plain
+(yuyue.booking.commands, yuyue.identity.service) and commit once; every error is a page in plain
 Chinese with a next step (web/service.py MESSAGES), never JSON or a trace. The flow follows rule T10:
 notice → hall → department/item → date and slot → confirm → success page and receipt.
 """
@@ -25,7 +25,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking import service as booking
+from yuyue.booking import commands, idempotency, rules, views
+from yuyue.booking.availability import availability as booking_availability
 from yuyue.booking.schemas import MAX_QUANTITY
 from yuyue.catalogue.service import get_unit, hall_services, parse_slot_id, service_info
 from yuyue.clock import clock
@@ -302,18 +303,18 @@ async def service_days(
         citizen_id = await citizen_id_of(request, db)
         if citizen_id is None:
             return login_redirect(request)
-        changing = await booking.get_booking(db, citizen_id, reschedule or rebook)
+        changing = await views.get_booking(db, citizen_id, reschedule or rebook)
         if changing["service_id"] != service_id:
             raise NotFound("booking not found")
         if rebook:
             start = now.date()  # rules T9, G14: a rebook may take today's slots on site
     if start is not None:
-        ctx = await booking.context(db, service_id)
-        availability = await booking.availability(
+        ctx = await rules.context(db, service_id)
+        availability = await booking_availability(
             db, service_id, start, horizon_end(ctx.policy.knobs, ctx.calendar, now.date())
         )
     else:
-        availability = await booking.availability(db, service_id, None, None)
+        availability = await booking_availability(db, service_id, None, None)
     days = web.calendar_days(availability, now)
     for day in days:
         for slot in day["slots"]:
@@ -340,7 +341,7 @@ async def service_days(
 
 
 async def _slot_facts(db: AsyncSession, slot_id: str) -> tuple[Any, Any]:
-    ctx, spec = await booking.resolve_slot(db, slot_id)
+    ctx, spec = await rules.resolve_slot(db, slot_id)
     return ctx.info, spec
 
 
@@ -370,7 +371,7 @@ async def confirm(request: Request, db: Db, slot: Annotated[str, Query(max_lengt
 
 @router.post("/book", response_class=HTMLResponse)
 async def book(request: Request, db: Db) -> Response:
-    """Submit a booking: the same booking.service.book as POST /api/v1/appointments, channel web;
+    """Submit a booking: the same booking.commands.book as POST /api/v1/appointments, channel web;
     the form's one-time key makes a double click answer the first booking (Idempotency-Key rules)."""
     form = await checked_form(request)
     citizen_id = await citizen_id_of(request, db)
@@ -382,7 +383,7 @@ async def book(request: Request, db: Db) -> Response:
     types = tuple(sorted({v.strip()[:50] for v in form.get("business_types", []) if v.strip()}))
     slot_text = web.field(form, "slot_id", 40)
     web.remember_slot(request.state, slot_text, "/services/{service_id}")
-    req = booking.BookRequest(
+    req = rules.BookRequest(
         slot_id=slot_text,
         channel="web",
         quantity=int(quantity_text),
@@ -392,10 +393,10 @@ async def book(request: Request, db: Db) -> Response:
     body = {"slot_id": req.slot_id, "quantity": req.quantity, "business_types": list(types)}
 
     async def run() -> tuple[int, dict[str, Any]]:
-        return 201, await booking.book(db, citizen_id, req, booking.CITIZEN)
+        return 201, await commands.book(db, citizen_id, req, rules.CITIZEN)
 
-    fingerprint = booking.request_hash("POST /book", body)
-    _, answer = await booking.idempotent(db, citizen_id, f"web:{key}" if key else None, fingerprint, run)
+    fingerprint = idempotency.request_hash("POST /book", body)
+    _, answer = await idempotency.idempotent(db, citizen_id, f"web:{key}" if key else None, fingerprint, run)
     return redirect(f"/bookings/{answer['number']}?done=booked")
 
 
@@ -409,7 +410,7 @@ async def my_bookings(request: Request, db: Db) -> Response:
     if citizen_id is None:
         return login_redirect(request)
     now = clock.now()
-    upcoming, past = web.split_bookings(await booking.list_bookings(db, citizen_id), now)
+    upcoming, past = web.split_bookings(await views.list_bookings(db, citizen_id), now)
     bans = []
     for ban in await identity.bans_in_force(db, citizen_id):
         unit = await get_unit(db, ban.unit_id)
@@ -442,7 +443,7 @@ async def booking_page(request: Request, number: str, db: Db, done: str = "") ->
     citizen_id = await citizen_id_of(request, db)
     if citizen_id is None:
         return login_redirect(request)
-    view = await booking.get_booking(db, citizen_id, number[:32])
+    view = await views.get_booking(db, citizen_id, number[:32])
     info = await service_info(db, view["service_id"])
     now = clock.now()
     return render(
@@ -467,7 +468,7 @@ async def receipt(request: Request, number: str, db: Db, format: str = "html") -
         return login_redirect(request)
     if format not in ("html", "pdf"):
         raise ValidationFailed("format must be html or pdf")
-    view = await booking.get_booking(db, citizen_id, number[:32])
+    view = await views.get_booking(db, citizen_id, number[:32])
     info = await service_info(db, view["service_id"])
     hall_facts = {"name": info.hall_name, "address": info.hall_address, "hotline": info.hall_hotline}
     if format == "pdf":
@@ -497,7 +498,7 @@ async def cancel_form(request: Request, number: str, db: Db) -> Response:
     citizen_id = await citizen_id_of(request, db)
     if citizen_id is None:
         return login_redirect(request)
-    view = await booking.get_booking(db, citizen_id, number[:32])
+    view = await views.get_booking(db, citizen_id, number[:32])
     return render(request, "cancel.html", b=view)
 
 
@@ -507,7 +508,7 @@ async def cancel(request: Request, number: str, db: Db) -> Response:
     citizen_id = await citizen_id_of(request, db)
     if citizen_id is None:
         return login_redirect(request)
-    view = await booking.cancel(db, citizen_id, number[:32])
+    view = await commands.cancel(db, citizen_id, number[:32])
     return redirect(f"/bookings/{view['number']}?done=cancelled")
 
 
@@ -521,7 +522,7 @@ async def change_form(
     citizen_id = await citizen_id_of(request, db)
     if citizen_id is None:
         return login_redirect(request)
-    view = await booking.get_booking(db, citizen_id, number[:32])
+    view = await views.get_booking(db, citizen_id, number[:32])
     if not slot:
         return redirect(f"/services/{view['service_id']}?{action}={view['number']}")
     parsed = parse_slot_id(slot)
@@ -550,12 +551,12 @@ async def change(request: Request, number: str, action: str, db: Db) -> Response
     slot_id = web.field(form, "slot_id", 40)
     web.remember_slot(request.state, slot_id, f"/services/{{service_id}}?{action}={number[:32]}")
     if action == "reschedule":
-        view = await booking.reschedule(db, citizen_id, number[:32], slot_id)
+        view = await commands.reschedule(db, citizen_id, number[:32], slot_id)
         return redirect(f"/bookings/{view['number']}?done=rescheduled")
     reason = web.field(form, "reason", 200)
     if not reason:
         raise ValidationFailed("reason is required")
-    view = await booking.rebook(db, citizen_id, number[:32], slot_id, reason)
+    view = await commands.rebook(db, citizen_id, number[:32], slot_id, reason)
     return redirect(f"/bookings/{view['number']}?done=rebooked")
 
 

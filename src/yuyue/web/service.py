@@ -1,6 +1,6 @@
 """What the citizen pages need beyond the domain services: the cookie session, CSRF tokens, elder
 mode, plain-Chinese error messages, and formatting. No booking rule lives here: the page routes call
-yuyue.booking.service and yuyue.identity.service exactly as the API routes do.
+yuyue.booking (commands, views) and yuyue.identity.service exactly as the API routes do.
 
 Session (docs/decisions/0050): the cookie `yuyue_session` holds the same signed citizen token the
 API hands out (HttpOnly, SameSite=Lax, Secure in production). CSRF: a random `yuyue_csrf` cookie and,

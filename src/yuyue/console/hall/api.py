@@ -1,6 +1,6 @@
 """Routes of the console's hall pages (see the package docstring).
 
-Every action calls the same function of yuyue.onsite.service as the API route of docs/api.md "On site"
+Every action calls the same yuyue.onsite function as the API route of docs/api.md "On site"
 (check-in, tickets, call next, recall, skip, finish, counters) with the viewer's `Actor`, so a page
 is authorised exactly as the API is: a clerk only in their hall (and at their counter if bound to
 one), an admin in the halls of their subtree. Once the request's transaction commits, the queue
@@ -24,7 +24,12 @@ from yuyue.console.manage import service as manage
 from yuyue.console.service import Viewer
 from yuyue.db import Db
 from yuyue.errors import DomainError, ValidationFailed
-from yuyue.onsite import service as onsite
+from yuyue.onsite import counters
+from yuyue.onsite.counters import counter_screen, hall_counter, list_counters, patch_counter, ticket_person
+from yuyue.onsite.desk import book_at_desk, desk_booking, desk_slots
+from yuyue.onsite.queue import public_queue, waiting_line
+from yuyue.onsite.staff import create_kiosk, get_hall, hall_for, revoke_kiosk
+from yuyue.onsite.tickets import check_in, issue_ticket, ticket_slip
 from yuyue.web import service as web
 
 router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
@@ -105,10 +110,10 @@ async def _counter_page(
     error: DomainError | None = None,
     person: dict[str, Any] | None = None,
 ) -> Response:
-    screen = await onsite.counter_screen(db, who.actor, hall_id, counter_id)
+    screen = await counter_screen(db, who.actor, hall_id, counter_id)
     if person is None and screen.current is not None:
         # masked, as every answer (docs/api.md); the full details only on an explicit, audited reveal
-        person = await onsite.ticket_person(db, secret_of(request), who.actor, hall_id, screen.current.number)
+        person = await ticket_person(db, secret_of(request), who.actor, hall_id, screen.current.number)
     names = await views.service_names(db, hall_id)
     return render(
         request,
@@ -141,7 +146,7 @@ async def _counter_action(
 ) -> Response:
     form = await checked_form(request)  # CSRF first: nothing runs when it fails
     who = await viewer(request, db)
-    await onsite.hall_counter(db, who.actor, hall_id, counter_id)
+    await hall_counter(db, who.actor, hall_id, counter_id)
     try:
         done = await _act(db, who, form, counter_id, action)
     except DomainError as exc:
@@ -157,22 +162,22 @@ async def _act(
 ) -> str:
     """One counter action through the API's own service functions; the word for the page."""
     if action == "call-next":
-        called = await onsite.call_next(db, who.actor, counter_id)  # rule T4 order
+        called = await counters.call_next(db, who.actor, counter_id)  # rule T4 order
         return "called" if called is not None else "empty"
     if action == "open":
         is_open = web.field(form, "open", 1) == "1"
-        await onsite.patch_counter(db, who.actor, counter_id, {"open": is_open})
+        await patch_counter(db, who.actor, counter_id, {"open": is_open})
         return "opened" if is_open else "closed"
     number = web.field(form, "number", 32)
     if not number:
         raise ValidationFailed("number: required")
     if action == "recall":
-        await onsite.recall(db, who.actor, number, counter_id)
+        await counters.recall(db, who.actor, number, counter_id)
         return "recalled"
     if action == "skip":
-        await onsite.skip(db, who.actor, number)
+        await counters.skip(db, who.actor, number)
         return "skipped"
-    await onsite.finish(db, who.actor, number, _int_field(form, "service_id"))  # rule G17: one item
+    await counters.finish(db, who.actor, number, _int_field(form, "service_id"))  # rule G17: one item
     return "finished"
 
 
@@ -209,10 +214,10 @@ async def reveal(request: Request, hall_id: HallId, counter_id: CounterId, db: D
     answer is this page itself (never a redirect: the details must not outlive it)."""
     form = await checked_form(request)
     who = await viewer(request, db)
-    await onsite.hall_counter(db, who.actor, hall_id, counter_id)
+    await hall_counter(db, who.actor, hall_id, counter_id)
     number = web.field(form, "number", 32)
     try:
-        person = await onsite.ticket_person(db, secret_of(request), who.actor, hall_id, number, reveal=True)
+        person = await ticket_person(db, secret_of(request), who.actor, hall_id, number, reveal=True)
     except DomainError as exc:
         if exc.code not in COUNTER_ERRORS:
             raise
@@ -236,11 +241,11 @@ async def _desk_page(
     form: str = "",
     booked: str | None = None,
 ) -> Response:
-    hall = await onsite.hall_for(db, who.actor, hall_id)
-    slips = [await onsite.ticket_slip(db, who.actor, hall_id, number) for number in issued or []]
-    note = views.booked_note(await onsite.desk_booking(db, who.actor, hall_id, booked)) if booked else None
+    hall = await hall_for(db, who.actor, hall_id)
+    slips = [await ticket_slip(db, who.actor, hall_id, number) for number in issued or []]
+    note = views.booked_note(await desk_booking(db, who.actor, hall_id, booked)) if booked else None
     can_book = who.actor.kind != "kiosk" and hall.mode != "self_service"
-    line, serving = await onsite.waiting_line(db, hall)
+    line, serving = await waiting_line(db, hall)
     counts = {kind: sum(1 for e in line if e.ticket.kind == kind) for kind in views.KIND_TEXT}
     return render(
         request,
@@ -248,7 +253,7 @@ async def _desk_page(
         status=error.status if error is not None else 200,
         hall=hall,
         services=await views.services_for_desk(db, hall_id),
-        counters=views.counter_links(hall.code or "", await onsite.list_counters(db, who.actor, hall_id)),
+        counters=views.counter_links(hall.code or "", await list_counters(db, who.actor, hall_id)),
         slips=slips,
         counts=counts,
         waiting_total=len(line),
@@ -257,7 +262,7 @@ async def _desk_page(
         error=web.error_view(error, "staff") if error is not None else None,
         failed_form=form,
         can_book=can_book,
-        slots=views.desk_slot_options(await onsite.desk_slots(db, who.actor, hall_id)) if can_book else [],
+        slots=views.desk_slot_options(await desk_slots(db, who.actor, hall_id)) if can_book else [],
         booked=note,
         KIND_TEXT=views.KIND_TEXT,
         GREEN_TEXT=views.GREEN_TEXT,
@@ -297,7 +302,7 @@ async def _desk_action(request: Request, db: AsyncSession, hall_id: str, action:
     try:
         id_type, id_number = _id_fields(form)
         if action == "checkin":
-            status, tickets = await onsite.check_in(db, secret, who.actor, hall_id, id_type, id_number)
+            status, tickets = await check_in(db, secret, who.actor, hall_id, id_type, id_number)
             numbers = [t["number"] for t in tickets]
             action = "checkin" if status == 201 else "checkin_again"  # a repeat issues nothing new
         else:
@@ -307,9 +312,7 @@ async def _desk_action(request: Request, db: AsyncSession, hall_id: str, action:
             green = web.field(form, "green", 16) or None
             if green is not None and green not in GREEN_KINDS:
                 raise ValidationFailed("green: unknown green-channel kind")
-            ticket = await onsite.issue_ticket(
-                db, secret, who.actor, hall_id, service_id, id_type, id_number, green
-            )
+            ticket = await issue_ticket(db, secret, who.actor, hall_id, service_id, id_type, id_number, green)
             numbers = [ticket["number"]]
     except DomainError as exc:
         if exc.code not in DESK_ERRORS:
@@ -342,7 +345,7 @@ async def desk_book(request: Request, hall_id: HallId, db: Db) -> Response:
         slot_id = web.field(form, "slot_id", 40)
         if not slot_id:
             raise ValidationFailed("slot_id: choose a slot")
-        answer = await onsite.book_at_desk(
+        answer = await book_at_desk(
             db,
             secret_of(request),
             who.actor,
@@ -365,7 +368,7 @@ async def desk_book(request: Request, hall_id: HallId, db: Db) -> Response:
 async def ticket_print(request: Request, hall_id: HallId, number: TicketNumber, db: Db) -> Response:
     """The printable ticket: number, service, hall, time, people ahead."""
     who = await viewer(request, db)
-    slip = await onsite.ticket_slip(db, who.actor, hall_id, number)
+    slip = await ticket_slip(db, who.actor, hall_id, number)
     return render(
         request,
         "hall/ticket.html",
@@ -385,8 +388,8 @@ async def ticket_print(request: Request, hall_id: HallId, number: TicketNumber, 
 async def display(request: Request, hall_id: HallId, db: Db) -> Response:
     """The hall's big screen: public, no personal data (ticket numbers and counters only). Live
     over `/api/v1/halls/{hall_id}/queue/events` (display.js); without JavaScript it refreshes."""
-    hall = await onsite.get_hall(db, hall_id)
-    queue = await onsite.public_queue(db, hall_id)
+    hall = await get_hall(db, hall_id)
+    queue = await public_queue(db, hall_id)
     return render(request, "hall/display.html", hall=hall, screen=views.display_view(queue))
 
 
@@ -409,8 +412,8 @@ async def _screens_page(
     who = await viewer(request, db)
     if who.admin is None:
         return redirect("/admin")
-    hall = await onsite.get_hall(db, hall_id)
-    counters = await onsite.list_counters(db, who.actor, hall.id)  # authorised: inside the subtree
+    hall = await get_hall(db, hall_id)
+    counters = await list_counters(db, who.actor, hall.id)  # authorised: inside the subtree
     return render(
         request,
         "hall/screens.html",
@@ -430,7 +433,7 @@ async def screens(request: Request, hall_id: HallId, db: Db, done: str = "") -> 
 
 @router.post("/admin/halls/{hall_id}/kiosks", response_class=HTMLResponse)
 async def kiosk_create(request: Request, hall_id: HallId, db: Db) -> Response:
-    """The same onsite.service.create_kiosk as POST /api/v1/admin/halls/{hall_id}/kiosks; the token is
+    """The same onsite.staff.create_kiosk as POST /api/v1/admin/halls/{hall_id}/kiosks; the token is
     shown once, on this answer only (no-store), to paste into the machine's set-up page."""
     form = await checked_form(request)
     who = await admin(request, db)
@@ -439,14 +442,14 @@ async def kiosk_create(request: Request, hall_id: HallId, db: Db) -> Response:
         return await _screens_page(
             request, db, hall_id, status=422, errors={"name": "请填写自助机名称，例如：1号自助机。"}
         )
-    made = await onsite.create_kiosk(db, secret_of(request), who, hall_id, name)
+    made = await create_kiosk(db, secret_of(request), who, hall_id, name)
     return await _screens_page(request, db, hall_id, created=made)
 
 
 @router.post("/admin/halls/{hall_id}/kiosks/{kiosk_id}/revoke", response_class=HTMLResponse)
 async def kiosk_revoke(request: Request, hall_id: HallId, kiosk_id: CounterId, db: Db) -> Response:
-    """The same onsite.service.revoke_kiosk as DELETE /api/v1/admin/kiosks/{kiosk_id}."""
+    """The same onsite.staff.revoke_kiosk as DELETE /api/v1/admin/kiosks/{kiosk_id}."""
     await checked_form(request)
     who = await admin(request, db)
-    await onsite.revoke_kiosk(db, who, kiosk_id)
+    await revoke_kiosk(db, who, kiosk_id)
     return redirect(f"/admin/halls/{hall_id}?done=revoked")

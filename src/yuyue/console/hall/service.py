@@ -1,6 +1,6 @@
 """View shaping of the hall pages: what the on-site services answer, put the way a clerk or a hall
 screen reads it (labels, minutes, the announcement sentence). No rule lives here: the order, the
-estimates and every check come from yuyue.onsite.service (rules T3, T4, M2, M3, M7, G10).
+estimates and every check come from yuyue.onsite (queue, counters; rules T3, T4, M2, M3, M7, G10).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from yuyue.catalogue.service import hall_services
 from yuyue.clock import as_local
 from yuyue.errors import ValidationFailed
 from yuyue.models import Kiosk, Ticket
-from yuyue.onsite.service import CounterScreen, DeskSlot, InLine
+from yuyue.onsite.counters import CounterScreen
+from yuyue.onsite.desk import DeskSlot
+from yuyue.onsite.queue import InLine
 
 KIND_TEXT = {"green": "绿色通道", "appointment": "预约", "walk_in": "现场"}
 GREEN_TEXT = {"elderly": "老年人", "disabled": "残疾人", "military": "军人"}

@@ -27,8 +27,8 @@ from yuyue.clock import clock
 from yuyue.console.service import LEVEL_TEXT
 from yuyue.errors import DomainError, ValidationFailed
 from yuyue.models import Unit
-from yuyue.onsite import service as onsite
-from yuyue.onsite.service import Actor
+from yuyue.onsite.counters import list_counters
+from yuyue.onsite.staff import Actor
 from yuyue.policy import service as policy
 from yuyue.policy.presets import KNOB_NAMES, PRESETS
 from yuyue.web import service as web
@@ -502,7 +502,7 @@ async def unit_context(session: AsyncSession, who: Acting, actor: Actor, unit_id
             departments.setdefault(department, []).append(found)
         context["departments"] = departments
         context["closures"] = await calendar.closures_of(session, unit.id, since=clock.today())
-        context["counters"] = await onsite.list_counters(session, actor, unit.id)
+        context["counters"] = await list_counters(session, actor, unit.id)
     return context
 
 

@@ -3,7 +3,7 @@
 A kiosk is set up once by the admin who installs it: they paste the kiosk token that
 `POST /api/v1/admin/halls/{hall_id}/kiosks` showed them; it is kept in an HttpOnly cookie and checked
 on every request exactly as the API checks it (a revoked kiosk stops at once). Check-in and tickets
-call the same yuyue.onsite.service functions as `POST /api/v1/halls/{hall_id}/checkin` and
+call the same yuyue.onsite.tickets functions as `POST /api/v1/halls/{hall_id}/checkin` and
 `…/tickets`. The machine is shared: pages show masked data only and go back to the start page by
 themselves after a minute.
 """
@@ -20,7 +20,9 @@ from yuyue.catalogue.service import hall_services
 from yuyue.db import Db
 from yuyue.errors import DomainError, Unauthenticated, ValidationFailed
 from yuyue.kit.masking import mask_id
-from yuyue.onsite import service as onsite
+from yuyue.onsite.queue import public_queue
+from yuyue.onsite.staff import KIOSK_TTL_S, Actor, actor_from_token, get_hall
+from yuyue.onsite.tickets import check_in, issue_ticket
 from yuyue.web import service as web
 from yuyue.web.api import PageRoute, _cookie, _secret, checked_form, redirect, render
 
@@ -44,16 +46,16 @@ class KioskRoute(PageRoute):
 router = APIRouter(include_in_schema=False, route_class=KioskRoute)
 
 
-async def kiosk_of(request: Request, db: AsyncSession) -> onsite.Actor:
-    actor = await onsite.actor_from_token(db, _secret(request), request.cookies.get(COOKIE))
+async def kiosk_of(request: Request, db: AsyncSession) -> Actor:
+    actor = await actor_from_token(db, _secret(request), request.cookies.get(COOKIE))
     if actor.kind != "kiosk" or actor.hall_id is None:
         raise Unauthenticated("this machine is not set up as a kiosk")
     return actor
 
 
-async def _context(db: AsyncSession, actor: onsite.Actor) -> dict[str, Any]:
+async def _context(db: AsyncSession, actor: Actor) -> dict[str, Any]:
     assert actor.hall_id is not None
-    hall = await onsite.get_hall(db, actor.hall_id)
+    hall = await get_hall(db, actor.hall_id)
     offered = [svc for svc, _ in await hall_services(db, hall.id) if svc.active]
     return {"hall": hall, "services": offered, "idle": IDLE_S}
 
@@ -68,11 +70,11 @@ async def home(request: Request, db: Db) -> Response:
 async def setup(request: Request, db: Db) -> Response:
     form = await checked_form(request)
     token = web.field(form, "token", 2000)
-    actor = await onsite.actor_from_token(db, _secret(request), token)
+    actor = await actor_from_token(db, _secret(request), token)
     if actor.kind != "kiosk":
         raise Unauthenticated("this is not a kiosk token")
     response = redirect("/kiosk")
-    _cookie(response, request, COOKIE, token, onsite.KIOSK_TTL_S)
+    _cookie(response, request, COOKIE, token, KIOSK_TTL_S)
     return response
 
 
@@ -98,7 +100,7 @@ async def submit(request: Request, step: str, db: Db) -> Response:
         raise ValidationFailed("id_number is required")
     secret = _secret(request)
     if step == "checkin":  # rules T3, M7
-        _, tickets = await onsite.check_in(db, secret, actor, actor.hall_id, id_type, id_number)
+        _, tickets = await check_in(db, secret, actor, actor.hall_id, id_type, id_number)
     else:
         try:
             service_id = int(web.field(form, "service_id", 12))
@@ -117,11 +119,11 @@ async def submit(request: Request, step: str, db: Db) -> Response:
         # rules G10, M3: at a kiosk only the elderly green channel (staff confirm other documents)
         green = "elderly" if step == "green" else None
         tickets = [
-            await onsite.issue_ticket(db, secret, actor, actor.hall_id, service_id, id_type, id_number, green)
+            await issue_ticket(db, secret, actor, actor.hall_id, service_id, id_type, id_number, green)
         ]
     context = await _context(db, actor)
     names = {svc.id: svc.name for svc in context["services"]}
-    queue = await onsite.public_queue(db, actor.hall_id)
+    queue = await public_queue(db, actor.hall_id)
     ahead = {entry["number"]: i for i, entry in enumerate(queue["waiting"])}
     printed = [
         {

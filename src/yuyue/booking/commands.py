@@ -1,0 +1,326 @@
+"""The booking use cases: book, cancel, reschedule, special-reason rebook. Every door (API, partner
+API, portal form, desk, kiosk, waiting list) calls these with its `Caller`; the rules are checked here
+for all of them (rules.py), the statements are repository.py's. Everything happens in the caller's one
+transaction; nothing here commits. (A citizen's booking without an Idempotency-Key runs in autocommit
+on PostgreSQL: its write is then one statement, decision 0014. Inside a transaction, the booking's
+statement is its last write: what needs the number, the key's answer included, goes in it, and only
+COMMIT follows while the counter row is locked, decision 0015.)
+
+Events (kit/events.py) let other domains react in the same transaction:
+- `booking.created` {"booking": Booking, "source": str[, "client_id": str]}: a booking was made
+  ("citizen", "rebook", …; `client_id`: the partner client of a "channel" booking); on PostgreSQL its
+  handlers are run by `collect` before the booking's statement, with the number still
+  `PENDING_NUMBER`, and what they write (`kit.events.write`, `notify.enqueue`) is written by that
+  statement (decisions 0014, 0015);
+- `booking.cancelled` {"booking": Booking}: seats of `booking.slot_id` were freed;
+- `booking.rescheduled` {"booking": Booking, "old_slot_id": str}: seats of the old slot were freed;
+- `booking.excused` {"booking": Booking}: a missed booking was excused by a special-reason rebook;
+- `seats.returned` {"service_id": int, "slot_ids": [str]} (tasks.py): held seats went back to open
+  booking.
+
+Freed seats (issue 9 item 5, decision 0081): the seats of a cancel or a reschedule go to the waiting
+list first (the subscribers of `booking.cancelled` / `booking.rescheduled` allocate in the same
+transaction, rule G11); what it leaves stays counted in `slots.booked` and is recorded in
+`seat_returns` with a random due moment of the policy's `freed_seat_delay_*` window, until the job
+in tasks.py returns it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+
+from yuyue.booking.idempotency import KEYED
+from yuyue.booking.repository import (
+    PENDING_NUMBER,
+    TAKEN,
+    hold_what_the_waitlist_left,
+    own_booking,
+    precheck,
+    release_seats,
+    take_seats,
+    take_seats_and_insert,
+)
+from yuyue.booking.rules import (
+    CITIZEN,
+    BookRequest,
+    Caller,
+    booking_company,
+    check_channel,
+    check_login_may_book,
+    check_not_banned,
+    check_open,
+    context,
+    limit_error,
+    live_key,
+    resolve_slot,
+    slot_spec,
+    unlimited_key,
+)
+from yuyue.booking.views import booking_view, view
+from yuyue.catalogue.service import parse_slot_id
+from yuyue.clock import at, clock
+from yuyue.db import on_postgres
+from yuyue.errors import Conflict, Forbidden, Unprocessable, ValidationFailed
+from yuyue.identity.service import ban_covering, session_login
+from yuyue.kit.events import Event, collect, emit
+from yuyue.kit.http import rowcount
+from yuyue.kit.idnumbers import valid_uscc
+from yuyue.models import Booking
+from yuyue.policy.service import cancel_deadline
+
+
+async def book(
+    session: AsyncSession,
+    citizen_id: int,
+    request: BookRequest,
+    caller: Caller = CITIZEN,
+    *,
+    rebook_of: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Book a slot (one transaction: checks, one conditional UPDATE, counter, INSERT), the one use
+    case every door calls with its `caller`; event subscribers read who asked from it."""
+    source, client_id = caller.source, caller.client_id
+    now = clock.now()
+    check_channel(caller, request.channel)  # rules T1, G10
+    ctx, spec = await resolve_slot(session, request.slot_id)
+    info = ctx.info
+    if request.quantity > info.max_batch:  # rule G16
+        raise Unprocessable(
+            f"quantity above this service's max batch of {info.max_batch}", code="quantity_exceeds_max"
+        )
+    unknown = sorted(set(request.business_types) - set(info.business_types))
+    if unknown:  # rule M11
+        raise ValidationFailed(f"business_types not offered by this service: {', '.join(unknown)}")
+    if request.company_uscc is not None and not valid_uscc(request.company_uscc):
+        raise Unprocessable("company.uscc fails the GB 32100 check", code="invalid_uscc")
+    if info.hall_mode == "self_service":  # rule M2: self-service halls take no bookings
+        raise Unprocessable(
+            "this hall takes no bookings: use its self-service machines or online handling",
+            code="booking_closed",
+        )
+    uscc = request.company_uscc.upper() if request.company_uscc else None
+    # The pre-check reads with the key of a personal login, the usual case; it also judges a session
+    # left to it (decision 0014), so the login is known only after it.
+    guess = live_key(ctx, citizen_id, spec.day, uscc)
+    pre = await precheck(session, citizen_id, guess or "", ctx)  # "": no live key is empty
+    login = session_login(session, citizen_id) if caller.as_citizen else None
+    check_login_may_book(login, info)  # rules T2, G8
+    company_name = request.company_name
+    if source != "rebook":  # a rebook keeps the missed booking's company
+        uscc, company_name = booking_company(login, uscc, company_name)
+    check_open(ctx, spec, request.channel, now)
+    key = live_key(ctx, citizen_id, spec.day, uscc)
+    if pre.citizen is None:
+        raise Forbidden("unknown citizen")
+    citizen, live_count, taken, banned_until = pre.citizen, pre.live_count, pre.taken, pre.banned_until
+    if key is None:  # not limited (rule T5 limits personal business only)
+        taken = False
+    elif key != guess:  # a legal person's agent booking for the account's company (rule M10)
+        taken = bool((await session.execute(TAKEN, {"live_key": key})).scalar())
+    check_not_banned(banned_until)  # rules M9, G15
+    if taken:
+        raise limit_error(ctx)
+    if live_count >= ctx.policy.knobs.max_live_bookings:
+        raise Conflict(
+            f"at most {ctx.policy.knobs.max_live_bookings} live bookings at once", code="booking_cap"
+        )
+    values: dict[str, Any] = dict(
+        citizen_id=citizen_id,
+        service_id=info.id,
+        hall_id=info.hall_id,
+        slot_id=spec.id,
+        slot_day=spec.day,
+        slot_start=spec.start,
+        slot_end=spec.end,
+        quantity=request.quantity,
+        channel=request.channel,
+        business_types=list(request.business_types),
+        company_uscc=uscc,
+        company_name=company_name if uscc else None,
+        status="booked",
+        live_key=key or unlimited_key(),
+        rebook_of=rebook_of,
+        rebooked=False,
+        reason=reason,
+        created_at=now,
+        updated_at=now,
+    )
+    onsite, quantity = request.channel == "onsite", request.quantity
+    # On PostgreSQL what the subscribers of `booking.created` write (its SMS) goes into the booking's
+    # own statement (decision 0014): in autocommit that statement is the whole transaction; inside a
+    # caller's transaction (a key, a partner, the waiting list) it is one round trip less while the
+    # hall's counter row is locked.
+    fold = on_postgres(session)
+    extras, answer, keyed = None, None, None
+    created = {"source": source} | ({"client_id": client_id} if client_id else {})
+    if fold:
+        pending = Booking(id=0, number=PENDING_NUMBER, **values)
+        extras = await collect(session, Event("booking.created", {"booking": pending, **created}))
+        # An Idempotency-Key's answer is this booking's view: it goes in the statement too, so
+        # nothing is left between the hall's counter row and COMMIT (decision 0015). Only the
+        # booking the citizen asked for: not one a cancel's waiting list makes in the same request.
+        keyed = session.info.pop(KEYED, None) if caller.as_citizen else None
+        if keyed is not None and keyed.citizen_id == citizen_id:
+            body = json.dumps(booking_view(pending, citizen, ctx), ensure_ascii=False)
+            answer = {
+                "answer_citizen": citizen_id,
+                "answer_key": keyed.key,
+                "answer_hash": keyed.request_hash,
+                "answer_body": body,
+                "answer_at": keyed.at,
+            }
+    try:
+        booking_id, number = await take_seats_and_insert(
+            session, ctx, spec, quantity, onsite, values, extras, answer
+        )
+    except IntegrityError:
+        # A concurrent booking took the live key between the pre-check and here: the index decides.
+        raise limit_error(ctx) from None
+    booking = Booking(id=booking_id, number=number, **values)
+    make_transient_to_detached(booking)
+    session.add(booking)
+    if not fold:
+        await emit(session, Event("booking.created", {"booking": booking, **created}))
+    if answer is not None and keyed is not None:
+        keyed.answered = answer["answer_body"].replace(PENDING_NUMBER, number)
+    return booking_view(booking, citizen, ctx)
+
+
+async def cancel(session: AsyncSession, citizen_id: int, number: str) -> dict[str, Any]:
+    now = clock.now()
+    booking = await own_booking(session, citizen_id, number, lock=True)
+    if booking.status != "booked":
+        raise Unprocessable(f"a {booking.status} booking cannot be cancelled", code="not_cancellable")
+    ctx = await context(session, booking.service_id)
+    deadline = cancel_deadline(
+        ctx.policy.knobs, ctx.calendar, booking.slot_day, booking.slot_start, booking.slot_end
+    )
+    if now > deadline:  # rules G13, T8, M8
+        raise Unprocessable(
+            f"cancel deadline was {deadline.isoformat()}",
+            code="cancel_too_late",
+            cancel_deadline=deadline.isoformat(),
+        )
+    changed = await session.execute(
+        update(Booking)
+        .where(Booking.id == booking.id, Booking.status == "booked")
+        .values(status="cancelled", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(changed) != 1:
+        raise Unprocessable("booking is no longer cancellable", code="not_cancellable")
+    left = await release_seats(session, booking.slot_id, booking.quantity)
+    booking.status, booking.updated_at = "cancelled", now
+    await emit(session, Event("booking.cancelled", {"booking": booking}))  # the waiting list first
+    await hold_what_the_waitlist_left(session, ctx, booking.slot_id, booking.quantity, left, now)
+    return await view(session, booking)
+
+
+async def reschedule(
+    session: AsyncSession, citizen_id: int, number: str, new_slot_id: str, caller: Caller = CITIZEN
+) -> dict[str, Any]:
+    """Atomic: the old seat is freed only if the new one is taken; the number stays. A new slot is
+    booked, so the same rules as `book` apply to who asks: the channel (rule G10), the login (rules
+    T2, G8) and a ban in force (rules M9, G15)."""
+    now = clock.now()
+    booking = await own_booking(session, citizen_id, number, lock=True)
+    if booking.status != "booked":
+        raise Unprocessable(f"a {booking.status} booking cannot be rescheduled", code="not_cancellable")
+    check_channel(caller, booking.channel)  # rule G10: an on-site booking moves at the hall only
+    ctx = await context(session, booking.service_id)
+    if caller.as_citizen:
+        check_login_may_book(session_login(session, citizen_id), ctx.info)  # rules T2, G8
+    check_not_banned(await ban_covering(session, citizen_id, ctx.info.hall_path))  # rules M9, G15
+    deadline = cancel_deadline(
+        ctx.policy.knobs, ctx.calendar, booking.slot_day, booking.slot_start, booking.slot_end
+    )
+    if now > deadline:
+        raise Unprocessable(
+            f"change deadline was {deadline.isoformat()}",
+            code="cancel_too_late",
+            cancel_deadline=deadline.isoformat(),
+        )
+    parsed = parse_slot_id(new_slot_id)
+    if parsed is not None and parsed[0] != booking.service_id:
+        raise ValidationFailed("slot_id must be a slot of the same service")
+    spec = slot_spec(ctx, new_slot_id)
+    if spec.id == booking.slot_id:
+        raise ValidationFailed("slot_id is the booking's current slot")
+    channel = booking.channel
+    check_open(ctx, spec, channel, now)
+    key = live_key(ctx, citizen_id, spec.day, booking.company_uscc) or booking.live_key
+    # Lock slot rows in id order so two opposite reschedules cannot deadlock.
+    if spec.id < booking.slot_id:
+        await take_seats(session, ctx, spec, booking.quantity, channel == "onsite")
+        left = await release_seats(session, booking.slot_id, booking.quantity)
+    else:
+        left = await release_seats(session, booking.slot_id, booking.quantity)
+        await take_seats(session, ctx, spec, booking.quantity, channel == "onsite")
+    old_slot_id = booking.slot_id
+    booking.slot_id, booking.slot_day, booking.slot_start, booking.slot_end = (
+        spec.id,
+        spec.day,
+        spec.start,
+        spec.end,
+    )
+    booking.live_key, booking.updated_at = key, now
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise limit_error(ctx) from None
+    await emit(session, Event("booking.rescheduled", {"booking": booking, "old_slot_id": old_slot_id}))
+    await hold_what_the_waitlist_left(session, ctx, old_slot_id, booking.quantity, left, now)
+    return await view(session, booking)
+
+
+async def rebook(
+    session: AsyncSession, citizen_id: int, number: str, new_slot_id: str, reason: str
+) -> dict[str, Any]:
+    """Rules T9, G14: after a missed slot, on its day from its start until 24:00, one rebook of the
+    same service at the same hall; the miss becomes `excused` (no penalty)."""
+    now = clock.now()
+    missed = await own_booking(session, citizen_id, number, lock=True)
+    if missed.status not in ("booked", "no_show") or missed.rebooked or missed.rebook_of is not None:
+        raise Unprocessable(
+            "this booking cannot be rebooked (one special-reason rebook per missed booking, "
+            "and a rebook cannot itself be rebooked)",
+            code="not_rebookable",
+        )
+    if not (missed.slot_start <= now < at(missed.slot_day + timedelta(days=1), "00:00")):
+        raise Unprocessable(
+            "a missed slot may be rebooked on its day, from its start until 24:00", code="not_rebookable"
+        )
+    parsed = parse_slot_id(new_slot_id)
+    if parsed is None or parsed[0] != missed.service_id:
+        raise ValidationFailed("slot_id must be a slot of the same service at the same hall")
+    # The miss is excused first, so its live key is free for the rebook (and, with penalties, any
+    # ban it triggered is recomputed before the rebook is checked).
+    await session.execute(
+        update(Booking)
+        .where(Booking.id == missed.id)
+        .values(status="excused", rebooked=True, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if missed.status == "booked":
+        await release_seats(session, missed.slot_id, missed.quantity)
+    missed.status, missed.rebooked = "excused", True
+    await emit(session, Event("booking.excused", {"booking": missed}))
+    day = parsed[1].date()
+    channel = "onsite" if day == now.date() else ("web" if missed.channel == "onsite" else missed.channel)
+    request = BookRequest(
+        slot_id=new_slot_id,
+        channel=channel,
+        quantity=missed.quantity,
+        business_types=tuple(missed.business_types or ()),
+        company_uscc=missed.company_uscc,
+        company_name=missed.company_name,
+    )
+    return await book(session, citizen_id, request, Caller("rebook"), rebook_of=missed.number, reason=reason)

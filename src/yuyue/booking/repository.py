@@ -1,0 +1,400 @@
+"""The booking path's statements (docs/architecture.md "The booking path"). Integrity lives in the
+database:
+- a seat is taken by one conditional `UPDATE slots SET booked = booked + n WHERE … booked + n <=
+  limit RETURNING`: whatever the number of processes, a slot is never sold past its limit;
+- one live booking per ID and item (rule T5, personal business) or per ID (or USCC) and day (rule
+  M10), among the halls under the unit that set the knob, is the partial unique index
+  `uq_bookings_live_key` (`live_key`);
+- booking numbers (rule M12) come from a per-hall-and-date counter row, updated last so its lock is
+  held for the shortest time.
+Everything happens in the caller's one transaction; nothing here commits.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import (
+    Date,
+    Integer,
+    Select,
+    String,
+    Table,
+    Text,
+    bindparam,
+    case,
+    column,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.booking.availability import seats_changed
+from yuyue.booking.rules import Context
+from yuyue.catalogue.service import SlotSpec, parse_slot_id
+from yuyue.clock import clock
+from yuyue.db import dialect_insert as _dialect_insert
+from yuyue.db import on_postgres
+from yuyue.errors import Conflict, NotFound
+from yuyue.identity.service import (
+    SESSION_STATE_COLUMNS,
+    accept_session,
+    as_date,
+    ban_until_query,
+    pending_session,
+    settle_session,
+)
+from yuyue.kit.http import rowcount
+from yuyue.models import Booking, BookingCounter, Citizen, CitizenSession, IdempotencyKey, SeatReturn, Slot
+from yuyue.models.booking import LIVE_STATUSES
+from yuyue.policy.service import freed_seat_window
+
+# Statements of the booking path are built once and run with parameters (decision 0013): building
+# and keying a statement of this size costs more CPU than the database spends running it.
+_precheck_statements: dict[tuple[date, bool], Select[Any]] = {}
+
+
+def _precheck_statement(today: date, with_session: bool) -> Select[Any]:
+    """The pre-check for bans in force on `today` (`ban_until_query` reads the date itself); with
+    the session row of `sid` joined (`identity.service.defer_session_check`, decision 0014)."""
+    statement = _precheck_statements.get((today, with_session))
+    if statement is not None:
+        return statement
+    citizen_id = bindparam("citizen_id", type_=Integer)
+    live = (
+        select(func.count())
+        .where(Booking.citizen_id == citizen_id, Booking.status.in_(LIVE_STATUSES))
+        .scalar_subquery()
+    )
+    statement = select(Citizen, live, _taken_query(), _banned_query(citizen_id))
+    if with_session:
+        sessions = CitizenSession.__table__
+        joined = Citizen.__table__.outerjoin(sessions, sessions.c.id == bindparam("sid", type_=String))
+        statement = statement.add_columns(*SESSION_STATE_COLUMNS).select_from(joined)
+    statement = statement.where(Citizen.id == citizen_id)
+    if clock.today() == today:  # not across midnight: then `ban_until_query` saw another day
+        if len(_precheck_statements) > 8:
+            _precheck_statements.clear()
+        _precheck_statements[(today, with_session)] = statement
+    return statement
+
+
+def _taken_query() -> Any:
+    """Whether the live key `live_key` is held by a live booking (rules T5, M10)."""
+    return (
+        select(func.count())
+        .where(Booking.live_key == bindparam("live_key", type_=String), Booking.status.in_(LIVE_STATUSES))
+        .scalar_subquery()
+    )
+
+
+def _banned_query(citizen_id: Any) -> Any:
+    # The same rule query as everywhere (rules M9, G15), with parameters in place of the values.
+    hall_path = bindparam("hall_path", type_=String)
+    return ban_until_query(cast(int, citizen_id), cast(str, hall_path)).scalar_subquery()
+
+
+TAKEN = select(_taken_query())
+
+
+@dataclass(frozen=True)
+class Precheck:
+    citizen: Citizen | None  # None: no such citizen (refused where the check used to stand)
+    live_count: int
+    taken: bool
+    banned_until: date | None
+
+
+async def precheck(session: AsyncSession, citizen_id: int, key: str, ctx: Context) -> Precheck:
+    """One round trip: the citizen, their live-booking count, whether the live key is taken, and the
+    last day of a ban in force over this hall (rules M9, G15). When the request's session is still
+    to be judged (decision 0014), its row comes in the same read and is judged first (401)."""
+    pending, sid = pending_session(session, citizen_id)
+    with_session = pending and sid is not None
+    params = {"citizen_id": citizen_id, "live_key": key, "hall_path": ctx.info.hall_path}
+    if with_session:
+        params["sid"] = sid
+    row = (await session.execute(_precheck_statement(clock.today(), with_session), params)).first()
+    if pending:
+        if row is None:
+            await settle_session(session)  # no citizen row to read it with: read it alone
+        else:
+            found = with_session and row.expires_at is not None  # NULL: the outer join found no row
+            accept_session(session, citizen_id, sid, row if found else None)
+    if row is None:
+        return Precheck(None, 0, False, None)
+    return Precheck(row[0], int(row[1]), bool(row[2]), as_date(row[3]))
+
+
+_TAKE_SEATS = text(
+    "UPDATE slots SET booked = booked + :n "
+    "WHERE id = :id AND booked + :n <= capacity - (capacity * :pct) / 100 RETURNING booked"
+)
+
+
+async def take_seats(
+    session: AsyncSession, ctx: Context, spec: SlotSpec, quantity: int, onsite: bool
+) -> None:
+    """The conditional UPDATE: never more than the slot's limit, whatever runs beside it."""
+    share = 0 if onsite else ctx.policy.knobs.onsite_share_pct  # rule G10: on-site share held back
+    statement = _TAKE_SEATS
+    params = {"n": quantity, "id": spec.id, "pct": share}
+    seats_changed(ctx.info.id)
+    if (await session.execute(statement, params)).first() is not None:
+        return
+    # Missed: the slot may have no row yet. Create it (or wait for a concurrent creator to commit),
+    # then ask again with a fresh snapshot; that second answer decides.
+    await _materialise(session, ctx, spec)
+    if (await session.execute(statement, params)).first() is not None:
+        return
+    raise Conflict("not enough seats left in this slot", code="slot_full")
+
+
+async def _materialise(session: AsyncSession, ctx: Context, spec: SlotSpec) -> bool:
+    """Create the slot's row on first use; False when it already existed."""
+    insert = _dialect_insert(session, Slot).values(
+        id=spec.id,
+        service_id=ctx.info.id,
+        day=spec.day,
+        start=spec.start,
+        end=spec.end,
+        capacity=spec.capacity,
+        booked=0,
+    )
+    result = await session.execute(insert.on_conflict_do_nothing(index_elements=["id"]))
+    return rowcount(result) > 0
+
+
+_RELEASE_SEATS = (
+    update(Slot)
+    .where(Slot.id == bindparam("slot_id"))
+    .values(booked=Slot.booked - bindparam("quantity", type_=Integer))
+    .returning(Slot.booked)
+    .execution_options(synchronize_session=False)
+)
+
+
+async def release_seats(session: AsyncSession, slot_id: str, quantity: int) -> int | None:
+    """Free seats of a slot; returns its `booked` after (None: no row). The slot's row stays locked
+    by this transaction until it ends."""
+    parsed = parse_slot_id(slot_id)
+    seats_changed(parsed[0] if parsed else None)
+    left = (await session.execute(_RELEASE_SEATS, {"slot_id": slot_id, "quantity": quantity})).scalar()
+    return None if left is None else int(left)
+
+
+async def hold_what_the_waitlist_left(
+    session: AsyncSession, ctx: Context, slot_id: str, freed: int, left: int | None, now: datetime
+) -> int:
+    """Issue 9 item 5 (decision 0081): after the waiting list had the `freed` seats first (`left` is
+    the slot's `booked` just after they were freed), hold the seats it did not take until a random
+    moment of the policy's window, so they never go straight to the fastest clicker. Returns the
+    seats held. The slot's row is locked by this transaction since the release, so nothing else
+    took seats in between."""
+    window = freed_seat_window(ctx.policy.knobs)
+    if window is None or left is None or freed <= 0:
+        return 0
+    booked = (await session.execute(select(Slot.booked).where(Slot.id == slot_id))).scalar_one()
+    held = freed - max(0, int(booked) - left)  # seats the waiting list took came out of the freed ones
+    if held <= 0:
+        return 0
+    low, high = window
+    delay = low + secrets.randbelow(high - low + 1)  # not guessable by a bot watching the slot
+    due = now.replace(microsecond=0) + timedelta(seconds=delay + (1 if now.microsecond else 0))
+    seats_changed(ctx.info.id)
+    await session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id)
+        .values(booked=Slot.booked + held)
+        .execution_options(synchronize_session=False)
+    )
+    session.add(SeatReturn(slot_id=slot_id, service_id=ctx.info.id, seats=held, due_at=due, created_at=now))
+    await session.flush()
+    return held
+
+
+async def _next_number(session: AsyncSession, ctx: Context, day: date) -> str:
+    """Rule M12: I + hall code + slot date + 5-digit sequence within that hall and date."""
+    insert = _dialect_insert(session, BookingCounter).values(hall_id=ctx.info.hall_id, day=day, n=1)
+    statement = insert.on_conflict_do_update(
+        index_elements=["hall_id", "day"], set_={"n": BookingCounter.n + 1}
+    ).returning(BookingCounter.n)
+    sequence = int((await session.execute(statement)).scalar_one())
+    if sequence > 99_999:
+        raise Conflict("this hall's booking numbers for the day are exhausted", code="slot_full")
+    return f"I{ctx.info.hall_code}{day:%Y%m%d}{sequence:05d}"
+
+
+# Rows that other domains write with a booking made in autocommit (kit/events.py `collect`): a
+# table and its column names, and per column whether the value carries the booking's number.
+_Extra = tuple[Table, tuple[tuple[str, bool], ...]]
+_numbered_inserts: dict[tuple[tuple[str, ...], tuple[_Extra, ...], bool], Any] = {}
+
+# What stands for the booking's number in the rows of `collect` until the statement draws it.
+PENDING_NUMBER = "#booking-number#"
+
+# The Idempotency-Key's row and answer in the booking's statement (decision 0015). Text, not
+# `insert()`: a Core INSERT run with the booking's parameters would also take every column named
+# like one of them (`citizen_id`, `created_at`). No ON CONFLICT: a key already taken fails the
+# statement, so the booking is not made twice.
+_ANSWER_TEXT = text(
+    "INSERT INTO idempotency_keys (citizen_id, key, request_hash, status_code, body, created_at) "
+    "SELECT CAST(:answer_citizen AS integer), CAST(:answer_key AS varchar), "
+    "CAST(:answer_hash AS varchar), 201, "
+    f"replace(CAST(:answer_body AS text), '{PENDING_NUMBER}', booked.number), "
+    "CAST(:answer_at AS timestamp) FROM booked RETURNING 1"
+).bindparams(bindparam("answer_at", type_=cast(Table, IdempotencyKey.__table__).c.created_at.type))
+_ANSWER = _ANSWER_TEXT.columns(column("answered", Integer))
+
+
+def _numbered_insert(names: tuple[str, ...], extras: tuple[_Extra, ...] = (), answered: bool = False) -> Any:
+    """PostgreSQL, one statement (decisions 0012, 0013, 0014, 0015):
+
+        WITH seat AS (UPDATE slots … WHERE booked + n <= limit RETURNING booked),
+             counter AS (INSERT INTO booking_counters SELECT … FROM seat ON CONFLICT DO UPDATE … RETURNING n),
+             booked AS (INSERT INTO bookings SELECT … FROM counter RETURNING id, number)
+             [, x0 AS (INSERT INTO messages SELECT … FROM booked ON CONFLICT DO NOTHING) …]
+             [, answer AS (INSERT INTO idempotency_keys SELECT … FROM booked)]
+        SELECT id, number FROM booked
+
+    No row back: the seat UPDATE matched nothing, so nothing was numbered or written. Parameters:
+    `n`, `id`, `pct` (the seat UPDATE, `_TAKE_SEATS`), `counter_hall`, `counter_day`, `prefix`, one
+    per column in `names`, `x<i>_<column>` per column of each extra row, and with `answered`
+    `answer_citizen`, `answer_key`, `answer_hash`, `answer_body`, `answer_at` (the Idempotency-Key's
+    row); in the texts `PENDING_NUMBER` is replaced by the number drawn."""
+    statement = _numbered_inserts.get((names, extras, answered))
+    if statement is not None:
+        return statement
+    table = cast(Table, Booking.__table__)
+    seat = _TAKE_SEATS.columns(column("booked", Integer)).cte("seat")
+    counter = (
+        postgresql.insert(BookingCounter)
+        .from_select(
+            ["hall_id", "day", "n"],
+            select(
+                bindparam("counter_hall", type_=String),
+                bindparam("counter_day", type_=Date),
+                literal(1, Integer),
+            ).select_from(seat),
+        )
+        .on_conflict_do_update(index_elements=["hall_id", "day"], set_={"n": BookingCounter.n + 1})
+        .returning(BookingCounter.n)
+        .cte("counter")
+    )
+    seq = counter.c.n
+    digits = case((seq <= 99_999, func.lpad(sql_cast(seq, String), 5, "0")), else_=sql_cast(seq, String))
+    numbered = bindparam("prefix", type_=String) + digits
+    columns = [bindparam(name, type_=table.c[name].type).label(name) for name in names]
+    booked = (
+        table.insert()
+        .from_select(["number", *names], select(numbered.label("number"), *columns).select_from(counter))
+        .returning(table.c.id, table.c.number)
+        .cte("booked")
+    )
+    statement = select(booked.c.id, booked.c.number)
+    for i, (other, shape) in enumerate(extras):
+        values = []
+        for name, carries_number in shape:
+            kind = other.c[name].type
+            if carries_number:  # sent as text, the number put in, then read as the column's type
+                sent = bindparam(f"x{i}_{name}", type_=Text)
+                values.append(sql_cast(func.replace(sent, PENDING_NUMBER, booked.c.number), kind).label(name))
+            else:
+                values.append(bindparam(f"x{i}_{name}", type_=kind).label(name))
+        insert = (
+            postgresql.insert(other)
+            .from_select([name for name, _ in shape], select(*values).select_from(booked))
+            .on_conflict_do_nothing()  # as `enqueue`: a row whose dedup key exists is skipped
+        )
+        statement = statement.add_cte(insert.cte(f"x{i}"))
+    if answered:  # the Idempotency-Key's row with its answer (decision 0015)
+        statement = statement.add_cte(_ANSWER.cte("answer"))
+    _numbered_inserts[(names, extras, answered)] = statement
+    return statement
+
+
+def _extra_params(rows: list[tuple[Any, dict[str, Any]]]) -> tuple[tuple[_Extra, ...], dict[str, Any]]:
+    """The shape and the parameters of the rows `collect` returned, for `_numbered_insert`."""
+    shapes: list[_Extra] = []
+    params: dict[str, Any] = {}
+    for i, (other, row) in enumerate(rows):
+        shape = []
+        for name, value in row.items():
+            if isinstance(value, dict | list):  # JSON: the number goes into its text
+                encoded = json.dumps(value, ensure_ascii=False)
+                carries = PENDING_NUMBER in encoded
+                value = encoded if carries else value
+            else:
+                carries = value == PENDING_NUMBER
+            shape.append((name, carries))
+            params[f"x{i}_{name}"] = value
+        shapes.append((cast(Table, other), tuple(shape)))
+    return tuple(shapes), params
+
+
+async def take_seats_and_insert(
+    session: AsyncSession,
+    ctx: Context,
+    spec: SlotSpec,
+    quantity: int,
+    onsite: bool,
+    values: dict[str, Any],
+    extras: list[tuple[Any, dict[str, Any]]] | None = None,
+    answer: dict[str, Any] | None = None,
+) -> tuple[int, str]:
+    """Take the seats (the conditional UPDATE), number the booking (rule M12) and insert it; returns
+    its id and number. A Core INSERT … RETURNING, not the ORM unit of work (decision 0011).
+
+    PostgreSQL: one statement (`_numbered_insert`), so the hot slot and counter rows are locked for
+    two round trips fewer (decisions 0012, 0013). With `extras` (rows of other domains, from
+    `collect`), they go in the same statement, one round trip fewer again; in autocommit that
+    statement is the whole transaction (decision 0014). With `answer` (the `answer_*` parameters),
+    the Idempotency-Key's row and answer too (decision 0015).
+    SQLite (it serialises writers anyway): the UPDATE, the counter upsert and the INSERT one after
+    the other. A live key already taken raises IntegrityError either way (the partial unique index
+    decides)."""
+    if not on_postgres(session):
+        assert not extras and not answer, "on SQLite other rows are written by their own statements"
+        await take_seats(session, ctx, spec, quantity, onsite)
+        number = await _next_number(session, ctx, spec.day)
+        table = cast(Table, Booking.__table__)
+        inserted = await session.execute(table.insert().returning(table.c.id), {"number": number, **values})
+        return int(inserted.scalar_one()), number
+    share = 0 if onsite else ctx.policy.knobs.onsite_share_pct  # rule G10: on-site share held back
+    prefix = f"I{ctx.info.hall_code}{spec.day:%Y%m%d}"
+    params = {"n": quantity, "id": spec.id, "pct": share}
+    params |= {"counter_hall": ctx.info.hall_id, "counter_day": spec.day, "prefix": prefix, **values}
+    shape, extra_params = _extra_params(extras or [])
+    params |= extra_params | (answer or {})
+    statement = _numbered_insert(tuple(values), shape, answer is not None)
+    seats_changed(ctx.info.id)
+    row = (await session.execute(statement, params)).first()
+    if row is None:
+        # No seat: the slot may have no row yet. Create it (or wait for a concurrent creator to
+        # commit), then try again with a fresh snapshot; that second answer decides.
+        await _materialise(session, ctx, spec)
+        row = (await session.execute(statement, params)).first()
+        if row is None:
+            raise Conflict("not enough seats left in this slot", code="slot_full")
+    if len(row.number) > len(prefix) + 5:
+        raise Conflict("this hall's booking numbers for the day are exhausted", code="slot_full")
+    return int(row.id), str(row.number)
+
+
+async def own_booking(session: AsyncSession, citizen_id: int, number: str, *, lock: bool = False) -> Booking:
+    query = select(Booking).where(Booking.number == number, Booking.citizen_id == citizen_id)
+    if lock:
+        query = query.with_for_update()
+    booking = (await session.execute(query)).scalar_one_or_none()
+    if booking is None:
+        raise NotFound("booking not found")  # never a hint that another citizen's number exists
+    return booking

@@ -1,0 +1,237 @@
+"""The rules of a booking, the same for every door: who asks and through which door (`Caller`),
+what a service's rules read (`Context`: its hall, policy and calendar), the slot asked for, and the
+checks `book`, `reschedule` and `rebook` make (rules T1, T2, T5, G8, G10, M9, M10, G15). No writes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.calendar.service import WorkCalendar, hall_calendar
+from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot_id, service_info
+from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
+from yuyue.identity.service import SessionLogin, session_login
+from yuyue.policy.service import (
+    EffectivePolicy,
+    day_opens_at,
+    effective_policy,
+    offsite_status,
+    onsite_status,
+)
+
+CHANNELS = ("web", "wechat", "app", "provincial_portal", "onsite", "api")
+
+# Per-process caches keyed by what callers send are bounded by this many entries.
+CACHE_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class BookRequest:
+    slot_id: str
+    channel: str
+    quantity: int = 1
+    business_types: tuple[str, ...] = ()
+    company_uscc: str | None = None
+    company_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who places or changes a booking, through which door (docs/architecture.md "Owners"):
+    every door (API, partner API, portal form, desk, waiting list, rebook) passes one to `book` and
+    `reschedule`, which check the same rules for all of them; the doors differ only in how they
+    parse and answer.
+
+    `source`: "citizen" (the citizen's own token: API, portal), "channel" (a partner for its
+    citizen; `client_id` names it), "rebook" (rules T9, G14), "waitlist" (an allocation), "staff"
+    (hall staff at the desk) or "kiosk" (the hall's kiosk). It is also what subscribers of
+    `booking.created` read."""
+
+    source: str = "citizen"
+    client_id: str | None = None
+
+    @property
+    def as_citizen(self) -> bool:
+        """The logged-in citizen acts (their session's login applies: rules T2, G8, decision 0065)."""
+        return self.source in ("citizen", "channel", "rebook")
+
+    @property
+    def may_book_onsite(self) -> bool:
+        """Rule G10, docs/rules.md "On-site booking": only people at the hall book channel `onsite`, through
+        hall staff or the hall's kiosk; a special-reason rebook may take today's slots on site (rules
+        T9, G14: the platform picks that channel, not the citizen)."""
+        return self.source in ("staff", "kiosk", "rebook")
+
+
+CITIZEN = Caller("citizen")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every booking rule needs about a service: its hall, policy and calendar."""
+
+    info: ServiceInfo
+    policy: EffectivePolicy
+    calendar: WorkCalendar
+
+
+async def context(session: AsyncSession, service_id: int) -> Context:
+    info = await service_info(session, service_id)
+    return Context(
+        info, await effective_policy(session, info.hall_id), await hall_calendar(session, info.hall_id)
+    )
+
+
+_specs: dict[str, tuple[ServiceInfo, WorkCalendar, SlotSpec]] = {}
+
+
+def slot_spec(ctx: Context, slot_id: str) -> SlotSpec:
+    """The slot `slot_id` of the context's service (remembered while the service and calendar are
+    the same objects: the booking rush asks for the same few slots again and again)."""
+    hit = _specs.get(slot_id)
+    if hit is not None and hit[0] is ctx.info and hit[1] is ctx.calendar:
+        return hit[2]
+    spec = _find_spec(ctx, slot_id)
+    if len(_specs) > CACHE_MAX:
+        _specs.clear()
+    _specs[slot_id] = (ctx.info, ctx.calendar, spec)
+    return spec
+
+
+def _find_spec(ctx: Context, slot_id: str) -> SlotSpec:
+    parsed = parse_slot_id(slot_id)
+    if parsed is None or parsed[0] != ctx.info.id:
+        raise NotFound(f"slot {slot_id!r} not found")
+    start = parsed[1]
+    if ctx.calendar.is_working(start.date()):
+        for spec in day_slots(ctx.info, start.date()):
+            if spec.start == start:
+                return spec
+    raise NotFound(f"slot {slot_id!r} not found")
+
+
+async def resolve_slot(session: AsyncSession, slot_id: str) -> tuple[Context, SlotSpec]:
+    parsed = parse_slot_id(slot_id)
+    if parsed is None:
+        raise NotFound(f"slot {slot_id!r} not found")
+    try:
+        ctx = await context(session, parsed[0])
+    except NotFound:
+        raise NotFound(f"slot {slot_id!r} not found") from None
+    if not ctx.info.active:
+        raise NotFound(f"slot {slot_id!r} not found")
+    return ctx, slot_spec(ctx, slot_id)
+
+
+def check_open(ctx: Context, spec: SlotSpec, channel: str, now: datetime) -> None:
+    """Raise the docs/api.md error for a slot that this channel may not book now."""
+    knobs = ctx.policy.knobs
+    if channel == "onsite":
+        status = onsite_status(knobs, ctx.calendar, spec.day, spec.end, now)  # rule G10
+    else:
+        status = offsite_status(knobs, ctx.calendar, spec.day, spec.start, spec.end, 1, now)
+    if status in ("past", "closed_for_booking"):
+        raise Unprocessable("booking of this slot has closed", code="booking_closed")
+    if status == "not_yet_open":
+        if channel == "onsite":
+            raise Unprocessable(
+                f"on-site booking takes today's slots from {knobs.onsite_opens} on working days",
+                code="not_open_yet",
+            )
+        opens = day_opens_at(knobs, ctx.calendar, spec.day)
+        raise Unprocessable(
+            f"this day opens for booking at {opens.isoformat()}",
+            code="not_open_yet",
+            opens_at=opens.isoformat(),
+        )
+
+
+def check_channel(caller: Caller, channel: str) -> None:
+    """The channel this caller may book on (rules T1, G10): a citizen's own token, or a partner's,
+    asking for `onsite` is refused, so the on-site share cannot be taken from home."""
+    if channel not in CHANNELS:
+        raise ValidationFailed(f"channel must be one of {', '.join(CHANNELS)}")
+    if channel == "onsite" and not caller.may_book_onsite:
+        raise Forbidden(
+            "channel onsite is booked only at the hall, by hall staff or the hall's kiosk (rule G10)"
+        )
+
+
+def check_not_banned(banned_until: date | None) -> None:
+    """Rules M9, G15: a ban in force forbids booking anew (book, reschedule, rebook other than T9)."""
+    if banned_until is not None:
+        raise Forbidden(
+            f"booking is banned until {banned_until.isoformat()}",
+            code="banned",
+            banned_until=banned_until.isoformat(),
+        )
+
+
+def live_key(ctx: Context, citizen_id: int, day: date, company_uscc: str | None) -> str | None:
+    """The one-live-booking key (rules T5, M10; docs/rules.md "One live booking"), unique among live
+    bookings by the partial index `uq_bookings_live_key`, or None when nothing limits this booking.
+
+    Both count among the halls under the unit that set the knob. T5 (`one_live_per: service`): per
+    ID and item (docs/rules.md "Items": one item code at several halls is one item), personal business
+    only, so a company agent's booking is not limited by it. M10 (`day`): per ID, or per USCC for a
+    company agent, and the slot's date, whatever the item."""
+    scope = ctx.policy.sources["one_live_per"]  # among the halls under the unit that set it
+    if ctx.policy.knobs.one_live_per == "day":
+        who = f"co:{company_uscc}" if company_uscc else f"c:{citizen_id}"
+        return f"{who}:d:{day.isoformat()}:u:{scope}"
+    if company_uscc:
+        return None
+    return f"c:{citizen_id}:i:{ctx.info.item}:u:{scope}"
+
+
+def unlimited_key() -> str:
+    """The `live_key` of a booking no one-live-booking rule limits: unique, so it never collides."""
+    return f"free:{secrets.token_hex(12)}"
+
+
+def check_login_may_book(login: SessionLogin | None, info: ServiceInfo) -> None:
+    """Rules T2/G8: the foreigner login (passport or permit, no provincial login) is for
+    foreigner-related business only; every other login may book any service (decision 0065)."""
+    if login is not None and login.foreigner and not info.foreigner_related:
+        raise Forbidden(
+            "this service is not foreigner-related business: log in through the provincial unified "
+            "identity service (广东政务服务网) to book it (rules T2, G8)",
+            code="provincial_login_required",
+        )
+
+
+def check_may_book(session: AsyncSession, citizen_id: int, info: ServiceInfo) -> None:
+    """`check_login_may_book` for the citizen of this request (the waiting list's join uses it)."""
+    check_login_may_book(session_login(session, citizen_id), info)
+
+
+def booking_company(
+    login: SessionLogin | None, uscc: str | None, name: str | None
+) -> tuple[str | None, str | None]:
+    """The company (USCC, name) a booking records (rule M10 counts per USCC). A legal person's agent
+    (decision 0061) books for the account's own company only: none given means that company, another
+    USCC is refused. Personal accounts name a company or not, as they choose (decision 0065)."""
+    if login is None or login.company_uscc is None:
+        return (uscc, name) if uscc else (None, None)
+    if uscc is not None and uscc != login.company_uscc:
+        raise Unprocessable(
+            "a legal person's agent books for the account's own company only: company.uscc is not "
+            "the USCC of the account logged in",
+            code="company_mismatch",
+        )
+    return login.company_uscc, login.company_name or name
+
+
+def limit_error(ctx: Context) -> DomainError:
+    if ctx.policy.knobs.one_live_per == "day":
+        return Conflict(
+            "one booking per person and day under this hall's policy (rule M10)", code="daily_limit"
+        )
+    return Conflict(
+        "you already hold a live booking of this item, at this hall or another (rule T5)",
+        code="already_booked",
+    )
