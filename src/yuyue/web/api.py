@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import commands, idempotency, rules, views
 from yuyue.booking.availability import availability as booking_availability
+from yuyue.booking.receipt import REMINDERS, default_font, receipt_rows, render_receipt_pdf
 from yuyue.booking.schemas import MAX_QUANTITY
 from yuyue.catalogue.service import get_unit, hall_services, parse_slot_id, service_info
 from yuyue.clock import clock
@@ -461,8 +462,6 @@ async def booking_page(request: Request, number: str, db: Db, done: str = "") ->
 async def receipt(request: Request, number: str, db: Db, format: str = "html") -> Response:
     """The receipt of GET /api/v1/appointments/{number}/receipt for the cookie session, by the same
     renderer (HTML print view, or `?format=pdf`)."""
-    from yuyue.booking.receipt import REMINDERS, default_font, receipt_rows, render_receipt_pdf
-
     citizen_id = await citizen_id_of(request, db)
     if citizen_id is None:
         return login_redirect(request)
