@@ -31,7 +31,6 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -63,6 +62,7 @@ from yuyue.booking.rules import (
     slot_spec,
     unlimited_key,
 )
+from yuyue.booking.status import BookingStatus, move
 from yuyue.booking.views import booking_view, view
 from yuyue.catalogue.service import parse_slot_id
 from yuyue.clock import at, clock
@@ -209,12 +209,7 @@ async def cancel(session: AsyncSession, citizen_id: int, number: str) -> dict[st
             code="cancel_too_late",
             cancel_deadline=deadline.isoformat(),
         )
-    changed = await session.execute(
-        update(Booking)
-        .where(Booking.id == booking.id, Booking.status == "booked")
-        .values(status="cancelled", updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    changed = await session.execute(move(booking.id, BookingStatus.CANCELLED, now))
     if rowcount(changed) != 1:
         raise Unprocessable("booking is no longer cancellable", code="not_cancellable")
     left = await release_seats(session, booking.slot_id, booking.quantity)
@@ -303,12 +298,7 @@ async def rebook(
         raise ValidationFailed("slot_id must be a slot of the same service at the same hall")
     # The miss is excused first, so its live key is free for the rebook (and, with penalties, any
     # ban it triggered is recomputed before the rebook is checked).
-    await session.execute(
-        update(Booking)
-        .where(Booking.id == missed.id)
-        .values(status="excused", rebooked=True, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    await session.execute(move(missed.id, BookingStatus.EXCUSED, now, rebooked=True))
     if missed.status == "booked":
         await release_seats(session, missed.slot_id, missed.quantity)
     missed.status, missed.rebooked = "excused", True

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.audit.service import audit
+from yuyue.booking.status import BookingStatus, move
 from yuyue.booking.views import ticket_view
 from yuyue.catalogue.service import service_info
 from yuyue.clock import clock
@@ -120,12 +121,7 @@ async def _finish(session: AsyncSession, ticket: Ticket, now: datetime) -> None:
     if ticket.items:
         ticket.items = [{**item, "finished": True} for item in ticket.items]
     if ticket.booking_id is not None:
-        await session.execute(
-            update(Booking)
-            .where(Booking.id == ticket.booking_id, Booking.status == "checked_in")
-            .values(status="served", updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        await session.execute(move(ticket.booking_id, BookingStatus.SERVED, now))
     await session.flush()
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.booking.status import BookingStatus, move
 from yuyue.booking.views import ticket_view
 from yuyue.calendar.service import hall_calendar
 from yuyue.catalogue.service import service_info
@@ -155,12 +156,7 @@ async def check_in(
         raise NoBooking("no booking at this hall for this ID")
     issued: list[Ticket] = []
     for booking in open_now:
-        changed = await session.execute(
-            update(Booking)
-            .where(Booking.id == booking.id, Booking.status == "booked")
-            .values(status="checked_in", updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        changed = await session.execute(move(booking.id, BookingStatus.CHECKED_IN, now))
         if rowcount(changed) != 1:
             continue  # checked in at the same moment elsewhere: that one issued the ticket
         booking.status, booking.updated_at = "checked_in", now

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.audit.service import audit
 from yuyue.auth.service import Acting, authorise, may
+from yuyue.booking.status import BookingStatus, move
 from yuyue.booking.views import view
 from yuyue.catalogue.service import item_of, service_info
 from yuyue.clock import clock
@@ -78,12 +79,7 @@ async def mark_no_shows(session: AsyncSession, due: datetime) -> int:
         _, closes = checkin_window(policy.knobs, booking.slot_start, booking.slot_end)
         if closes > due:
             continue
-        changed = await session.execute(
-            update(Booking)
-            .where(Booking.id == booking.id, Booking.status == "booked")
-            .values(status="no_show", updated_at=due)
-            .execution_options(synchronize_session=False)
-        )
+        changed = await session.execute(move(booking.id, BookingStatus.NO_SHOW, due))
         if rowcount(changed) != 1:
             continue  # another worker marked it first
         booking.status, booking.updated_at = "no_show", due
