@@ -453,6 +453,7 @@ def booking_view(
         "checkin_window": {"from": window_from.isoformat(), "to": window_to.isoformat()},
         "rebook_of": booking.rebook_of,
         "ticket": ticket,
+        "cancelled_by": booking.cancelled_by,
     }
 
 
@@ -1049,6 +1050,7 @@ async def book(
         company_uscc=uscc,
         company_name=company_name if uscc else None,
         status="booked",
+        cancelled_by=None,
         live_key=key or unlimited_key(),
         rebook_of=rebook_of,
         rebooked=False,
@@ -1146,13 +1148,13 @@ async def cancel(session: AsyncSession, citizen_id: int, number: str) -> dict[st
     changed = await session.execute(
         update(Booking)
         .where(Booking.id == booking.id, Booking.status == "booked")
-        .values(status="cancelled", updated_at=now)
+        .values(status="cancelled", cancelled_by="citizen", updated_at=now)
         .execution_options(synchronize_session=False)
     )
     if rowcount(changed) != 1:
         raise Unprocessable("booking is no longer cancellable", code="not_cancellable")
     left = await _release_seats(session, booking.slot_id, booking.quantity)
-    booking.status, booking.updated_at = "cancelled", now
+    booking.status, booking.cancelled_by, booking.updated_at = "cancelled", "citizen", now
     await emit(session, Event("booking.cancelled", {"booking": booking}))  # the waiting list first
     await _hold_what_the_waitlist_left(session, ctx, booking.slot_id, booking.quantity, left, now)
     return await view(session, booking)

@@ -76,7 +76,7 @@ from yuyue.ops.logging import log
 
 # Kinds the system sends on its own initiative: held back during quiet hours. What a citizen just
 # did (booked, cancelled, rescheduled, a code) is confirmed at once.
-DEFERRABLE = ("reminder", "allocated", "no_show", "banned", "alert", "capacity_approved")
+DEFERRABLE = ("reminder", "allocated", "no_show", "banned", "alert", "capacity_approved", "expired")
 HOTLINE_MAX = 13
 
 

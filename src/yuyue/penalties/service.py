@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.audit.service import audit
 from yuyue.auth.service import Acting, authorise, may
+from yuyue.booking.closures import cancel_if_closed
 from yuyue.booking.service import view
 from yuyue.catalogue.service import item_of, service_info
 from yuyue.clock import clock
@@ -78,6 +79,8 @@ async def mark_no_shows(session: AsyncSession, due: datetime) -> int:
         _, closes = checkin_window(policy.knobs, booking.slot_start, booking.slot_end)
         if closes > due:
             continue
+        if await cancel_if_closed(session, booking, due):
+            continue  # docs/rules.md "A closed day that has bookings": the hall's cancel, never a miss
         changed = await session.execute(
             update(Booking)
             .where(Booking.id == booking.id, Booking.status == "booked")
