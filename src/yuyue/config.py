@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Empty: "dev,foreigner" outside production, "foreigner" in production.
     identity_providers: str = ""
     session_ttl_s: int = 8 * 3600  # revocable citizen sessions (real time)
+    # On-site tickets (walk-in, green channel) are issued from this many minutes before the hall's
+    # opening time until it closes, on the days it works (docs/rules.md "Hall modes").
+    tickets_before_open_min: int = Field(default=60, ge=0, le=180)  # as check-in
     foreigner_documents_per_phone: int = Field(default=3, ge=1)  # documents one confirmed phone may hold
     login_state_ttl_s: int = 600  # a started external login must finish within this
     cookie_secure: bool | None = None  # None: Secure cookies in production only

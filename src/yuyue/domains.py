@@ -3,11 +3,13 @@ registered in every process (`serve` workers and `yuyue worker`). Add a line per
 
 from __future__ import annotations
 
+import yuyue.booking.closures
 import yuyue.booking.tasks
 import yuyue.calendar.service
 import yuyue.channels.service
 import yuyue.channels.webhooks
 import yuyue.jobs.service
+import yuyue.notify.closures
 import yuyue.notify.handlers
 import yuyue.notify.reminders
 import yuyue.penalties.service

@@ -598,7 +598,7 @@ async def test_calendar_overrides_closures_and_2027(api: Api) -> None:
         "/api/v1/admin/calendar/2026-12-03", json={"working_day": False, "note": "test"}, headers=admin
     )
     assert national.status_code == 200
-    assert national.json() == {"date": "2026-12-03", "working_day": False, "note": "test"}
+    assert national.json() == {"date": "2026-12-03", "working_day": False, "note": "test", "cancelled": 0}
     for service in (mine, theirs):
         day = await day_of(api, service["id"], "2026-12-03")
         assert day["working_day"] is False and day["slots"] == []

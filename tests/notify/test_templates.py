@@ -24,13 +24,16 @@ LONGEST = {
     "request": "2000000000",  # a capacity request's id
     "days": "12月31日至12月31日",
     "capacity": "100000",
+    "service": "港澳台居民居住证申领及换领补领业务",
+    "reason": "台风红色预警信号生效，全天停止办理业务",
+    "link": "yy.gz.gov.cn",  # the longest YUYUE_NOTIFY_REBOOK_LINK (12 characters)
 }
 
 
 def test_every_template_fits_one_sms_with_the_longest_values() -> None:
     assert set(TEMPLATES) == {
         "booked", "allocated", "cancelled", "rescheduled", "reminder", "no_show", "banned", "code", "alert",
-        "capacity_approved",
+        "capacity_approved", "cancelled_by_hall", "expired",
     }  # fmt: skip
     for template_id, template in TEMPLATES.items():
         text = render(template_id, LONGEST, SIGN)

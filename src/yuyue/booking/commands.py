@@ -146,6 +146,7 @@ async def book(
         company_uscc=uscc,
         company_name=company_name if uscc else None,
         status="booked",
+        cancelled_by=None,
         live_key=key or unlimited_key(),
         rebook_of=rebook_of,
         rebooked=False,
@@ -209,11 +210,19 @@ async def cancel(session: AsyncSession, citizen_id: int, number: str) -> dict[st
             code="cancel_too_late",
             cancel_deadline=deadline.isoformat(),
         )
-    changed = await session.execute(move(booking.id, BookingStatus.CANCELLED, now))
+    changed = await session.execute(
+        move(
+            booking.id,
+            BookingStatus.CANCELLED,
+            now,
+            only_from=(BookingStatus.BOOKED,),
+            cancelled_by="citizen",
+        )
+    )
     if rowcount(changed) != 1:
         raise Unprocessable("booking is no longer cancellable", code="not_cancellable")
     left = await release_seats(session, booking.slot_id, booking.quantity)
-    booking.status, booking.updated_at = "cancelled", now
+    booking.status, booking.cancelled_by, booking.updated_at = "cancelled", "citizen", now
     await emit(session, Event("booking.cancelled", {"booking": booking}))  # the waiting list first
     await hold_what_the_waitlist_left(session, ctx, booking.slot_id, booking.quantity, left, now)
     return await view(session, booking)

@@ -162,3 +162,16 @@ async def _apply_standing(session: AsyncSession, service_id: int, first: date, d
             increased.add(day)
         day += timedelta(days=1)
     return sorted(increased)
+
+
+async def return_seats(session: AsyncSession, slot_id: str, quantity: int) -> None:
+    """Seats of a booking the hall cancelled because its day closed (booking/closures.py): counted out
+    of `slots.booked` so the slot's invariant holds (seats of live bookings + pending returns). Nobody
+    can buy them while the day is closed (a closed day has no slots); a reopened day sells them again.
+    Never below zero."""
+    await session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.booked >= quantity)
+        .values(booked=Slot.booked - quantity)
+        .execution_options(synchronize_session=False)
+    )

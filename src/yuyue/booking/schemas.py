@@ -105,3 +105,4 @@ class BookingOut(BaseModel):
     checkin_window: Window
     rebook_of: str | None
     ticket: dict[str, object] | None
+    cancelled_by: Literal["citizen", "hall", "staff"] | None = None

@@ -31,17 +31,27 @@ LIVE = (BookingStatus.BOOKED, BookingStatus.CHECKED_IN)
 FROM: dict[BookingStatus, tuple[BookingStatus, ...]] = {
     BookingStatus.CHECKED_IN: (BookingStatus.BOOKED,),  # inside the check-in window (T3, M7)
     BookingStatus.SERVED: (BookingStatus.CHECKED_IN,),  # its ticket finished at a counter
-    BookingStatus.CANCELLED: (BookingStatus.BOOKED,),  # before the deadline (T8, M8, G13)
+    # the citizen before the deadline (T8, M8, G13: `booked` only); the hall closing the day, live ones
+    BookingStatus.CANCELLED: (BookingStatus.BOOKED, BookingStatus.CHECKED_IN),
     BookingStatus.NO_SHOW: (BookingStatus.BOOKED,),  # the check-in window closed (G13)
     BookingStatus.EXCUSED: (BookingStatus.BOOKED, BookingStatus.NO_SHOW),  # the day of the miss (T9)
 }
 
 
-def move(booking_id: int, to: BookingStatus, now: datetime, **values: Any) -> Update:
-    """The UPDATE that moves one booking to `to` if the table allows it from its current status."""
+def move(
+    booking_id: int,
+    to: BookingStatus,
+    now: datetime,
+    *,
+    only_from: tuple[BookingStatus, ...] | None = None,
+    **values: Any,
+) -> Update:
+    """The UPDATE that moves one booking to `to` if the table allows it from its current status;
+    `only_from` narrows the table for one door (a citizen cancels only what is still `booked`)."""
+    sources = FROM[to] if only_from is None else tuple(s for s in only_from if s in FROM[to])
     return (
         update(Booking)
-        .where(Booking.id == booking_id, Booking.status.in_([str(s) for s in FROM[to]]))
+        .where(Booking.id == booking_id, Booking.status.in_([str(s) for s in sources]))
         .values(status=str(to), updated_at=now, **values)
         .execution_options(synchronize_session=False)
     )

@@ -50,6 +50,7 @@ def booking_view(
         "checkin_window": {"from": window_from.isoformat(), "to": window_to.isoformat()},
         "rebook_of": booking.rebook_of,
         "ticket": ticket,
+        "cancelled_by": booking.cancelled_by,
     }
 
 

@@ -24,6 +24,7 @@ from yuyue.db import dialect_insert as _insert
 from yuyue.errors import ValidationFailed
 from yuyue.jobs.service import Job, daily, register
 from yuyue.kit.cache import TTLCache
+from yuyue.kit.events import Event, emit
 from yuyue.models import Alert, CalendarDay, Closure
 
 cache = TTLCache(2.0)
@@ -113,6 +114,26 @@ async def closures_of(session: AsyncSession, hall_id: str, since: date | None = 
     return list((await session.execute(query.order_by(Closure.day))).scalars())
 
 
+@dataclass
+class DayClosed:
+    """What `day.closed` announces (docs/rules.md "A closed day that has bookings"): `day` stopped
+    being a working day in the halls `hall_ids` (None: every hall, a national override). Booking
+    subscribes and cancels the day's live bookings in the same transaction, counting them in
+    `cancelled`; the waiting list ends the entries that accepted only closed days."""
+
+    day: date
+    hall_ids: list[str] | None
+    note: str
+    cancelled: int = 0
+
+
+async def announce_closed(session: AsyncSession, day: date, hall_ids: list[str] | None, note: str) -> int:
+    """Announce a day that no longer works; returns how many bookings the subscribers cancelled."""
+    closed = DayClosed(day=day, hall_ids=hall_ids, note=note)
+    await emit(session, Event("day.closed", {"closed": closed}))
+    return closed.cancelled
+
+
 # --- orchestrations shared by the API routes and the console pages (issue 10 item 6) ------------
 # Each one authorises (rules G3–G6, `yuyue.auth`), changes and audits (`yuyue.audit`); the caller
 # commits, then clears the caches again.
@@ -129,11 +150,13 @@ async def set_national_day(
         session.add(CalendarDay(day=day, working_day=working_day, note=note))
     else:
         row.working_day, row.note = working_day, note
-    after = {"date": day.isoformat(), "working_day": working_day, "note": note}
-    await audit(session, who, "platform", "platform/", "calendar.set", day.isoformat(), before, after)
     await session.flush()
     clear_caches()
     after_commit(session, clear_caches)  # and again once committed: other requests read it
+    # a national change that makes the day non-working cancels its bookings in every hall
+    cancelled = 0 if working_day else await announce_closed(session, day, None, note)
+    after = {"date": day.isoformat(), "working_day": working_day, "note": note, "cancelled": cancelled}
+    await audit(session, who, "platform", "platform/", "calendar.set", day.isoformat(), before, after)
     return after
 
 
@@ -151,11 +174,13 @@ async def set_closure(
         session.add(Closure(unit_id=hall_id, day=day, note=note))
     else:
         row.note = note
-    after = {"unit_id": hall_id, "date": day.isoformat(), "note": note}
-    await audit(session, who, unit.id, unit.path, "closure.set", day.isoformat(), None, after)
     await session.flush()
     clear_caches()
     after_commit(session, clear_caches)  # and again once committed: other requests read it
+    # docs/rules.md "A closed day that has bookings": cancelled by the hall, in this transaction
+    cancelled = await announce_closed(session, day, [hall_id], note)
+    after = {"unit_id": hall_id, "date": day.isoformat(), "note": note, "cancelled": cancelled}
+    await audit(session, who, unit.id, unit.path, "closure.set", day.isoformat(), None, after)
     return after
 
 

@@ -176,6 +176,13 @@ async def _on_cancelled(session: AsyncSession, event: Event) -> None:
     await enqueue_webhook(session, booking.number, "booking.cancelled", booking)
 
 
+@subscribe("booking.cancelled_by_hall")
+async def _on_cancelled_by_hall(session: AsyncSession, event: Event) -> None:
+    """A closed day's cancel (booking/closures.py) is a cancel to the partner too."""
+    booking: Booking = event.data["booking"]
+    await enqueue_webhook(session, booking.number, "booking.cancelled", booking, cancelled_by="hall")
+
+
 @subscribe("booking.rescheduled")
 async def _on_rescheduled(session: AsyncSession, event: Event) -> None:
     booking: Booking = event.data["booking"]

@@ -95,7 +95,7 @@ class WaitlistEntry(Base):
     hall_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
     dates: Mapped[list[Any] | None] = mapped_column(JSON)
     channel: Mapped[str] = mapped_column(String(24))
-    status: Mapped[str] = mapped_column(String(16))  # waiting | allocated | left
+    status: Mapped[str] = mapped_column(String(16))  # waiting | allocated | left | expired
     booking_number: Mapped[str | None] = mapped_column(String(24))
     created_at: Mapped[datetime] = mapped_column(LocalDateTime)
     updated_at: Mapped[datetime] = mapped_column(LocalDateTime)

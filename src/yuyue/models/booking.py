@@ -68,6 +68,8 @@ class Booking(Base):
     company_uscc: Mapped[str | None] = mapped_column(String(18))
     company_name: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))
+    # Who cancelled a `cancelled` booking: citizen | hall (a closed day) | staff (docs/api.md).
+    cancelled_by: Mapped[str | None] = mapped_column(String(8), default=None)
     # The one-live-booking key of the policy in force (rules T5, M10): unique among live bookings.
     live_key: Mapped[str] = mapped_column(String(200))
     rebook_of: Mapped[str | None] = mapped_column(String(24))

@@ -82,6 +82,9 @@ class NotifySettings(BaseSettings):
 
     # The fallback hotline for messages about no single hall (bans of a district): 12345.
     default_hotline: str = "12345"
+    # Where a citizen whose day the hall closed books again, named in that SMS: a short link or app
+    # name (at most 12 characters, so the reason still fits one SMS).
+    rebook_link: str = Field(default="穗好办", min_length=1, max_length=12)
     batch_size: int = Field(default=50, ge=1, le=1000)
     lease_s: int = Field(default=60, ge=5)  # a claimed message not settled by then is claimed again
     max_attempts: int = Field(default=8, ge=1, le=50)

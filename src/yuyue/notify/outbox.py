@@ -25,7 +25,7 @@ from yuyue.notify.config import NotifySettings, in_quiet_hours, notify_settings
 
 # Kinds the system sends on its own initiative: held back during quiet hours. What a citizen just
 # did (booked, cancelled, rescheduled, a code) is confirmed at once.
-DEFERRABLE = ("reminder", "allocated", "no_show", "banned", "alert", "capacity_approved")
+DEFERRABLE = ("reminder", "allocated", "no_show", "banned", "alert", "capacity_approved", "expired")
 HOTLINE_MAX = 13
 
 NAME_MAX = 40

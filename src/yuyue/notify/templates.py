@@ -34,6 +34,17 @@ TEMPLATES: dict[str, Template] = {
         Template("allocated", "排队成功，已约{when}{hall}，号{number}，请准时到，咨询{hotline}", "hall"),
         # rules T7, T11: every cancel is confirmed
         Template("cancelled", "您的预约{number}（{when}）已取消，如需办理请重新预约，咨询{hotline}"),
+        # docs/rules.md "A closed day that has bookings": the hall cancelled, the reason and where to
+        # book again (kind `cancelled`)
+        Template(
+            "cancelled_by_hall", "预约{number}因{reason}取消，请经{link}重新预约，咨询{hotline}", "reason"
+        ),
+        # docs/rules.md "Waiting list": an entry whose every date passed (or closed) ends
+        Template(
+            "expired",
+            "您排队的{service}已结束：所选日期已过或停办，如需办理请重新预约，咨询{hotline}",
+            "service",
+        ),
         Template("rescheduled", "预约{number}改至{when}{hall}，带齐材料准时到，咨询{hotline}", "hall"),
         Template("reminder", "提醒：{when}{hall}，号{number}，带齐材料准时到，咨询{hotline}", "hall"),
         # rule G13: a missed slot is a no-show, and the citizen is told

@@ -169,6 +169,7 @@ async def ticket(
         body.id_type,
         body.id_number,
         body.green,
+        settings_of(request).tickets_before_open_min,
     )
     return {"ticket": answer}
 

@@ -168,13 +168,15 @@ async def check_in(
     return 201, await _views(session, hall, issued)
 
 
-async def hall_open(session: AsyncSession, hall: Unit, now: datetime) -> bool:
-    """The hall works today and has not closed yet."""
+async def hall_open(session: AsyncSession, hall: Unit, now: datetime, before_open_min: int = 0) -> bool:
+    """The hall works today, is open (from its opening time, less `YUYUE_TICKETS_BEFORE_OPEN_MIN`)
+    and has not closed yet: no ticket at 04:00 for a hall that opens at 09:00."""
     calendar = await hall_calendar(session, hall.id)
     hours = hall.hours or []
     if not calendar.is_working(now.date()) or not hours:
         return False
-    return now < at(now.date(), max(str(h["end"]) for h in hours))
+    opens = at(now.date(), min(str(h["start"]) for h in hours)) - timedelta(minutes=before_open_min)
+    return opens <= now < at(now.date(), max(str(h["end"]) for h in hours))
 
 
 async def issue_ticket(
@@ -186,6 +188,7 @@ async def issue_ticket(
     id_type: str,
     id_number: str,
     green: str | None,
+    before_open_min: int = 0,
 ) -> dict[str, Any]:
     """Walk-in (rule M2, as docs/rules.md reads the hall modes) or green-channel (rules G10, M3) ticket."""
     hall = await hall_for(session, actor, hall_id)
@@ -199,7 +202,7 @@ async def issue_ticket(
         raise Unprocessable("a self-service hall issues no tickets (rule M2)", code="walk_in_not_allowed")
     number, id_hash = _id_hash(secret, id_type, id_number)
     now = clock.now()
-    if not await hall_open(session, hall, now):
+    if not await hall_open(session, hall, now, before_open_min):
         raise Unprocessable("the hall is closed now", code="hall_closed")
     if green is not None:
         if green in ("disabled", "military"):

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.audit.service import audit
 from yuyue.auth.service import Acting, authorise, may
+from yuyue.booking.closures import cancel_if_closed
 from yuyue.booking.status import BookingStatus, move
 from yuyue.booking.views import view
 from yuyue.catalogue.service import item_of, service_info
@@ -79,6 +80,8 @@ async def mark_no_shows(session: AsyncSession, due: datetime) -> int:
         _, closes = checkin_window(policy.knobs, booking.slot_start, booking.slot_end)
         if closes > due:
             continue
+        if await cancel_if_closed(session, booking, due):
+            continue  # docs/rules.md "A closed day that has bookings": the hall's cancel, never a miss
         changed = await session.execute(move(booking.id, BookingStatus.NO_SHOW, due))
         if rowcount(changed) != 1:
             continue  # another worker marked it first

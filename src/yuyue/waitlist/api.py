@@ -50,7 +50,7 @@ async def admin_list(
     who: AdminDep,
     db: Db,
     service_id: Annotated[int, Query(ge=1, le=2_000_000_000)],
-    status: Literal["waiting", "allocated", "left"] = "waiting",
+    status: Literal["waiting", "allocated", "left", "expired"] = "waiting",
 ) -> list[dict[str, Any]]:
     """A service's waiting list for an admin of its hall's subtree, in queue order (rule G11),
     citizens masked."""

@@ -22,7 +22,7 @@ class EntryOut(BaseModel):
     dates: list[str] | None
     channel: str
     position: int | None
-    status: Literal["waiting", "allocated", "left"]
+    status: Literal["waiting", "allocated", "left", "expired"]
     number: str | None
     created_at: str
 
@@ -40,6 +40,6 @@ class AdminEntryOut(BaseModel):
     citizen: MaskedCitizen
     dates: list[str] | None
     channel: str
-    status: Literal["waiting", "allocated", "left"]
+    status: Literal["waiting", "allocated", "left", "expired"]
     number: str | None
     created_at: str

@@ -15,7 +15,8 @@ citizen is banned, already holds a booking…) rolls back the savepoint, claim i
 entry is tried.
 
 Jobs: `waitlist_release` (every 15 minutes: days whose booking opened since the last run go to the
-waiting list first) and `waitlist_over_release` (hourly: rule G12's alert).
+waiting list first), `waitlist_over_release` (hourly: rule G12's alert) and `waitlist_expire` (daily
+00:05: entries whose every date has passed end `expired`, with an SMS).
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.admin.service import raise_alert
 from yuyue.auth.service import Acting, authorise
 from yuyue.booking import availability, commands, rules
+from yuyue.calendar.service import DayClosed, hall_calendar
 from yuyue.catalogue.service import day_slots, get_service, parse_slot_id
 from yuyue.clock import clock
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from yuyue.identity.service import ban_covering
-from yuyue.jobs.service import Job, every, register
+from yuyue.jobs.service import Job, daily, every, register
 from yuyue.kit.events import Event, emit, subscribe
 from yuyue.kit.http import rowcount
 from yuyue.kit.masking import mask_name
@@ -44,7 +46,8 @@ from yuyue.policy.service import day_opens_at, onsite_hold
 OFFSITE_CHANNELS = ("web", "wechat", "app", "provincial_portal", "api")
 MAX_DATES = 31
 MAX_AHEAD_DAYS = 60
-SCAN_LIMIT = 200  # entries looked at per allocation (the earliest first)
+WAITING_COLUMNS = (WaitlistEntry.id, WaitlistEntry.citizen_id, WaitlistEntry.dates, WaitlistEntry.channel)
+SCAN_PAGE = 200  # entries read per query while allocating (the earliest first; no fixed window)
 OVER_RELEASE_WORKING_DAYS = 10  # rule G12: "the next 10 days", read as working days (docs/rules.md)
 STOP_CODES = ("slot_full", "booking_closed", "not_open_yet", "not_found")
 
@@ -240,39 +243,51 @@ async def waiting_counts(session: AsyncSession, who: Acting) -> list[dict[str, A
 
 async def allocate(session: AsyncSession, service_id: int, slot_ids: list[str]) -> int:
     """Give the seats free in `slot_ids` to the earliest eligible waiting entries; returns how many
-    entries got a booking. Runs inside the caller's transaction."""
-    rows = (
-        await session.execute(
-            select(WaitlistEntry.id, WaitlistEntry.citizen_id, WaitlistEntry.dates, WaitlistEntry.channel)
-            .where(WaitlistEntry.service_id == service_id, WaitlistEntry.status == "waiting")
-            .order_by(WaitlistEntry.id)
-            .limit(SCAN_LIMIT)
-        )
-    ).all()
-    pending = list(rows)
+    entries got a booking. Runs inside the caller's transaction. docs/rules.md "Waiting list": an entry
+    that cannot take a seat now (its citizen banned, already booked…) is skipped and stays waiting;
+    the scan goes on, page after page, until the slot has no seat left or no entry is left."""
+    taken: set[int] = set()
     allocated = 0
     for slot_id in slot_ids:
         parsed = parse_slot_id(slot_id)
-        if parsed is None or not pending:
+        if parsed is None:
             continue
         day = parsed[1].date().isoformat()
-        for row in list(pending):
-            if row.dates is not None and day not in row.dates:
-                continue
-            try:
-                async with session.begin_nested():
-                    number = await _claim_and_book(session, row.id, row.citizen_id, row.channel, slot_id)
-            except DomainError as exc:
-                if exc.code in STOP_CODES:
-                    break  # this slot has nothing (more) for the waiting list
-                continue  # this citizen may not book now (banned, already booked…): the next one
-            pending.remove(row)
-            if number is None:
-                continue  # another transaction allocated this entry first
-            allocated += 1
-            entry = await session.get(WaitlistEntry, row.id, populate_existing=True)
-            made = (await session.execute(select(Booking).where(Booking.number == number))).scalar_one()
-            await emit(session, Event("waitlist.allocated", {"entry": entry, "booking": made}))
+        after, full = 0, False
+        while not full:
+            page = (
+                await session.execute(
+                    select(*WAITING_COLUMNS)
+                    .where(
+                        WaitlistEntry.service_id == service_id,
+                        WaitlistEntry.status == "waiting",
+                        WaitlistEntry.id > after,
+                    )
+                    .order_by(WaitlistEntry.id)
+                    .limit(SCAN_PAGE)
+                )
+            ).all()
+            if not page:
+                break
+            after = page[-1].id
+            for row in page:
+                if row.id in taken or (row.dates is not None and day not in row.dates):
+                    continue
+                try:
+                    async with session.begin_nested():
+                        number = await _claim_and_book(session, row.id, row.citizen_id, row.channel, slot_id)
+                except DomainError as exc:
+                    if exc.code in STOP_CODES:
+                        full = True  # this slot has nothing (more) for the waiting list
+                        break
+                    continue  # this citizen may not book now (banned, already booked…): skipped
+                taken.add(row.id)
+                if number is None:
+                    continue  # another transaction allocated this entry first
+                allocated += 1
+                entry = await session.get(WaitlistEntry, row.id, populate_existing=True)
+                made = (await session.execute(select(Booking).where(Booking.number == number))).scalar_one()
+                await emit(session, Event("waitlist.allocated", {"entry": entry, "booking": made}))
     return allocated
 
 
@@ -346,6 +361,49 @@ async def _on_capacity_increased(session: AsyncSession, event: Event) -> None:
         await allocate(
             session, service_id, await _day_slot_ids(session, service_id, list(event.data["dates"]))
         )
+
+
+# --- entries that end on their own ----------------------------------------------------------------
+
+
+async def expire_entries(
+    session: AsyncSession, today: date, service_ids: list[int] | None = None, closed: date | None = None
+) -> int:
+    """docs/rules.md "Waiting list": an entry ends (`expired`, with an SMS) once every date it accepts
+    has passed, or (docs/rules.md "A closed day that has bookings") is no longer a working day of its
+    hall. Entries for any date (`dates` null) never expire. Returns how many ended."""
+    query = select(WaitlistEntry).where(WaitlistEntry.status == "waiting", WaitlistEntry.dates.isnot(None))
+    if service_ids is not None:
+        query = query.where(WaitlistEntry.service_id.in_(service_ids))
+    now, ended = clock.now(), 0
+    for entry in (await session.execute(query.order_by(WaitlistEntry.id))).scalars().all():
+        calendar = await hall_calendar(session, entry.hall_id)
+        days = [date.fromisoformat(str(d)) for d in entry.dates or []]
+        if any(d >= today and d != closed and calendar.is_working(d) for d in days):
+            continue
+        changed = await session.execute(
+            update(WaitlistEntry)
+            .where(WaitlistEntry.id == entry.id, WaitlistEntry.status == "waiting")
+            .values(status="expired", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(changed) == 1:
+            entry.status, entry.updated_at = "expired", now
+            ended += 1
+            await emit(session, Event("waitlist.expired", {"entry": entry}))
+    return ended
+
+
+@subscribe("day.closed")
+async def _on_day_closed(session: AsyncSession, event: Event) -> None:
+    """Entries that accepted only closed (or past) days end with an SMS."""
+    closed: DayClosed = event.data["closed"]
+    services = None
+    if closed.hall_ids is not None:
+        services = list(
+            (await session.execute(select(Service.id).where(Service.hall_id.in_(closed.hall_ids)))).scalars()
+        )
+    await expire_entries(session, clock.today(), services, closed.day)
 
 
 # --- jobs ------------------------------------------------------------------------------------------
@@ -437,9 +495,14 @@ async def _release_job(session: AsyncSession, due: datetime) -> None:
     await release_to_waitlist(session, due)
 
 
+async def _expiry_job(session: AsyncSession, due: datetime) -> None:
+    await expire_entries(session, due.date())
+
+
 async def _over_release_job(session: AsyncSession, due: datetime) -> None:
     await check_over_release(session, due)
 
 
 register(Job("waitlist_release", every(RELEASE_EVERY_MIN), _release_job))
 register(Job("waitlist_over_release", every(60), _over_release_job))
+register(Job("waitlist_expire", daily("00:05"), _expiry_job))

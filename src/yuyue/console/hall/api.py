@@ -24,6 +24,7 @@ from yuyue.console.manage import service as manage
 from yuyue.console.service import Viewer
 from yuyue.db import Db
 from yuyue.errors import DomainError, ValidationFailed
+from yuyue.kit.http import settings_of
 from yuyue.onsite import counters
 from yuyue.onsite.counters import counter_screen, hall_counter, list_counters, patch_counter, ticket_person
 from yuyue.onsite.desk import book_at_desk, desk_booking, desk_slots
@@ -299,6 +300,7 @@ async def _desk_action(request: Request, db: AsyncSession, hall_id: str, action:
     form = await checked_form(request)
     who = await viewer(request, db)
     secret = secret_of(request)
+    before_open_min = settings_of(request).tickets_before_open_min
     try:
         id_type, id_number = _id_fields(form)
         if action == "checkin":
@@ -312,7 +314,9 @@ async def _desk_action(request: Request, db: AsyncSession, hall_id: str, action:
             green = web.field(form, "green", 16) or None
             if green is not None and green not in GREEN_KINDS:
                 raise ValidationFailed("green: unknown green-channel kind")
-            ticket = await issue_ticket(db, secret, who.actor, hall_id, service_id, id_type, id_number, green)
+            ticket = await issue_ticket(
+                db, secret, who.actor, hall_id, service_id, id_type, id_number, green, before_open_min
+            )
             numbers = [ticket["number"]]
     except DomainError as exc:
         if exc.code not in DESK_ERRORS:

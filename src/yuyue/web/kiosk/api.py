@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.catalogue.service import hall_services
 from yuyue.db import Db
 from yuyue.errors import DomainError, Unauthenticated, ValidationFailed
+from yuyue.kit.http import settings_of
 from yuyue.kit.masking import mask_id
 from yuyue.onsite.queue import public_queue
 from yuyue.onsite.staff import KIOSK_TTL_S, Actor, actor_from_token, get_hall
@@ -99,6 +100,7 @@ async def submit(request: Request, step: str, db: Db) -> Response:
     if not id_number:
         raise ValidationFailed("id_number is required")
     secret = _secret(request)
+    before_open_min = settings_of(request).tickets_before_open_min
     if step == "checkin":  # rules T3, M7
         _, tickets = await check_in(db, secret, actor, actor.hall_id, id_type, id_number)
     else:
@@ -119,7 +121,9 @@ async def submit(request: Request, step: str, db: Db) -> Response:
         # rules G10, M3: at a kiosk only the elderly green channel (staff confirm other documents)
         green = "elderly" if step == "green" else None
         tickets = [
-            await issue_ticket(db, secret, actor, actor.hall_id, service_id, id_type, id_number, green)
+            await issue_ticket(
+                db, secret, actor, actor.hall_id, service_id, id_type, id_number, green, before_open_min
+            )
         ]
     context = await _context(db, actor)
     names = {svc.id: svc.name for svc in context["services"]}
