@@ -27,7 +27,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from yuyue.admin.service import create_admin
+from yuyue.admin.accounts import create_admin
 from yuyue.app import create_app, use_settings
 from yuyue.catalogue.service import clear_caches
 from yuyue.clock import TZ, clock

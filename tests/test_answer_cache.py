@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 
 from tests.conftest import ADMIN_PASSWORD, START, Api
 from tests.ids import resident_id
-from yuyue.admin.service import create_admin
+from yuyue.admin.accounts import create_admin
 from yuyue.app import create_app
 from yuyue.booking import api as booking_api
 from yuyue.catalogue.service import clear_caches

@@ -125,7 +125,7 @@ def admin_create(
 ) -> None:
     """Make an admin (the first one of a new database is made this way); rule G7: registered with
     name, title and mobile before the account opens."""
-    from yuyue.admin.service import create_admin
+    from yuyue.admin.accounts import create_admin
     from yuyue.db import make_engine, make_sessionmaker
     from yuyue.errors import DomainError
 

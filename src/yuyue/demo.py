@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import create_admin
+from yuyue.admin.accounts import create_admin
 from yuyue.catalogue.service import clear_caches, create_service, create_unit
 from yuyue.clock import clock
 from yuyue.config import Settings

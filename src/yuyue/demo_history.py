@@ -35,7 +35,8 @@ from typing import Any, cast
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import decide_request, flag_overdue_approvals, propose_capacity
+from yuyue.admin.alerts import flag_overdue_approvals
+from yuyue.admin.capacity import decide_request, propose_capacity
 from yuyue.auth.service import Acting
 from yuyue.booking.rules import Context, context, live_key, unlimited_key
 from yuyue.catalogue.service import SlotSpec, clear_caches, day_slots

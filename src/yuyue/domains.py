@@ -3,6 +3,7 @@ registered in every process (`serve` workers and `yuyue worker`). Add a line per
 
 from __future__ import annotations
 
+import yuyue.admin.alerts
 import yuyue.booking.closures
 import yuyue.booking.tasks
 import yuyue.calendar.service

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from tests.conftest import Api
 from tests.ids import resident_id
-from yuyue.admin.service import create_admin
+from yuyue.admin.accounts import create_admin
 
 HALL_FIELDS = {
     "address": "广州市天河区测试路1号",

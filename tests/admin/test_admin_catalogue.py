@@ -9,7 +9,7 @@ import httpx
 
 from tests.conftest import ADMIN_PASSWORD, Api, raw
 from tests.ids import resident_id
-from yuyue.admin.service import create_admin
+from yuyue.admin.accounts import create_admin
 
 DAY = "2026-12-03"  # Thursday, inside the city horizon seen from START (Tue 2026-12-01 10:00)
 HALL_FIELDS = {

@@ -8,7 +8,7 @@ import time
 
 from tests.channels.conftest import Partner, register
 from tests.conftest import ADMIN_PASSWORD, Api, raw
-from yuyue.admin.service import create_admin
+from yuyue.admin.accounts import create_admin
 
 ID = "440106199001011235"
 CITIZEN = {"name": "李四", "id_type": "resident_id", "id_number": ID, "phone": "13800138001"}

@@ -12,7 +12,7 @@ from tests.admin.support import fill_day, unit
 from tests.conftest import Api, raw
 from tests.console.conftest import console_login, post
 from tests.ids import resident_id
-from yuyue.admin.service import create_admin
+from yuyue.admin.accounts import create_admin
 
 DAY = "2026-12-03"  # Thu: the 2nd working day after Tue 2026-12-01 (rule G20)
 

@@ -1,7 +1,8 @@
 """Administration routes: login and sessions, admin accounts, capacity requests, alerts, audit.
-Every action is authorised by `service.authorise` and audited inside the service functions that the
-console pages call too (issue 10 item 6); a route parses, calls, commits and shapes. (Citizen lookup
-and bans by hand live in `yuyue.penalties.api`, authorised by the same table.)"""
+Every action is authorised by `auth.service.authorise` and audited inside the functions of
+`admin.accounts`, `admin.capacity` and `admin.alerts` that the console pages call too (issue 10
+item 6); a route parses, calls, commits and shapes. (Citizen lookup and bans by hand live in
+`yuyue.penalties.api`, authorised by the same table.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin import service
+from yuyue.admin import accounts
+from yuyue.admin import alerts as admin_alerts
+from yuyue.admin import capacity as admin_capacity
 from yuyue.admin.schemas import (
     AdminIn,
     AdminOut,
@@ -40,7 +43,7 @@ async def login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]:
     """Log in; from the 5th failure within an hour from one address, that address waits before
     the next try of this username (1 minute, doubling, at most an hour: `429 rate_limited`)."""
     settings = settings_of(request)
-    token, admin = await service.login(
+    token, admin = await accounts.login(
         db,
         settings.effective_secret,
         settings.token_ttl_s,
@@ -48,13 +51,13 @@ async def login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]:
         body.password,
         client_address(request),
     )
-    return {"token": token, "admin": service.admin_view(admin)}
+    return {"token": token, "admin": accounts.admin_view(admin)}
 
 
 @router.post("/logout", status_code=204, responses=problems(401))
 async def logout(who: AdminDep, db: Db) -> Response:
     """End this session: its token is refused from now on."""
-    await service.logout(db, who)
+    await accounts.logout(db, who)
     return Response(status_code=204)
 
 
@@ -64,25 +67,25 @@ async def logout(who: AdminDep, db: Db) -> Response:
 @router.post("/admins", status_code=201, response_model=AdminOut, responses=problems(401, 403, 409, 422))
 async def create_admin(body: AdminIn, who: AdminDep, db: Db) -> dict[str, Any]:
     """Register an administrator (name, title, mobile) and open their account (rule G7)."""
-    view = await service.register_admin(db, who, body.model_dump())
+    view = await accounts.register_admin(db, who, body.model_dump())
     return view
 
 
 @router.get("/admins", response_model=list[AdminOut], responses=problems(401))
 async def list_admins(who: AdminDep, db: Db) -> list[dict[str, Any]]:
     """Admins of units in the caller's subtree, retired ones included."""
-    return [service.admin_view(a) for a in await service.list_admins(db, who)]
+    return [accounts.admin_view(a) for a in await accounts.list_admins(db, who)]
 
 
 @router.get("/admins/{admin_id}", response_model=AdminOut, responses=problems(401, 403, 404))
 async def get_admin(admin_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
-    return service.admin_view(await service.admin_for(db, who, admin_id))
+    return accounts.admin_view(await accounts.admin_for(db, who, admin_id))
 
 
 @router.post("/admins/{admin_id}/retire", response_model=AdminOut, responses=problems(401, 403, 404, 422))
 async def retire_admin(admin_id: int, who: AdminDep, db: Db, body: RetireIn | None = None) -> dict[str, Any]:
     """Close an account for good (rule G7): its sessions end, its username is never reused."""
-    view = await service.retire_admin(db, who, admin_id, body.reason if body is not None else None)
+    view = await accounts.retire_admin(db, who, admin_id, body.reason if body is not None else None)
     return view
 
 
@@ -92,14 +95,14 @@ async def retire_admin(admin_id: int, who: AdminDep, db: Db, body: RetireIn | No
 @router.post("/admins/{admin_id}/unlock", responses=problems(401, 403, 404))
 async def unlock_admin(admin_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
     """Lift every login lockout of this admin (a superior who may manage them); audited."""
-    answer = await service.unlock(db, who, "admin", admin_id)
+    answer = await accounts.unlock(db, who, "admin", admin_id)
     return answer
 
 
 @router.post("/staff/{staff_id}/unlock", responses=problems(401, 403, 404))
 async def unlock_staff(staff_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
     """Lift every login lockout of this clerk (an admin who may configure the hall); audited."""
-    answer = await service.unlock(db, who, "staff", staff_id)
+    answer = await accounts.unlock(db, who, "staff", staff_id)
     return answer
 
 
@@ -111,7 +114,7 @@ async def unlock_staff(staff_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
 )
 async def request_capacity(body: CapacityRequestIn, who: AdminDep, db: Db) -> dict[str, Any]:
     """Ask for a change of released capacity; `date_from` at least the 2nd working day after today."""
-    view = await service.propose_capacity(
+    view = await admin_capacity.propose_capacity(
         db, who, body.service_id, body.date_from, body.date_to, body.daily_capacity, body.reason
     )
     return view
@@ -121,20 +124,20 @@ async def request_capacity(body: CapacityRequestIn, who: AdminDep, db: Db) -> di
 async def list_requests(
     who: AdminDep, db: Db, status: Literal["pending", "approved", "rejected"] | None = None
 ) -> list[dict[str, Any]]:
-    return [service.request_view(r) for r in await service.list_requests(db, who, status)]
+    return [admin_capacity.request_view(r) for r in await admin_capacity.list_requests(db, who, status)]
 
 
 @router.get(
     "/capacity-requests/{request_id}", response_model=CapacityRequestOut, responses=problems(401, 403, 404)
 )
 async def get_request(request_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
-    return service.request_view(await service.request_for(db, who, request_id))
+    return admin_capacity.request_view(await admin_capacity.request_for(db, who, request_id))
 
 
 async def _decide(
     request_id: int, who: Acting, db: AsyncSession, approve: bool, body: DecisionIn | None
 ) -> dict[str, Any]:
-    view = await service.decide_request(db, who, request_id, approve, body.note if body else None)
+    view = await admin_capacity.decide_request(db, who, request_id, approve, body.note if body else None)
     return view
 
 
@@ -164,12 +167,12 @@ async def reject(request_id: int, who: AdminDep, db: Db, body: DecisionIn | None
 @router.get("/alerts", response_model=list[AlertOut], responses=problems(401))
 async def alerts(who: AdminDep, db: Db, resolved: bool | None = None) -> list[dict[str, Any]]:
     """Alerts of the caller's subtree, newest first (`?resolved=false` for the open ones)."""
-    return [service.alert_view(a) for a in await service.list_alerts(db, who, resolved)]
+    return [admin_alerts.alert_view(a) for a in await admin_alerts.list_alerts(db, who, resolved)]
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut, responses=problems(401, 403, 404, 422))
 async def resolve_alert(alert_id: int, body: ResolveIn, who: AdminDep, db: Db) -> dict[str, Any]:
-    view = await service.resolve_alert_as(db, who, alert_id, body.note)
+    view = await admin_alerts.resolve_alert_as(db, who, alert_id, body.note)
     return view
 
 
@@ -186,4 +189,4 @@ async def audit_log(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     """Audit entries of a unit's subtree (default: the caller's), newest first."""
-    return await service.audit_log(db, who, unit_id, from_, to, limit)
+    return await accounts.audit_log(db, who, unit_id, from_, to, limit)

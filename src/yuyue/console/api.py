@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin import service as admins
+from yuyue.admin import accounts
 from yuyue.auth.service import Acting
 from yuyue.config import Settings
 from yuyue.console import service as console
@@ -185,7 +185,7 @@ async def login(request: Request, db: Db) -> Response:
                 client_address(request),
             )
         else:
-            token, _ = await admins.login(
+            token, _ = await accounts.login(
                 db,
                 settings.effective_secret,
                 settings.token_ttl_s,
@@ -210,7 +210,7 @@ async def logout(request: Request, db: Db) -> Response:
     except Unauthenticated:
         who = None
     if who is not None and who.admin is not None:
-        await admins.logout(db, who.admin)  # the token is refused from now on
+        await accounts.logout(db, who.admin)  # the token is refused from now on
     response = redirect("/admin/login")
     response.delete_cookie(console.COOKIE, path="/")
     return response

@@ -12,7 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import check_lockout, clear_lockout, count_failure
+from yuyue.admin.accounts import check_lockout, clear_lockout, count_failure
 from yuyue.audit.service import audit
 from yuyue.auth.service import (
     ADMIN,

@@ -15,7 +15,7 @@ Every door, API and pages alike (static files, health probes, metrics and the te
   cannot hammer the evening release from many addresses;
 - password and code doors (citizen, admin and staff logins, API and console page; SMS codes):
   YUYUE_RATE_LIMIT_LOGIN per address (default 30/minute), besides the per address+username lockout
-  of admin/service.py;
+  of admin/accounts.py;
 - partner clients: each client's own `rate_per_minute` (channels/service.py calls `hit`).
 
 Over a limit the API answers problem+json, the pages a short HTML page; both `429` + `Retry-After`.

@@ -28,7 +28,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import raise_alert
+from yuyue.admin.alerts import raise_alert
 from yuyue.auth.service import Acting, authorise
 from yuyue.booking import availability, commands, rules
 from yuyue.calendar.service import DayClosed, hall_calendar

@@ -3,7 +3,7 @@
 - `watch_figures` (the nightly job `watch_figures`, 03:30, after the stats rollup at 03:00) checks
   every hall and service against the lines of `yuyue.watch.rules`, with the thresholds of the
   hall's effective policy (knobs `watch_*`), and raises each abnormal-figure alert through
-  `admin.service.raise_alert`, once per service (or hall, channel, bureau system) until an admin
+  `admin.alerts.raise_alert`, once per service (or hall, channel, bureau system) until an admin
   resolves it (the kinds are RECURRING there: a resolved alert may come back).
 - `hoarding` ranks citizens whose bookings in a subtree fit a hoarding pattern, with the evidence
   (rule G15, last clause: an admin may then ban; nothing here bans).
@@ -26,7 +26,7 @@ import xlsxwriter
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.service import raise_alert
+from yuyue.admin.alerts import raise_alert
 from yuyue.auth.service import Acting, authorise
 from yuyue.calendar.service import WorkCalendar, hall_calendar
 from yuyue.catalogue.service import HALL_KINDS, day_slots, get_unit, parse_slot_id, service_info

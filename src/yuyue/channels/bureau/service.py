@@ -2,7 +2,7 @@
 
 A city bureau or a district that runs its own booking system connects as an API client of channel
 `bureau`, bound to its unit, signing its requests as every partner does (`channels/service.py`).
-Each request is authorised against the unit's subtree by the admins' own table (`admin.service.may`,
+Each request is authorised against the unit's subtree by the admins' own table (`auth.service.may`,
 as a level-2 admin of that unit: rule G5, "L2 configures and runs"): a hall outside it is `forbidden`.
 
 Push: slots and bookings keyed by the system's own external ids, in batches of at most `MAX_BATCH`

@@ -20,7 +20,9 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin import service as admins
+from yuyue.admin import accounts
+from yuyue.admin import alerts as admin_alerts
+from yuyue.admin import capacity as admin_capacity
 from yuyue.admin.schemas import AdminIn, CapacityRequestIn, DecisionIn, ResolveIn, RetireIn
 from yuyue.auth.service import Acting
 from yuyue.calendar import service as calendar
@@ -297,7 +299,7 @@ async def propose(request: Request, db: Db) -> Response:
                 "reason": text(form, "reason", 500),
             },
         )
-        return await admins.propose_capacity(
+        return await admin_capacity.propose_capacity(
             db, who, body.service_id, body.date_from, body.date_to, body.daily_capacity, body.reason
         )
 
@@ -311,7 +313,7 @@ async def _decide(request: Request, db: AsyncSession, request_id: int, approve: 
 
     async def change() -> Any:
         body = manage.validated(DecisionIn, {"note": optional(form, "note", 500)})
-        return await admins.decide_request(db, who, request_id, approve, body.note)
+        return await admin_capacity.decide_request(db, who, request_id, approve, body.note)
 
     page = _capacity_form_page(request, db, who)
     done = "/admin/capacity?done=" + ("approved" if approve else "rejected")
@@ -388,7 +390,7 @@ async def resolve(request: Request, alert_id: Id, db: Db) -> Response:
 
     async def change() -> Any:
         body = manage.validated(ResolveIn, {"note": text(form, "note", 500)})
-        return await admins.resolve_alert_as(db, who, alert_id, body.note)
+        return await admin_alerts.resolve_alert_as(db, who, alert_id, body.note)
 
     async def page(**extra: Any) -> Response:
         return await _alerts_page(request, db, who, **extra)
@@ -521,7 +523,7 @@ async def register(request: Request, db: Db) -> Response:
                 "level": number(form, "level"),
             },
         )
-        return await admins.register_admin(db, who, body.model_dump())
+        return await accounts.register_admin(db, who, body.model_dump())
 
     page = _admins_form_page(request, db, who)
     return await act(request, db, change, "/admin/admins?done=registered", page, form, "register")
@@ -535,7 +537,7 @@ async def retire(request: Request, admin_id: Id, db: Db) -> Response:
 
     async def change() -> Any:
         body = manage.validated(RetireIn, {"reason": optional(form, "reason", 500)})
-        return await admins.retire_admin(db, who, admin_id, body.reason)
+        return await accounts.retire_admin(db, who, admin_id, body.reason)
 
     page = _admins_form_page(request, db, who)
     return await act(request, db, change, "/admin/admins?done=retired", page, form, f"retire-{admin_id}")
@@ -578,7 +580,7 @@ async def audit(
             units=units,
             filters=filters,
         )
-    entries = await admins.audit_log(db, who, unit_id or None, start, end)  # 403 outside the subtree
+    entries = await accounts.audit_log(db, who, unit_id or None, start, end)  # 403 outside the subtree
     names = {u.id: u for u in units}
     return page_of(
         request,

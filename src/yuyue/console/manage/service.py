@@ -17,7 +17,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin import service as admins
+from yuyue.admin import accounts
+from yuyue.admin import alerts as admin_alerts
+from yuyue.admin import capacity as admin_capacity
 from yuyue.auth.service import LEVELS, Acting, may
 from yuyue.booking.receipt import CHANNEL_TEXT
 from yuyue.calendar import service as calendar
@@ -243,7 +245,7 @@ DETAIL_TEXT: tuple[tuple[str, str], ...] = (
     ("closures are set on halls", "只有大厅可以设置休息日。"),
     ("hours", "办公时间格式不正确：请写成“09:00-12:00 13:00-17:00”，时段按先后顺序且不重叠。"),
     ("date_to is before date_from", "结束日期早于开始日期。"),
-    ("a change covers at most", f"一次调整最多覆盖 {admins.MAX_CHANGE_DAYS} 天。"),
+    ("a change covers at most", f"一次调整最多覆盖 {admin_capacity.MAX_CHANGE_DAYS} 天。"),
     ("until: the last banned date", "限制截止日期不能早于今天。"),
     ("already lifted", "这条限制已经解除了。"),
     ("bundle", "“一件事”组合须包含本大厅至少两个普通事项，且不能嵌套。"),
@@ -508,12 +510,12 @@ async def unit_context(session: AsyncSession, who: Acting, actor: Actor, unit_id
 
 async def capacity_context(session: AsyncSession, who: Acting) -> dict[str, Any]:
     """Capacity requests of the subtree (rule G20): who may decide each, which are past due."""
-    requests = await admins.list_requests(session, who, None)
-    parties = await admins.requesters(session, requests)
+    requests = await admin_capacity.list_requests(session, who, None)
+    parties = await admin_capacity.requesters(session, requests)
     services = await catalogue.services_under(session, who.unit_path)
     by_id = {s.id: (s, department, hall) for s, department, hall in services}
     halls = await catalogue.units_named(session, {r.hall_id for r in requests})
-    people = await admins.admin_names(
+    people = await accounts.admin_names(
         session, {r.requested_by for r in requests} | {r.decided_by for r in requests if r.decided_by}
     )
     now = clock.now()
@@ -550,7 +552,7 @@ async def capacity_context(session: AsyncSession, who: Acting) -> dict[str, Any]
 
 async def alerts_context(session: AsyncSession, who: Acting, show: str) -> dict[str, Any]:
     resolved = None if show == "all" else False
-    alerts = await admins.list_alerts(session, who, resolved)
+    alerts = await admin_alerts.list_alerts(session, who, resolved)
     units = await catalogue.units_named(session, {a.unit_id for a in alerts})
     return {
         "alerts": [
@@ -572,11 +574,11 @@ async def admins_context(session: AsyncSession, who: Acting) -> dict[str, Any]:
     units = await scope_units(session, who)
     by_id = {u.id: u for u in units}
     rows = []
-    for account in await admins.list_admins(session, who):
+    for account in await accounts.list_admins(session, who):
         unit = by_id.get(account.unit_id)
         rows.append(
             {
-                "admin": admins.admin_view(account),
+                "admin": accounts.admin_view(account),
                 "unit": unit.name if unit else account.unit_id,
                 "may_retire": account.active
                 and unit is not None

@@ -1,0 +1,205 @@
+"""Capacity requests (rule G20): proposed at any level (G4), decided once by an admin allowed to
+approve them and never the requester (G4–G6), applied at once through the seats' one writer
+(`booking.inventory`); audited."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yuyue.audit.service import audit
+from yuyue.auth.service import Acting, Party, authorise
+from yuyue.booking.inventory import apply_capacity_change
+from yuyue.calendar.service import hall_calendar
+from yuyue.clock import at, clock
+from yuyue.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from yuyue.kit.events import Event, emit
+from yuyue.kit.http import rowcount
+from yuyue.models import Admin, CapacityRequest, Service, Unit
+
+# --- capacity requests (rule G20) ------------------------------------------------------------------
+
+
+def request_view(request: CapacityRequest) -> dict[str, Any]:
+    return {
+        "id": request.id,
+        "service_id": request.service_id,
+        "hall_id": request.hall_id,
+        "date_from": request.date_from.isoformat(),
+        "date_to": request.date_to.isoformat() if request.date_to else None,
+        "daily_capacity": request.daily_capacity,
+        "reason": request.reason,
+        "status": request.status,
+        "requested_by": request.requested_by,
+        "requested_at": request.requested_at.isoformat(),
+        "approval_due": request.overdue_at.isoformat(),
+        "decided_by": request.decided_by,
+        "decided_at": request.decided_at.isoformat() if request.decided_at else None,
+        "note": request.note,
+    }
+
+
+MAX_CHANGE_DAYS = 92
+
+
+async def request_capacity(
+    session: AsyncSession,
+    who: Acting,
+    service_id: int,
+    date_from: date,
+    date_to: date | None,
+    daily_capacity: int,
+    reason: str,
+) -> tuple[CapacityRequest, Unit]:
+    """Rule G20: a change of released capacity, for the days `date_from`–`date_to`, or with
+    `date_to` None a change of the standing daily capacity from `date_from` on."""
+    service = await session.get(Service, service_id)
+    if service is None:
+        raise NotFound(f"service {service_id} not found")
+    hall = await session.get(Unit, service.hall_id)
+    assert hall is not None
+    authorise(who, "propose", hall.path)
+    if date_to is not None and date_to < date_from:
+        raise ValidationFailed("date_to is before date_from")
+    if date_to is not None and (date_to - date_from).days >= MAX_CHANGE_DAYS:
+        raise ValidationFailed(f"a change covers at most {MAX_CHANGE_DAYS} days")
+    calendar = await hall_calendar(session, hall.id)
+    today = clock.today()
+    earliest = calendar.nth_working_after(today, 2)
+    if date_from < earliest:  # rule G20: at least the 2nd working day after the request
+        raise Unprocessable(
+            f"date_from must be on or after {earliest.isoformat()} (the 2nd working day after today)",
+            code="too_late_for_change",
+            earliest=earliest.isoformat(),
+        )
+    now = clock.now()
+    # Rule G20: approved within 1 working day: overdue at 24:00 of the next working day.
+    overdue_at = at(calendar.nth_working_after(today, 1) + timedelta(days=1), "00:00")
+    request = CapacityRequest(
+        service_id=service.id,
+        hall_id=hall.id,
+        date_from=date_from,
+        date_to=date_to,
+        daily_capacity=daily_capacity,
+        reason=reason,
+        status="pending",
+        requested_by=who.id,
+        requested_at=now,
+        overdue_at=overdue_at,
+    )
+    session.add(request)
+    await session.flush()
+    return request, hall
+
+
+async def get_request(session: AsyncSession, request_id: int) -> tuple[CapacityRequest, Unit, Party]:
+    row = (
+        await session.execute(
+            select(CapacityRequest, Unit, Admin.level)
+            .join(Unit, Unit.id == CapacityRequest.hall_id)
+            .join(Admin, Admin.id == CapacityRequest.requested_by)
+            .where(CapacityRequest.id == request_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"capacity request {request_id} not found")
+    request, hall, level = row
+    requester_admin = await session.get(Admin, request.requested_by)
+    assert requester_admin is not None
+    requester_unit = await session.get(Unit, requester_admin.unit_id)
+    assert requester_unit is not None
+    return request, hall, Party(id=request.requested_by, unit_path=requester_unit.path, level=int(level))
+
+
+async def list_requests(session: AsyncSession, who: Acting, status: str | None) -> list[CapacityRequest]:
+    query = (
+        select(CapacityRequest)
+        .join(Unit, Unit.id == CapacityRequest.hall_id)
+        .where(Unit.path.startswith(who.unit_path, autoescape=True))
+    )
+    if status is not None:
+        query = query.where(CapacityRequest.status == status)
+    return list((await session.execute(query.order_by(CapacityRequest.id.desc()))).scalars())
+
+
+async def decide(
+    session: AsyncSession, who: Acting, request: CapacityRequest, approve: bool, note: str | None
+) -> None:
+    """Approve (apply the capacity at once, through the seats' one writer, `booking.inventory`) or
+    reject; a conditional UPDATE decides exactly once. An approval is announced to the admins of
+    the hall it concerns (`capacity.approved`, rule G4: approved changes go to the halls' admins)."""
+    now = clock.now()
+    changed = await session.execute(
+        update(CapacityRequest)
+        .where(CapacityRequest.id == request.id, CapacityRequest.status == "pending")
+        .values(status="approved" if approve else "rejected", decided_by=who.id, decided_at=now, note=note)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(changed) != 1:
+        raise Conflict(f"this request is already {request.status}", code="already_decided")
+    await session.refresh(request)
+    if approve:
+        await apply_capacity_change(
+            session, request.service_id, request.date_from, request.date_to, request.daily_capacity
+        )
+        await emit(session, Event("capacity.approved", {"request": request}))
+
+
+async def propose_capacity(
+    session: AsyncSession,
+    who: Acting,
+    service_id: int,
+    date_from: date,
+    date_to: date | None,
+    daily_capacity: int,
+    reason: str,
+) -> dict[str, Any]:
+    """Rule G20: ask for a change of released capacity (any level may propose in its subtree, G4);
+    audited. Returns the pending request's view."""
+    request, hall = await request_capacity(
+        session, who, service_id, date_from, date_to, daily_capacity, reason
+    )
+    view = request_view(request)
+    await audit(session, who, hall.id, hall.path, "capacity.request", str(request.id), None, view)
+    return view
+
+
+async def request_for(session: AsyncSession, who: Acting, request_id: int) -> CapacityRequest:
+    """A capacity request of `who`'s subtree."""
+    request, hall, _ = await get_request(session, request_id)
+    authorise(who, "view", hall.path)
+    return request
+
+
+async def decide_request(
+    session: AsyncSession, who: Acting, request_id: int, approve: bool, note: str | None
+) -> dict[str, Any]:
+    """Rules G4–G6, G20: approve (applied at once) or reject, by an admin allowed to approve it,
+    never the requester; audited. Returns the decided request's view."""
+    request, hall, requester = await get_request(session, request_id)
+    authorise(who, "approve", hall.path, requester=requester)
+    before = request_view(request)
+    await decide(session, who, request, approve, note)
+    after = request_view(request)
+    action = "capacity.approve" if approve else "capacity.reject"
+    await audit(session, who, hall.id, hall.path, action, str(request.id), before, after)
+    return after
+
+
+async def requesters(session: AsyncSession, requests: list[CapacityRequest]) -> dict[int, Party]:
+    """Who asked for each request (for `may(..., "approve", requester=...)`), in one query."""
+    ids = {r.requested_by for r in requests}
+    if not ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(Admin.id, Admin.level, Unit.path)
+            .join(Unit, Unit.id == Admin.unit_id)
+            .where(Admin.id.in_(ids))
+        )
+    ).all()
+    parties = {row.id: Party(id=row.id, unit_path=row.path, level=int(row.level)) for row in rows}
+    return {r.id: parties[r.requested_by] for r in requests if r.requested_by in parties}
