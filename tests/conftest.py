@@ -263,6 +263,7 @@ def _app_for(settings: Settings) -> FastAPI:
         app = _APPS[key] = create_app(settings, run_jobs=False)
     else:
         use_settings(settings)  # another app may have run since this one: its process-wide settings
+        app.state.settings = settings  # a test may have swapped them (a wrong client secret, say)
     return app
 
 
