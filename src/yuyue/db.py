@@ -169,24 +169,33 @@ def _drop_after_commit(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
 
 
-async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session and its one transaction (see above). A `DomainError` raised with
-    `keep_writes=True` (a failed login's count) still commits what was written before it."""
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session, closed (its connection back in the pool) after the answer is sent:
+    returning the connection costs a round trip that the client need not wait for."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with maker() as session:
         request.state.session = session  # for the page routes' error boundary (`rollback_request`)
-        try:
-            yield session
-        except DomainError as exc:
-            if exc.keep_writes:
-                await session.commit()
-            else:
-                await session.rollback()
-            raise
-        except BaseException:
+        yield session
+
+
+async def get_db(
+    session: Annotated[AsyncSession, Depends(_request_session)],
+) -> AsyncIterator[AsyncSession]:
+    """The request's one transaction (see above), decided before the answer is sent. A
+    `DomainError` raised with `keep_writes=True` (a failed login's count) still commits what was
+    written before it."""
+    try:
+        yield session
+    except DomainError as exc:
+        if exc.keep_writes:
+            await session.commit()
+        else:
             await session.rollback()
-            raise
-        await session.commit()
+        raise
+    except BaseException:
+        await session.rollback()
+        raise
+    await session.commit()
 
 
 async def rollback_request(request: Request) -> None:
