@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import case, delete, select, update
@@ -236,6 +236,26 @@ async def count_failure(session: AsyncSession, kind: str, username: str, address
         )
 
 
+Account = TypeVar("Account", Admin, StaffAccount)
+
+
+async def password_checked(
+    session: AsyncSession, kind: str, username: str, password: str, address: str, account: Account | None
+) -> Account:
+    """The password check of an admin's or clerk's login (after `check_lockout`): an unknown
+    username costs the time of a wrong password; a refusal counts toward the lockout and keeps that
+    count (`keep_writes`); a success clears this address's failures."""
+    try:
+        hasher.verify(account.password_hash if account else hasher.dummy, password)
+    except (VerificationError, InvalidHashError):
+        account = None
+    if account is None or not account.active:
+        await count_failure(session, kind, username, address)
+        raise Unauthenticated("wrong username or password", keep_writes=True)  # the count sticks
+    await clear_lockout(session, kind, username, address)
+    return account
+
+
 async def clear_lockout(session: AsyncSession, kind: str, username: str, address: str) -> None:
     await session.execute(
         delete(AdminLockout).where(AdminLockout.username == lockout_key(kind, username, address))
@@ -276,15 +296,8 @@ async def login(
     failure, so the count sticks."""
     now = clock.real_now()
     await check_lockout(session, "admin", username, address)
-    admin = (await session.execute(select(Admin).where(Admin.username == username))).scalar_one_or_none()
-    try:
-        hasher.verify(admin.password_hash if admin else hasher.dummy, password)
-    except (VerificationError, InvalidHashError):
-        admin = None
-    if admin is None or not admin.active:
-        await count_failure(session, "admin", username, address)
-        raise Unauthenticated("wrong username or password", keep_writes=True)  # the count sticks
-    await clear_lockout(session, "admin", username, address)
+    found = (await session.execute(select(Admin).where(Admin.username == username))).scalar_one_or_none()
+    admin = await password_checked(session, "admin", username, password, address, found)
     sid = secrets.token_urlsafe(24)
     session.add(
         AdminSession(

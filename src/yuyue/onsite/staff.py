@@ -8,11 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin.accounts import check_lockout, clear_lockout, count_failure
+from yuyue.admin.accounts import check_lockout, password_checked
 from yuyue.audit.service import audit
 from yuyue.auth.service import (
     ADMIN,
@@ -145,17 +144,10 @@ async def staff_login(
     """The admins' lockout (per username and address, growing delay, unlock by a superior); a
     refusal keeps its count (`keep_writes`)."""
     await check_lockout(session, "staff", username, address)
-    staff = (
+    found = (
         await session.execute(select(StaffAccount).where(StaffAccount.username == username))
     ).scalar_one_or_none()
-    try:
-        hasher.verify(staff.password_hash if staff else hasher.dummy, password)
-    except (VerificationError, InvalidHashError):
-        staff = None
-    if staff is None or not staff.active:
-        await count_failure(session, "staff", username, address)
-        raise Unauthenticated("wrong username or password", keep_writes=True)  # the count sticks
-    await clear_lockout(session, "staff", username, address)
+    staff = await password_checked(session, "staff", username, password, address, found)
     token = tokens.issue(secret, STAFF, str(staff.id), ttl_s, ver=staff.token_version)
     return token, staff_view(staff)
 
