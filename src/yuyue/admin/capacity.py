@@ -98,20 +98,15 @@ async def request_capacity(
 async def get_request(session: AsyncSession, request_id: int) -> tuple[CapacityRequest, Unit, Party]:
     row = (
         await session.execute(
-            select(CapacityRequest, Unit, Admin.level)
+            select(CapacityRequest, Unit)
             .join(Unit, Unit.id == CapacityRequest.hall_id)
-            .join(Admin, Admin.id == CapacityRequest.requested_by)
             .where(CapacityRequest.id == request_id)
         )
     ).first()
     if row is None:
         raise NotFound(f"capacity request {request_id} not found")
-    request, hall, level = row
-    requester_admin = await session.get(Admin, request.requested_by)
-    assert requester_admin is not None
-    requester_unit = await session.get(Unit, requester_admin.unit_id)
-    assert requester_unit is not None
-    return request, hall, Party(id=request.requested_by, unit_path=requester_unit.path, level=int(level))
+    request, hall = row
+    return request, hall, (await requesters(session, [request]))[request.id]
 
 
 async def list_requests(session: AsyncSession, who: Acting, status: str | None) -> list[CapacityRequest]:

@@ -25,8 +25,6 @@ class BookingStatus(StrEnum):
     EXCUSED = "excused"  # a miss for a special reason, rebooked (rules T9, G14)
 
 
-LIVE = (BookingStatus.BOOKED, BookingStatus.CHECKED_IN)
-
 # To each status, the statuses a booking may reach it from.
 FROM: dict[BookingStatus, tuple[BookingStatus, ...]] = {
     BookingStatus.CHECKED_IN: (BookingStatus.BOOKED,),  # inside the check-in window (T3, M7)

@@ -18,12 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin import accounts
 from yuyue.auth.service import Acting
-from yuyue.config import Settings
 from yuyue.console import service as console
 from yuyue.console.service import Viewer
 from yuyue.db import Db
 from yuyue.errors import DomainError, Forbidden, Unauthenticated
-from yuyue.kit.http import client_address
+from yuyue.kit.http import client_address, settings_of
 from yuyue.onsite.counters import list_counters
 from yuyue.onsite.staff import get_hall, staff_login
 from yuyue.web import service as web
@@ -42,11 +41,6 @@ env.globals.update(
     STATUS_TEXT=web.STATUS_TEXT,
 )
 env.globals["ds"] = env.get_template("ds.html").module  # the design system's macros (ds.css)
-
-
-def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def secret_of(request: Request) -> str:

@@ -24,7 +24,6 @@ from yuyue.db import after_commit, on_postgres
 from yuyue.ops.logging import log
 
 CHANNEL = "yuyue_queue"
-PENDING = "onsite_events"
 QUEUE_LIMIT = 256
 
 

@@ -36,6 +36,7 @@ from yuyue.db import Db, rollback_request
 from yuyue.errors import DomainError, NotFound, Unauthenticated, ValidationFailed
 from yuyue.identity import service as identity
 from yuyue.kit import crypto
+from yuyue.kit.http import settings_of
 from yuyue.kit.masking import mask_name
 from yuyue.ops.logging import log
 from yuyue.policy.service import horizon_end
@@ -93,11 +94,6 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 # --- rendering ----------------------------------------------------------------------------------
-
-
-def settings_of(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def _secret(request: Request) -> str:
