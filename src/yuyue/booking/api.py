@@ -124,21 +124,15 @@ async def book(
         raise
 
 
-@router.get(
-    "/appointments", response_model=None, responses={200: {"model": list[BookingOut]}, **problems(401)}
-)
-async def my_bookings(citizen_id: Citizen, db: Db) -> JSONResponse:
+@router.get("/appointments", response_model=list[BookingOut], responses=problems(401))
+async def my_bookings(citizen_id: Citizen, db: Db) -> list[views.BookingView]:
     """The citizen's own bookings, newest first (rules T11, M12)."""
-    return JSONResponse(await views.list_bookings(db, citizen_id))
+    return await views.list_bookings(db, citizen_id)
 
 
-@router.get(
-    "/appointments/{number}",
-    response_model=None,
-    responses={200: {"model": BookingOut}, **problems(401, 404)},
-)
-async def get_booking(number: str, citizen_id: Citizen, db: Db) -> JSONResponse:
-    return JSONResponse(await views.get_booking(db, citizen_id, number))
+@router.get("/appointments/{number}", response_model=BookingOut, responses=problems(401, 404))
+async def get_booking(number: str, citizen_id: Citizen, db: Db) -> views.BookingView:
+    return await views.get_booking(db, citizen_id, number)
 
 
 @router.post(
@@ -216,7 +210,7 @@ async def receipt(
     format: Annotated[Literal["html", "pdf"], Query()] = "html",
 ) -> Response:
     """A printable receipt with a QR code of the number (rule T10): HTML, or `?format=pdf`."""
-    view = await views.get_booking(db, citizen_id, number)
+    view = views.as_json(await views.get_booking(db, citizen_id, number))
     info = await service_info(db, view["service_id"])
     hall = {"name": info.hall_name, "address": info.hall_address, "hotline": info.hall_hotline}
     if format == "pdf":

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from yuyue.kit.answers import Answer
+
 Channel = Literal["web", "wechat", "app", "provincial_portal", "onsite", "api"]
 Short = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 MAX_QUANTITY = 99  # the largest batch any door accepts (rule G16; the service's max_batch decides below it)
@@ -42,7 +44,7 @@ class RebookIn(Strict):
     reason: Annotated[StrictStr, Field(min_length=1, max_length=500)]
 
 
-class SlotOut(BaseModel):
+class SlotOut(Answer):
     id: str
     start: str
     end: str
@@ -51,40 +53,63 @@ class SlotOut(BaseModel):
     status: Literal["open", "full", "not_yet_open", "closed_for_booking", "past"]
 
 
-class DayOut(BaseModel):
+class DayOut(Answer):
     date: str
     working_day: bool
     opens_at: str | None = None
     slots: list[SlotOut]
 
 
-class AvailabilityOut(BaseModel):
+class AvailabilityOut(Answer):
     service_id: int
     days: list[DayOut]
 
 
-class Masked(BaseModel):
+class Masked(Answer):
     name: str
     id_number: str
     phone: str
 
 
-class Window(BaseModel):
+class Window(Answer):
     from_: str = Field(alias="from")
     to: str
 
 
-class SlotTimes(BaseModel):
+class SlotTimes(Answer):
     start: str
     end: str
 
 
-class CompanyOut(BaseModel):
+class CompanyOut(Answer):
     uscc: str
     name: str | None
 
 
-class BookingOut(BaseModel):
+class ItemOut(Answer):
+    service_id: int
+    finished: bool
+
+
+class TicketOut(Answer):
+    """A ticket (docs/api.md "On site"), in a booking and on site alike."""
+
+    number: str
+    call_number: str
+    kind: Literal["appointment", "walk_in", "green"]
+    green: str | None
+    service_id: int
+    appointment_number: str | None
+    status: Literal["waiting", "called", "skipped", "finished"]
+    counter_id: int | None
+    issued_at: str
+    called_at: str | None
+    finished_at: str | None
+    estimated_wait_s: int | None
+    items: list[ItemOut] | None
+
+
+class BookingOut(Answer):
     number: str
     status: Literal["booked", "checked_in", "served", "cancelled", "no_show", "excused"]
     service_id: int
@@ -104,5 +129,5 @@ class BookingOut(BaseModel):
     cancel_deadline: str
     checkin_window: Window
     rebook_of: str | None
-    ticket: dict[str, object] | None
+    ticket: TicketOut | None
     cancelled_by: Literal["citizen", "hall", "staff"] | None = None

@@ -4,6 +4,7 @@ reads of their own bookings.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -16,52 +17,147 @@ from yuyue.models import Booking, Citizen, Ticket
 from yuyue.policy.service import cancel_deadline, checkin_window
 
 
-def booking_view(
-    booking: Booking, citizen: Citizen, ctx: Context, ticket: dict[str, Any] | None = None
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Times:
+    start: str
+    end: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Window:
+    from_: str  # "from" in JSON
+    to: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaskedPerson:
+    name: str
+    id_number: str
+    phone: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Company:
+    uscc: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TicketItem:
+    service_id: int
+    finished: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TicketView:
+    """A ticket as the contract shows it (docs/api.md "On site"); checked by `TicketOut`."""
+
+    number: str
+    call_number: str
+    kind: str
+    green: str | None
+    service_id: int
+    appointment_number: str | None
+    status: str
+    counter_id: int | None
+    issued_at: str
+    called_at: str | None
+    finished_at: str | None
+    estimated_wait_s: int | None
+    items: list[TicketItem] | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BookingView:
+    """A booking as docs/api.md describes it, personal data masked; checked by `BookingOut`."""
+
+    number: str
+    status: str
+    service_id: int
+    service_name: str
+    department: str
+    hall_id: str
+    hall_name: str
+    slot_id: str
+    slot: Times
+    quantity: int
+    channel: str
+    business_types: list[str]
+    bundle_of: list[int] | None
+    applicant: MaskedPerson
+    company: Company | None
+    created_at: str
+    cancel_deadline: str
+    checkin_window: Window
+    rebook_of: str | None
+    ticket: TicketView | None
+    cancelled_by: str | None
+
+
+def booking_of(
+    booking: Booking, citizen: Citizen, ctx: Context, ticket: TicketView | None = None
+) -> BookingView:
     """A booking as docs/api.md describes it; personal data always masked."""
     knobs = ctx.policy.knobs
     window_from, window_to = checkin_window(knobs, booking.slot_start, booking.slot_end)
     deadline = cancel_deadline(knobs, ctx.calendar, booking.slot_day, booking.slot_start, booking.slot_end)
-    return {
-        "number": booking.number,
-        "status": booking.status,
-        "service_id": booking.service_id,
-        "service_name": ctx.info.name,
-        "department": ctx.info.department,
-        "hall_id": booking.hall_id,
-        "hall_name": ctx.info.hall_name,
-        "slot_id": booking.slot_id,
-        "slot": {"start": booking.slot_start.isoformat(), "end": booking.slot_end.isoformat()},
-        "quantity": booking.quantity,
-        "channel": booking.channel,
-        "business_types": list(booking.business_types or []),
-        "bundle_of": list(ctx.info.bundle_of) if ctx.info.bundle_of else None,
-        "applicant": {
-            "name": mask_name(citizen.name),
-            "id_number": citizen.id_masked,
-            "phone": citizen.phone_masked,
-        },
-        "company": {"uscc": booking.company_uscc, "name": booking.company_name}
+    return BookingView(
+        number=booking.number,
+        status=booking.status,
+        service_id=booking.service_id,
+        service_name=ctx.info.name,
+        department=ctx.info.department,
+        hall_id=booking.hall_id,
+        hall_name=ctx.info.hall_name,
+        slot_id=booking.slot_id,
+        slot=Times(start=booking.slot_start.isoformat(), end=booking.slot_end.isoformat()),
+        quantity=booking.quantity,
+        channel=booking.channel,
+        business_types=list(booking.business_types or []),
+        bundle_of=list(ctx.info.bundle_of) if ctx.info.bundle_of else None,
+        applicant=MaskedPerson(
+            name=mask_name(citizen.name), id_number=citizen.id_masked, phone=citizen.phone_masked
+        ),
+        company=Company(uscc=booking.company_uscc, name=booking.company_name)
         if booking.company_uscc
         else None,
-        "created_at": booking.created_at.isoformat(),
-        "cancel_deadline": deadline.isoformat(),
-        "checkin_window": {"from": window_from.isoformat(), "to": window_to.isoformat()},
-        "rebook_of": booking.rebook_of,
-        "ticket": ticket,
-        "cancelled_by": booking.cancelled_by,
-    }
+        created_at=booking.created_at.isoformat(),
+        cancel_deadline=deadline.isoformat(),
+        checkin_window=Window(from_=window_from.isoformat(), to=window_to.isoformat()),
+        rebook_of=booking.rebook_of,
+        ticket=ticket,
+        cancelled_by=booking.cancelled_by,
+    )
 
 
-async def view(session: AsyncSession, booking: Booking) -> dict[str, Any]:
+def as_json(view: BookingView) -> dict[str, Any]:
+    """A booking view as the JSON object the contract shows: the answer the change commands
+    (book, cancel, reschedule, rebook) return and an Idempotency-Key stores."""
+    answer = asdict(view)
+    window = answer["checkin_window"]
+    answer["checkin_window"] = {"from": window["from_"], "to": window["to"]}
+    return answer
+
+
+def booking_view(booking: Booking, citizen: Citizen, ctx: Context) -> dict[str, Any]:
+    """`booking_of` as JSON (see `as_json`)."""
+    return as_json(booking_of(booking, citizen, ctx))
+
+
+async def read(session: AsyncSession, booking: Booking) -> BookingView:
+    """A stored booking's view, with its ticket once checked in."""
     citizen = await session.get(Citizen, booking.citizen_id)
     assert citizen is not None
     ctx = await context(session, booking.service_id)
-    return booking_view(booking, citizen, ctx, await _ticket(session, booking))
+    return booking_of(booking, citizen, ctx, await _ticket(session, booking))
 
 
-async def _ticket(session: AsyncSession, booking: Booking) -> dict[str, Any] | None:
+async def view(session: AsyncSession, booking: Booking) -> dict[str, Any]:
+    """`read` as JSON (see `as_json`)."""
+    return as_json(await read(session, booking))
+
+
+async def _ticket(session: AsyncSession, booking: Booking) -> TicketView | None:
     """The on-site ticket of a checked-in booking (docs/api.md `ticket`). The on-site domain issues
     and calls tickets; a booking only shows the one its check-in got."""
     if booking.status not in ("checked_in", "served"):
@@ -72,26 +168,28 @@ async def _ticket(session: AsyncSession, booking: Booking) -> dict[str, Any] | N
     return ticket_view(ticket) if ticket is not None else None
 
 
-def ticket_view(ticket: Ticket, wait: int | None = None) -> dict[str, Any]:
+def ticket_view(ticket: Ticket, wait: int | None = None) -> TicketView:
     """A ticket as the contract shows it (docs/api.md "On site"), in a booking and on site alike."""
-    return {
-        "number": ticket.number,
-        "call_number": ticket.call_number,
-        "kind": ticket.kind,
-        "green": ticket.green,
-        "service_id": ticket.service_id,
-        "appointment_number": ticket.booking_number,
-        "status": ticket.status,
-        "counter_id": ticket.counter_id,
-        "issued_at": ticket.issued_at.isoformat(),
-        "called_at": ticket.called_at.isoformat() if ticket.called_at else None,
-        "finished_at": ticket.finished_at.isoformat() if ticket.finished_at else None,
-        "estimated_wait_s": wait,
-        "items": [dict(item) for item in ticket.items] if ticket.items else None,
-    }
+    return TicketView(
+        number=ticket.number,
+        call_number=ticket.call_number,
+        kind=ticket.kind,
+        green=ticket.green,
+        service_id=ticket.service_id,
+        appointment_number=ticket.booking_number,
+        status=ticket.status,
+        counter_id=ticket.counter_id,
+        issued_at=ticket.issued_at.isoformat(),
+        called_at=ticket.called_at.isoformat() if ticket.called_at else None,
+        finished_at=ticket.finished_at.isoformat() if ticket.finished_at else None,
+        estimated_wait_s=wait,
+        items=[TicketItem(service_id=item["service_id"], finished=item["finished"]) for item in ticket.items]
+        if ticket.items
+        else None,
+    )
 
 
-async def list_bookings(session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+async def list_bookings(session: AsyncSession, citizen_id: int) -> list[BookingView]:
     citizen = await session.get(Citizen, citizen_id)
     if citizen is None:
         return []
@@ -103,10 +201,10 @@ async def list_bookings(session: AsyncSession, citizen_id: int) -> list[dict[str
         )
     ).scalars()
     return [
-        booking_view(b, citizen, await context(session, b.service_id), await _ticket(session, b))
+        booking_of(b, citizen, await context(session, b.service_id), await _ticket(session, b))
         for b in rows
     ]
 
 
-async def get_booking(session: AsyncSession, citizen_id: int, number: str) -> dict[str, Any]:
-    return await view(session, await own_booking(session, citizen_id, number))
+async def get_booking(session: AsyncSession, citizen_id: int, number: str) -> BookingView:
+    return await read(session, await own_booking(session, citizen_id, number))

@@ -214,12 +214,10 @@ async def book(
     return JSONResponse(answer, status_code=status)
 
 
-@partner.get(
-    "/appointments", response_model=None, responses={200: {"model": list[BookingOut]}, **problems(401, 403)}
-)
-async def bookings(who: PartnerDep, citizen_id: ChannelCitizen, db: Db) -> JSONResponse:
+@partner.get("/appointments", response_model=list[BookingOut], responses=problems(401, 403))
+async def bookings(who: PartnerDep, citizen_id: ChannelCitizen, db: Db) -> list[views.BookingView]:
     service.require_scope(who, "bookings:read")
-    return JSONResponse(await views.list_bookings(db, citizen_id))
+    return await views.list_bookings(db, citizen_id)
 
 
 @partner.post(

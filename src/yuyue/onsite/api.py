@@ -13,15 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from yuyue.auth.api import AdminDep
 from yuyue.booking.schemas import BookingOut
+from yuyue.booking.views import TicketView
 from yuyue.db import Db
 from yuyue.errors import DomainError
 from yuyue.kit.http import bearer, client_address, problems, settings_of
 from yuyue.onsite import counters as counter_service
 from yuyue.onsite import staff as staff_service
 from yuyue.onsite import stream
-from yuyue.onsite.counters import list_counters
+from yuyue.onsite.counters import CounterView, list_counters
 from yuyue.onsite.desk import book_at_desk
-from yuyue.onsite.queue import public_queue
+from yuyue.onsite.queue import PublicQueue, public_queue
 from yuyue.onsite.schemas import (
     CheckinIn,
     CounterOut,
@@ -29,18 +30,20 @@ from yuyue.onsite.schemas import (
     DeskBookingIn,
     FinishIn,
     KioskIn,
+    KioskOut,
     LoginIn,
     OneTicketOut,
     QueueOut,
     RecallIn,
     StaffIn,
+    StaffLoginOut,
     StaffOut,
     StaffPasswordIn,
     StaffRetireIn,
     TicketIn,
     TicketsOut,
 )
-from yuyue.onsite.staff import Actor, actor_from_token
+from yuyue.onsite.staff import Actor, NewKiosk, StaffView, actor_from_token
 from yuyue.onsite.tickets import check_in, issue_ticket
 from yuyue.ops.metrics import BOOKINGS
 
@@ -61,8 +64,8 @@ ActorDep = Annotated[Actor, Depends(current_actor)]
 # --- staff accounts and kiosks --------------------------------------------------------------------
 
 
-@router.post("/staff/login", responses=problems(401, 422), tags=["on site"])
-async def staff_login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]:
+@router.post("/staff/login", response_model=StaffLoginOut, responses=problems(401, 422), tags=["on site"])
+async def staff_login(body: LoginIn, request: Request, db: Db) -> dict[str, object]:
     settings = settings_of(request)
     token, account = await staff_service.staff_login(
         db,
@@ -72,11 +75,16 @@ async def staff_login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]
         body.password,
         client_address(request),
     )
-    return {"token": token, "staff": account}
+    return {"token": token, "staff": account}  # checked by StaffLoginOut
 
 
-@router.post("/admin/halls/{hall_id}/staff", status_code=201, responses=problems(401, 403, 404, 409, 422))
-async def create_staff(hall_id: HallId, body: StaffIn, admin: AdminDep, db: Db) -> dict[str, Any]:
+@router.post(
+    "/admin/halls/{hall_id}/staff",
+    status_code=201,
+    response_model=StaffOut,
+    responses=problems(401, 403, 404, 409, 422),
+)
+async def create_staff(hall_id: HallId, body: StaffIn, admin: AdminDep, db: Db) -> StaffView:
     """A clerk account bound to this hall (and optionally to one counter); audited."""
     answer = await staff_service.create_staff(
         db, admin, hall_id, body.username, body.password, body.name, body.counter_id
@@ -85,7 +93,7 @@ async def create_staff(hall_id: HallId, body: StaffIn, admin: AdminDep, db: Db) 
 
 
 @router.get("/admin/halls/{hall_id}/staff", response_model=list[StaffOut], responses=problems(401, 403, 404))
-async def list_staff(hall_id: HallId, admin: AdminDep, db: Db) -> list[dict[str, Any]]:
+async def list_staff(hall_id: HallId, admin: AdminDep, db: Db) -> list[StaffView]:
     """The hall's clerk accounts, retired ones included."""
     return await staff_service.list_staff(db, admin, hall_id)
 
@@ -95,7 +103,7 @@ async def list_staff(hall_id: HallId, admin: AdminDep, db: Db) -> list[dict[str,
 )
 async def retire_staff(
     staff_id: StaffId, admin: AdminDep, db: Db, body: Annotated[StaffRetireIn | None, Body()] = None
-) -> dict[str, Any]:
+) -> StaffView:
     """Close a clerk account for good: its tokens stop working at once, its username is never
     reused (`422 already_retired` the second time); audited."""
     answer = await staff_service.retire_staff(db, admin, staff_id, body.reason if body else None)
@@ -107,17 +115,22 @@ async def retire_staff(
 )
 async def reset_staff_password(
     staff_id: StaffId, body: StaffPasswordIn, admin: AdminDep, db: Db
-) -> dict[str, Any]:
+) -> StaffView:
     """Set a clerk's new password (12+ characters, letters and digits); tokens issued before stop
     working; audited."""
     answer = await staff_service.reset_staff_password(db, admin, staff_id, body.password)
     return answer
 
 
-@router.post("/admin/halls/{hall_id}/kiosks", status_code=201, responses=problems(401, 403, 404, 422))
+@router.post(
+    "/admin/halls/{hall_id}/kiosks",
+    status_code=201,
+    response_model=KioskOut,
+    responses=problems(401, 403, 404, 422),
+)
 async def create_kiosk(
     hall_id: HallId, body: KioskIn, admin: AdminDep, request: Request, db: Db
-) -> dict[str, Any]:
+) -> NewKiosk:
     """A kiosk of this hall and its token (shown once); audited."""
     answer = await staff_service.create_kiosk(
         db, settings_of(request).effective_secret, admin, hall_id, body.name
@@ -141,13 +154,13 @@ async def revoke_kiosk(kiosk_id: int, admin: AdminDep, db: Db) -> Response:
     responses=problems(401, 403, 404, 422),
 )
 async def checkin(
-    hall_id: HallId, body: CheckinIn, actor: ActorDep, request: Request, db: Db
-) -> JSONResponse:
+    hall_id: HallId, body: CheckinIn, actor: ActorDep, request: Request, response: Response, db: Db
+) -> dict[str, list[TicketView]]:
     """Rules T3, M7: check in (取号) every booking of this ID at this hall whose window is open now."""
-    status, issued = await check_in(
+    response.status_code, issued = await check_in(
         db, settings_of(request).effective_secret, actor, hall_id, body.id_type, body.id_number
     )
-    return JSONResponse({"tickets": issued}, status_code=status)
+    return {"tickets": issued}
 
 
 @router.post(
@@ -158,7 +171,7 @@ async def checkin(
 )
 async def ticket(
     hall_id: HallId, body: TicketIn, actor: ActorDep, request: Request, db: Db
-) -> dict[str, Any]:
+) -> dict[str, TicketView]:
     """A walk-in (rule M2) or green-channel (rules G10, M3) ticket."""
     answer = await issue_ticket(
         db,
@@ -210,13 +223,13 @@ async def desk_booking(
 
 
 @router.get("/halls/{hall_id}/counters", response_model=list[CounterOut], responses=problems(401, 403, 404))
-async def counters(hall_id: HallId, actor: ActorDep, db: Db) -> list[dict[str, Any]]:
+async def counters(hall_id: HallId, actor: ActorDep, db: Db) -> list[CounterView]:
     answer = await list_counters(db, actor, hall_id)
     return answer
 
 
 @router.patch("/counters/{counter_id}", response_model=CounterOut, responses=problems(401, 403, 404, 422))
-async def patch_counter(counter_id: int, body: CounterPatch, actor: ActorDep, db: Db) -> dict[str, Any]:
+async def patch_counter(counter_id: int, body: CounterPatch, actor: ActorDep, db: Db) -> CounterView:
     """Open or close a counter, rename it, or set the services it calls (null: all)."""
     answer = await counter_service.patch_counter(db, actor, counter_id, body.model_dump(exclude_unset=True))
     return answer
@@ -227,7 +240,7 @@ async def patch_counter(counter_id: int, body: CounterPatch, actor: ActorDep, db
     response_model=OneTicketOut,
     responses={204: {"description": "nobody waits"}, **problems(401, 403, 404, 422)},
 )
-async def call_next(counter_id: int, actor: ActorDep, db: Db) -> Any:
+async def call_next(counter_id: int, actor: ActorDep, db: Db) -> Response | dict[str, TicketView]:
     """Finish the counter's current ticket and call the next one in call order (rule T4)."""
     answer = await counter_service.call_next(db, actor, counter_id)
     if answer is None:
@@ -238,13 +251,13 @@ async def call_next(counter_id: int, actor: ActorDep, db: Db) -> Any:
 @router.post("/tickets/{number}/recall", response_model=OneTicketOut, responses=problems(401, 403, 404, 422))
 async def recall(
     number: TicketNumber, actor: ActorDep, db: Db, body: Annotated[RecallIn | None, Body()] = None
-) -> dict[str, Any]:
+) -> dict[str, TicketView]:
     answer = await counter_service.recall(db, actor, number, body.counter_id if body else None)
     return {"ticket": answer}
 
 
 @router.post("/tickets/{number}/skip", response_model=OneTicketOut, responses=problems(401, 403, 404, 422))
-async def skip(number: TicketNumber, actor: ActorDep, db: Db) -> dict[str, Any]:
+async def skip(number: TicketNumber, actor: ActorDep, db: Db) -> dict[str, TicketView]:
     answer = await counter_service.skip(db, actor, number)
     return {"ticket": answer}
 
@@ -252,7 +265,7 @@ async def skip(number: TicketNumber, actor: ActorDep, db: Db) -> dict[str, Any]:
 @router.post("/tickets/{number}/finish", response_model=OneTicketOut, responses=problems(401, 403, 404, 422))
 async def finish(
     number: TicketNumber, actor: ActorDep, db: Db, body: Annotated[FinishIn | None, Body()] = None
-) -> dict[str, Any]:
+) -> dict[str, TicketView]:
     """Finish a called ticket; `service_id` finishes one member item of a bundle (rule G17)."""
     answer = await counter_service.finish(db, actor, number, body.service_id if body else None)
     return {"ticket": answer}
@@ -262,7 +275,7 @@ async def finish(
 
 
 @router.get("/halls/{hall_id}/queue", response_model=QueueOut, responses=problems(404))
-async def queue(hall_id: HallId, db: Db) -> dict[str, Any]:
+async def queue(hall_id: HallId, db: Db) -> PublicQueue:
     """Public: the waiting tickets in call order with wait estimates, and those being served."""
     return await public_queue(db, hall_id)
 
@@ -287,7 +300,7 @@ async def queue_events(hall_id: HallId, request: Request) -> StreamingResponse:
     async def events() -> AsyncIterator[str]:
         try:
             yield "retry: 3000\n\n"
-            yield _sse("queue", snapshot)
+            yield _sse("queue", QueueOut.model_validate(snapshot).model_dump(mode="json"))
             while True:
                 try:
                     message = await asyncio.wait_for(screen.get(), timeout=HEARTBEAT_S)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.audit.service import audit
 from yuyue.booking.status import BookingStatus, move
-from yuyue.booking.views import ticket_view
+from yuyue.booking.views import TicketView, ticket_view
 from yuyue.catalogue.service import service_info
 from yuyue.clock import clock
 from yuyue.db import dialect_insert as _insert
@@ -61,17 +61,28 @@ async def ensure_counters(session: AsyncSession, hall: Unit) -> list[Counter]:
     return [c for c in existing if c.position <= hall.counters]
 
 
-def counter_view(counter: Counter, serving: str | None = None) -> dict[str, Any]:
-    return {
-        "id": counter.id,
-        "name": counter.name,
-        "service_ids": list(counter.service_ids) if counter.service_ids is not None else None,
-        "open": counter.open,
-        "serving": serving,
-    }
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CounterView:
+    """A counter as docs/api.md shows it; checked by `CounterOut`."""
+
+    id: int
+    name: str
+    service_ids: list[int] | None
+    open: bool
+    serving: str | None
 
 
-async def list_counters(session: AsyncSession, actor: Actor, hall_id: str) -> list[dict[str, Any]]:
+def counter_view(counter: Counter, serving: str | None = None) -> CounterView:
+    return CounterView(
+        id=counter.id,
+        name=counter.name,
+        service_ids=list(counter.service_ids) if counter.service_ids is not None else None,
+        open=counter.open,
+        serving=serving,
+    )
+
+
+async def list_counters(session: AsyncSession, actor: Actor, hall_id: str) -> list[CounterView]:
     hall = await hall_for(session, actor, hall_id)
     counters = await ensure_counters(session, hall)
     serving = {
@@ -95,7 +106,7 @@ async def _counter(session: AsyncSession, actor: Actor, counter_id: int) -> tupl
 
 async def patch_counter(
     session: AsyncSession, actor: Actor, counter_id: int, changes: dict[str, Any]
-) -> dict[str, Any]:
+) -> CounterView:
     counter, hall = await _counter(session, actor, counter_id)
     if "service_ids" in changes and changes["service_ids"] is not None:
         ids = sorted(set(changes["service_ids"]))
@@ -138,7 +149,7 @@ async def _finish_current(
             await _finish(session, ticket, now)
 
 
-async def call_next(session: AsyncSession, actor: Actor, counter_id: int) -> dict[str, Any] | None:
+async def call_next(session: AsyncSession, actor: Actor, counter_id: int) -> TicketView | None:
     """Finish the counter's current ticket, then call the first waiting ticket in call order
     (rule T4) that this counter serves; None when nobody waits."""
     counter, hall = await _counter(session, actor, counter_id)
@@ -197,7 +208,7 @@ def _state_error(ticket: Ticket, action: str) -> DomainError:
     return Unprocessable(f"a {ticket.status} ticket cannot be {action}", code="invalid_ticket_state")
 
 
-async def recall(session: AsyncSession, actor: Actor, number: str, counter_id: int | None) -> dict[str, Any]:
+async def recall(session: AsyncSession, actor: Actor, number: str, counter_id: int | None) -> TicketView:
     """Call a ticket again: a called one is announced again; a skipped one returns to a counter (its
     last one unless another is named) while the hall is open that day."""
     ticket, hall = await _ticket(session, actor, number)
@@ -222,7 +233,7 @@ async def recall(session: AsyncSession, actor: Actor, number: str, counter_id: i
     return ticket_view(ticket)
 
 
-async def skip(session: AsyncSession, actor: Actor, number: str) -> dict[str, Any]:
+async def skip(session: AsyncSession, actor: Actor, number: str) -> TicketView:
     ticket, hall = await _ticket(session, actor, number)
     _own_counter(actor, ticket)
     if ticket.status != "called":
@@ -233,7 +244,7 @@ async def skip(session: AsyncSession, actor: Actor, number: str) -> dict[str, An
     return ticket_view(ticket)
 
 
-async def finish(session: AsyncSession, actor: Actor, number: str, service_id: int | None) -> dict[str, Any]:
+async def finish(session: AsyncSession, actor: Actor, number: str, service_id: int | None) -> TicketView:
     """Finish a called ticket; for a bundle (rule G17) `service_id` finishes one member item, and
     the ticket is finished with its last item."""
     ticket, hall = await _ticket(session, actor, number)

@@ -129,7 +129,7 @@ async def book_at_desk(
     return answer
 
 
-async def desk_booking(session: AsyncSession, actor: Actor, hall_id: str, number: str) -> dict[str, Any]:
+async def desk_booking(session: AsyncSession, actor: Actor, hall_id: str, number: str) -> views.BookingView:
     """A booking of this hall as the desk shows it after booking on site (masked, as every answer)."""
     hall = await hall_for(session, actor, hall_id)
     staff_only(actor)
@@ -138,4 +138,4 @@ async def desk_booking(session: AsyncSession, actor: Actor, hall_id: str, number
     ).scalar_one_or_none()
     if found is None:
         raise NotFound("booking not found at this hall")
-    return await views.view(session, found)
+    return await views.read(session, found)

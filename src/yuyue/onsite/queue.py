@@ -112,7 +112,33 @@ async def _desks(session: AsyncSession, hall: Unit) -> list[Desk]:
     return desks
 
 
-async def public_queue(session: AsyncSession, hall_id: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueWaiting:
+    number: str
+    call_number: str
+    kind: str
+    service_id: int
+    estimated_wait_s: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueServing:
+    number: str
+    call_number: str
+    counter_id: int | None
+    counter: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublicQueue:
+    """The hall's public queue (docs/api.md); checked by `QueueOut`."""
+
+    hall_id: str
+    waiting: list[QueueWaiting]
+    serving: list[QueueServing]
+
+
+async def public_queue(session: AsyncSession, hall_id: str) -> PublicQueue:
     """docs/api.md: ticket numbers and counters only (no personal data)."""
     hall = await get_hall(session, hall_id)
     waiting, serving = await queue_state(session, hall)
@@ -120,25 +146,25 @@ async def public_queue(session: AsyncSession, hall_id: str) -> dict[str, Any]:
         c.id: c.name
         for c in (await session.execute(select(Counter).where(Counter.hall_id == hall.id))).scalars()
     }
-    return {
-        "hall_id": hall.id,
-        "waiting": [
-            {
-                "number": t.number,
-                "call_number": t.call_number,
-                "kind": t.kind,
-                "service_id": t.service_id,
-                "estimated_wait_s": wait,
-            }
+    return PublicQueue(
+        hall_id=hall.id,
+        waiting=[
+            QueueWaiting(
+                number=t.number,
+                call_number=t.call_number,
+                kind=t.kind,
+                service_id=t.service_id,
+                estimated_wait_s=wait,
+            )
             for t, wait in waiting
         ],
-        "serving": [
-            {
-                "number": t.number,
-                "call_number": t.call_number,
-                "counter_id": t.counter_id,
-                "counter": names.get(t.counter_id or 0),
-            }
+        serving=[
+            QueueServing(
+                number=t.number,
+                call_number=t.call_number,
+                counter_id=t.counter_id,
+                counter=names.get(t.counter_id or 0),
+            )
             for t in sorted(serving, key=lambda t: (t.called_at or t.issued_at, t.id))
         ],
-    }
+    )

@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from yuyue.booking.schemas import Quantity
+from yuyue.booking.schemas import Quantity, TicketOut
+from yuyue.kit.answers import Answer
+
 
 IdType = Literal["resident_id", "passport", "hk_macao_permit", "taiwan_permit", "foreigner_permanent_id"]
 IdNumber = Annotated[StrictStr, Field(min_length=1, max_length=32)]
@@ -60,7 +62,7 @@ class StaffRetireIn(Strict):
     reason: Annotated[StrictStr, Field(min_length=1, max_length=500)] | None = None
 
 
-class StaffOut(BaseModel):
+class StaffOut(Answer):
     id: int
     username: str
     name: str
@@ -94,36 +96,27 @@ class KioskIn(Strict):
     name: Name
 
 
-class ItemOut(BaseModel):
-    service_id: int
-    finished: bool
+class KioskOut(Answer):
+    id: int
+    hall_id: str
+    name: str
+    token: str
 
 
-class TicketOut(BaseModel):
-    number: str
-    call_number: str
-    kind: Literal["appointment", "walk_in", "green"]
-    green: str | None
-    service_id: int
-    appointment_number: str | None
-    status: Literal["waiting", "called", "skipped", "finished"]
-    counter_id: int | None
-    issued_at: str
-    called_at: str | None
-    finished_at: str | None
-    estimated_wait_s: int | None
-    items: list[ItemOut] | None
+class StaffLoginOut(Answer):
+    token: str
+    staff: StaffOut
 
 
-class TicketsOut(BaseModel):
+class TicketsOut(Answer):
     tickets: list[TicketOut]
 
 
-class OneTicketOut(BaseModel):
+class OneTicketOut(Answer):
     ticket: TicketOut
 
 
-class CounterOut(BaseModel):
+class CounterOut(Answer):
     id: int
     name: str
     service_ids: list[int] | None
@@ -131,7 +124,7 @@ class CounterOut(BaseModel):
     serving: str | None
 
 
-class QueueWaiting(BaseModel):
+class QueueWaiting(Answer):
     number: str
     call_number: str
     kind: str
@@ -139,14 +132,14 @@ class QueueWaiting(BaseModel):
     estimated_wait_s: int | None
 
 
-class QueueServing(BaseModel):
+class QueueServing(Answer):
     number: str
     call_number: str
     counter_id: int | None
     counter: str | None
 
 
-class QueueOut(BaseModel):
+class QueueOut(Answer):
     hall_id: str
     waiting: list[QueueWaiting]
     serving: list[QueueServing]

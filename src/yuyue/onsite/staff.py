@@ -5,7 +5,7 @@ closed for good).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -98,7 +98,7 @@ async def create_staff(
     password: str,
     name: str,
     counter_id: int | None,
-) -> dict[str, Any]:
+) -> StaffView:
     hall = await get_hall(session, hall_id)
     authorise(admin, "configure", hall.path)
     check_password_strength(password)
@@ -121,26 +121,40 @@ async def create_staff(
     session.add(staff)
     await session.flush()
     view = staff_view(staff)
-    await audit(session, admin, hall.id, hall.path, "staff.create", f"staff:{staff.id}", None, view)
+    await audit(session, admin, hall.id, hall.path, "staff.create", f"staff:{staff.id}", None, asdict(view))
     return view
 
 
-def staff_view(staff: StaffAccount) -> dict[str, Any]:
-    return {
-        "id": staff.id,
-        "username": staff.username,
-        "name": staff.name,
-        "hall_id": staff.hall_id,
-        "counter_id": staff.counter_id,
-        "active": staff.active,
-        "created_at": staff.created_at.isoformat(),
-        "retired_at": staff.retired_at.isoformat() if staff.retired_at else None,
-    }
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StaffView:
+    """A clerk account as docs/api.md shows it; checked by `StaffOut`."""
+
+    id: int
+    username: str
+    name: str
+    hall_id: str
+    counter_id: int | None
+    active: bool
+    created_at: str
+    retired_at: str | None
+
+
+def staff_view(staff: StaffAccount) -> StaffView:
+    return StaffView(
+        id=staff.id,
+        username=staff.username,
+        name=staff.name,
+        hall_id=staff.hall_id,
+        counter_id=staff.counter_id,
+        active=staff.active,
+        created_at=staff.created_at.isoformat(),
+        retired_at=staff.retired_at.isoformat() if staff.retired_at else None,
+    )
 
 
 async def staff_login(
     session: AsyncSession, secret: str, ttl_s: int, username: str, password: str, address: str = "unknown"
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, StaffView]:
     """The admins' lockout (per username and address, growing delay, unlock by a superior); a
     refusal keeps its count (`keep_writes`)."""
     await check_lockout(session, "staff", username, address)
@@ -152,7 +166,7 @@ async def staff_login(
     return token, staff_view(staff)
 
 
-async def list_staff(session: AsyncSession, admin: Acting, hall_id: str) -> list[dict[str, Any]]:
+async def list_staff(session: AsyncSession, admin: Acting, hall_id: str) -> list[StaffView]:
     """The clerk accounts of a hall, retired ones included, for an admin who may view the hall."""
     hall = await get_hall(session, hall_id)
     authorise(admin, "view", hall.path)
@@ -179,7 +193,7 @@ async def _staff_to_change(session: AsyncSession, admin: Acting, staff_id: int) 
 
 async def retire_staff(
     session: AsyncSession, admin: Acting, staff_id: int, reason: str | None
-) -> dict[str, Any]:
+) -> StaffView:
     """Close a clerk account for good (rule G7 in spirit: a replacement gets a new account): its
     tokens stop working at once (`actor_from_token` refuses an inactive account) and its username is
     never reused. Audited with the reason."""
@@ -196,15 +210,15 @@ async def retire_staff(
         hall.path,
         "staff.retire",
         f"staff:{staff.id}",
-        before,
-        {**after, "reason": reason} if reason else after,
+        asdict(before),
+        asdict(after) | {"reason": reason} if reason else asdict(after),
     )
     return after
 
 
 async def reset_staff_password(
     session: AsyncSession, admin: Acting, staff_id: int, password: str
-) -> dict[str, Any]:
+) -> StaffView:
     """An admin who may configure the hall sets a new password (the admins' strength rule); every
     token issued before stops working at once (the account's `token_version` goes up). Audited,
     without the password."""
@@ -222,14 +236,24 @@ async def reset_staff_password(
         "staff.password",
         f"staff:{staff.id}",
         None,
-        {**view, "password": "reset"},
+        asdict(view) | {"password": "reset"},
     )
     return view
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewKiosk:
+    """A new kiosk with its token (shown once); checked by `KioskOut`."""
+
+    id: int
+    hall_id: str
+    name: str
+    token: str
+
+
 async def create_kiosk(
     session: AsyncSession, secret: str, admin: Acting, hall_id: str, name: str
-) -> dict[str, Any]:
+) -> NewKiosk:
     hall = await get_hall(session, hall_id)
     authorise(admin, "configure", hall.path)
     kiosk = Kiosk(hall_id=hall.id, name=name, created_at=clock.now(), revoked_at=None)
@@ -237,7 +261,8 @@ async def create_kiosk(
     await session.flush()
     view = {"id": kiosk.id, "hall_id": hall.id, "name": name}
     await audit(session, admin, hall.id, hall.path, "kiosk.create", f"kiosk:{kiosk.id}", None, view)
-    return {**view, "token": tokens.issue(secret, KIOSK, str(kiosk.id), KIOSK_TTL_S)}
+    token = tokens.issue(secret, KIOSK, str(kiosk.id), KIOSK_TTL_S)
+    return NewKiosk(id=kiosk.id, hall_id=hall.id, name=name, token=token)
 
 
 async def revoke_kiosk(session: AsyncSession, admin: Acting, kiosk_id: int) -> None:

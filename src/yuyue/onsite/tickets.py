@@ -8,6 +8,8 @@ prefix counter row.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -15,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking.status import BookingStatus, move
-from yuyue.booking.views import ticket_view
+from yuyue.booking.views import TicketView, ticket_view
 from yuyue.calendar.service import hall_calendar
 from yuyue.catalogue.service import service_info
 from yuyue.clock import at, clock
@@ -45,7 +47,7 @@ def _id_hash(secret: str, id_type: str, id_number: str) -> tuple[str, str]:
     return number, id_lookup_hash(secret, id_type, number)
 
 
-async def _views(session: AsyncSession, hall: Unit, tickets: list[Ticket]) -> list[dict[str, Any]]:
+async def _views(session: AsyncSession, hall: Unit, tickets: list[Ticket]) -> list[TicketView]:
     waits = {t.id: s for t, s in (await queue_state(session, hall))[0]}
     return [ticket_view(t, waits.get(t.id)) for t in tickets]
 
@@ -102,7 +104,7 @@ async def _new_ticket(
 
 async def check_in(
     session: AsyncSession, secret: str, actor: Actor, hall_id: str, id_type: str, id_number: str
-) -> tuple[int, list[dict[str, Any]]]:
+) -> tuple[int, list[TicketView]]:
     """Rules T3, M7: one appointment ticket per booking at this hall whose check-in window is open
     now (`[from, to)`); each booking becomes `checked_in`. A repeated check-in answers the tickets
     already issued (200)."""
@@ -189,7 +191,7 @@ async def issue_ticket(
     id_number: str,
     green: str | None,
     before_open_min: int = 0,
-) -> dict[str, Any]:
+) -> TicketView:
     """Walk-in (rule M2, as docs/rules.md reads the hall modes) or green-channel (rules G10, M3) ticket."""
     hall = await hall_for(session, actor, hall_id)
     try:
@@ -238,17 +240,29 @@ async def hall_ticket(session: AsyncSession, actor: Actor, hall_id: str, number:
     return ticket, hall
 
 
-async def ticket_slip(session: AsyncSession, actor: Actor, hall_id: str, number: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TicketSlip:
+    """A ticket as printed for the citizen (the hall console's slip)."""
+
+    ticket: TicketView
+    ahead: int | None
+    service: str
+    department: str
+    hall: str
+    hall_address: str
+
+
+async def ticket_slip(session: AsyncSession, actor: Actor, hall_id: str, number: str) -> TicketSlip:
     """A ticket as printed for the citizen: number, service, hall, time, people ahead, wait."""
     ticket, hall = await hall_ticket(session, actor, hall_id, number)
     line, _ = await waiting_line(session, hall)
     place = next((e for e in line if e.ticket.id == ticket.id), None)
     info = await service_info(session, ticket.service_id)
-    return {
-        "ticket": ticket_view(ticket, place.wait_s if place else None),
-        "ahead": place.ahead if place else None,
-        "service": info.name,
-        "department": info.department,
-        "hall": hall.name,
-        "hall_address": hall.address or "",
-    }
+    return TicketSlip(
+        ticket=ticket_view(ticket, place.wait_s if place else None),
+        ahead=place.ahead if place else None,
+        service=info.name,
+        department=info.department,
+        hall=hall.name,
+        hall_address=hall.address or "",
+    )

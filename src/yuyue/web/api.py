@@ -300,7 +300,7 @@ async def service_days(
         citizen_id = await citizen_id_of(request, db)
         if citizen_id is None:
             return login_redirect(request)
-        changing = await views.get_booking(db, citizen_id, reschedule or rebook)
+        changing = views.as_json(await views.get_booking(db, citizen_id, reschedule or rebook))
         if changing["service_id"] != service_id:
             raise NotFound("booking not found")
         if rebook:
@@ -407,7 +407,7 @@ async def my_bookings(request: Request, db: Db) -> Response:
     if citizen_id is None:
         return login_redirect(request)
     now = clock.now()
-    upcoming, past = web.split_bookings(await views.list_bookings(db, citizen_id), now)
+    upcoming, past = web.split_bookings(map(views.as_json, await views.list_bookings(db, citizen_id)), now)
     bans = []
     for ban in await identity.bans_in_force(db, citizen_id):
         unit = await get_unit(db, ban.unit_id)
@@ -440,7 +440,7 @@ async def booking_page(request: Request, number: str, db: Db, done: str = "") ->
     citizen_id = await citizen_id_of(request, db)
     if citizen_id is None:
         return login_redirect(request)
-    view = await views.get_booking(db, citizen_id, number[:32])
+    view = views.as_json(await views.get_booking(db, citizen_id, number[:32]))
     info = await service_info(db, view["service_id"])
     now = clock.now()
     return render(
@@ -463,7 +463,7 @@ async def receipt(request: Request, number: str, db: Db, format: str = "html") -
         return login_redirect(request)
     if format not in ("html", "pdf"):
         raise ValidationFailed("format must be html or pdf")
-    view = await views.get_booking(db, citizen_id, number[:32])
+    view = views.as_json(await views.get_booking(db, citizen_id, number[:32]))
     info = await service_info(db, view["service_id"])
     hall_facts = {"name": info.hall_name, "address": info.hall_address, "hotline": info.hall_hotline}
     if format == "pdf":
@@ -493,7 +493,7 @@ async def cancel_form(request: Request, number: str, db: Db) -> Response:
     citizen_id = await citizen_id_of(request, db)
     if citizen_id is None:
         return login_redirect(request)
-    view = await views.get_booking(db, citizen_id, number[:32])
+    view = views.as_json(await views.get_booking(db, citizen_id, number[:32]))
     return render(request, "cancel.html", b=view)
 
 
@@ -517,7 +517,7 @@ async def change_form(
     citizen_id = await citizen_id_of(request, db)
     if citizen_id is None:
         return login_redirect(request)
-    view = await views.get_booking(db, citizen_id, number[:32])
+    view = views.as_json(await views.get_booking(db, citizen_id, number[:32]))
     if not slot:
         return redirect(f"/services/{view['service_id']}?{action}={view['number']}")
     parsed = parse_slot_id(slot)

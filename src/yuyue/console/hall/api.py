@@ -305,7 +305,7 @@ async def _desk_action(request: Request, db: AsyncSession, hall_id: str, action:
         id_type, id_number = _id_fields(form)
         if action == "checkin":
             status, tickets = await check_in(db, secret, who.actor, hall_id, id_type, id_number)
-            numbers = [t["number"] for t in tickets]
+            numbers = [t.number for t in tickets]
             action = "checkin" if status == 201 else "checkin_again"  # a repeat issues nothing new
         else:
             service_id = _int_field(form, "service_id")
@@ -317,7 +317,7 @@ async def _desk_action(request: Request, db: AsyncSession, hall_id: str, action:
             ticket = await issue_ticket(
                 db, secret, who.actor, hall_id, service_id, id_type, id_number, green, before_open_min
             )
-            numbers = [ticket["number"]]
+            numbers = [ticket.number]
     except DomainError as exc:
         if exc.code not in DESK_ERRORS:
             raise
@@ -381,7 +381,7 @@ async def ticket_print(request: Request, hall_id: HallId, number: TicketNumber, 
         KIND_TEXT=views.KIND_TEXT,
         GREEN_TEXT=views.GREEN_TEXT,
         minutes_text=views.minutes_text,
-        issued=web.cn_datetime(slip["ticket"]["issued_at"]),
+        issued=web.cn_datetime(slip.ticket.issued_at),
     )
 
 

@@ -6,19 +6,21 @@ estimates and every check come from yuyue.onsite (queue, counters; rules T3, T4,
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.booking.views import BookingView
 from yuyue.catalogue.service import hall_services
 from yuyue.clock import as_local
 from yuyue.errors import ValidationFailed
 from yuyue.models import Kiosk, Ticket
-from yuyue.onsite.counters import CounterScreen
+from yuyue.onsite.counters import CounterScreen, CounterView
 from yuyue.onsite.desk import DeskSlot
-from yuyue.onsite.queue import InLine
+from yuyue.onsite.queue import InLine, PublicQueue
 
 KIND_TEXT = {"green": "绿色通道", "appointment": "预约", "walk_in": "现场"}
 GREEN_TEXT = {"elderly": "老年人", "disabled": "残疾人", "military": "军人"}
@@ -79,15 +81,15 @@ def desk_slot_options(slots: list[DeskSlot]) -> list[dict[str, Any]]:
     ]
 
 
-def booked_note(booking: dict[str, Any]) -> dict[str, str]:
+def booked_note(booking: BookingView) -> dict[str, str]:
     """What the desk says after booking on site: the number, item, slot and when to check in."""
-    window = booking["checkin_window"]
+    window = booking.checkin_window
     return {
-        "number": booking["number"],
-        "service": booking["service_name"],
-        "slot": f"{hhmm(booking['slot']['start'])}–{hhmm(booking['slot']['end'])}",
-        "checkin": f"{hhmm(window['from'])}–{hhmm(window['to'])}",
-        "applicant": f"{booking['applicant']['name']}（{booking['applicant']['id_number']}）",
+        "number": booking.number,
+        "service": booking.service_name,
+        "slot": f"{hhmm(booking.slot.start)}–{hhmm(booking.slot.end)}",
+        "checkin": f"{hhmm(window.from_)}–{hhmm(window.to)}",
+        "applicant": f"{booking.applicant.name}（{booking.applicant.id_number}）",
     }
 
 
@@ -150,25 +152,25 @@ def person_view(person: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**person, "booking": booking}
 
 
-def display_view(queue: dict[str, Any]) -> dict[str, Any]:
+def display_view(queue: PublicQueue) -> dict[str, Any]:
     """The hall screen: the calls, latest first, and the next few waiting (public data only)."""
-    serving = list(reversed(queue["serving"]))  # public_queue lists them by call time
+    serving = list(reversed(queue.serving))  # public_queue lists them by call time
     latest = serving[0] if serving else None
     return {
         "latest": latest,
-        "latest_text": announcement(latest["call_number"], latest["counter"]) if latest else "",
+        "latest_text": announcement(latest.call_number, latest.counter) if latest else "",
         "serving": serving,
-        "waiting": queue["waiting"][:DISPLAY_WAITING],
-        "waiting_total": len(queue["waiting"]),
+        "waiting": queue.waiting[:DISPLAY_WAITING],
+        "waiting_total": len(queue.waiting),
         "max": DISPLAY_WAITING,
     }
 
 
-def counter_links(hall_code: str, counters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def counter_links(hall_code: str, counters: list[CounterView]) -> list[dict[str, Any]]:
     """The hall's counters with the call number each serves (a ticket number is the hall's code,
     the date and the call number)."""
     skip = len(hall_code) + 8
-    return [{**c, "serving_call": c["serving"][skip:] if c["serving"] else None} for c in counters]
+    return [asdict(c) | {"serving_call": c.serving[skip:] if c.serving else None} for c in counters]
 
 
 def booking_number(value: str) -> str | None:

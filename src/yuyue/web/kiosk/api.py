@@ -10,6 +10,8 @@ themselves after a minute.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -128,13 +130,13 @@ async def submit(request: Request, step: str, db: Db) -> Response:
     context = await _context(db, actor)
     names = {svc.id: svc.name for svc in context["services"]}
     queue = await public_queue(db, actor.hall_id)
-    ahead = {entry["number"]: i for i, entry in enumerate(queue["waiting"])}
+    ahead = {entry.number: i for i, entry in enumerate(queue.waiting)}
     printed = [
-        {
-            **ticket,
-            "service": names.get(ticket["service_id"], ""),
-            "ahead": ahead.get(ticket["number"]),
-            "wait_min": (ticket["estimated_wait_s"] or 0) // 60,
+        asdict(ticket)
+        | {
+            "service": names.get(ticket.service_id, ""),
+            "ahead": ahead.get(ticket.number),
+            "wait_min": (ticket.estimated_wait_s or 0) // 60,
         }
         for ticket in tickets
     ]
