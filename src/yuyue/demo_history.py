@@ -634,9 +634,9 @@ async def _capacity_requests(session: AsyncSession, halls: list[Hall], today: da
             "换领高峰：每日加开两个窗口（5+X 延时服务）",
         )
         await decide_request(
-            session, await _acting(session, "tianhe1"), asked["id"], True, "同意，注意延时窗口人手"
+            session, await _acting(session, "tianhe1"), asked.id, True, "同意，注意延时窗口人手"
         )
-        report.append(f"capacity request {asked['id']} approved (tianhe-hall {first}–{last})")
+        report.append(f"capacity request {asked.id} approved (tianhe-hall {first}–{last})")
     if full is not None:
         made = full.calendar.nth_working_before(today, 3)
         asked = await propose_capacity(
@@ -649,23 +649,23 @@ async def _capacity_requests(session: AsyncSession, halls: list[Hall], today: da
             "老年人优待证办理排队人数多，申请每日增加6个号",
         )
         # Made three working days ago: its time moves back with it (the request, its audit entry).
-        requested_at = _stamp(made, random.Random(asked["id"]), 9, 17)
+        requested_at = _stamp(made, random.Random(asked.id), 9, 17)
         overdue_at = at(full.calendar.nth_working_after(made, 1) + timedelta(days=1), "00:00")
         await session.execute(
             update(CapacityRequest)
-            .where(CapacityRequest.id == asked["id"])
+            .where(CapacityRequest.id == asked.id)
             .values(requested_at=requested_at, overdue_at=overdue_at)
             .execution_options(synchronize_session=False)
         )
         await session.execute(
             update(AuditEntry)
-            .where(AuditEntry.action == "capacity.request", AuditEntry.target == str(asked["id"]))
+            .where(AuditEntry.action == "capacity.request", AuditEntry.target == str(asked.id))
             .values(at=requested_at)
             .execution_options(synchronize_session=False)
         )
         session.expire_all()
         await flag_overdue_approvals(session, overdue_at)
-        report.append(f"capacity request {asked['id']} pending since {made} (approval overdue)")
+        report.append(f"capacity request {asked.id} pending since {made} (approval overdue)")
     return report
 
 

@@ -4,6 +4,8 @@ per username+address lockout; the audit log as an admin reads it. Who may do wha
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import hashlib
 import secrets
 from datetime import date, timedelta
@@ -13,7 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.audit.service import audit, read_audit
+from yuyue.audit.service import AuditView, audit, read_audit
 from yuyue.auth.service import ADMIN, LEVELS, Acting, authorise, check_password_strength, hasher
 from yuyue.catalogue.service import get_unit
 from yuyue.clock import clock
@@ -128,7 +130,7 @@ async def retire(session: AsyncSession, admin: Admin) -> None:
 # authorises, changes, audits; the caller commits.
 
 
-async def register_admin(session: AsyncSession, who: Acting, data: dict[str, Any]) -> dict[str, Any]:
+async def register_admin(session: AsyncSession, who: Acting, data: dict[str, Any]) -> AdminView:
     """Rule G7: register an administrator (name, title, mobile) and open their account, strictly
     below `who` (rules G3–G6); audited. `data` holds the fields of `POST /api/v1/admin/admins`."""
     unit = await get_unit(session, data["unit_id"])
@@ -146,7 +148,7 @@ async def register_admin(session: AsyncSession, who: Acting, data: dict[str, Any
         email=data.get("email"),
     )
     view = admin_view(admin)
-    await audit(session, who, unit.id, unit.path, "admin.create", str(admin.id), None, view)
+    await audit(session, who, unit.id, unit.path, "admin.create", str(admin.id), None, asdict(view))
     return view
 
 
@@ -159,18 +161,17 @@ async def admin_for(session: AsyncSession, who: Acting, admin_id: int) -> Admin:
 
 async def retire_admin(
     session: AsyncSession, who: Acting, admin_id: int, reason: str | None
-) -> dict[str, Any]:
+) -> AdminView:
     """Rule G7: close an account for good (its sessions end, its username is never reused); audited
     with the reason. Returns the closed account's view."""
     admin, unit = await get_admin(session, admin_id)
     authorise(who, "manage_admins", unit.path, target_level=admin.level)
-    before = admin_view(admin)
+    before = asdict(admin_view(admin))
     await retire(session, admin)
-    after = admin_view(admin)
-    if reason:
-        after = {**after, "reason": reason}
+    view = admin_view(admin)
+    after = asdict(view) | {"reason": reason} if reason else asdict(view)
     await audit(session, who, unit.id, unit.path, "admin.retire", str(admin.id), before, after)
-    return admin_view(admin)
+    return view
 
 
 # --- login, sessions, lockout ----------------------------------------------------------------------
@@ -264,7 +265,7 @@ async def clear_lockout(session: AsyncSession, kind: str, username: str, address
 
 async def unlock(
     session: AsyncSession, who: Acting, kind: Literal["admin", "staff"], account_id: int
-) -> dict[str, Any]:
+) -> Unlocked:
     """A superior lifts every lockout of an account (all addresses): for an admin, whoever may
     manage that admin; for a clerk, whoever may configure the clerk's hall. Audited."""
     if kind == "admin":
@@ -283,8 +284,8 @@ async def unlock(
         .where(AdminLockout.username.startswith(_lockout_prefix(kind, username), autoescape=True))
         .execution_options(synchronize_session=False)
     )
-    answer = {"kind": kind, "id": account_id, "username": username, "unlocked": rowcount(result)}
-    await audit(session, who, unit_id, unit_path, f"{kind}.unlock", f"{kind}:{account_id}", None, answer)
+    answer = Unlocked(kind=kind, id=account_id, username=username, unlocked=rowcount(result))
+    await audit(session, who, unit_id, unit_path, f"{kind}.unlock", f"{kind}:{account_id}", None, asdict(answer))
     return answer
 
 
@@ -321,20 +322,47 @@ async def logout(session: AsyncSession, who: Acting) -> None:
     )
 
 
-def admin_view(admin: Admin) -> dict[str, Any]:
-    return {
-        "id": admin.id,
-        "username": admin.username,
-        "name": admin.name,
-        "title": admin.title,
-        "phone": mask_phone(admin.phone),
-        "email": mask_email(admin.email) if admin.email else None,
-        "unit_id": admin.unit_id,
-        "level": admin.level,
-        "active": admin.active,
-        "created_at": admin.created_at.isoformat(),
-        "retired_at": admin.retired_at.isoformat() if admin.retired_at else None,
-    }
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminView:
+    """An admin account as docs/api.md shows it (phone and email masked); checked by `AdminOut`."""
+
+    id: int
+    username: str
+    name: str
+    title: str
+    phone: str
+    email: str | None
+    unit_id: str
+    level: int
+    active: bool
+    created_at: str
+    retired_at: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unlocked:
+    """What an unlock lifted; checked by `UnlockOut`."""
+
+    kind: str
+    id: int
+    username: str
+    unlocked: int
+
+
+def admin_view(admin: Admin) -> AdminView:
+    return AdminView(
+        id=admin.id,
+        username=admin.username,
+        name=admin.name,
+        title=admin.title,
+        phone=mask_phone(admin.phone),
+        email=mask_email(admin.email) if admin.email else None,
+        unit_id=admin.unit_id,
+        level=admin.level,
+        active=admin.active,
+        created_at=admin.created_at.isoformat(),
+        retired_at=admin.retired_at.isoformat() if admin.retired_at else None,
+    )
 
 
 # --- audit -----------------------------------------------------------------------------------------
@@ -347,7 +375,7 @@ async def audit_log(
     start: date | None,
     end: date | None,
     limit: int = 200,
-) -> list[dict[str, Any]]:
+) -> list[AuditView]:
     """Audit entries of a unit's subtree (default: `who`'s own unit), newest first; the unit must
     be inside `who`'s subtree."""
     unit = await get_unit(session, unit_id or who.unit_id)

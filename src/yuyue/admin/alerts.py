@@ -3,6 +3,8 @@ resolved with a note (audited); the nightly `approval_overdue` job (rule G20).""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 from datetime import datetime
 from typing import Any
 
@@ -53,19 +55,36 @@ async def raise_alert(
     return created
 
 
-def alert_view(alert: Alert) -> dict[str, Any]:
-    return {
-        "id": alert.id,
-        "kind": alert.kind,
-        "unit_id": alert.unit_id,
-        "service_id": alert.service_id,
-        "raised_at": alert.raised_at.isoformat(),
-        "detail": alert.detail,
-        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
-        "note": alert.note,
-        "figure": alert.figure,
-        "suggestion": alert.suggestion,
-    }
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertView:
+    """An alert as docs/api.md shows it; checked by `AlertOut`. `figure` and `suggestion` are the
+    stored JSON of an abnormal-figure alert (rule G19), their shape checked by the model."""
+
+    id: int
+    kind: str
+    unit_id: str
+    service_id: int | None
+    raised_at: str
+    detail: str
+    resolved_at: str | None
+    note: str | None
+    figure: dict[str, Any] | None
+    suggestion: dict[str, Any] | None
+
+
+def alert_view(alert: Alert) -> AlertView:
+    return AlertView(
+        id=alert.id,
+        kind=alert.kind,
+        unit_id=alert.unit_id,
+        service_id=alert.service_id,
+        raised_at=alert.raised_at.isoformat(),
+        detail=alert.detail,
+        resolved_at=alert.resolved_at.isoformat() if alert.resolved_at else None,
+        note=alert.note,
+        figure=alert.figure,
+        suggestion=alert.suggestion,
+    )
 
 
 async def list_alerts(session: AsyncSession, who: Acting, resolved: bool | None) -> list[Alert]:
@@ -123,14 +142,14 @@ async def resolve_alert(session: AsyncSession, alert: Alert, note: str) -> None:
     await session.refresh(alert)
 
 
-async def resolve_alert_as(session: AsyncSession, who: Acting, alert_id: int, note: str) -> dict[str, Any]:
+async def resolve_alert_as(session: AsyncSession, who: Acting, alert_id: int, note: str) -> AlertView:
     """Resolve an alert of `who`'s subtree with a note; audited."""
     alert, unit = await get_alert(session, alert_id)
     authorise(who, "resolve_alert", unit.path)
     before = alert_view(alert)
     await resolve_alert(session, alert, note)
     after = alert_view(alert)
-    await audit(session, who, unit.id, unit.path, "alert.resolve", str(alert.id), before, after)
+    await audit(session, who, unit.id, unit.path, "alert.resolve", str(alert.id), asdict(before), asdict(after))
     return after
 
 

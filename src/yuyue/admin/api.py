@@ -7,7 +7,7 @@ item 6); a route parses, calls, commits and shapes. (Citizen lookup and bans by 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +17,7 @@ from yuyue.admin import alerts as admin_alerts
 from yuyue.admin import capacity as admin_capacity
 from yuyue.admin.schemas import (
     AdminIn,
+    AdminLoginOut,
     AdminOut,
     AlertOut,
     AuditOut,
@@ -26,7 +27,9 @@ from yuyue.admin.schemas import (
     LoginIn,
     ResolveIn,
     RetireIn,
+    UnlockOut,
 )
+from yuyue.audit.service import AuditView
 from yuyue.auth.api import AdminDep
 from yuyue.auth.service import Acting
 from yuyue.db import Db
@@ -38,8 +41,8 @@ router = APIRouter(prefix="/api/v1/admin", tags=["administration"])
 # --- login and sessions ----------------------------------------------------------------------------
 
 
-@router.post("/login", responses=problems(401, 422, 429))
-async def login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]:
+@router.post("/login", response_model=AdminLoginOut, responses=problems(401, 422, 429))
+async def login(body: LoginIn, request: Request, db: Db) -> dict[str, object]:
     """Log in; from the 5th failure within an hour from one address, that address waits before
     the next try of this username (1 minute, doubling, at most an hour: `429 rate_limited`)."""
     settings = settings_of(request)
@@ -51,7 +54,7 @@ async def login(body: LoginIn, request: Request, db: Db) -> dict[str, Any]:
         body.password,
         client_address(request),
     )
-    return {"token": token, "admin": accounts.admin_view(admin)}
+    return {"token": token, "admin": accounts.admin_view(admin)}  # checked by AdminLoginOut
 
 
 @router.post("/logout", status_code=204, responses=problems(401))
@@ -65,45 +68,43 @@ async def logout(who: AdminDep, db: Db) -> Response:
 
 
 @router.post("/admins", status_code=201, response_model=AdminOut, responses=problems(401, 403, 409, 422))
-async def create_admin(body: AdminIn, who: AdminDep, db: Db) -> dict[str, Any]:
+async def create_admin(body: AdminIn, who: AdminDep, db: Db) -> accounts.AdminView:
     """Register an administrator (name, title, mobile) and open their account (rule G7)."""
-    view = await accounts.register_admin(db, who, body.model_dump())
-    return view
+    return await accounts.register_admin(db, who, body.model_dump())
 
 
 @router.get("/admins", response_model=list[AdminOut], responses=problems(401))
-async def list_admins(who: AdminDep, db: Db) -> list[dict[str, Any]]:
+async def list_admins(who: AdminDep, db: Db) -> list[accounts.AdminView]:
     """Admins of units in the caller's subtree, retired ones included."""
     return [accounts.admin_view(a) for a in await accounts.list_admins(db, who)]
 
 
 @router.get("/admins/{admin_id}", response_model=AdminOut, responses=problems(401, 403, 404))
-async def get_admin(admin_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
+async def get_admin(admin_id: int, who: AdminDep, db: Db) -> accounts.AdminView:
     return accounts.admin_view(await accounts.admin_for(db, who, admin_id))
 
 
 @router.post("/admins/{admin_id}/retire", response_model=AdminOut, responses=problems(401, 403, 404, 422))
-async def retire_admin(admin_id: int, who: AdminDep, db: Db, body: RetireIn | None = None) -> dict[str, Any]:
+async def retire_admin(
+    admin_id: int, who: AdminDep, db: Db, body: RetireIn | None = None
+) -> accounts.AdminView:
     """Close an account for good (rule G7): its sessions end, its username is never reused."""
-    view = await accounts.retire_admin(db, who, admin_id, body.reason if body is not None else None)
-    return view
+    return await accounts.retire_admin(db, who, admin_id, body.reason if body is not None else None)
 
 
 # --- capacity requests (rule G20) ------------------------------------------------------------------
 
 
-@router.post("/admins/{admin_id}/unlock", responses=problems(401, 403, 404))
-async def unlock_admin(admin_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
+@router.post("/admins/{admin_id}/unlock", response_model=UnlockOut, responses=problems(401, 403, 404))
+async def unlock_admin(admin_id: int, who: AdminDep, db: Db) -> accounts.Unlocked:
     """Lift every login lockout of this admin (a superior who may manage them); audited."""
-    answer = await accounts.unlock(db, who, "admin", admin_id)
-    return answer
+    return await accounts.unlock(db, who, "admin", admin_id)
 
 
-@router.post("/staff/{staff_id}/unlock", responses=problems(401, 403, 404))
-async def unlock_staff(staff_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
+@router.post("/staff/{staff_id}/unlock", response_model=UnlockOut, responses=problems(401, 403, 404))
+async def unlock_staff(staff_id: int, who: AdminDep, db: Db) -> accounts.Unlocked:
     """Lift every login lockout of this clerk (an admin who may configure the hall); audited."""
-    answer = await accounts.unlock(db, who, "staff", staff_id)
-    return answer
+    return await accounts.unlock(db, who, "staff", staff_id)
 
 
 @router.post(
@@ -112,33 +113,31 @@ async def unlock_staff(staff_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
     response_model=CapacityRequestOut,
     responses=problems(401, 403, 404, 422),
 )
-async def request_capacity(body: CapacityRequestIn, who: AdminDep, db: Db) -> dict[str, Any]:
+async def request_capacity(body: CapacityRequestIn, who: AdminDep, db: Db) -> admin_capacity.RequestView:
     """Ask for a change of released capacity; `date_from` at least the 2nd working day after today."""
-    view = await admin_capacity.propose_capacity(
+    return await admin_capacity.propose_capacity(
         db, who, body.service_id, body.date_from, body.date_to, body.daily_capacity, body.reason
     )
-    return view
 
 
 @router.get("/capacity-requests", response_model=list[CapacityRequestOut], responses=problems(401))
 async def list_requests(
     who: AdminDep, db: Db, status: Literal["pending", "approved", "rejected"] | None = None
-) -> list[dict[str, Any]]:
+) -> list[admin_capacity.RequestView]:
     return [admin_capacity.request_view(r) for r in await admin_capacity.list_requests(db, who, status)]
 
 
 @router.get(
     "/capacity-requests/{request_id}", response_model=CapacityRequestOut, responses=problems(401, 403, 404)
 )
-async def get_request(request_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
+async def get_request(request_id: int, who: AdminDep, db: Db) -> admin_capacity.RequestView:
     return admin_capacity.request_view(await admin_capacity.request_for(db, who, request_id))
 
 
 async def _decide(
     request_id: int, who: Acting, db: AsyncSession, approve: bool, body: DecisionIn | None
-) -> dict[str, Any]:
-    view = await admin_capacity.decide_request(db, who, request_id, approve, body.note if body else None)
-    return view
+) -> admin_capacity.RequestView:
+    return await admin_capacity.decide_request(db, who, request_id, approve, body.note if body else None)
 
 
 @router.post(
@@ -146,7 +145,9 @@ async def _decide(
     response_model=CapacityRequestOut,
     responses=problems(401, 403, 404, 409),
 )
-async def approve(request_id: int, who: AdminDep, db: Db, body: DecisionIn | None = None) -> dict[str, Any]:
+async def approve(
+    request_id: int, who: AdminDep, db: Db, body: DecisionIn | None = None
+) -> admin_capacity.RequestView:
     """Approve and apply at once: each slot's capacity becomes the new spread, never below the seats
     already sold; seats gained go to the waiting list first."""
     return await _decide(request_id, who, db, True, body)
@@ -157,7 +158,9 @@ async def approve(request_id: int, who: AdminDep, db: Db, body: DecisionIn | Non
     response_model=CapacityRequestOut,
     responses=problems(401, 403, 404, 409),
 )
-async def reject(request_id: int, who: AdminDep, db: Db, body: DecisionIn | None = None) -> dict[str, Any]:
+async def reject(
+    request_id: int, who: AdminDep, db: Db, body: DecisionIn | None = None
+) -> admin_capacity.RequestView:
     return await _decide(request_id, who, db, False, body)
 
 
@@ -165,15 +168,14 @@ async def reject(request_id: int, who: AdminDep, db: Db, body: DecisionIn | None
 
 
 @router.get("/alerts", response_model=list[AlertOut], responses=problems(401))
-async def alerts(who: AdminDep, db: Db, resolved: bool | None = None) -> list[dict[str, Any]]:
+async def alerts(who: AdminDep, db: Db, resolved: bool | None = None) -> list[admin_alerts.AlertView]:
     """Alerts of the caller's subtree, newest first (`?resolved=false` for the open ones)."""
     return [admin_alerts.alert_view(a) for a in await admin_alerts.list_alerts(db, who, resolved)]
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut, responses=problems(401, 403, 404, 422))
-async def resolve_alert(alert_id: int, body: ResolveIn, who: AdminDep, db: Db) -> dict[str, Any]:
-    view = await admin_alerts.resolve_alert_as(db, who, alert_id, body.note)
-    return view
+async def resolve_alert(alert_id: int, body: ResolveIn, who: AdminDep, db: Db) -> admin_alerts.AlertView:
+    return await admin_alerts.resolve_alert_as(db, who, alert_id, body.note)
 
 
 # --- audit -----------------------------------------------------------------------------------------
@@ -187,6 +189,6 @@ async def audit_log(
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: Annotated[date | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> list[dict[str, Any]]:
+) -> list[AuditView]:
     """Audit entries of a unit's subtree (default: the caller's), newest first."""
     return await accounts.audit_log(db, who, unit_id, from_, to, limit)

@@ -4,6 +4,8 @@ approve them and never the requester (G4–G6), applied at once through the seat
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 from datetime import date, timedelta
 from typing import Any
 
@@ -23,23 +25,43 @@ from yuyue.models import Admin, CapacityRequest, Service, Unit
 # --- capacity requests (rule G20) ------------------------------------------------------------------
 
 
-def request_view(request: CapacityRequest) -> dict[str, Any]:
-    return {
-        "id": request.id,
-        "service_id": request.service_id,
-        "hall_id": request.hall_id,
-        "date_from": request.date_from.isoformat(),
-        "date_to": request.date_to.isoformat() if request.date_to else None,
-        "daily_capacity": request.daily_capacity,
-        "reason": request.reason,
-        "status": request.status,
-        "requested_by": request.requested_by,
-        "requested_at": request.requested_at.isoformat(),
-        "approval_due": request.overdue_at.isoformat(),
-        "decided_by": request.decided_by,
-        "decided_at": request.decided_at.isoformat() if request.decided_at else None,
-        "note": request.note,
-    }
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestView:
+    """A capacity request as docs/api.md shows it (rule G20); checked by `CapacityRequestOut`."""
+
+    id: int
+    service_id: int
+    hall_id: str
+    date_from: str
+    date_to: str | None
+    daily_capacity: int
+    reason: str
+    status: str
+    requested_by: int
+    requested_at: str
+    approval_due: str
+    decided_by: int | None
+    decided_at: str | None
+    note: str | None
+
+
+def request_view(request: CapacityRequest) -> RequestView:
+    return RequestView(
+        id=request.id,
+        service_id=request.service_id,
+        hall_id=request.hall_id,
+        date_from=request.date_from.isoformat(),
+        date_to=request.date_to.isoformat() if request.date_to else None,
+        daily_capacity=request.daily_capacity,
+        reason=request.reason,
+        status=request.status,
+        requested_by=request.requested_by,
+        requested_at=request.requested_at.isoformat(),
+        approval_due=request.overdue_at.isoformat(),
+        decided_by=request.decided_by,
+        decided_at=request.decided_at.isoformat() if request.decided_at else None,
+        note=request.note,
+    )
 
 
 MAX_CHANGE_DAYS = 92
@@ -151,14 +173,14 @@ async def propose_capacity(
     date_to: date | None,
     daily_capacity: int,
     reason: str,
-) -> dict[str, Any]:
+) -> RequestView:
     """Rule G20: ask for a change of released capacity (any level may propose in its subtree, G4);
     audited. Returns the pending request's view."""
     request, hall = await request_capacity(
         session, who, service_id, date_from, date_to, daily_capacity, reason
     )
     view = request_view(request)
-    await audit(session, who, hall.id, hall.path, "capacity.request", str(request.id), None, view)
+    await audit(session, who, hall.id, hall.path, "capacity.request", str(request.id), None, asdict(view))
     return view
 
 
@@ -171,7 +193,7 @@ async def request_for(session: AsyncSession, who: Acting, request_id: int) -> Ca
 
 async def decide_request(
     session: AsyncSession, who: Acting, request_id: int, approve: bool, note: str | None
-) -> dict[str, Any]:
+) -> RequestView:
     """Rules G4–G6, G20: approve (applied at once) or reject, by an admin allowed to approve it,
     never the requester; audited. Returns the decided request's view."""
     request, hall, requester = await get_request(session, request_id)
@@ -180,7 +202,7 @@ async def decide_request(
     await decide(session, who, request, approve, note)
     after = request_view(request)
     action = "capacity.approve" if approve else "capacity.reject"
-    await audit(session, who, hall.id, hall.path, action, str(request.id), before, after)
+    await audit(session, who, hall.id, hall.path, action, str(request.id), asdict(before), asdict(after))
     return after
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 Text = Annotated[StrictStr, Field(min_length=1, max_length=500)]
+
+
+from yuyue.kit.answers import Answer
 
 
 class Strict(BaseModel):
@@ -33,7 +36,7 @@ class AdminIn(Strict):
     email: Annotated[StrictStr | None, Field(max_length=254, pattern=EMAIL)] = None
 
 
-class AdminOut(BaseModel):
+class AdminOut(Answer):
     id: int
     username: str
     name: str
@@ -45,6 +48,18 @@ class AdminOut(BaseModel):
     active: bool
     created_at: str
     retired_at: str | None
+
+
+class AdminLoginOut(Answer):
+    token: str
+    admin: AdminOut
+
+
+class UnlockOut(Answer):
+    kind: Literal["admin", "staff"]
+    id: int
+    username: str
+    unlocked: int
 
 
 class RetireIn(Strict):
@@ -63,7 +78,7 @@ class DecisionIn(Strict):
     note: Text | None = None
 
 
-class CapacityRequestOut(BaseModel):
+class CapacityRequestOut(Answer):
     id: int
     service_id: int
     hall_id: str
@@ -80,20 +95,20 @@ class CapacityRequestOut(BaseModel):
     note: str | None
 
 
-class AlertFigure(BaseModel):
+class AlertFigure(Answer):
     name: str
     value: float
     threshold: float
 
 
-class AlertSuggestion(BaseModel):
+class AlertSuggestion(Answer):
     """A capacity request to pre-fill (rule G20)."""
 
     daily_capacity: int
     date_from: str
 
 
-class AlertOut(BaseModel):
+class AlertOut(Answer):
     id: int
     kind: str
     unit_id: str
@@ -110,7 +125,7 @@ class ResolveIn(Strict):
     note: Text
 
 
-class AuditOut(BaseModel):
+class AuditOut(Answer):
     id: int
     at: str
     admin: str | None

@@ -3,6 +3,8 @@ the transaction of the change it records, read by unit subtree. A leaf under eve
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from datetime import date, timedelta
 from typing import Any
 
@@ -43,9 +45,24 @@ async def audit(
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditView:
+    """An audit entry as docs/api.md shows it; checked by `AuditOut`."""
+
+    id: int
+    at: str
+    admin: str | None
+    staff: str | None
+    unit_id: str
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
 async def read_audit(
     session: AsyncSession, root_path: str, start: date | None, end: date | None, limit: int
-) -> list[dict[str, Any]]:
+) -> list[AuditView]:
     query = (
         select(AuditEntry, Admin.username, StaffAccount.username)
         .outerjoin(Admin, Admin.id == AuditEntry.admin_id)
@@ -60,16 +77,16 @@ async def read_audit(
         await session.execute(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit))
     ).all()
     return [
-        {
-            "id": entry.id,
-            "at": entry.at.isoformat(),
-            "admin": username,
-            "staff": clerk,
-            "unit_id": entry.unit_id,
-            "action": entry.action,
-            "target": entry.target,
-            "before": entry.before,
-            "after": entry.after,
-        }
+        AuditView(
+            id=entry.id,
+            at=entry.at.isoformat(),
+            admin=username,
+            staff=clerk,
+            unit_id=entry.unit_id,
+            action=entry.action,
+            target=entry.target,
+            before=entry.before,
+            after=entry.after,
+        )
         for entry, username, clerk in rows
     ]

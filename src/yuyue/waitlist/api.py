@@ -3,7 +3,7 @@ service's waiting list."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
@@ -20,16 +20,15 @@ router = APIRouter(prefix="/api/v1", tags=["waiting list"])
 @router.post(
     "/waitlist", status_code=201, response_model=EntryOut, responses=problems(401, 403, 404, 409, 422)
 )
-async def join(body: JoinIn, citizen_id: Citizen, db: Db) -> dict[str, Any]:
+async def join(body: JoinIn, citizen_id: Citizen, db: Db) -> service.EntryView:
     """Queue for a full service (rule G11): seats that appear go to the earliest waiting entry that
     accepts their date, as an ordinary booking of the entry's channel."""
     entry = await service.join(db, citizen_id, body.service_id, body.dates, body.channel)
-    view = await service.entry_view(db, entry)
-    return view
+    return await service.entry_view(db, entry)
 
 
 @router.get("/waitlist", response_model=list[EntryOut], responses=problems(401))
-async def mine(citizen_id: Citizen, db: Db) -> list[dict[str, Any]]:
+async def mine(citizen_id: Citizen, db: Db) -> list[service.EntryView]:
     """The caller's entries, newest first, with their place in the queue while waiting."""
     return [await service.entry_view(db, entry) for entry in await service.mine(db, citizen_id)]
 
@@ -51,7 +50,7 @@ async def admin_list(
     db: Db,
     service_id: Annotated[int, Query(ge=1, le=2_000_000_000)],
     status: Literal["waiting", "allocated", "left", "expired"] = "waiting",
-) -> list[dict[str, Any]]:
+) -> list[service.AdminEntryView]:
     """A service's waiting list for an admin of its hall's subtree, in queue order (rule G11),
     citizens masked."""
     return await service.admin_entries(db, who, service_id, status)

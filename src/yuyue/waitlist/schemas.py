@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from yuyue.kit.answers import Answer
+
 
 class JoinIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -16,7 +18,7 @@ class JoinIn(BaseModel):
     channel: Literal["web", "wechat", "app", "provincial_portal", "api"] = "web"
 
 
-class EntryOut(BaseModel):
+class EntryOut(Answer):
     id: int
     service_id: int
     dates: list[str] | None
@@ -27,13 +29,13 @@ class EntryOut(BaseModel):
     created_at: str
 
 
-class MaskedCitizen(BaseModel):
+class MaskedCitizen(Answer):
     name: str
     id_number: str
     phone: str
 
 
-class AdminEntryOut(BaseModel):
+class AdminEntryOut(Answer):
     id: int
     service_id: int
     position: int | None

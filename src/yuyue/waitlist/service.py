@@ -21,6 +21,8 @@ waiting list first), `waitlist_over_release` (hourly: rule G12's alert) and `wai
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -68,17 +70,63 @@ async def position(session: AsyncSession, entry: WaitlistEntry) -> int | None:
     return int(ahead.scalar_one()) + 1
 
 
-async def entry_view(session: AsyncSession, entry: WaitlistEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "service_id": entry.service_id,
-        "dates": list(entry.dates) if entry.dates is not None else None,
-        "channel": entry.channel,
-        "position": await position(session, entry),
-        "status": entry.status,
-        "number": entry.booking_number,
-        "created_at": entry.created_at.isoformat(),
-    }
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntryView:
+    """A waiting-list entry as its citizen sees it (docs/api.md); checked by `EntryOut`."""
+
+    id: int
+    service_id: int
+    dates: list[str] | None
+    channel: str
+    position: int | None
+    status: str
+    number: str | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaskedCitizen:
+    name: str
+    id_number: str
+    phone: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminEntryView:
+    """A waiting-list entry as an admin sees it, the citizen masked; checked by `AdminEntryOut`."""
+
+    id: int
+    service_id: int
+    position: int | None
+    citizen: MaskedCitizen
+    dates: list[str] | None
+    channel: str
+    status: str
+    number: str | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitingCount:
+    service_id: int
+    service: str
+    department: str
+    hall_id: str
+    hall: str
+    waiting: int
+
+
+async def entry_view(session: AsyncSession, entry: WaitlistEntry) -> EntryView:
+    return EntryView(
+        id=entry.id,
+        service_id=entry.service_id,
+        dates=list(entry.dates) if entry.dates is not None else None,
+        channel=entry.channel,
+        position=await position(session, entry),
+        status=entry.status,
+        number=entry.booking_number,
+        created_at=entry.created_at.isoformat(),
+    )
 
 
 async def join(
@@ -179,7 +227,7 @@ ENTRY_STATUSES = ("waiting", "allocated", "left")
 
 async def admin_entries(
     session: AsyncSession, who: Acting, service_id: int, status: str = "waiting"
-) -> list[dict[str, Any]]:
+) -> list[AdminEntryView]:
     """The waiting list of one service for an admin of its hall's subtree (rules G11, G12): entries
     of `status` in queue order (first come, first served), the citizen masked (docs/api.md)."""
     _, _, hall = await get_service(session, service_id)
@@ -196,22 +244,22 @@ async def admin_entries(
         )
     ).all()
     return [
-        {
-            "id": entry.id,
-            "service_id": entry.service_id,
-            "position": n if status == "waiting" else None,  # entries are listed from the first
-            "citizen": {"name": mask_name(name), "id_number": id_masked, "phone": phone_masked},
-            "dates": list(entry.dates) if entry.dates is not None else None,
-            "channel": entry.channel,
-            "status": entry.status,
-            "number": entry.booking_number,
-            "created_at": entry.created_at.isoformat(),
-        }
+        AdminEntryView(
+            id=entry.id,
+            service_id=entry.service_id,
+            position=n if status == "waiting" else None,  # entries are listed from the first
+            citizen=MaskedCitizen(name=mask_name(name), id_number=id_masked, phone=phone_masked),
+            dates=list(entry.dates) if entry.dates is not None else None,
+            channel=entry.channel,
+            status=entry.status,
+            number=entry.booking_number,
+            created_at=entry.created_at.isoformat(),
+        )
         for n, (entry, name, id_masked, phone_masked) in enumerate(rows, start=1)
     ]
 
 
-async def waiting_counts(session: AsyncSession, who: Acting) -> list[dict[str, Any]]:
+async def waiting_counts(session: AsyncSession, who: Acting) -> list[WaitingCount]:
     """Services of the admin's subtree with people waiting, the longest queue first."""
     waiting = func.count(WaitlistEntry.id)
     rows = (
@@ -226,14 +274,9 @@ async def waiting_counts(session: AsyncSession, who: Acting) -> list[dict[str, A
         )
     ).all()
     return [
-        {
-            "service_id": row[0],
-            "service": row[1],
-            "department": row[2],
-            "hall_id": row[3],
-            "hall": row[4],
-            "waiting": int(row[5]),
-        }
+        WaitingCount(
+            service_id=row[0], service=row[1], department=row[2], hall_id=row[3], hall=row[4], waiting=int(row[5])
+        )
         for row in rows
     ]
 

@@ -8,6 +8,7 @@ notice → hall → department/item → date and slot → confirm → success pa
 
 from __future__ import annotations
 
+from dataclasses import asdict
 import hashlib
 import secrets
 from collections.abc import Callable, Coroutine
@@ -416,7 +417,7 @@ async def my_bookings(request: Request, db: Db) -> Response:
     entries = []
     for entry in await waitlist.mine(db, citizen_id):
         if entry.status in ("waiting", "allocated"):
-            view = await waitlist.entry_view(db, entry)
+            view = asdict(await waitlist.entry_view(db, entry))
             view["service_name"] = (await service_info(db, entry.service_id)).name
             entries.append(view)
     return render(

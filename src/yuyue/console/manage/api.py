@@ -344,7 +344,7 @@ async def waiting(
     """Services of the subtree with people waiting; one service's list in queue order."""
     who = await admin(request, db)
     counts = await waitlist.waiting_counts(db, who)
-    entries: list[dict[str, Any]] | None = None
+    entries: list[waitlist.AdminEntryView] | None = None
     chosen: dict[str, Any] | None = None
     if service_id:
         if not service_id.isdigit():

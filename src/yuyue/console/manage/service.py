@@ -11,6 +11,7 @@ admin never sees or changes anything outside their unit subtree (issue 10 item 6
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from datetime import date
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.admin import accounts
 from yuyue.admin import alerts as admin_alerts
 from yuyue.admin import capacity as admin_capacity
+from yuyue.audit.service import AuditView
 from yuyue.auth.service import LEVELS, Acting, may
 from yuyue.booking.receipt import CHANNEL_TEXT
 from yuyue.calendar import service as calendar
@@ -711,16 +713,16 @@ def _target_text(target: str | None, units: dict[str, Unit]) -> str:
     return f"{words}（第 {ref} 号）" if ref.isdigit() else words
 
 
-def audit_rows(entries: list[dict[str, Any]], units: dict[str, Unit]) -> list[dict[str, Any]]:
+def audit_rows(entries: list[AuditView], units: dict[str, Unit]) -> list[dict[str, Any]]:
     return [
-        {
-            **entry,
-            "who": entry.get("admin") or (f"窗口 {entry['staff']}" if entry.get("staff") else "系统"),
-            "unit": units[entry["unit_id"]].name if entry["unit_id"] in units else "—",
-            "action_text": ACTION_TEXT.get(entry["action"], "其他操作"),
-            "target": _target_text(entry.get("target"), units),
-            "before_text": _record_text(entry.get("before"), units),
-            "after_text": _record_text(entry.get("after"), units),
+        asdict(entry)
+        | {
+            "who": entry.admin or (f"窗口 {entry.staff}" if entry.staff else "系统"),
+            "unit": units[entry.unit_id].name if entry.unit_id in units else "—",
+            "action_text": ACTION_TEXT.get(entry.action, "其他操作"),
+            "target": _target_text(entry.target, units),
+            "before_text": _record_text(entry.before, units),
+            "after_text": _record_text(entry.after, units),
         }
         for entry in entries
     ]
