@@ -3,13 +3,24 @@ and audited in `service`, shared with the console pages, issue 10 item 6)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from yuyue.auth.api import AdminDep
 from yuyue.catalogue import service
-from yuyue.catalogue.schemas import HallOut, ServiceIn, ServiceOut, ServicePatch, UnitIn, UnitNode, UnitPatch
+from yuyue.catalogue.schemas import (
+    AdminServiceOut,
+    HallOut,
+    HallUnitOut,
+    ServiceIn,
+    ServiceOut,
+    ServicePatch,
+    UnitIn,
+    UnitNode,
+    UnitOut,
+    UnitPatch,
+)
 from yuyue.db import Db
 from yuyue.kit.http import problems
 
@@ -18,51 +29,52 @@ admin = APIRouter(prefix="/api/v1/admin", tags=["administration"])
 
 
 @public.get("/units", response_model=list[UnitNode])
-async def units(db: Db) -> list[dict[str, Any]]:
+async def units(db: Db) -> list[service.UnitNode]:
     """The unit tree, from the platform down."""
     return service.unit_tree(await service.all_units(db))
 
 
 @public.get("/halls", response_model=list[HallOut], responses=problems(404))
-async def halls(db: Db, under: Annotated[str, Query(max_length=64)] = "platform") -> list[dict[str, Any]]:
+async def halls(db: Db, under: Annotated[str, Query(max_length=64)] = "platform") -> list[service.HallView]:
     """Halls of a unit's subtree."""
     return [service.hall_view(hall) for hall in await service.halls_under(db, under)]
 
 
 @public.get("/halls/{hall_id}/services", response_model=list[ServiceOut], responses=problems(404))
-async def hall_services(hall_id: str, db: Db) -> list[dict[str, Any]]:
-    return [service.service_view(s, dept) for s, dept in await service.hall_services(db, hall_id)]
+async def hall_services(hall_id: str, db: Db) -> list[service.PublicService]:
+    return [service.public_service(s, dept) for s, dept in await service.hall_services(db, hall_id)]
 
 
-@admin.post("/units", status_code=201, responses=problems(401, 403, 409, 422))
-async def create_unit(body: UnitIn, who: AdminDep, db: Db) -> dict[str, Any]:
-    view = await service.create_unit_as(db, who, body.model_dump())
-    return view
+UnitAnswer = HallUnitOut | UnitOut  # hall fields for hall kinds only (docs/api.md)
 
 
-@admin.get("/units/{unit_id}", responses=problems(401, 403, 404))
-async def get_unit(unit_id: str, who: AdminDep, db: Db) -> dict[str, Any]:
+@admin.post("/units", status_code=201, response_model=UnitAnswer, responses=problems(401, 403, 409, 422))
+async def create_unit(body: UnitIn, who: AdminDep, db: Db) -> service.UnitView:
+    return await service.create_unit_as(db, who, body.model_dump())
+
+
+@admin.get("/units/{unit_id}", response_model=UnitAnswer, responses=problems(401, 403, 404))
+async def get_unit(unit_id: str, who: AdminDep, db: Db) -> service.UnitView:
     return service.unit_view(await service.unit_for(db, who, unit_id))
 
 
-@admin.patch("/units/{unit_id}", responses=problems(401, 403, 404, 422))
-async def patch_unit(unit_id: str, body: UnitPatch, who: AdminDep, db: Db) -> dict[str, Any]:
-    view = await service.update_unit_as(db, who, unit_id, body.model_dump(exclude_unset=True))
-    return view
+@admin.patch("/units/{unit_id}", response_model=UnitAnswer, responses=problems(401, 403, 404, 422))
+async def patch_unit(unit_id: str, body: UnitPatch, who: AdminDep, db: Db) -> service.UnitView:
+    return await service.update_unit_as(db, who, unit_id, body.model_dump(exclude_unset=True))
 
 
-@admin.post("/services", status_code=201, responses=problems(401, 403, 404, 422))
-async def create_service(body: ServiceIn, who: AdminDep, db: Db) -> dict[str, Any]:
-    view = await service.create_service_as(db, who, body.model_dump())
-    return view
+@admin.post(
+    "/services", status_code=201, response_model=AdminServiceOut, responses=problems(401, 403, 404, 422)
+)
+async def create_service(body: ServiceIn, who: AdminDep, db: Db) -> service.ServiceView:
+    return await service.create_service_as(db, who, body.model_dump())
 
 
-@admin.get("/services/{service_id}", responses=problems(401, 403, 404))
-async def get_service(service_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
+@admin.get("/services/{service_id}", response_model=AdminServiceOut, responses=problems(401, 403, 404))
+async def get_service(service_id: int, who: AdminDep, db: Db) -> service.ServiceView:
     return await service.service_for(db, who, service_id)
 
 
-@admin.patch("/services/{service_id}", responses=problems(401, 403, 404, 422))
-async def patch_service(service_id: int, body: ServicePatch, who: AdminDep, db: Db) -> dict[str, Any]:
-    view = await service.update_service_as(db, who, service_id, body.model_dump(exclude_unset=True))
-    return view
+@admin.patch("/services/{service_id}", response_model=AdminServiceOut, responses=problems(401, 403, 404, 422))
+async def patch_service(service_id: int, body: ServicePatch, who: AdminDep, db: Db) -> service.ServiceView:
+    return await service.update_service_as(db, who, service_id, body.model_dump(exclude_unset=True))

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from yuyue.kit.answers import Answer
+
 UnitKind = Literal["city_department", "city_hall", "district", "district_hall", "street_hall", "village_hall"]
 Mode = Literal["appointment_first", "appointment_priority", "self_service"]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
@@ -72,7 +74,7 @@ class ServicePatch(Strict):
     item_code: ItemCode | None = None  # null clears it: the service is an item of its own
 
 
-class UnitNode(BaseModel):
+class UnitNode(Answer):
     id: str
     name: str
     kind: str
@@ -80,7 +82,7 @@ class UnitNode(BaseModel):
     children: list[UnitNode]
 
 
-class HallOut(BaseModel):
+class HallOut(Answer):
     id: str
     name: str
     kind: str
@@ -90,7 +92,7 @@ class HallOut(BaseModel):
     mode: str | None
 
 
-class ServiceOut(BaseModel):
+class ServiceOut(Answer):
     id: int
     name: str
     department: str
@@ -106,3 +108,45 @@ class ServiceOut(BaseModel):
         description='the city catalogue\'s item code (docs/rules.md "Items"): services with one code at '
         "several halls are one item for rules T5 and G15; null: the service is an item of its own",
     )
+
+
+class PeriodOut(Answer):
+    start: str
+    end: str
+
+
+class UnitOut(Answer):
+    """A unit as the admin API shows it (not a hall)."""
+
+    id: str
+    name: str
+    kind: str
+    parent_id: str | None
+
+
+class HallUnitOut(UnitOut):
+    """A hall as the admin API shows it: the unit and the hall's own fields."""
+
+    code: str | None
+    address: str | None
+    hotline: str | None
+    mode: str | None
+    hours: list[PeriodOut]
+    counters: int
+
+
+class AdminServiceOut(Answer):
+    """A service as the admin API shows it."""
+
+    id: int
+    hall_id: str
+    name: str
+    department: str
+    business_types: list[str]
+    daily_capacity: int
+    max_batch: int
+    walk_in_allowed: bool
+    bundle_of: list[int] | None
+    active: bool
+    foreigner_related: bool
+    item_code: str | None

@@ -14,7 +14,7 @@ capacity request, applied by `yuyue.booking.inventory`. A standing change from d
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -212,23 +212,95 @@ def set_cache_ttl(ttl: float) -> None:
 # --- reads of the public catalogue --------------------------------------------------------------
 
 
-def unit_tree(units: list[Unit]) -> list[dict[str, Any]]:
-    nodes: dict[str, dict[str, Any]] = {
-        unit.id: {
-            "id": unit.id,
-            "name": unit.name,
-            "kind": unit.kind,
-            "parent_id": unit.parent_id,
-            "children": [],
-        }
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitNode:
+    """A unit of the public tree; checked by `schemas.UnitNode`."""
+
+    id: str
+    name: str
+    kind: str
+    parent_id: str | None
+    children: list[UnitNode]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitView:
+    """A unit as the admin API shows it; checked by `UnitOut` (a hall: `HallUnitView`)."""
+
+    id: str
+    name: str
+    kind: str
+    parent_id: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HallUnitView(UnitView):
+    """A hall as the admin API shows it, with its own fields; checked by `HallUnitOut`."""
+
+    code: str | None
+    address: str | None
+    hotline: str | None
+    mode: str | None
+    hours: list[dict[str, str]]
+    counters: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HallView:
+    """A hall in the public list; checked by `HallOut`."""
+
+    id: str
+    name: str
+    kind: str
+    code: str | None
+    address: str | None
+    hotline: str | None
+    mode: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublicService:
+    """A service as citizens see it; checked by `ServiceOut`."""
+
+    id: int
+    name: str
+    department: str
+    business_types: list[str]
+    max_batch: int
+    walk_in_allowed: bool
+    bundle_of: list[int] | None
+    foreigner_related: bool
+    item_code: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceView:
+    """A service as the admin API shows it; checked by `AdminServiceOut`."""
+
+    id: int
+    hall_id: str
+    name: str
+    department: str
+    business_types: list[str]
+    daily_capacity: int
+    max_batch: int
+    walk_in_allowed: bool
+    bundle_of: list[int] | None
+    active: bool
+    foreigner_related: bool
+    item_code: str | None
+
+
+def unit_tree(units: list[Unit]) -> list[UnitNode]:
+    nodes = {
+        unit.id: UnitNode(id=unit.id, name=unit.name, kind=unit.kind, parent_id=unit.parent_id, children=[])
         for unit in units
     }
-    roots: list[dict[str, Any]] = []
+    roots: list[UnitNode] = []
     for unit in sorted(units, key=lambda u: (u.path.count("/"), u.id)):
         node = nodes[unit.id]
         parent = nodes.get(unit.parent_id) if unit.parent_id else None
-        siblings: list[dict[str, Any]] = parent["children"] if parent else roots
-        siblings.append(node)
+        (parent.children if parent else roots).append(node)
     return roots
 
 
@@ -287,15 +359,13 @@ async def count_units(session: AsyncSession) -> int:
 # --- administration -----------------------------------------------------------------------------
 
 
-def unit_view(unit: Unit) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "id": unit.id,
-        "name": unit.name,
-        "kind": unit.kind,
-        "parent_id": unit.parent_id,
-    }
+def unit_view(unit: Unit) -> UnitView:
     if unit.kind in HALL_KINDS:
-        view.update(
+        return HallUnitView(
+            id=unit.id,
+            name=unit.name,
+            kind=unit.kind,
+            parent_id=unit.parent_id,
             code=unit.code,
             address=unit.address,
             hotline=unit.hotline,
@@ -303,36 +373,50 @@ def unit_view(unit: Unit) -> dict[str, Any]:
             hours=unit.hours or [],
             counters=unit.counters,
         )
-    return view
+    return UnitView(id=unit.id, name=unit.name, kind=unit.kind, parent_id=unit.parent_id)
 
 
-def hall_view(unit: Unit) -> dict[str, Any]:
-    return {
-        "id": unit.id,
-        "name": unit.name,
-        "kind": unit.kind,
-        "code": unit.code,
-        "address": unit.address,
-        "hotline": unit.hotline,
-        "mode": unit.mode,
-    }
+def hall_view(unit: Unit) -> HallView:
+    return HallView(
+        id=unit.id,
+        name=unit.name,
+        kind=unit.kind,
+        code=unit.code,
+        address=unit.address,
+        hotline=unit.hotline,
+        mode=unit.mode,
+    )
 
 
-def service_view(service: Service, department: str) -> dict[str, Any]:
-    return {
-        "id": service.id,
-        "hall_id": service.hall_id,
-        "name": service.name,
-        "department": department,
-        "business_types": list(service.business_types or []),
-        "daily_capacity": service.daily_capacity,
-        "max_batch": service.max_batch,
-        "walk_in_allowed": service.walk_in_allowed,
-        "bundle_of": list(service.bundle_of) if service.bundle_of else None,
-        "active": service.active,
-        "foreigner_related": bool(service.foreigner_related),
-        "item_code": service.item_code,
-    }
+def service_view(service: Service, department: str) -> ServiceView:
+    return ServiceView(
+        id=service.id,
+        hall_id=service.hall_id,
+        name=service.name,
+        department=department,
+        business_types=list(service.business_types or []),
+        daily_capacity=service.daily_capacity,
+        max_batch=service.max_batch,
+        walk_in_allowed=service.walk_in_allowed,
+        bundle_of=list(service.bundle_of) if service.bundle_of else None,
+        active=service.active,
+        foreigner_related=bool(service.foreigner_related),
+        item_code=service.item_code,
+    )
+
+
+def public_service(service: Service, department: str) -> PublicService:
+    return PublicService(
+        id=service.id,
+        name=service.name,
+        department=department,
+        business_types=list(service.business_types or []),
+        max_batch=service.max_batch,
+        walk_in_allowed=service.walk_in_allowed,
+        bundle_of=list(service.bundle_of) if service.bundle_of else None,
+        foreigner_related=bool(service.foreigner_related),
+        item_code=service.item_code,
+    )
 
 
 def check_hours(hours: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -589,40 +673,40 @@ async def unit_for(session: AsyncSession, who: Acting, unit_id: str) -> Unit:
     return unit
 
 
-async def create_unit_as(session: AsyncSession, who: Acting, data: dict[str, Any]) -> dict[str, Any]:
+async def create_unit_as(session: AsyncSession, who: Acting, data: dict[str, Any]) -> UnitView:
     """A unit under `data["parent_id"]`, which `who` may configure; audited."""
     parent = await get_unit(session, data["parent_id"])
     authorise(who, "configure", parent.path)
     unit = await create_unit(session, data)
     view = unit_view(unit)
-    await audit(session, who, unit.id, unit.path, "unit.create", unit.id, None, view)
+    await audit(session, who, unit.id, unit.path, "unit.create", unit.id, None, asdict(view))
     return view
 
 
 async def update_unit_as(
     session: AsyncSession, who: Acting, unit_id: str, changes: dict[str, Any]
-) -> dict[str, Any]:
+) -> UnitView:
     """Change a unit `who` may configure (hall fields on halls only); audited."""
     unit = await get_unit(session, unit_id)
     authorise(who, "configure", unit.path)
     before = unit_view(unit)
     await patch_unit(session, unit, changes)
     after = unit_view(unit)
-    await audit(session, who, unit.id, unit.path, "unit.update", unit.id, before, after)
+    await audit(session, who, unit.id, unit.path, "unit.update", unit.id, asdict(before), asdict(after))
     return after
 
 
-async def create_service_as(session: AsyncSession, who: Acting, data: dict[str, Any]) -> dict[str, Any]:
+async def create_service_as(session: AsyncSession, who: Acting, data: dict[str, Any]) -> ServiceView:
     """A service of a hall `who` may configure; audited."""
     hall = await get_unit(session, data["hall_id"])
     authorise(who, "configure", hall.path)
     created, department = await create_service(session, data)
     view = service_view(created, department)
-    await audit(session, who, hall.id, hall.path, "service.create", str(created.id), None, view)
+    await audit(session, who, hall.id, hall.path, "service.create", str(created.id), None, asdict(view))
     return view
 
 
-async def service_for(session: AsyncSession, who: Acting, service_id: int) -> dict[str, Any]:
+async def service_for(session: AsyncSession, who: Acting, service_id: int) -> ServiceView:
     """A service of `who`'s subtree, as the admin API shows it."""
     found, department, hall = await get_service(session, service_id)
     authorise(who, "view", hall.path)
@@ -631,12 +715,12 @@ async def service_for(session: AsyncSession, who: Acting, service_id: int) -> di
 
 async def update_service_as(
     session: AsyncSession, who: Acting, service_id: int, changes: dict[str, Any]
-) -> dict[str, Any]:
+) -> ServiceView:
     """Change a service of a hall `who` may configure; audited."""
     found, department, hall = await get_service(session, service_id)
     authorise(who, "configure", hall.path)
     before = service_view(found, department)
     department = await patch_service(session, found, changes)
     after = service_view(found, department)
-    await audit(session, who, hall.id, hall.path, "service.update", str(found.id), before, after)
+    await audit(session, who, hall.id, hall.path, "service.update", str(found.id), asdict(before), asdict(after))
     return after

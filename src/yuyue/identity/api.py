@@ -16,6 +16,7 @@ from yuyue.identity.schemas import (
     FinishIn,
     ForeignerLoginIn,
     LoginOut,
+    MeOut,
     Provider,
     ProvidersOut,
     StartOut,
@@ -35,11 +36,6 @@ async def current_citizen(request: Request, db: Db) -> int:
 Citizen = Annotated[int, Depends(current_citizen)]
 
 
-async def _answer(db: AsyncSession, settings: Settings, result: service.LoginResult) -> dict[str, Any]:
-    citizen = await service.get_citizen(db, result.citizen_id)
-    return {"token": result.token, "citizen": service.citizen_view(settings.effective_secret, citizen)}
-
-
 def dev_login_enabled(request: Request) -> None:
     """Runs before the body is read: in production the route does not exist (404), whatever is sent."""
     settings = settings_of(request)
@@ -53,39 +49,39 @@ def dev_login_enabled(request: Request) -> None:
     responses=problems(404, 422),
     dependencies=[Depends(dev_login_enabled)],
 )
-async def dev_login(body: DevLoginIn, request: Request, db: Db) -> dict[str, Any]:
+async def dev_login(body: DevLoginIn, request: Request, db: Db) -> service.LoginAnswer:
     """Non-production: log in as a real-name-verified citizen (stands in for rule T2's provincial login)."""
     settings = settings_of(request)
     who = service.verify_identity(body.name, body.id_type, body.id_number, body.phone)
-    return await _answer(db, settings, await service.login(db, settings, who, "dev"))
+    result = await service.login(db, settings, who, "dev")
+    return await service.login_answer(db, settings.effective_secret, result)
 
 
 @router.get("/auth/providers", response_model=ProvidersOut)
-async def login_providers(request: Request) -> dict[str, Any]:
+async def login_providers(request: Request) -> dict[str, list[str]]:
     """The login providers this platform offers (YUYUE_IDENTITY_PROVIDERS)."""
     return {"providers": list(settings_of(request).providers)}
 
 
 @router.post("/auth/{provider}/start", response_model=StartOut, responses=problems(404))
-async def start_login(provider: Provider, request: Request) -> dict[str, Any]:
+async def start_login(provider: Provider, request: Request) -> service.LoginStart:
     """Begin a provincial (`guangdong`) or OpenID Connect (`oidc`) login: send the citizen to
     `authorize_url`; the provider sends them back with `code` and this `state`."""
-    started = await service.start_login(settings_of(request), provider)
-    return {"provider": started.provider, "authorize_url": started.authorize_url, "state": started.state}
+    return await service.start_login(settings_of(request), provider)
 
 
 @router.post("/auth/{provider}/finish", response_model=LoginOut, responses=problems(401, 403, 404, 422))
-async def finish_login(provider: Provider, body: FinishIn, request: Request, db: Db) -> dict[str, Any]:
+async def finish_login(provider: Provider, body: FinishIn, request: Request, db: Db) -> service.LoginAnswer:
     """Finish the login (rule T2): accounts that are not real-name verified are refused
     (`403 not_real_name`); a bad, expired or reused state or a token that does not verify is
     `401 login_failed`."""
     settings = settings_of(request)
     result = await service.finish_login(db, settings, provider, body.code, body.state)
-    return await _answer(db, settings, result)
+    return await service.login_answer(db, settings.effective_secret, result)
 
 
 @router.post("/auth/foreigner/login", response_model=LoginOut, responses=problems(404, 422))
-async def foreigner_login(body: ForeignerLoginIn, request: Request, db: Db) -> dict[str, Any]:
+async def foreigner_login(body: ForeignerLoginIn, request: Request, db: Db) -> service.LoginAnswer:
     """Rule G8: foreigners' business without the provincial login (passport or permit). The phone
     token is single-use; a bad or used token and a document held with another phone all get the
     same `422 invalid_code`; one phone holds at most a few documents (`422 phone_document_limit`)."""
@@ -93,7 +89,7 @@ async def foreigner_login(body: ForeignerLoginIn, request: Request, db: Db) -> d
     result = await service.foreigner_login(
         db, settings, body.name, body.id_type, body.id_number, body.phone, body.phone_token
     )
-    return await _answer(db, settings, result)
+    return await service.login_answer(db, settings.effective_secret, result)
 
 
 @router.post("/auth/logout", status_code=204, response_class=Response, responses=problems(401))
@@ -103,15 +99,6 @@ async def logout(request: Request, db: Db) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/me", responses=problems(401))
-async def me(citizen_id: Citizen, request: Request, db: Db) -> dict[str, Any]:
-    secret = settings_of(request).effective_secret
-    citizen = await service.get_citizen(db, citizen_id)
-    bans = await service.bans_in_force(db, citizen_id)
-    return {
-        "citizen": service.citizen_view(secret, citizen),
-        "bans": [
-            {"id": b.id, "until": b.until.isoformat(), "reason": b.reason, "unit_id": b.unit_id} for b in bans
-        ],
-        "no_shows": await service.no_show_count(db, citizen_id),
-    }
+@router.get("/me", response_model=MeOut, responses=problems(401))
+async def me(citizen_id: Citizen, request: Request, db: Db) -> service.MeView:
+    return await service.me(db, settings_of(request).effective_secret, citizen_id)

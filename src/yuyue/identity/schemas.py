@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from yuyue.kit.answers import Answer
+
 IdType = Literal["resident_id", "passport", "hk_macao_permit", "taiwan_permit", "foreigner_permanent_id"]
 ForeignIdType = Literal["passport", "hk_macao_permit", "taiwan_permit", "foreigner_permanent_id"]
 Provider = Literal["oidc", "guangdong"]
@@ -37,23 +39,36 @@ class FinishIn(Strict):
     state: Annotated[StrictStr, Field(min_length=1, max_length=2000)]
 
 
-class StartOut(BaseModel):
+class StartOut(Answer):
     provider: str
     authorize_url: str
     state: str
 
 
-class CitizenOut(BaseModel):
+class CitizenOut(Answer):
     id_type: str
     id_number: str
     name: str
     phone: str
 
 
-class LoginOut(BaseModel):
+class LoginOut(Answer):
     token: str
     citizen: CitizenOut
 
 
-class ProvidersOut(BaseModel):
+class ProvidersOut(Answer):
     providers: list[str]
+
+
+class BanInForceOut(Answer):
+    id: int
+    until: str
+    reason: str
+    unit_id: str
+
+
+class MeOut(Answer):
+    citizen: CitizenOut
+    bans: list[BanInForceOut]
+    no_shows: int

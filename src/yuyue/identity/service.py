@@ -140,14 +140,64 @@ async def get_citizen(session: AsyncSession, citizen_id: int) -> Citizen:
     return citizen
 
 
-def citizen_view(secret: str, citizen: Citizen) -> dict[str, str]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CitizenView:
+    """The owner's own, unmasked data; checked by `CitizenOut`."""
+
+    id_type: str
+    id_number: str
+    name: str
+    phone: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BanInForce:
+    id: int
+    until: str
+    reason: str
+    unit_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeView:
+    """`GET /api/v1/me` (docs/api.md); checked by `MeOut`."""
+
+    citizen: CitizenView
+    bans: list[BanInForce]
+    no_shows: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoginAnswer:
+    """A login's answer: the token and the owner's data; checked by `LoginOut`."""
+
+    token: str
+    citizen: CitizenView
+
+
+def citizen_view(secret: str, citizen: Citizen) -> CitizenView:
     """The owner's own, unmasked data (docs/api.md: GET /me and the login answer)."""
-    return {
-        "id_type": citizen.id_type,
-        "id_number": crypto.decrypt(secret, citizen.id_enc),
-        "name": citizen.name,
-        "phone": crypto.decrypt(secret, citizen.phone_enc),
-    }
+    return CitizenView(
+        id_type=citizen.id_type,
+        id_number=crypto.decrypt(secret, citizen.id_enc),
+        name=citizen.name,
+        phone=crypto.decrypt(secret, citizen.phone_enc),
+    )
+
+
+async def login_answer(session: AsyncSession, secret: str, result: LoginResult) -> LoginAnswer:
+    return LoginAnswer(token=result.token, citizen=citizen_view(secret, await get_citizen(session, result.citizen_id)))
+
+
+async def me(session: AsyncSession, secret: str, citizen_id: int) -> MeView:
+    """The owner's data unmasked, the bans in force and the no-shows on record (docs/api.md)."""
+    citizen = await get_citizen(session, citizen_id)
+    bans = await bans_in_force(session, citizen_id)
+    return MeView(
+        citizen=citizen_view(secret, citizen),
+        bans=[BanInForce(id=b.id, until=b.until.isoformat(), reason=b.reason, unit_id=b.unit_id) for b in bans],
+        no_shows=await no_show_count(session, citizen_id),
+    )
 
 
 async def bans_in_force(session: AsyncSession, citizen_id: int) -> list[Ban]:

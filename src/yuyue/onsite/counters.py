@@ -8,7 +8,7 @@ call the same ticket.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -331,7 +331,7 @@ async def ticket_person(
     citizen = await session.get(Citizen, booking.citizen_id)
     assert citizen is not None
     if reveal:
-        person = citizen_view(secret, citizen)
+        person = asdict(citizen_view(secret, citizen))
         after = {"ticket": ticket.number, "booking": booking.number}
         await audit(
             session,

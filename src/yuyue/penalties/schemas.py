@@ -7,6 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from yuyue.booking.schemas import BookingOut
+from yuyue.identity.schemas import CitizenOut
+from yuyue.kit.answers import Answer
+
 IdType = Literal["resident_id", "passport", "hk_macao_permit", "taiwan_permit", "foreigner_permanent_id"]
 Reason = Annotated[StrictStr, Field(min_length=1, max_length=500)]
 
@@ -35,7 +39,7 @@ class LiftIn(Strict):
     reason: Reason
 
 
-class BanOut(BaseModel):
+class BanOut(Answer):
     id: int
     until: str
     reason: str
@@ -43,3 +47,11 @@ class BanOut(BaseModel):
     source: str
     created_at: str
     lifted_at: str | None
+
+
+class LookupOut(Answer):
+    id: str
+    citizen: CitizenOut
+    bookings: list[BookingOut]
+    no_shows: int
+    bans: list[BanOut]

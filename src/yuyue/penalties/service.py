@@ -16,6 +16,8 @@ Events: `booking.no_show` {"booking"}, `ban.imposed` {"ban"}, `ban.lifted` {"ban
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import hmac
 from datetime import date, datetime
 from typing import Any
@@ -27,11 +29,11 @@ from yuyue.audit.service import audit
 from yuyue.auth.service import Acting, authorise, may
 from yuyue.booking.closures import cancel_if_closed
 from yuyue.booking.status import BookingStatus, move
-from yuyue.booking.views import view
+from yuyue.booking.views import BookingView, read
 from yuyue.catalogue.service import item_of, service_info
 from yuyue.clock import clock
 from yuyue.errors import Forbidden, NotFound, ValidationFailed
-from yuyue.identity.service import bans_in_force, citizen_view, id_lookup_hash, no_show_count
+from yuyue.identity.service import CitizenView, bans_in_force, citizen_view, id_lookup_hash, no_show_count
 from yuyue.jobs.service import Job, every, register
 from yuyue.kit import crypto
 from yuyue.kit.events import Event, emit, subscribe
@@ -214,16 +216,41 @@ async def _excused(session: AsyncSession, event: Event) -> None:
 # --- what a citizen and an admin see -------------------------------------------------------------
 
 
-def ban_view(ban: Ban) -> dict[str, Any]:
-    return {
-        "id": ban.id,
-        "until": ban.until.isoformat(),
-        "reason": ban.reason,
-        "unit_id": ban.unit_id,
-        "source": ban.source,
-        "created_at": ban.created_at.isoformat(),
-        "lifted_at": ban.lifted_at.isoformat() if ban.lifted_at else None,
-    }
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BanView:
+    """A ban as docs/api.md shows it; checked by `BanOut`."""
+
+    id: int
+    until: str
+    reason: str
+    unit_id: str
+    source: str
+    created_at: str
+    lifted_at: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lookup:
+    """An admin's citizen lookup: unmasked, with bookings in scope, no-shows and bans in force;
+    checked by `LookupOut`."""
+
+    id: str
+    citizen: CitizenView
+    bookings: list[BookingView]
+    no_shows: int
+    bans: list[BanView]
+
+
+def ban_view(ban: Ban) -> BanView:
+    return BanView(
+        id=ban.id,
+        until=ban.until.isoformat(),
+        reason=ban.reason,
+        unit_id=ban.unit_id,
+        source=ban.source,
+        created_at=ban.created_at.isoformat(),
+        lifted_at=ban.lifted_at.isoformat() if ban.lifted_at else None,
+    )
 
 
 def citizen_ref(secret: str, citizen_id: int) -> str:
@@ -275,7 +302,7 @@ async def _known_in_subtree(session: AsyncSession, citizen: Citizen, unit_path: 
 
 async def lookup(
     session: AsyncSession, secret: str, admin: Acting, id_type: str, id_number: str
-) -> dict[str, Any]:
+) -> Lookup:
     """An admin's explicit citizen lookup (docs/api.md: unmasked, audited). Outside the platform
     only citizens with a booking, ticket or waiting entry in the admin's subtree; anyone else is
     `404 not_found`, exactly as an unknown number (no telling who is registered)."""
@@ -299,18 +326,18 @@ async def lookup(
     )
     ref = citizen_ref(secret, citizen.id)
     await audit(session, admin, admin.unit_id, admin.unit_path, "citizen.lookup", ref, None, None)
-    return {
-        "id": ref,
-        "citizen": citizen_view(secret, citizen),
-        "bookings": [await view(session, b) for b in bookings],
-        "no_shows": await no_show_count(session, citizen.id),
-        "bans": [ban_view(b) for b in await bans_in_force(session, citizen.id)],
-    }
+    return Lookup(
+        id=ref,
+        citizen=citizen_view(secret, citizen),
+        bookings=[await read(session, b) for b in bookings],
+        no_shows=await no_show_count(session, citizen.id),
+        bans=[ban_view(b) for b in await bans_in_force(session, citizen.id)],
+    )
 
 
 async def add_ban(
     session: AsyncSession, secret: str, admin: Acting, ref: str, until: date, reason: str
-) -> dict[str, Any]:
+) -> BanView:
     """Rule G15: an administrator may impose more on deliberate slot hoarding; the ban covers the
     halls under the admin's unit."""
     citizen_id = parse_ref(secret, ref)
@@ -331,7 +358,7 @@ async def add_ban(
     session.add(ban)
     await session.flush()
     view = ban_view(ban)
-    await audit(session, admin, admin.unit_id, admin.unit_path, "ban.add", ref, None, view)
+    await audit(session, admin, admin.unit_id, admin.unit_path, "ban.add", ref, None, asdict(view))
     await emit(session, Event("ban.imposed", {"ban": ban}))
     return view
 
@@ -354,10 +381,10 @@ async def lift_ban(
         raise Forbidden("this ban was imposed outside your unit")
     if ban.lifted_at is not None:
         raise ValidationFailed("this ban is already lifted", code="conflict", status=409)
-    before = ban_view(ban)
+    before = asdict(ban_view(ban))
     ban.lifted_at = clock.now()
     await session.flush()
-    after = {**ban_view(ban), "lift_reason": reason}
+    after = asdict(ban_view(ban)) | {"lift_reason": reason}
     await audit(session, admin, ban.unit_id, path, "ban.lift", f"{ref}/bans/{ban.id}", before, after)
     await emit(session, Event("ban.lifted", {"ban": ban}))
 

@@ -157,7 +157,7 @@ async def create_child(request: Request, unit_id: UnitId, db: Db) -> Response:
 
     page = _unit_form_page(request, db, who, unit_id)
     return await act(
-        request, db, change, lambda view: f"/admin/units/{view['id']}?done=unit_created", page, form, "child"
+        request, db, change, lambda view: f"/admin/units/{view.id}?done=unit_created", page, form, "child"
     )
 
 
@@ -206,8 +206,8 @@ async def update_service(request: Request, service_id: Id, db: Db) -> Response:
         body = manage.validated(ServicePatch, changes)
         return await catalogue.update_service_as(db, who, service_id, body.model_dump(exclude_none=True))
 
-    page = _unit_form_page(request, db, who, current["hall_id"])
-    done = f"/admin/units/{current['hall_id']}?done=service_updated#services"
+    page = _unit_form_page(request, db, who, current.hall_id)
+    done = f"/admin/units/{current.hall_id}?done=service_updated#services"
     return await act(request, db, change, done, page, form, f"service-{service_id}")
 
 
@@ -345,7 +345,7 @@ async def waiting(
     who = await admin(request, db)
     counts = await waitlist.waiting_counts(db, who)
     entries: list[waitlist.AdminEntryView] | None = None
-    chosen: dict[str, Any] | None = None
+    chosen: catalogue.ServiceView | None = None
     if service_id:
         if not service_id.isdigit():
             raise ValidationFailed("service_id is a number")
@@ -435,7 +435,7 @@ async def lookup(request: Request, db: Db) -> Response:
         return await _bans_page(
             request, db, who, status=exc.status, error=view, sticky=manage.sticky(form, "lookup")
         )
-    liftable = await manage.ban_units(db, who, found["bans"])
+    liftable = await manage.ban_units(db, who, found.bans)
     return await _bans_page(request, db, who, found=found, liftable=liftable)
 
 

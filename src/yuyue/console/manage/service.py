@@ -33,6 +33,7 @@ from yuyue.errors import DomainError, ValidationFailed
 from yuyue.models import Unit
 from yuyue.onsite.counters import list_counters
 from yuyue.onsite.staff import Actor
+from yuyue.penalties.service import BanView
 from yuyue.policy import service as policy
 from yuyue.policy.presets import KNOB_NAMES, PRESETS
 from yuyue.web import service as web
@@ -728,10 +729,10 @@ def audit_rows(entries: list[AuditView], units: dict[str, Unit]) -> list[dict[st
     ]
 
 
-async def ban_units(session: AsyncSession, who: Acting, bans: list[dict[str, Any]]) -> dict[int, bool]:
+async def ban_units(session: AsyncSession, who: Acting, bans: list[BanView]) -> dict[int, bool]:
     """Which bans `who` may lift (those imposed by a unit of their subtree)."""
-    units = await catalogue.units_named(session, {b["unit_id"] for b in bans})
-    return {b["id"]: b["unit_id"] in units and may(who, "configure", units[b["unit_id"]].path) for b in bans}
+    units = await catalogue.units_named(session, {b.unit_id for b in bans})
+    return {b.id: b.unit_id in units and may(who, "configure", units[b.unit_id].path) for b in bans}
 
 
 def may_ban(who: Acting) -> bool:
