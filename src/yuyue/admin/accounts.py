@@ -4,10 +4,9 @@ per username+address lockout; the audit log as an admin reads it. Who may do wha
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import hashlib
 import secrets
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -159,9 +158,7 @@ async def admin_for(session: AsyncSession, who: Acting, admin_id: int) -> Admin:
     return admin
 
 
-async def retire_admin(
-    session: AsyncSession, who: Acting, admin_id: int, reason: str | None
-) -> AdminView:
+async def retire_admin(session: AsyncSession, who: Acting, admin_id: int, reason: str | None) -> AdminView:
     """Rule G7: close an account for good (its sessions end, its username is never reused); audited
     with the reason. Returns the closed account's view."""
     admin, unit = await get_admin(session, admin_id)
@@ -285,7 +282,9 @@ async def unlock(
         .execution_options(synchronize_session=False)
     )
     answer = Unlocked(kind=kind, id=account_id, username=username, unlocked=rowcount(result))
-    await audit(session, who, unit_id, unit_path, f"{kind}.unlock", f"{kind}:{account_id}", None, asdict(answer))
+    await audit(
+        session, who, unit_id, unit_path, f"{kind}.unlock", f"{kind}:{account_id}", None, asdict(answer)
+    )
     return answer
 
 

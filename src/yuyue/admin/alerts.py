@@ -4,7 +4,6 @@ resolved with a note (audited); the nightly `approval_overdue` job (rule G20).""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-
 from datetime import datetime
 from typing import Any
 
@@ -149,7 +148,9 @@ async def resolve_alert_as(session: AsyncSession, who: Acting, alert_id: int, no
     before = alert_view(alert)
     await resolve_alert(session, alert, note)
     after = alert_view(alert)
-    await audit(session, who, unit.id, unit.path, "alert.resolve", str(alert.id), asdict(before), asdict(after))
+    await audit(
+        session, who, unit.id, unit.path, "alert.resolve", str(alert.id), asdict(before), asdict(after)
+    )
     return after
 
 

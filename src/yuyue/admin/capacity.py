@@ -5,9 +5,7 @@ approve them and never the requester (G4–G6), applied at once through the seat
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-
 from datetime import date, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession

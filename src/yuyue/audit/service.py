@@ -4,7 +4,6 @@ the transaction of the change it records, read by unit subtree. A leaf under eve
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from datetime import date, timedelta
 from typing import Any
 

@@ -201,8 +201,7 @@ async def list_bookings(session: AsyncSession, citizen_id: int) -> list[BookingV
         )
     ).scalars()
     return [
-        booking_of(b, citizen, await context(session, b.service_id), await _ticket(session, b))
-        for b in rows
+        booking_of(b, citizen, await context(session, b.service_id), await _ticket(session, b)) for b in rows
     ]
 
 

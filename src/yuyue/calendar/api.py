@@ -4,44 +4,30 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from yuyue.auth.api import AdminDep
 from yuyue.calendar import service
+from yuyue.calendar.schemas import CalendarIn, ClosureIn, ClosureOut, DayOverrideOut
 from yuyue.db import Db
 from yuyue.kit.http import problems
 
 admin = APIRouter(prefix="/api/v1/admin", tags=["administration"])
 
 
-class CalendarIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    working_day: StrictBool
-    note: Annotated[StrictStr, Field(max_length=200)] = ""
-
-
-class ClosureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    note: Annotated[StrictStr, Field(max_length=200)] = ""
-
-
-@admin.put("/calendar/{day}", responses=problems(401, 403, 422))
-async def put_calendar_day(day: date, body: CalendarIn, who: AdminDep, db: Db) -> dict[str, Any]:
+@admin.put("/calendar/{day}", response_model=DayOverrideOut, responses=problems(401, 403, 422))
+async def put_calendar_day(day: date, body: CalendarIn, who: AdminDep, db: Db) -> service.DayOverride:
     """National working-day override (corrections, and years chinese-calendar does not cover yet)."""
-    after = await service.set_national_day(db, who, day, body.working_day, body.note)
-    return after
+    return await service.set_national_day(db, who, day, body.working_day, body.note)
 
 
-@admin.put("/units/{unit_id}/closures/{day}", responses=problems(401, 403, 404, 422))
-async def put_closure(unit_id: str, day: date, body: ClosureIn, who: AdminDep, db: Db) -> dict[str, Any]:
+@admin.put(
+    "/units/{unit_id}/closures/{day}", response_model=ClosureOut, responses=problems(401, 403, 404, 422)
+)
+async def put_closure(unit_id: str, day: date, body: ClosureIn, who: AdminDep, db: Db) -> service.ClosureSet:
     """A hall's own closed day: not a working day for its horizon and slots."""
-    after = await service.set_closure(db, who, unit_id, day, body.note)
-    return after
+    return await service.set_closure(db, who, unit_id, day, body.note)
 
 
 @admin.delete("/units/{unit_id}/closures/{day}", status_code=204, responses=problems(401, 403, 404))

@@ -7,10 +7,9 @@ the daily `calendar_check` job raises one `calendar_missing` alert for it. Never
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
 
 import chinese_calendar
 from sqlalchemy import delete, select
@@ -139,9 +138,29 @@ async def announce_closed(session: AsyncSession, day: date, hall_ids: list[str] 
 # commits, then clears the caches again.
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DayOverride:
+    """A national working-day override as set; checked by `DayOverrideOut`."""
+
+    date: str
+    working_day: bool
+    note: str
+    cancelled: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClosureSet:
+    """A hall's closed day as set, with the bookings it cancelled; checked by `ClosureOut`."""
+
+    unit_id: str
+    date: str
+    note: str
+    cancelled: int
+
+
 async def set_national_day(
     session: AsyncSession, who: Acting, day: date, working_day: bool, note: str
-) -> dict[str, Any]:
+) -> DayOverride:
     """National working-day override: platform L1 only; audited."""
     authorise(who, "calendar", "platform/")
     row = await session.get(CalendarDay, day)
@@ -155,14 +174,12 @@ async def set_national_day(
     after_commit(session, clear_caches)  # and again once committed: other requests read it
     # a national change that makes the day non-working cancels its bookings in every hall
     cancelled = 0 if working_day else await announce_closed(session, day, None, note)
-    after = {"date": day.isoformat(), "working_day": working_day, "note": note, "cancelled": cancelled}
-    await audit(session, who, "platform", "platform/", "calendar.set", day.isoformat(), before, after)
+    after = DayOverride(date=day.isoformat(), working_day=working_day, note=note, cancelled=cancelled)
+    await audit(session, who, "platform", "platform/", "calendar.set", day.isoformat(), before, asdict(after))
     return after
 
 
-async def set_closure(
-    session: AsyncSession, who: Acting, hall_id: str, day: date, note: str
-) -> dict[str, Any]:
+async def set_closure(session: AsyncSession, who: Acting, hall_id: str, day: date, note: str) -> ClosureSet:
     """A hall's own closed day ("Working day": the national calendar less the hall's closures), set
     by an admin who may configure the hall; audited."""
     unit = await get_unit(session, hall_id)
@@ -179,8 +196,8 @@ async def set_closure(
     after_commit(session, clear_caches)  # and again once committed: other requests read it
     # docs/rules.md "A closed day that has bookings": cancelled by the hall, in this transaction
     cancelled = await announce_closed(session, day, [hall_id], note)
-    after = {"unit_id": hall_id, "date": day.isoformat(), "note": note, "cancelled": cancelled}
-    await audit(session, who, unit.id, unit.path, "closure.set", day.isoformat(), None, after)
+    after = ClosureSet(unit_id=hall_id, date=day.isoformat(), note=note, cancelled=cancelled)
+    await audit(session, who, unit.id, unit.path, "closure.set", day.isoformat(), None, asdict(after))
     return after
 
 

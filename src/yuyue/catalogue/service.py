@@ -722,5 +722,7 @@ async def update_service_as(
     before = service_view(found, department)
     department = await patch_service(session, found, changes)
     after = service_view(found, department)
-    await audit(session, who, hall.id, hall.path, "service.update", str(found.id), asdict(before), asdict(after))
+    await audit(
+        session, who, hall.id, hall.path, "service.update", str(found.id), asdict(before), asdict(after)
+    )
     return after

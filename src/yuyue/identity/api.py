@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.config import Settings
 from yuyue.db import Db
 from yuyue.errors import NotFound
 from yuyue.identity import service

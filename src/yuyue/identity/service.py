@@ -186,7 +186,9 @@ def citizen_view(secret: str, citizen: Citizen) -> CitizenView:
 
 
 async def login_answer(session: AsyncSession, secret: str, result: LoginResult) -> LoginAnswer:
-    return LoginAnswer(token=result.token, citizen=citizen_view(secret, await get_citizen(session, result.citizen_id)))
+    return LoginAnswer(
+        token=result.token, citizen=citizen_view(secret, await get_citizen(session, result.citizen_id))
+    )
 
 
 async def me(session: AsyncSession, secret: str, citizen_id: int) -> MeView:
@@ -195,7 +197,9 @@ async def me(session: AsyncSession, secret: str, citizen_id: int) -> MeView:
     bans = await bans_in_force(session, citizen_id)
     return MeView(
         citizen=citizen_view(secret, citizen),
-        bans=[BanInForce(id=b.id, until=b.until.isoformat(), reason=b.reason, unit_id=b.unit_id) for b in bans],
+        bans=[
+            BanInForce(id=b.id, until=b.until.isoformat(), reason=b.reason, unit_id=b.unit_id) for b in bans
+        ],
         no_shows=await no_show_count(session, citizen_id),
     )
 

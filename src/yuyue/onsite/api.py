@@ -128,9 +128,7 @@ async def reset_staff_password(
     response_model=KioskOut,
     responses=problems(401, 403, 404, 422),
 )
-async def create_kiosk(
-    hall_id: HallId, body: KioskIn, admin: AdminDep, request: Request, db: Db
-) -> NewKiosk:
+async def create_kiosk(hall_id: HallId, body: KioskIn, admin: AdminDep, request: Request, db: Db) -> NewKiosk:
     """A kiosk of this hall and its token (shown once); audited."""
     answer = await staff_service.create_kiosk(
         db, settings_of(request).effective_secret, admin, hall_id, body.name

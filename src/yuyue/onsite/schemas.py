@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from yuyue.booking.schemas import Quantity, TicketOut
 from yuyue.kit.answers import Answer
 
-
 IdType = Literal["resident_id", "passport", "hk_macao_permit", "taiwan_permit", "foreigner_permanent_id"]
 IdNumber = Annotated[StrictStr, Field(min_length=1, max_length=32)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=100)]

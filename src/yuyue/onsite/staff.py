@@ -6,7 +6,7 @@ closed for good).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -191,9 +191,7 @@ async def _staff_to_change(session: AsyncSession, admin: Acting, staff_id: int) 
     return staff, hall
 
 
-async def retire_staff(
-    session: AsyncSession, admin: Acting, staff_id: int, reason: str | None
-) -> StaffView:
+async def retire_staff(session: AsyncSession, admin: Acting, staff_id: int, reason: str | None) -> StaffView:
     """Close a clerk account for good (rule G7 in spirit: a replacement gets a new account): its
     tokens stop working at once (`actor_from_token` refuses an inactive account) and its username is
     never reused. Audited with the reason."""

@@ -9,9 +9,7 @@ prefix counter row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 

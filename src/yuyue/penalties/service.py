@@ -16,11 +16,9 @@ Events: `booking.no_show` {"booking"}, `ban.imposed` {"ban"}, `ban.lifted` {"ban
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import hmac
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -300,9 +298,7 @@ async def _known_in_subtree(session: AsyncSession, citizen: Citizen, unit_path: 
     return False
 
 
-async def lookup(
-    session: AsyncSession, secret: str, admin: Acting, id_type: str, id_number: str
-) -> Lookup:
+async def lookup(session: AsyncSession, secret: str, admin: Acting, id_type: str, id_number: str) -> Lookup:
     """An admin's explicit citizen lookup (docs/api.md: unmasked, audited). Outside the platform
     only citizens with a booking, ticket or waiting entry in the admin's subtree; anyone else is
     `404 not_found`, exactly as an unknown number (no telling who is registered)."""

@@ -22,9 +22,7 @@ waiting list first), `waitlist_over_release` (hourly: rule G12's alert) and `wai
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -275,7 +273,12 @@ async def waiting_counts(session: AsyncSession, who: Acting) -> list[WaitingCoun
     ).all()
     return [
         WaitingCount(
-            service_id=row[0], service=row[1], department=row[2], hall_id=row[3], hall=row[4], waiting=int(row[5])
+            service_id=row[0],
+            service=row[1],
+            department=row[2],
+            hall_id=row[3],
+            hall=row[4],
+            waiting=int(row[5]),
         )
         for row in rows
     ]

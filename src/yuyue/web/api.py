@@ -8,10 +8,10 @@ notice → hall → department/item → date and slot → confirm → success pa
 
 from __future__ import annotations
 
-from dataclasses import asdict
 import hashlib
 import secrets
 from collections.abc import Callable, Coroutine
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any

@@ -11,7 +11,6 @@ themselves after a minute.
 from __future__ import annotations
 
 from dataclasses import asdict
-
 from typing import Any
 
 from fastapi import APIRouter, Request

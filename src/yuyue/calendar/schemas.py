@@ -1,0 +1,36 @@
+"""Pydantic models of the calendar part of the HTTP contract (strict: unknown fields are errors)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+from yuyue.kit.answers import Answer
+
+
+class CalendarIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    working_day: StrictBool
+    note: Annotated[StrictStr, Field(max_length=200)] = ""
+
+
+class ClosureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Annotated[StrictStr, Field(max_length=200)] = ""
+
+
+class DayOverrideOut(Answer):
+    date: str
+    working_day: bool
+    note: str
+    cancelled: int
+
+
+class ClosureOut(Answer):
+    unit_id: str
+    date: str
+    note: str
+    cancelled: int
