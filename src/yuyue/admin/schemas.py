@@ -7,10 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-Text = Annotated[StrictStr, Field(min_length=1, max_length=500)]
-
-
 from yuyue.kit.answers import Answer
+
+Text = Annotated[StrictStr, Field(min_length=1, max_length=500)]
 
 
 class Strict(BaseModel):
