@@ -684,7 +684,7 @@ async def _queue(session: AsyncSession, history: History, halls: list[Hall]) -> 
             continue
         channel = history.rng.choice(list(CHANNELS))
         try:
-            await join(session, person.id, ctx.info.id, days[: 1 + joined % len(days)], channel)
+            await join(session, person.id, ctx.info.id, days[: 1 + joined % len(days)], channel, login=None)
         except DomainError:
             continue  # already waiting, or the day is not full after all: the next citizen
         joined += 1

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.calendar.service import WorkCalendar, hall_calendar
 from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot_id, service_info
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
-from yuyue.identity.service import SessionLogin, session_login
+from yuyue.identity.service import SessionLogin
 from yuyue.policy.service import (
     EffectivePolicy,
     day_opens_at,
@@ -202,11 +202,6 @@ def check_login_may_book(login: SessionLogin | None, info: ServiceInfo) -> None:
             "identity service (广东政务服务网) to book it (rules T2, G8)",
             code="provincial_login_required",
         )
-
-
-def check_may_book(session: AsyncSession, citizen_id: int, info: ServiceInfo) -> None:
-    """`check_login_may_book` for the citizen of this request (the waiting list's join uses it)."""
-    check_login_may_book(session_login(session, citizen_id), info)
 
 
 def booking_company(

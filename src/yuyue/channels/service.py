@@ -343,8 +343,10 @@ async def _on_booked(session: AsyncSession, event: Event) -> None:
         return
     booking = event.data["booking"]
     row = {"number": booking.number, "client_id": client_id, "created_at": clock.now()}
-    await write(session, ChannelBooking.__table__, row)
-    await enqueue_webhook(session, booking.number, "booking.created", booking, client=client_id)
+    await write(session, ChannelBooking.__table__, row, into=event.into)
+    await enqueue_webhook(
+        session, booking.number, "booking.created", booking, client=client_id, into=event.into
+    )
 
 
 def check_webhook_url(url: str, production: bool) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from yuyue.catalogue.service import service_info
 from yuyue.clock import clock
 from yuyue.kit import crypto
-from yuyue.kit.events import Event, subscribe
+from yuyue.kit.events import Event, Rows, subscribe
 from yuyue.kit.signing import sign
 from yuyue.models import ApiClient, ApiKey, Booking, ChannelBooking
 from yuyue.notify import handlers as _sms_first  # noqa: F401 - its subscribers go first: the SMS row before the webhook's
@@ -78,11 +78,13 @@ async def enqueue_webhook(
     booking: Booking | None = None,
     *,
     client: str | None = None,
+    into: Rows | None = None,
     **extra: str,
 ) -> None:
     """Issue 7 item 7: a booking made through a partner client with a webhook: its event goes to
     the partner, in the same transaction as the change. No personal data: numbers, ids and times.
-    `client`: the partner client, when the booking's `channel_bookings` row is not written yet."""
+    `client`: the partner client, when the booking's `channel_bookings` row is not written yet;
+    `into`: a collected event's rows (kit/events.py `collect`)."""
     if client is not None:
         found = select(ApiClient.id).where(ApiClient.id == client, ApiClient.webhook_url.isnot(None))
     else:
@@ -120,7 +122,7 @@ async def enqueue_webhook(
         unit_path=info.hall_path,
         booking_number=booking.number,
     )
-    await enqueue(session, [draft])
+    await enqueue(session, [draft], into=into)
 
 
 async def signing_key(session: AsyncSession, secret: str, client_id: str) -> tuple[str, str] | None:

@@ -23,7 +23,7 @@ from yuyue.kit.http import bearer, problems, settings_of
 
 router = APIRouter(prefix="/api/v1", tags=["citizens"])
 
-__all__ = ["Citizen", "DevLoginIn", "current_citizen", "router", "settings_of"]
+__all__ = ["Citizen", "CitizenLogin", "DevLoginIn", "current_citizen", "router", "settings_of"]
 
 
 async def current_citizen(request: Request, db: Db) -> int:
@@ -32,6 +32,15 @@ async def current_citizen(request: Request, db: Db) -> int:
 
 
 Citizen = Annotated[int, Depends(current_citizen)]
+
+
+async def current_login(citizen_id: Citizen, db: Db) -> service.SessionLogin | None:
+    """How the citizen of this request logged in (provider, a legal person's company), as their
+    session row said when `current_citizen` read it; None for a token without a session."""
+    return service.session_login(db, citizen_id)
+
+
+CitizenLogin = Annotated[service.SessionLogin | None, Depends(current_login)]
 
 
 def dev_login_enabled(request: Request) -> None:

@@ -8,25 +8,28 @@ transaction (so a reaction commits or rolls back with the change it reacts to).
 
 Handlers run in subscription order; an exception in one aborts the whole transaction.
 
-`collect` runs the handlers without writing: the outbox rows they would write are returned, so that
-the caller writes them in its own single statement (a booking on PostgreSQL, decisions 0014, 0015). A
-handler of such an event writes only through `write` or `notify.outbox.enqueue`, which honour
-`collecting`.
+`collect` runs the handlers without writing: the rows they would write are returned, so that the
+caller writes them in its own single statement (a booking on PostgreSQL, decisions 0014, 0015). The
+event it hands them carries the list (`event.into`); a handler of such an event writes only through
+`write` or `notify.outbox.enqueue` with `into=event.into`, which append to it instead of writing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+Rows = list[tuple[Any, dict[str, Any]]]  # (table, row) to insert
 
 
 @dataclass(frozen=True)
 class Event:
     kind: str
     data: dict[str, Any] = field(default_factory=dict)
+    into: Rows | None = None  # set by `collect`: where handlers put the rows instead of writing them
 
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
@@ -47,31 +50,18 @@ async def emit(session: AsyncSession, event: Event) -> None:
         await handler(session, event)
 
 
-_COLLECT = "yuyue.events.collect"
-
-
-async def collect(session: AsyncSession, event: Event) -> list[tuple[Any, dict[str, Any]]]:
+async def collect(session: AsyncSession, event: Event) -> Rows:
     """Run the event's handlers and return the rows they would have written, as (table, row)."""
-    rows: list[tuple[Any, dict[str, Any]]] = []
-    session.info[_COLLECT] = rows
-    try:
-        await emit(session, event)
-    finally:
-        session.info.pop(_COLLECT, None)
+    rows: Rows = []
+    await emit(session, replace(event, into=rows))
     return rows
 
 
-async def write(session: AsyncSession, table: Any, row: dict[str, Any]) -> None:
-    """Insert one row of `table` in the caller's transaction, or, while `collect` runs, hand it to
-    `collect`'s caller (a row whose key exists is then skipped, as `ON CONFLICT DO NOTHING`)."""
-    rows = collecting(session)
-    if rows is not None:
-        rows.append((table, row))
+async def write(session: AsyncSession, table: Any, row: dict[str, Any], into: Rows | None = None) -> None:
+    """Insert one row of `table` in the caller's transaction, or, with `into` (a collected event's
+    `event.into`), hand it to `collect`'s caller (a row whose key exists is then skipped, as
+    `ON CONFLICT DO NOTHING`)."""
+    if into is not None:
+        into.append((table, row))
         return
     await session.execute(table.insert(), row)
-
-
-def collecting(session: AsyncSession) -> list[tuple[Any, dict[str, Any]]] | None:
-    """The list to append rows to instead of writing them, while `collect` runs; None otherwise."""
-    rows: list[tuple[Any, dict[str, Any]]] | None = session.info.get(_COLLECT)
-    return rows

@@ -25,7 +25,7 @@ async def _on_booked(session: AsyncSession, event: Event) -> None:
     """Rules T7, G9: an SMS on success; a waiting-list allocation (rule G11) has its own text."""
     booking: Booking = event.data["booking"]
     kind = "allocated" if event.data.get("source") == "waitlist" else "booked"
-    await enqueue(session, [await booking_draft(session, booking, kind)])
+    await enqueue(session, [await booking_draft(session, booking, kind)], into=event.into)
 
 
 @subscribe("booking.cancelled")

@@ -19,7 +19,7 @@ from yuyue.catalogue.service import service_info
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import NotFound, Unprocessable
-from yuyue.kit.events import collecting
+from yuyue.kit.events import Rows
 from yuyue.models import Booking, Citizen, ConsoleMessage, DeliveryAttempt, Message
 from yuyue.notify.config import NotifySettings, in_quiet_hours, notify_settings
 
@@ -81,15 +81,16 @@ def _row(draft: Draft, now: datetime, settings: NotifySettings) -> dict[str, Any
     }
 
 
-async def enqueue(session: AsyncSession, drafts: Sequence[Draft]) -> int:
+async def enqueue(session: AsyncSession, drafts: Sequence[Draft], into: Rows | None = None) -> int:
     """Write outbox rows in the caller's transaction; a row whose dedup key exists is skipped
-    (a reminder is never made twice). Returns how many rows were written."""
+    (a reminder is never made twice). Returns how many rows were written. With `into` (a collected
+    event's `event.into`) the rows go there instead: the caller writes them in its own statement
+    (kit/events.py `collect`)."""
     if not drafts:
         return 0
     now, settings = clock.now(), notify_settings()
-    rows = collecting(session)
-    if rows is not None:  # the caller writes them in its own statement (kit/events.py `collect`)
-        rows.extend((Message.__table__, _row(d, now, settings)) for d in drafts)
+    if into is not None:
+        into.extend((Message.__table__, _row(d, now, settings)) for d in drafts)
         return len(drafts)
     if len(drafts) == 1:  # every booking change: one statement compiled once, run with the row
         dialect = session.bind.dialect.name if session.bind else "sqlite"

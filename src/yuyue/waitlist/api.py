@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from yuyue.auth.api import AdminDep
 from yuyue.db import Db
-from yuyue.identity.api import Citizen
+from yuyue.identity.api import Citizen, CitizenLogin
 from yuyue.kit.http import problems
 from yuyue.waitlist import service
 from yuyue.waitlist.schemas import AdminEntryOut, EntryOut, JoinIn
@@ -20,10 +20,10 @@ router = APIRouter(prefix="/api/v1", tags=["waiting list"])
 @router.post(
     "/waitlist", status_code=201, response_model=EntryOut, responses=problems(401, 403, 404, 409, 422)
 )
-async def join(body: JoinIn, citizen_id: Citizen, db: Db) -> service.EntryView:
+async def join(body: JoinIn, citizen_id: Citizen, login: CitizenLogin, db: Db) -> service.EntryView:
     """Queue for a full service (rule G11): seats that appear go to the earliest waiting entry that
     accepts their date, as an ordinary booking of the entry's channel."""
-    entry = await service.join(db, citizen_id, body.service_id, body.dates, body.channel)
+    entry = await service.join(db, citizen_id, body.service_id, body.dates, body.channel, login=login)
     return await service.entry_view(db, entry)
 
 

@@ -35,7 +35,7 @@ from yuyue.calendar.service import DayClosed, hall_calendar
 from yuyue.catalogue.service import day_slots, get_service, parse_slot_id
 from yuyue.clock import clock
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
-from yuyue.identity.service import ban_covering
+from yuyue.identity.service import SessionLogin, ban_covering
 from yuyue.jobs.service import Job, daily, every, register
 from yuyue.kit.events import Event, emit, subscribe
 from yuyue.kit.http import rowcount
@@ -128,16 +128,23 @@ async def entry_view(session: AsyncSession, entry: WaitlistEntry) -> EntryView:
 
 
 async def join(
-    session: AsyncSession, citizen_id: int, service_id: int, dates: list[date] | None, channel: str
+    session: AsyncSession,
+    citizen_id: int,
+    service_id: int,
+    dates: list[date] | None,
+    channel: str,
+    *,
+    login: SessionLogin | None,
 ) -> WaitlistEntry:
-    """Queue for a service (rule G11), on any date (`dates` null) or on the dates listed."""
+    """Queue for a service (rule G11), on any date (`dates` null) or on the dates listed. `login`:
+    how the citizen of this request logged in (`identity.api.CitizenLogin`; None without one)."""
     try:
         ctx = await rules.context(session, service_id)
     except NotFound:
         raise NotFound(f"service {service_id} not found") from None
     if not ctx.info.active:
         raise NotFound(f"service {service_id} not found")
-    rules.check_may_book(session, citizen_id, ctx.info)  # rules T2, G8: whoever may not book may not queue
+    rules.check_login_may_book(login, ctx.info)  # rules T2, G8: whoever may not book may not queue
     if channel not in OFFSITE_CHANNELS:
         raise ValidationFailed(f"channel must be one of {', '.join(OFFSITE_CHANNELS)}")
     today = clock.today()

@@ -743,7 +743,8 @@ async def waitlist_join(request: Request, db: Db) -> Response:
     if not service_text.isdigit():
         raise ValidationFailed("service_id must be a number")
     dates = [web.parse_day(date_text)] if date_text else None
-    await waitlist.join(db, citizen_id, int(service_text), dates, "web")
+    login = identity.session_login(db, citizen_id)  # read with the cookie's session just above
+    await waitlist.join(db, citizen_id, int(service_text), dates, "web", login=login)
     return redirect("/bookings?done=waiting#waitlist")
 
 
