@@ -65,7 +65,7 @@ def test_every_response_model_of_the_typed_packages_is_an_answer() -> None:
     assert checked >= 40
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+@dataclasses.dataclass(slots=True, kw_only=True)
 class QueueWithMore(PublicQueue):
     internal_note: str  # a field the contract does not have
 

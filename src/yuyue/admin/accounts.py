@@ -321,7 +321,7 @@ async def logout(session: AsyncSession, who: Acting) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class AdminView:
     """An admin account as docs/api.md shows it (phone and email masked); checked by `AdminOut`."""
 
@@ -338,7 +338,7 @@ class AdminView:
     retired_at: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Unlocked:
     """What an unlock lifted; checked by `UnlockOut`."""
 

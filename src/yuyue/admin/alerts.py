@@ -54,7 +54,7 @@ async def raise_alert(
     return created
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class AlertView:
     """An alert as docs/api.md shows it; checked by `AlertOut`. `figure` and `suggestion` are the
     stored JSON of an abnormal-figure alert (rule G19), their shape checked by the model."""

@@ -23,7 +23,7 @@ from yuyue.models import Admin, CapacityRequest, Service, Unit
 # --- capacity requests (rule G20) ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class RequestView:
     """A capacity request as docs/api.md shows it (rule G20); checked by `CapacityRequestOut`."""
 

@@ -44,7 +44,7 @@ async def audit(
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class AuditView:
     """An audit entry as docs/api.md shows it; checked by `AuditOut`."""
 

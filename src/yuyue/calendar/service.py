@@ -138,7 +138,7 @@ async def announce_closed(session: AsyncSession, day: date, hall_ids: list[str] 
 # commits, then clears the caches again.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class DayOverride:
     """A national working-day override as set; checked by `DayOverrideOut`."""
 
@@ -148,7 +148,7 @@ class DayOverride:
     cancelled: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class ClosureSet:
     """A hall's closed day as set, with the bookings it cancelled; checked by `ClosureOut`."""
 

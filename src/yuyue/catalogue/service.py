@@ -212,7 +212,7 @@ def set_cache_ttl(ttl: float) -> None:
 # --- reads of the public catalogue --------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class UnitNode:
     """A unit of the public tree; checked by `schemas.UnitNode`."""
 
@@ -223,7 +223,7 @@ class UnitNode:
     children: list[UnitNode]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class UnitView:
     """A unit as the admin API shows it; checked by `UnitOut` (a hall: `HallUnitView`)."""
 
@@ -233,7 +233,7 @@ class UnitView:
     parent_id: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class HallUnitView(UnitView):
     """A hall as the admin API shows it, with its own fields; checked by `HallUnitOut`."""
 
@@ -245,7 +245,7 @@ class HallUnitView(UnitView):
     counters: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class HallView:
     """A hall in the public list; checked by `HallOut`."""
 
@@ -258,7 +258,7 @@ class HallView:
     mode: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class PublicService:
     """A service as citizens see it; checked by `ServiceOut`."""
 
@@ -273,7 +273,7 @@ class PublicService:
     item_code: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class ServiceView:
     """A service as the admin API shows it; checked by `AdminServiceOut`."""
 

@@ -140,7 +140,7 @@ async def get_citizen(session: AsyncSession, citizen_id: int) -> Citizen:
     return citizen
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class CitizenView:
     """The owner's own, unmasked data; checked by `CitizenOut`."""
 
@@ -150,7 +150,7 @@ class CitizenView:
     phone: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class BanInForce:
     id: int
     until: str
@@ -158,7 +158,7 @@ class BanInForce:
     unit_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class MeView:
     """`GET /api/v1/me` (docs/api.md); checked by `MeOut`."""
 
@@ -167,7 +167,7 @@ class MeView:
     no_shows: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class LoginAnswer:
     """A login's answer: the token and the owner's data; checked by `LoginOut`."""
 

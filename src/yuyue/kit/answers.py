@@ -1,6 +1,6 @@
 """The response models' base: what a service returns is checked against the route's model.
 
-Services return frozen dataclasses (decision 0085); a route names the Pydantic model of its answer
+Services return dataclasses (decision 0085); a route names the Pydantic model of its answer
 (`response_model=...`, built on `Answer`) and FastAPI validates what the service gave against it
 before serialising it. `Answer` makes that check real: unknown fields are errors (a dataclass is
 read field by field, not by attribute, so a field the model lacks is refused), and types are strict

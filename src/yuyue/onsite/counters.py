@@ -61,7 +61,7 @@ async def ensure_counters(session: AsyncSession, hall: Unit) -> list[Counter]:
     return [c for c in existing if c.position <= hall.counters]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class CounterView:
     """A counter as docs/api.md shows it; checked by `CounterOut`."""
 

@@ -111,7 +111,7 @@ async def _desks(session: AsyncSession, hall: Unit) -> list[Desk]:
     return desks
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class QueueWaiting:
     number: str
     call_number: str
@@ -120,7 +120,7 @@ class QueueWaiting:
     estimated_wait_s: int | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class QueueServing:
     number: str
     call_number: str
@@ -128,7 +128,7 @@ class QueueServing:
     counter: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class PublicQueue:
     """The hall's public queue (docs/api.md); checked by `QueueOut`."""
 

@@ -125,7 +125,7 @@ async def create_staff(
     return view
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class StaffView:
     """A clerk account as docs/api.md shows it; checked by `StaffOut`."""
 
@@ -239,7 +239,7 @@ async def reset_staff_password(
     return view
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class NewKiosk:
     """A new kiosk with its token (shown once); checked by `KioskOut`."""
 

@@ -238,7 +238,7 @@ async def hall_ticket(session: AsyncSession, actor: Actor, hall_id: str, number:
     return ticket, hall
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class TicketSlip:
     """A ticket as printed for the citizen (the hall console's slip)."""
 

@@ -214,7 +214,7 @@ async def _excused(session: AsyncSession, event: Event) -> None:
 # --- what a citizen and an admin see -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class BanView:
     """A ban as docs/api.md shows it; checked by `BanOut`."""
 
@@ -227,7 +227,7 @@ class BanView:
     lifted_at: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Lookup:
     """An admin's citizen lookup: unmasked, with bookings in scope, no-shows and bans in force;
     checked by `LookupOut`."""

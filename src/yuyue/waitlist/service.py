@@ -68,7 +68,7 @@ async def position(session: AsyncSession, entry: WaitlistEntry) -> int | None:
     return int(ahead.scalar_one()) + 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class EntryView:
     """A waiting-list entry as its citizen sees it (docs/api.md); checked by `EntryOut`."""
 
@@ -82,14 +82,14 @@ class EntryView:
     created_at: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class MaskedCitizen:
     name: str
     id_number: str
     phone: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class AdminEntryView:
     """A waiting-list entry as an admin sees it, the citizen masked; checked by `AdminEntryOut`."""
 
@@ -104,7 +104,7 @@ class AdminEntryView:
     created_at: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class WaitingCount:
     service_id: int
     service: str
