@@ -40,15 +40,16 @@ class Partner:
     ) -> dict[str, str]:
         ts = str(timestamp if timestamp is not None else int(time.time()))
         nonce = nonce or secrets.token_urlsafe(16)
+        authorization = f"Bearer {self.citizen_token}" if self.citizen_token else ""
         headers = {
             "X-Yuyue-Key": self.key_id,
             "X-Yuyue-Timestamp": ts,
             "X-Yuyue-Nonce": nonce,
-            "X-Yuyue-Signature": sign(self.key_secret, method, path, query, ts, nonce, body),
+            "X-Yuyue-Signature": sign(self.key_secret, method, path, query, ts, nonce, body, authorization),
             "Content-Type": "application/json",
         }
-        if self.citizen_token:
-            headers["Authorization"] = f"Bearer {self.citizen_token}"
+        if authorization:  # decision 0094: the token is signed with the request
+            headers["Authorization"] = authorization
         if idempotency is not None:
             headers["Idempotency-Key"] = idempotency
         return headers

@@ -253,7 +253,11 @@ async def verify_request(
         expired = key.expires_at is not None and key.expires_at <= now
         if not client.active or key.revoked_at is not None or expired:
             raise Unauthenticated("the key is revoked or expired, or the client disabled")
-        expected = sign(crypto.decrypt(secret, key.secret_enc), method, path, query, timestamp, nonce, body)
+        # Decision 0094: a citizen token travels signed; one put on or swapped in breaks the signature.
+        authorization = headers.get("authorization", "")
+        expected = sign(
+            crypto.decrypt(secret, key.secret_enc), method, path, query, timestamp, nonce, body, authorization
+        )
         if not hmac.compare_digest(expected, signature.lower()):
             raise Unauthenticated("the signature does not match")
         claimed = await own.execute(
@@ -329,7 +333,8 @@ async def partner_citizen(session: AsyncSession, secret: str, partner: Partner, 
     row = await session.get(CitizenSession, sid) if sid else None
     if row is None or row.client_id != partner.client_id:
         raise Unauthenticated(refused)
-    identity.accept_session(session, citizen_id, sid, row)  # revoked or expired: 401
+    # revoked or expired: 401; issued to another partner: 401 (decision 0094)
+    identity.accept_session(session, citizen_id, sid, row, partner=partner.client_id)
     return citizen_id
 
 

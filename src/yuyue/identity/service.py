@@ -448,6 +448,7 @@ SESSION_STATE_COLUMNS = (
     _sessions.provider,
     _sessions.company_uscc,
     _sessions.company_name,
+    _sessions.client_id,
 )
 _SESSION_STATE = select(*SESSION_STATE_COLUMNS).where(_sessions.id == bindparam("sid"))
 
@@ -466,14 +467,20 @@ def citizen_of_token(secret: str, token: str | None) -> tuple[int, str | None]:
     return citizen_id, None if sid is None else str(sid)
 
 
-def accept_session(session: AsyncSession, citizen_id: int, sid: str | None, row: Any) -> None:
+def accept_session(
+    session: AsyncSession, citizen_id: int, sid: str | None, row: Any, *, partner: str | None = None
+) -> None:
     """Judge the row `_SESSION_STATE` read for `sid` (None: no such row): 401 when the session is
-    gone, revoked or expired; otherwise note how it logged in (`session_login`)."""
+    gone, revoked or expired, or belongs to another door: a session a partner obtained
+    (`client_id`) is accepted only on that partner's signed requests (`partner`), never on the
+    citizen's own routes (decision 0094); otherwise note how it logged in (`session_login`)."""
     session.info.pop(_PENDING, None)
     if sid is None:
         return
     if row is None or row.revoked_at is not None or row.expires_at <= real_now():
         raise Unauthenticated("the session has ended; log in again")
+    if row.client_id != partner:
+        raise Unauthenticated("this token is accepted only on its partner's signed requests")
     session.info[_LOGIN] = SessionLogin(citizen_id, row.provider, row.company_uscc, row.company_name)
 
 
