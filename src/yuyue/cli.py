@@ -88,12 +88,14 @@ def worker() -> None:
     from yuyue.clock import clock
     from yuyue.db import make_engine, make_sessionmaker
     from yuyue.jobs.service import loop
+    from yuyue.kit import addresses
     from yuyue.notify.delivery import delivery_loop
     from yuyue.ops.logging import configure
 
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
     clock.settable = not settings.production
+    addresses.configure(settings.webhook_private_addresses)  # decision 0094
 
     async def main() -> None:
         engine = make_engine(settings, pool_size=2)

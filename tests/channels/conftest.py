@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 import secrets
 import time
 from typing import Any
@@ -12,7 +13,24 @@ import pytest
 
 from tests.conftest import Api
 from yuyue.config import Settings
+from yuyue.kit import addresses
 from yuyue.kit.signing import sign
+
+PUBLIC_IP = "93.184.216.34"  # what the fake DNS answers for partner hosts (a public address)
+
+
+@pytest.fixture(autouse=True)
+def dns() -> Iterator[dict[str, list[str]]]:
+    """A fake resolver for webhook hosts (decision 0094): tests change its answers; a name it does
+    not know does not resolve."""
+    answers: dict[str, list[str]] = {"partner.test": [PUBLIC_IP], "partner.example": [PUBLIC_IP]}
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return list(answers.get(host, []))
+
+    addresses.resolve = resolve
+    yield answers
+    addresses.resolve = addresses.system_resolve
 
 
 @pytest.fixture

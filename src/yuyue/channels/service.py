@@ -38,10 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from yuyue.channels.webhooks import enqueue_webhook
 from yuyue.clock import clock
 from yuyue.db import dialect_insert as _insert
-from yuyue.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from yuyue.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from yuyue.identity import service as identity
 from yuyue.jobs.service import Job, every, register
-from yuyue.kit import crypto
+from yuyue.kit import addresses, crypto
 from yuyue.kit.events import Event, subscribe, write
 from yuyue.kit.http import rowcount
 from yuyue.kit.masking import mask_id, mask_name, mask_phone
@@ -363,9 +363,21 @@ def check_webhook_url(url: str, production: bool) -> str:
     return url
 
 
+async def check_webhook_address(url: str) -> None:
+    """Decision 0094: the URL's host resolves, now, to public addresses only (no loopback, private,
+    link-local, multicast …), else `422 webhook_address_not_allowed`; delivery checks again."""
+    try:
+        await addresses.public_addresses(url)
+    except addresses.AddressRefused as refused:
+        raise Unprocessable(f"webhook url: {refused}", code="webhook_address_not_allowed") from None
+
+
 async def set_webhook(session: AsyncSession, client_id: str, url: str | None, production: bool) -> ApiClient:
     client, _ = await get_client(session, client_id)
-    client.webhook_url = check_webhook_url(url, production) if url else None
+    if url:
+        check_webhook_url(url, production)
+        await check_webhook_address(url)
+    client.webhook_url = url or None
     await session.flush()
     return client
 
