@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
