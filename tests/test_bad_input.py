@@ -45,7 +45,7 @@ STATE = (
     "SELECT unit_id, preset, CAST(overrides AS TEXT) FROM policies ORDER BY unit_id",
     "SELECT day, working_day, note FROM calendar_days ORDER BY day",
     "SELECT unit_id, day, note FROM closures ORDER BY unit_id, day",
-    "SELECT id, name, phone_masked, id_masked FROM citizens ORDER BY id",
+    "SELECT id, name_enc, name_masked, phone_masked, id_masked FROM citizens ORDER BY id",
 )
 
 

@@ -25,7 +25,10 @@ def db_upgrade(revision: str = "heads") -> None:
     """Create or migrate the schema of YUYUE_DATABASE_URL (Alembic)."""
     from yuyue.migrate import upgrade
 
-    upgrade(get_settings().database_url, revision)
+    settings = get_settings()
+    upgrade(
+        settings.database_url, revision, secret=settings.effective_secret, data_keys=settings.data_key_list
+    )
     typer.echo("database is at the latest revision")
 
 

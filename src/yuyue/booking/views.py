@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking.repository import own_booking
 from yuyue.booking.rules import Context, context
-from yuyue.kit.masking import mask_name
 from yuyue.models import Booking, Citizen, Ticket
 from yuyue.policy.service import cancel_deadline, checkin_window
 
@@ -38,7 +37,7 @@ def booking_view(
         "business_types": list(booking.business_types or []),
         "bundle_of": list(ctx.info.bundle_of) if ctx.info.bundle_of else None,
         "applicant": {
-            "name": mask_name(citizen.name),
+            "name": citizen.name_masked,
             "id_number": citizen.id_masked,
             "phone": citizen.phone_masked,
         },
