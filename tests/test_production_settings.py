@@ -81,3 +81,11 @@ async def test_metrics_open_outside_production(settings: Settings) -> None:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             assert (await client.get("/metrics")).status_code == 200
+
+
+def test_webhooks_to_private_addresses_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decision 0094: the switch that lets webhooks reach local fakes is for development and tests."""
+    monkeypatch.setenv("YUYUE_SMS_PROVIDER", "tencent")
+    with pytest.raises(ValidationError, match="YUYUE_WEBHOOK_PRIVATE_ADDRESSES"):
+        Settings(env="production", secret_key=SECRET, metrics_token=TOKEN, webhook_private_addresses=True)
+    assert Settings(env="development", webhook_private_addresses=True)

@@ -36,6 +36,7 @@ from yuyue.identity import api as identity_api
 from yuyue.identity import service as identity_service
 from yuyue.jobs import api as jobs_api
 from yuyue.jobs import service as jobs
+from yuyue.kit import addresses
 from yuyue.notify import api as notify_api
 from yuyue.notify.delivery import delivery_loop
 from yuyue.onsite import api as onsite_api
@@ -135,6 +136,7 @@ def use_settings(settings: Settings) -> None:
     set_cache_ttl(settings.cache_ttl)
     identity_service.use_settings(settings)  # issue 9: data keys and the personal-data jobs' secret
     hasher.use(settings)  # the password hashes' argon2 cost
+    addresses.configure(settings.webhook_private_addresses)  # decision 0094
 
 
 def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None) -> FastAPI:

@@ -25,7 +25,10 @@ def db_upgrade(revision: str = "heads") -> None:
     """Create or migrate the schema of YUYUE_DATABASE_URL (Alembic)."""
     from yuyue.migrate import upgrade
 
-    upgrade(get_settings().database_url, revision)
+    settings = get_settings()
+    upgrade(
+        settings.database_url, revision, secret=settings.effective_secret, data_keys=settings.data_key_list
+    )
     typer.echo("database is at the latest revision")
 
 
@@ -88,12 +91,14 @@ def worker() -> None:
     from yuyue.clock import clock
     from yuyue.db import make_engine, make_sessionmaker
     from yuyue.jobs.service import loop
+    from yuyue.kit import addresses
     from yuyue.notify.delivery import delivery_loop
     from yuyue.ops.logging import configure
 
     settings = get_settings()
     configure(settings.log_level, settings.log_json)
     clock.settable = not settings.production
+    addresses.configure(settings.webhook_private_addresses)  # decision 0094
 
     async def main() -> None:
         engine = make_engine(settings, pool_size=2)

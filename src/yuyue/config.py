@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     metrics_public: bool = False
     # The `console` SMS provider stores numbers and live codes in a table and sends nothing.
     allow_console_sms_in_production: bool = False
+    # Webhooks to private, loopback or link-local addresses (a local fake partner): development and
+    # tests only (decision 0094).
+    webhook_private_addresses: bool = False
     # YUYUE_SMS_PROVIDER, read here only for the check above; notify/config.py owns the SMS settings.
     sms_provider: str = "console"
 
@@ -172,6 +175,8 @@ class Settings(BaseSettings):
                 raise ValueError("the dev identity provider is a non-production setting")
             if self.argon2_profile == "minimal":
                 raise ValueError("YUYUE_ARGON2_PROFILE=minimal is a non-production setting")
+            if self.webhook_private_addresses:
+                raise ValueError("YUYUE_WEBHOOK_PRIVATE_ADDRESSES is a non-production setting")
             if any(len(key) < 32 for key in self.data_key_list):
                 raise ValueError("YUYUE_DATA_KEYS: every key needs 32+ characters in production")
             if not self.metrics_public and len(self.metrics_token) < 16:

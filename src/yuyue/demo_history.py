@@ -45,7 +45,7 @@ from yuyue.errors import DomainError
 from yuyue.identity.service import id_lookup_hash
 from yuyue.kit import crypto
 from yuyue.kit.idnumbers import gb11643_check_char, uscc_check_char
-from yuyue.kit.masking import mask_id, mask_phone
+from yuyue.kit.masking import mask_id, mask_name, mask_phone
 from yuyue.models import (
     Admin,
     AuditEntry,
@@ -155,6 +155,7 @@ async def _citizens(session: AsyncSession, secret: str, rng: random.Random, toda
     now = clock.now()
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
+    births: dict[str, date] = {}
     while len(rows) < CITIZENS:
         age = rng.choice((rng.randrange(18, 40), rng.randrange(25, 60), rng.randrange(60, 86)))
         born = date(today.year - age, rng.randrange(1, 13), rng.randrange(1, 29))
@@ -163,24 +164,25 @@ async def _citizens(session: AsyncSession, secret: str, rng: random.Random, toda
         if number in seen:
             continue
         seen.add(number)
-        phone = _phone(rng)
+        phone, name = _phone(rng), _name(rng)
+        id_hash = id_lookup_hash(secret, "resident_id", number)
+        births[id_hash] = born  # kept here only, for the ages below; no birth date is stored
         rows.append(
             {
                 "id_type": "resident_id",
-                "id_hash": id_lookup_hash(secret, "resident_id", number),
+                "id_hash": id_hash,
                 "id_enc": crypto.encrypt(secret, number),
                 "id_masked": mask_id(number),
-                "name": _name(rng),
+                "name_enc": crypto.encrypt(secret, name),
+                "name_masked": mask_name(name),
                 "phone_enc": crypto.encrypt(secret, phone),
                 "phone_masked": mask_phone(phone),
-                "birth_date": born,
                 "gender": "M" if male else "F",
                 "created_at": now - timedelta(days=HISTORY_DAYS + rng.randrange(1, 400)),
                 "updated_at": now,
             }
         )
     await _chunks(session, Citizen, rows)
-    births: dict[str, date] = {row["id_hash"]: row["birth_date"] for row in rows}
     found = await session.execute(select(Citizen.id, Citizen.id_hash).where(Citizen.id_type == "resident_id"))
     return sorted(
         (Person(int(r.id), str(r.id_hash), births[r.id_hash]) for r in found.all() if r.id_hash in births),

@@ -20,10 +20,22 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "heads") -> None:
-    """Apply every branch (`heads`): a domain may add revisions on its own branch of 0001."""
+def upgrade(
+    database_url: str,
+    revision: str = "heads",
+    *,
+    secret: str | None = None,
+    data_keys: list[str] | tuple[str, ...] = (),
+) -> None:
+    """Apply every branch (`heads`): a domain may add revisions on its own branch of 0001. A
+    revision that rewrites personal data (0023) encrypts with `secret` and `data_keys` (the
+    settings' when not given)."""
     prepare_sqlite_folder(database_url)  # `var/` does not exist in a fresh clone
-    command.upgrade(alembic_config(database_url), revision)
+    config = alembic_config(database_url)
+    if secret is not None:
+        config.attributes["yuyue_secret"] = secret
+        config.attributes["yuyue_data_keys"] = tuple(data_keys)
+    command.upgrade(config, revision)
 
 
 def revision(database_url: str, message: str) -> None:

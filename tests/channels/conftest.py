@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,7 +13,24 @@ import pytest
 
 from tests.conftest import Api
 from yuyue.config import Settings
+from yuyue.kit import addresses
 from yuyue.kit.signing import sign
+
+PUBLIC_IP = "93.184.216.34"  # what the fake DNS answers for partner hosts (a public address)
+
+
+@pytest.fixture(autouse=True)
+def dns() -> Iterator[dict[str, list[str]]]:
+    """A fake resolver for webhook hosts (decision 0094): tests change its answers; a name it does
+    not know does not resolve."""
+    answers: dict[str, list[str]] = {"partner.test": [PUBLIC_IP], "partner.example": [PUBLIC_IP]}
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return list(answers.get(host, []))
+
+    addresses.resolve = resolve
+    yield answers
+    addresses.resolve = addresses.system_resolve
 
 
 @pytest.fixture
@@ -40,15 +58,16 @@ class Partner:
     ) -> dict[str, str]:
         ts = str(timestamp if timestamp is not None else int(time.time()))
         nonce = nonce or secrets.token_urlsafe(16)
+        authorization = f"Bearer {self.citizen_token}" if self.citizen_token else ""
         headers = {
             "X-Yuyue-Key": self.key_id,
             "X-Yuyue-Timestamp": ts,
             "X-Yuyue-Nonce": nonce,
-            "X-Yuyue-Signature": sign(self.key_secret, method, path, query, ts, nonce, body),
+            "X-Yuyue-Signature": sign(self.key_secret, method, path, query, ts, nonce, body, authorization),
             "Content-Type": "application/json",
         }
-        if self.citizen_token:
-            headers["Authorization"] = f"Bearer {self.citizen_token}"
+        if authorization:  # decision 0094: the token is signed with the request
+            headers["Authorization"] = authorization
         if idempotency is not None:
             headers["Idempotency-Key"] = idempotency
         return headers

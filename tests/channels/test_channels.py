@@ -182,3 +182,33 @@ async def test_only_platform_admins_register_clients(api: Api) -> None:
         "/api/v1/admin/api-clients", json={**body, "extra": 1}, headers=api.admin()
     )
     assert unknown.status_code == 422
+
+
+async def test_a_partner_token_works_only_on_its_partners_signed_requests(api: Api) -> None:
+    """Issue 19, decision 0094: a citizen token a partner obtained is refused on the citizen's own
+    routes (no signature there), and it travels under the signature: a token added to a request
+    signed without it, or swapped for another, breaks the signature. Nothing is booked."""
+    partner, slot_id = await _setup(api)
+    bearer = {"Authorization": f"Bearer {partner.citizen_token}"}
+    for method, path, body in (
+        ("GET", "/api/v1/me", None),
+        ("GET", "/api/v1/appointments", None),
+        ("POST", "/api/v1/appointments", {"slot_id": slot_id, "channel": "web"}),
+        ("POST", "/api/v1/waitlist", {"service_id": 1, "dates": None, "channel": "web"}),
+    ):
+        answer = await api.client.request(method, path, json=body, headers=bearer)
+        assert answer.status_code == 401 and answer.json()["code"] == "unauthenticated", (path, answer.text)
+
+    path = "/api/v1/channel/appointments"
+    body = f'{{"slot_id": "{slot_id}"}}'.encode()
+    token, partner.citizen_token = partner.citizen_token, ""
+    unsigned_token = partner.headers("POST", path, body) | bearer  # signed without the token
+    assert (await api.client.post(path, content=body, headers=unsigned_token)).status_code == 401
+    second = await partner.call("POST", "/api/v1/channel/citizens/login", CITIZEN | {"name": "李四四"})
+    partner.citizen_token = second.json()["token"]
+    swapped = partner.headers("POST", path, body) | bearer  # signed with another token of the same client
+    assert (await api.client.post(path, content=body, headers=swapped)).status_code == 401
+    assert (await raw(api, "SELECT count(*) FROM bookings"))[0][0] == 0
+    partner.citizen_token = token
+    booked = await partner.call("POST", path, {"slot_id": slot_id})
+    assert booked.status_code == 201, booked.text

@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.channels.conftest import Partner, register
+from tests.channels.conftest import PUBLIC_IP, Partner, register
 from tests.channels.test_channels import CITIZEN, ID
 from tests.conftest import Api, raw
 from yuyue.channels import webhooks
@@ -50,9 +50,15 @@ class FakePartner:
             assert hashlib.sha256(body).hexdigest()  # the body is what was signed
             status = self.answers.pop(0) if self.answers else 200
             self.received.append(
-                {"status": status, "id": h["x-yuyue-message-id"], **json.loads(body.decode())}
+                {
+                    "status": status,
+                    "id": h["x-yuyue-message-id"],
+                    "to": (request.scope["server"][0], h["host"]),  # where it connected, and its Host
+                    **json.loads(body.decode()),
+                }
             )
-            return JSONResponse({"ok": status < 300}, status_code=status)
+            location = {"Location": "http://127.0.0.1/admin"} if 300 <= status < 400 else {}
+            return JSONResponse({"ok": status < 300}, status_code=status, headers=location)
 
 
 @pytest.fixture
@@ -154,3 +160,69 @@ async def test_webhook_url_is_checked(api: Api) -> None:
         "/api/v1/admin/api-clients/nobody/webhook", json={"url": HOOK}, headers=api.admin()
     )
     assert missing.status_code == 404
+
+
+async def test_webhook_urls_must_reach_public_addresses(api: Api, dns: dict[str, list[str]]) -> None:
+    """Decision 0094: at set-up the host is resolved and every address must be public; loopback,
+    private, link-local (cloud metadata), shared, multicast, unspecified and IPv4-mapped forms are
+    refused with `422 webhook_address_not_allowed`, as is a host that does not resolve; nothing
+    changes."""
+    await register(api)
+    path = "/api/v1/admin/api-clients/wechat-gz/webhook"
+    assert (await api.client.put(path, json={"url": HOOK}, headers=api.admin())).status_code == 200
+    dns["internal.test"] = ["10.1.2.3"]
+    dns["mixed.test"] = [PUBLIC_IP, "127.0.0.1"]  # one bad address is enough
+    dns["metadata.test"] = ["169.254.169.254"]
+    for bad in (
+        "http://127.0.0.1/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.8/hook",
+        "http://192.168.1.20:8080/hook",
+        "http://100.64.0.1/hook",
+        "http://224.0.0.1/hook",
+        "http://0.0.0.0/hook",
+        "http://[::1]/hook",
+        "http://[fe80::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://internal.test/hook",
+        "http://mixed.test/hook",
+        "http://metadata.test/hook",
+        "http://nowhere.test/hook",
+    ):
+        answer = await api.client.put(path, json={"url": bad}, headers=api.admin())
+        assert answer.status_code == 422, (bad, answer.text)
+        assert answer.json()["code"] == "webhook_address_not_allowed", bad
+    [row] = await raw(api, "SELECT webhook_url FROM api_clients WHERE id = 'wechat-gz'")
+    assert row.webhook_url == HOOK
+
+
+async def test_delivery_checks_the_address_again_and_follows_no_redirect(
+    api: Api, fake_partner: FakePartner, dns: dict[str, list[str]]
+) -> None:
+    """Decision 0094: the host is resolved again at delivery and the POST goes to the address just
+    checked (Host header kept); a name that now points inside is refused there (a permanent
+    failure, nothing sent), and a redirect is never followed."""
+    partner, slots = await setup(api, fake_partner)
+    first = await partner.call("POST", "/api/v1/channel/appointments", {"slot_id": slots[0]})
+    await deliver(api)
+    [created] = fake_partner.received
+    assert created["to"] == (PUBLIC_IP, "partner.test")  # pinned to the checked address
+
+    dns["partner.test"] = ["169.254.169.254"]  # rebinding after the set-up check
+    await partner.call("POST", f"/api/v1/channel/appointments/{first.json()['number']}/cancel")
+    await deliver(api)
+    assert len(fake_partner.received) == 1  # nothing went to the partner's name
+    [refused] = await raw(
+        api,
+        "SELECT m.status, d.code FROM messages m JOIN delivery_attempts d ON d.message_id = m.id "
+        "WHERE m.channel = 'webhook' AND m.template = 'booking.cancelled'",
+    )
+    assert (refused.status, refused.code) == ("dead", "address_not_allowed")
+
+    dns["partner.test"] = [PUBLIC_IP]
+    fake_partner.answers = [302]  # to http://127.0.0.1/admin: not followed
+    await partner.call("POST", "/api/v1/channel/appointments", {"slot_id": slots[1]})
+    await deliver(api)
+    assert [e["status"] for e in fake_partner.received] == [200, 302]
+    statuses = await raw(api, "SELECT status FROM messages WHERE channel = 'webhook' ORDER BY id")
+    assert [s.status for s in statuses] == ["sent", "dead", "dead"]

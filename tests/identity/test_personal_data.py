@@ -34,14 +34,14 @@ async def test_key_rotation_reencrypts_and_old_data_stays_readable(api: Api, set
         assert me.json()["citizen"]["id_number"] == ID
         assert not crypto.is_current(settings.effective_secret, old_enc)
         async with api.app.state.sessionmaker() as session:
-            assert await identity.reencrypt(session, settings.effective_secret) == 2  # citizen + SMS
+            assert await identity.reencrypt(session, settings.effective_secret) == 3  # citizen, SMS, admin
             await session.commit()
         new_enc, phone_enc = (await raw(api, "SELECT id_enc, phone_enc FROM citizens"))[0]
         assert new_enc != old_enc and crypto.is_current(settings.effective_secret, new_enc)
         crypto.configure(["x" * 40, NEW_KEY])  # another rotation: "x"*40 is now the newest
         assert crypto.decrypt(settings.effective_secret, phone_enc) == "13800138000"
         async with api.app.state.sessionmaker() as session:
-            assert await identity.reencrypt(session, settings.effective_secret) == 2  # newest key moved on
+            assert await identity.reencrypt(session, settings.effective_secret) == 3  # newest moved on
             await session.commit()
         crypto.configure(["x" * 40])
         outbox = (await raw(api, "SELECT phone_enc FROM messages WHERE kind = 'booked'"))[0][0]
@@ -89,7 +89,7 @@ async def test_retention_anonymises_old_bookings_and_citizens(api: Api) -> None:
     assert [tuple(r) for r in await raw(api, "SELECT company_uscc, company_name FROM bookings")] == [
         (None, None)
     ]
-    citizen = (await raw(api, "SELECT id_type, name, id_masked, phone_masked FROM citizens"))[0]
+    citizen = (await raw(api, "SELECT id_type, name_masked, id_masked, phone_masked FROM citizens"))[0]
     assert tuple(citizen) == ("anonymised", "*", "", "")
     again = await api.login(ID)  # the person may come back: a new record
     me = await api.client.get("/api/v1/me", headers=again)
@@ -132,3 +132,42 @@ async def test_address_and_citizen_limits_answer_429_with_retry_after(database_u
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             assert {(await client.get("/api/v1/units")).status_code for _ in range(3)} == {200}
+
+
+async def test_names_and_admin_phones_are_stored_encrypted_and_no_birth_date(
+    api: Api, settings: Settings
+) -> None:
+    """Issue 19, decision 0095: a login stores the name encrypted (answers to others show `张*`,
+    the owner sees it whole), no birth date beside the masked ID; a registered admin's mobile is
+    stored encrypted and listed masked."""
+    headers = await api.login(ID, name="欧阳小明", phone="13800138001")
+    row = (await raw(api, "SELECT * FROM citizens"))[0]._mapping
+    assert "birth_date" not in row and "name" not in row
+    assert "欧阳" not in str(dict(row)) and "19900101" not in str(dict(row))
+    assert crypto.decrypt(settings.effective_secret, row["name_enc"]) == "欧阳小明"
+    assert row["name_masked"] == "欧***"
+    assert (await api.client.get("/api/v1/me", headers=headers)).json()["citizen"]["name"] == "欧阳小明"
+    await api.hall()
+    service = await api.service()
+    slot = (await api.slots(service["id"], "2026-12-03"))[0]
+    booked = await api.book(headers, slot["id"])
+    assert booked.json()["applicant"]["name"] == "欧***"
+
+    created = await api.client.post(
+        "/api/v1/admin/admins",
+        json={
+            "username": "district-l1",
+            "password": "district-admin-2026",
+            "name": "陈主任",
+            "title": "主任",
+            "phone": "13912345678",
+            "unit_id": "platform",
+            "level": 2,
+        },
+        headers=api.admin(),
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["phone"] == "139****5678"
+    admin = (await raw(api, "SELECT * FROM admins WHERE username = 'district-l1'"))[0]._mapping
+    assert "phone" not in admin and "13912345678" not in str(dict(admin))
+    assert crypto.decrypt(settings.effective_secret, admin["phone_enc"]) == "13912345678"

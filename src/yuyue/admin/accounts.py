@@ -20,7 +20,8 @@ from yuyue.catalogue.service import get_unit
 from yuyue.clock import clock
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import DomainError, NotFound, Unauthenticated, Unprocessable, ValidationFailed
-from yuyue.kit import tokens
+from yuyue.identity.service import process_secret
+from yuyue.kit import crypto, tokens
 from yuyue.kit.http import rowcount
 from yuyue.kit.masking import mask_email, mask_phone
 from yuyue.models import Admin, AdminLockout, AdminSession, StaffAccount, Unit
@@ -67,7 +68,8 @@ async def create_admin(
         password_hash=hasher.hash(password),
         name=name,
         title=title,
-        phone=phone,
+        phone_enc=crypto.encrypt(process_secret(), phone.strip()),  # decision 0095: never in clear
+        phone_masked=mask_phone(phone.strip()),
         email=email or None,
         unit_id=unit_id,
         level=level,
@@ -354,7 +356,7 @@ def admin_view(admin: Admin) -> AdminView:
         username=admin.username,
         name=admin.name,
         title=admin.title,
-        phone=mask_phone(admin.phone),
+        phone=admin.phone_masked,
         email=mask_email(admin.email) if admin.email else None,
         unit_id=admin.unit_id,
         level=admin.level,

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking.repository import own_booking
 from yuyue.booking.rules import Context, context
-from yuyue.kit.masking import mask_name
 from yuyue.models import Booking, Citizen, Ticket
 from yuyue.policy.service import cancel_deadline, checkin_window
 
@@ -116,7 +115,7 @@ def booking_of(
         business_types=list(booking.business_types or []),
         bundle_of=list(ctx.info.bundle_of) if ctx.info.bundle_of else None,
         applicant=MaskedPerson(
-            name=mask_name(citizen.name), id_number=citizen.id_masked, phone=citizen.phone_masked
+            name=citizen.name_masked, id_number=citizen.id_masked, phone=citizen.phone_masked
         ),
         company=Company(uscc=booking.company_uscc, name=booking.company_name)
         if booking.company_uscc

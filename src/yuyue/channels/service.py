@@ -38,10 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from yuyue.channels.webhooks import enqueue_webhook
 from yuyue.clock import clock
 from yuyue.db import dialect_insert as _insert
-from yuyue.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from yuyue.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from yuyue.identity import service as identity
 from yuyue.jobs.service import Job, every, register
-from yuyue.kit import crypto
+from yuyue.kit import addresses, crypto
 from yuyue.kit.events import Event, subscribe, write
 from yuyue.kit.http import rowcount
 from yuyue.kit.masking import mask_id, mask_name, mask_phone
@@ -253,7 +253,11 @@ async def verify_request(
         expired = key.expires_at is not None and key.expires_at <= now
         if not client.active or key.revoked_at is not None or expired:
             raise Unauthenticated("the key is revoked or expired, or the client disabled")
-        expected = sign(crypto.decrypt(secret, key.secret_enc), method, path, query, timestamp, nonce, body)
+        # Decision 0094: a citizen token travels signed; one put on or swapped in breaks the signature.
+        authorization = headers.get("authorization", "")
+        expected = sign(
+            crypto.decrypt(secret, key.secret_enc), method, path, query, timestamp, nonce, body, authorization
+        )
         if not hmac.compare_digest(expected, signature.lower()):
             raise Unauthenticated("the signature does not match")
         claimed = await own.execute(
@@ -329,7 +333,8 @@ async def partner_citizen(session: AsyncSession, secret: str, partner: Partner, 
     row = await session.get(CitizenSession, sid) if sid else None
     if row is None or row.client_id != partner.client_id:
         raise Unauthenticated(refused)
-    identity.accept_session(session, citizen_id, sid, row)  # revoked or expired: 401
+    # revoked or expired: 401; issued to another partner: 401 (decision 0094)
+    identity.accept_session(session, citizen_id, sid, row, partner=partner.client_id)
     return citizen_id
 
 
@@ -360,9 +365,21 @@ def check_webhook_url(url: str, production: bool) -> str:
     return url
 
 
+async def check_webhook_address(url: str) -> None:
+    """Decision 0094: the URL's host resolves, now, to public addresses only (no loopback, private,
+    link-local, multicast …), else `422 webhook_address_not_allowed`; delivery checks again."""
+    try:
+        await addresses.public_addresses(url)
+    except addresses.AddressRefused as refused:
+        raise Unprocessable(f"webhook url: {refused}", code="webhook_address_not_allowed") from None
+
+
 async def set_webhook(session: AsyncSession, client_id: str, url: str | None, production: bool) -> ApiClient:
     client, _ = await get_client(session, client_id)
-    client.webhook_url = check_webhook_url(url, production) if url else None
+    if url:
+        check_webhook_url(url, production)
+        await check_webhook_address(url)
+    client.webhook_url = url or None
     await session.flush()
     return client
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from yuyue.catalogue.service import service_info
 from yuyue.clock import clock
-from yuyue.kit import crypto
+from yuyue.kit import addresses, crypto
 from yuyue.kit.events import Event, Rows, subscribe
 from yuyue.kit.signing import sign
 from yuyue.models import ApiClient, ApiKey, Booking, ChannelBooking
@@ -41,7 +41,8 @@ async def post_webhook(
     HMAC-SHA256 over METHOD, path, query, timestamp, a fresh nonce and the body's SHA-256, with the
     client's newest key; `X-Yuyue-Message-Id` stays the same across retries so the partner can drop a
     duplicate. 2xx: sent; 408/425/429/5xx and network failures: temporary; any other answer: permanent
-    (a redirect is not followed)."""
+    (a redirect is not followed). The host is resolved at each delivery and every address must be
+    public (`kit/addresses.py`, decision 0094); the connection goes to the address checked."""
     content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     parts = urlsplit(url)
     timestamp, nonce = str(int(time.time())), secrets.token_urlsafe(16)
@@ -56,11 +57,20 @@ async def post_webhook(
         "X-Yuyue-Message-Id": message_id,
         "X-Yuyue-Event": str(body.get("event", "")),
     }
+    try:  # decision 0094: resolved and checked again now, and sent to the address checked
+        target = await addresses.pinned(url)
+    except addresses.AddressRefused as refused:
+        raise ProviderError("address_not_allowed", str(refused), temporary=False) from None
     try:
         async with httpx.AsyncClient(
             transport=webhook_transport, timeout=5.0, follow_redirects=False
         ) as client:
-            answer = await client.post(url, content=content, headers=headers)
+            answer = await client.post(
+                target.url,
+                content=content,
+                headers=headers | target.headers,
+                extensions=dict(target.extensions),
+            )
     except httpx.TimeoutException:
         raise ProviderError("timeout", "the partner did not answer in 5 s", temporary=True) from None
     except httpx.HTTPError as exc:

@@ -30,8 +30,9 @@ from yuyue.jobs.service import Job, daily, every, register
 from yuyue.kit import crypto, tokens
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import ID_TYPES, normalise_id, parse_resident_id, valid_uscc
-from yuyue.kit.masking import mask_id, mask_phone
+from yuyue.kit.masking import mask_id, mask_name, mask_phone
 from yuyue.models import (
+    Admin,
     ApiKey,
     Ban,
     Booking,
@@ -101,16 +102,17 @@ async def upsert_citizen(session: AsyncSession, secret: str, who: Identity) -> i
         "id_hash": id_lookup_hash(secret, who.id_type, who.id_number),
         "id_enc": crypto.encrypt(secret, who.id_number),
         "id_masked": mask_id(who.id_number),
-        "name": who.name,
+        "name_enc": crypto.encrypt(secret, who.name),
+        "name_masked": mask_name(who.name),
         "phone_enc": crypto.encrypt(secret, who.phone),
         "phone_masked": mask_phone(who.phone),
-        "birth_date": who.birth_date,
         "gender": who.gender,
         "created_at": now,
         "updated_at": now,
     }
     insert = _dialect_insert(session, Citizen)
-    refreshed = {k: insert.excluded[k] for k in ("name", "phone_enc", "phone_masked", "id_enc", "updated_at")}
+    columns = ("name_enc", "name_masked", "phone_enc", "phone_masked", "id_enc", "updated_at")
+    refreshed = {k: insert.excluded[k] for k in columns}
     statement = (
         insert.values(**values)
         .on_conflict_do_update(index_elements=["id_type", "id_hash"], set_=refreshed)
@@ -180,7 +182,7 @@ def citizen_view(secret: str, citizen: Citizen) -> CitizenView:
     return CitizenView(
         id_type=citizen.id_type,
         id_number=crypto.decrypt(secret, citizen.id_enc),
-        name=citizen.name,
+        name=crypto.decrypt(secret, citizen.name_enc),
         phone=crypto.decrypt(secret, citizen.phone_enc),
     )
 
@@ -467,6 +469,63 @@ async def _bind_document(session: AsyncSession, settings: Settings, who: Identit
 
 
 @dataclass(frozen=True)
+class MovedDocument:
+    """A foreigner's document moved to another phone (`move_document`): masked phones, before and
+    after, and how many of the citizen's sessions that ended."""
+
+    citizen_id: int
+    id_masked: str
+    name_masked: str
+    phone_before: str
+    phone_after: str
+    sessions_ended: int
+
+
+async def move_document(
+    session: AsyncSession, settings: Settings, id_type: str, id_number: str, phone: str
+) -> MovedDocument:
+    """Issue 19: a passport or permit held with one phone moves to another, at a hall, where a clerk
+    has seen the document and its holder (the only way: online, the number alone proves nothing).
+    The record keeps its bookings; the new phone holds the document (beyond the per-phone allowance
+    if need be: that allowance is for logins from anywhere), the old one no longer does, and every
+    session of the record ends, so whoever held the old phone is logged out. `404 not_found` when
+    no one has logged in with that document."""
+    if id_type not in FOREIGN_ID_TYPES:
+        raise ValidationFailed(f"id_type must be one of {', '.join(FOREIGN_ID_TYPES)} (rule G8)")
+    number = normalise_id(id_type, id_number)
+    if number is None:
+        raise Unprocessable(f"id_number is not a valid {id_type}", code="invalid_id_number")
+    if not MOBILE.match(phone):
+        raise ValidationFailed("phone must be a mainland mobile number of 11 digits")
+    secret = settings.effective_secret
+    id_hash = id_lookup_hash(secret, id_type, number)
+    citizen = (
+        await session.execute(select(Citizen).where(Citizen.id_type == id_type, Citizen.id_hash == id_hash))
+    ).scalar_one_or_none()
+    if citizen is None:
+        raise NotFound("no one has logged in with this document")
+    before = citizen.phone_masked
+    citizen.phone_enc = crypto.encrypt(secret, phone)
+    citizen.phone_masked = mask_phone(phone)
+    citizen.updated_at = clock.now()
+    await session.flush()
+    await session.execute(
+        delete(ForeignerPhone).where(ForeignerPhone.id_type == id_type, ForeignerPhone.id_hash == id_hash)
+    )
+    bind = _dialect_insert(session, ForeignerPhone).values(
+        phone_hash=crypto.lookup_hash(secret, f"phone:{phone}"),
+        id_type=id_type,
+        id_hash=id_hash,
+        created_at=real_now(),
+    )
+    await session.execute(bind.on_conflict_do_nothing(index_elements=["phone_hash", "id_type", "id_hash"]))
+    ended = await revoke_all(session, citizen.id)
+    return MovedDocument(
+        citizen.id, citizen.id_masked, citizen.name_masked, before, citizen.phone_masked, ended
+    )
+
+
+@dataclass(frozen=True)
 class SessionLogin:
     """How the citizen of this request logged in, as their session records it (decision 0065): the
     provider (`foreigner`: passport or permit without the provincial login, rules T2/G8) and, for
@@ -502,6 +561,7 @@ SESSION_STATE_COLUMNS = (
     _sessions.provider,
     _sessions.company_uscc,
     _sessions.company_name,
+    _sessions.client_id,
 )
 _SESSION_STATE = select(*SESSION_STATE_COLUMNS).where(_sessions.id == bindparam("sid"))
 
@@ -520,14 +580,20 @@ def citizen_of_token(secret: str, token: str | None) -> tuple[int, str | None]:
     return citizen_id, None if sid is None else str(sid)
 
 
-def accept_session(session: AsyncSession, citizen_id: int, sid: str | None, row: Any) -> None:
+def accept_session(
+    session: AsyncSession, citizen_id: int, sid: str | None, row: Any, *, partner: str | None = None
+) -> None:
     """Judge the row `_SESSION_STATE` read for `sid` (None: no such row): 401 when the session is
-    gone, revoked or expired; otherwise note how it logged in (`session_login`)."""
+    gone, revoked or expired, or belongs to another door: a session a partner obtained
+    (`client_id`) is accepted only on that partner's signed requests (`partner`), never on the
+    citizen's own routes (decision 0094); otherwise note how it logged in (`session_login`)."""
     session.info.pop(_PENDING, None)
     if sid is None:
         return
     if row is None or row.revoked_at is not None or row.expires_at <= real_now():
         raise Unauthenticated("the session has ended; log in again")
+    if row.client_id != partner:
+        raise Unauthenticated("this token is accepted only on its partner's signed requests")
     session.info[_LOGIN] = SessionLogin(citizen_id, row.provider, row.company_uscc, row.company_name)
 
 
@@ -629,11 +695,13 @@ def process_secret() -> str:
     return _job_secret[0]
 
 
-# Every column that holds a ciphertext under the data key ring (decision 0062): citizens' ID and
-# phone, the outbox's recipients (a reminder queued before a rotation must still be sendable after
-# the retired key is dropped) and the partner clients' signing secrets.
+# Every column that holds a ciphertext under the data key ring (decision 0062): citizens' ID, name
+# and phone, admins' phone (decision 0095), the outbox's recipients (a reminder queued before a
+# rotation must still be sendable after the retired key is dropped) and the partner clients'
+# signing secrets.
 ENCRYPTED: tuple[tuple[Any, tuple[str, ...]], ...] = (
-    (Citizen, ("id_enc", "phone_enc")),
+    (Citizen, ("id_enc", "name_enc", "phone_enc")),
+    (Admin, ("phone_enc",)),
     (Message, ("phone_enc",)),
     (ApiKey, ("secret_enc",)),
 )
@@ -722,10 +790,10 @@ async def anonymise(session: AsyncSession, secret: str, today: date, keep_days: 
                 id_hash=f"anonymised:{citizen_id}",
                 id_enc=blank,
                 id_masked="",
-                name="*",
+                name_enc=blank,
+                name_masked="*",
                 phone_enc=blank,
                 phone_masked="",
-                birth_date=None,
                 gender=None,
                 updated_at=clock.now(),
             )

@@ -12,8 +12,10 @@ from yuyue.models.base import Base, LocalDateTime
 
 
 class Citizen(Base):
-    """A real-name person. ID and phone numbers are stored encrypted, with a keyed hash of the
-    ID number for lookups and masked forms for display; never in clear."""
+    """A real-name person. ID number, name and phone are stored encrypted, with a keyed hash of the
+    ID number for lookups and masked forms for display; never in clear. No birth date is kept beside
+    the masked ID (issue 19, decision 0095): what the rules need of it is read from the ID number
+    at the moment of use."""
 
     __tablename__ = "citizens"
     __table_args__ = (UniqueConstraint("id_type", "id_hash"),)
@@ -23,10 +25,10 @@ class Citizen(Base):
     id_hash: Mapped[str] = mapped_column(String(64))
     id_enc: Mapped[str] = mapped_column(Text)
     id_masked: Mapped[str] = mapped_column(String(40))
-    name: Mapped[str] = mapped_column(String(100))
+    name_enc: Mapped[str] = mapped_column(Text)
+    name_masked: Mapped[str] = mapped_column(String(40))
     phone_enc: Mapped[str] = mapped_column(Text)
     phone_masked: Mapped[str] = mapped_column(String(20))
-    birth_date: Mapped[date | None] = mapped_column(Date)
     gender: Mapped[str | None] = mapped_column(String(1))
     created_at: Mapped[datetime] = mapped_column(LocalDateTime)
     updated_at: Mapped[datetime] = mapped_column(LocalDateTime)
@@ -55,7 +57,9 @@ class Admin(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(String(100))
-    phone: Mapped[str] = mapped_column(String(20))
+    # Rule G7's mobile number, encrypted like citizens' (decision 0095), with its masked form.
+    phone_enc: Mapped[str] = mapped_column(Text)
+    phone_masked: Mapped[str] = mapped_column(String(20))
     # Optional: alerts also go by email when the platform has an SMTP server (issue 7 item 7).
     email: Mapped[str | None] = mapped_column(String(254), default=None)
     unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"))

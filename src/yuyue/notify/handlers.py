@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.identity.service import process_secret
 from yuyue.kit import crypto
 from yuyue.kit.events import Event, subscribe
-from yuyue.kit.masking import mask_email, mask_phone
+from yuyue.kit.masking import mask_email
 from yuyue.models import Admin, Alert, Ban, Booking, CapacityRequest, Citizen, Unit
 from yuyue.notify.config import email_settings, notify_settings
 from yuyue.notify.outbox import HOTLINE_MAX, NAME_MAX, Draft, booking_draft, enqueue
@@ -82,13 +82,13 @@ def _admin_drafts(
     drafts = []
     for admin in admins:
         own = f"{key}:{admin.id}" if key else None
-        if admin.phone:
+        if admin.phone_masked:  # the registration's mobile, already encrypted (decision 0095)
             drafts.append(
                 Draft(
                     kind=kind,
                     params=params,
-                    phone_enc=crypto.encrypt(secret, admin.phone),
-                    phone_masked=mask_phone(admin.phone),
+                    phone_enc=admin.phone_enc,
+                    phone_masked=admin.phone_masked,
                     unit_path=unit_path,
                     dedup_key=own,
                 )

@@ -21,7 +21,7 @@ from yuyue.onsite import counters as counter_service
 from yuyue.onsite import staff as staff_service
 from yuyue.onsite import stream
 from yuyue.onsite.counters import CounterView, list_counters
-from yuyue.onsite.desk import book_at_desk
+from yuyue.onsite.desk import book_at_desk, move_foreign_document
 from yuyue.onsite.queue import PublicQueue, public_queue
 from yuyue.onsite.schemas import (
     CheckinIn,
@@ -32,6 +32,8 @@ from yuyue.onsite.schemas import (
     KioskIn,
     KioskOut,
     LoginIn,
+    MovedDocumentOut,
+    MoveDocumentIn,
     OneTicketOut,
     QueueOut,
     RecallIn,
@@ -215,6 +217,28 @@ async def desk_booking(
         raise
     BOOKINGS.labels(action="book", outcome="ok").inc()
     return JSONResponse(answer, status_code=201)
+
+
+@router.post(
+    "/halls/{hall_id}/foreigner-documents/move",
+    response_model=MovedDocumentOut,
+    responses=problems(401, 403, 404, 422),
+)
+async def move_document(
+    hall_id: HallId, body: MoveDocumentIn, actor: ActorDep, request: Request, db: Db
+) -> dict[str, Any]:
+    """Issue 19 (rule G8 login): a clerk who has seen the holder and the passport or permit moves it
+    to the holder's new phone (the only way to change it); the record keeps its bookings, every
+    session of it ends; a kiosk may not. Answer masked; audited `foreigner.move_document`."""
+    return await move_foreign_document(
+        db,
+        settings_of(request),
+        actor,
+        hall_id,
+        id_type=body.id_type,
+        id_number=body.id_number,
+        phone=body.phone,
+    )
 
 
 # --- counters -------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from yuyue.db import dialect_insert as _insert
 from yuyue.errors import DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from yuyue.identity.service import citizen_view
 from yuyue.kit.http import rowcount
-from yuyue.kit.masking import mask_name
 from yuyue.models import Booking, Citizen, Counter, Ticket, Unit
 from yuyue.onsite import stream
 from yuyue.onsite.order import call_order
@@ -348,7 +347,7 @@ async def ticket_person(
         person = {
             "id_type": citizen.id_type,
             "id_number": citizen.id_masked,
-            "name": mask_name(citizen.name),
+            "name": citizen.name_masked,
             "phone": citizen.phone_masked,
         }
     return {

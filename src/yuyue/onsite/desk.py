@@ -16,8 +16,9 @@ from yuyue.audit.service import audit
 from yuyue.booking import commands, rules, views
 from yuyue.catalogue.service import SlotSpec, day_slots, hall_services
 from yuyue.clock import clock
+from yuyue.config import Settings
 from yuyue.errors import DomainError, NotFound
-from yuyue.identity.service import upsert_citizen, verify_identity
+from yuyue.identity.service import move_document, upsert_citizen, verify_identity
 from yuyue.kit.masking import mask_id, mask_name
 from yuyue.models import Booking, Slot
 from yuyue.onsite.staff import STAFF, Actor, hall_for, staff_only
@@ -127,6 +128,45 @@ async def book_at_desk(
         staff_id=actor.id if actor.kind == STAFF else None,
     )
     return answer
+
+
+async def move_foreign_document(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Actor,
+    hall_id: str,
+    *,
+    id_type: str,
+    id_number: str,
+    phone: str,
+) -> dict[str, Any]:
+    """Issue 19 (rule G8 login): a clerk of this hall (or an admin acting as staff, never a kiosk)
+    who has seen the holder and the document moves a passport or permit to the holder's new phone;
+    the record's sessions end. Audited with masked values: who moved which record, from which
+    masked phone to which."""
+    hall = await hall_for(session, actor, hall_id)
+    staff_only(actor)
+    moved = await move_document(session, settings, id_type, id_number, phone)
+    await audit(
+        session,
+        actor.admin,
+        hall.id,
+        hall.path,
+        "foreigner.move_document",
+        f"citizen:{moved.citizen_id}",
+        {"phone": moved.phone_before},
+        {"phone": moved.phone_after, "id_type": id_type, "id_number": moved.id_masked},
+        staff_id=actor.id if actor.kind == STAFF else None,
+    )
+    return {
+        "citizen": {
+            "id_type": id_type,
+            "id_number": moved.id_masked,
+            "name": moved.name_masked,
+            "phone": moved.phone_after,
+        },
+        "sessions_ended": moved.sessions_ended,
+    }
 
 
 async def desk_booking(session: AsyncSession, actor: Actor, hall_id: str, number: str) -> views.BookingView:

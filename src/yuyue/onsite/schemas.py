@@ -86,6 +86,26 @@ class DeskBookingIn(Strict):
     quantity: Quantity = 1
 
 
+class MoveDocumentIn(Strict):
+    """Issue 19: a foreigner's passport or permit moves to the holder's new phone, at the hall."""
+
+    id_type: Literal["passport", "hk_macao_permit", "taiwan_permit", "foreigner_permanent_id"]
+    id_number: IdNumber
+    phone: Annotated[StrictStr, Field(min_length=1, max_length=20)]
+
+
+class MovedCitizenOut(BaseModel):
+    id_type: str
+    id_number: str
+    name: str
+    phone: str
+
+
+class MovedDocumentOut(BaseModel):
+    citizen: MovedCitizenOut  # masked
+    sessions_ended: int
+
+
 class LoginIn(Strict):
     username: Annotated[StrictStr, Field(min_length=1, max_length=64)]
     password: Annotated[StrictStr, Field(min_length=1, max_length=200)]

@@ -86,9 +86,11 @@ class Edge:
         status_holder = [500]
         security = self._security(scope)
 
-        declared = False
+        declared, content_type = False, b""
         for name, value in scope.get("headers", []):
-            if name == b"content-length":
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
                 declared = True
                 try:
                     too_big = int(value) > self.max_body
@@ -110,8 +112,10 @@ class Edge:
             return message
 
         downstream: Receive = limited_receive
-        if not declared and scope.get("method") in ("POST", "PUT", "PATCH", "DELETE"):
-            # A chunked body (no Content-Length): read it here, within the limit, then replay it.
+        json_body = json_content(content_type)
+        if (not declared or json_body) and scope.get("method") in ("POST", "PUT", "PATCH", "DELETE"):
+            # A chunked body (no Content-Length), or a JSON one: read it here, within the limit,
+            # then replay it. A JSON body naming a key twice is refused here, for every route.
             chunks: list[bytes] = []
             size, more = 0, True
             while more:
@@ -127,6 +131,13 @@ class Edge:
                 chunks.append(chunk)
                 more = bool(message.get("more_body", False))
             whole, replayed = b"".join(chunks), [False]
+            twice = duplicate_key(whole) if json_body else None
+            if twice is not None:
+                await _send_problem(
+                    send, 422, "validation_error", f"body: the key {twice!r} appears more than once", security
+                )
+                self._observe(scope, 422, started)
+                return
 
             async def replay() -> Message:
                 if not replayed[0]:
@@ -217,6 +228,38 @@ _series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 class BodyTooLarge(Exception):
     pass
+
+
+def json_content(content_type: bytes) -> bool:
+    """A body FastAPI reads as JSON: no Content-Type, `application/json` or any `+json` type."""
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return not media or media == b"application/json" or media.endswith(b"+json")
+
+
+def duplicate_key(body: bytes) -> str | None:
+    """The first key that an object of this JSON body names twice (issue 19: JSON parsers disagree
+    on which one wins, so a signed or checked body could mean one thing here and another there).
+    None when there is none, or when the body is not JSON (the route's parser answers that)."""
+    if b"{" not in body:
+        return None
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(items)
+        if len(obj) != len(items) and not found:
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen:
+                    found.append(key)
+                    break
+                seen.add(key)
+        return obj
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None
+    return found[0] if found else None
 
 
 async def _send_problem(

@@ -39,7 +39,6 @@ from yuyue.identity.service import SessionLogin, ban_covering
 from yuyue.jobs.service import Job, daily, every, register
 from yuyue.kit.events import Event, emit, subscribe
 from yuyue.kit.http import rowcount
-from yuyue.kit.masking import mask_name
 from yuyue.models import Booking, Citizen, Department, Service, Slot, Unit, WaitlistEntry
 from yuyue.policy.service import day_opens_at, onsite_hold
 
@@ -241,7 +240,7 @@ async def admin_entries(
         raise ValidationFailed(f"status must be one of {', '.join(ENTRY_STATUSES)}")
     rows = (
         await session.execute(
-            select(WaitlistEntry, Citizen.name, Citizen.id_masked, Citizen.phone_masked)
+            select(WaitlistEntry, Citizen.name_masked, Citizen.id_masked, Citizen.phone_masked)
             .join(Citizen, Citizen.id == WaitlistEntry.citizen_id)
             .where(WaitlistEntry.service_id == service_id, WaitlistEntry.status == status)
             .order_by(WaitlistEntry.id)
@@ -253,7 +252,7 @@ async def admin_entries(
             id=entry.id,
             service_id=entry.service_id,
             position=n if status == "waiting" else None,  # entries are listed from the first
-            citizen=MaskedCitizen(name=mask_name(name), id_number=id_masked, phone=phone_masked),
+            citizen=MaskedCitizen(name=name, id_number=id_masked, phone=phone_masked),
             dates=list(entry.dates) if entry.dates is not None else None,
             channel=entry.channel,
             status=entry.status,

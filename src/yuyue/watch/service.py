@@ -33,7 +33,6 @@ from yuyue.catalogue.service import HALL_KINDS, day_slots, get_unit, parse_slot_
 from yuyue.clock import at, clock
 from yuyue.errors import ValidationFailed
 from yuyue.jobs.service import Job, daily, register
-from yuyue.kit.masking import mask_name
 from yuyue.models import (
     Alert,
     Booking,
@@ -566,7 +565,7 @@ async def hoarding(
     for row in found:
         citizen = citizens[row["citizen_id"]]
         row["citizen"] = {
-            "name": mask_name(citizen.name),
+            "name": citizen.name_masked,
             "id_number": citizen.id_masked,
             "phone": citizen.phone_masked,
         }

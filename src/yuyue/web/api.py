@@ -38,7 +38,6 @@ from yuyue.errors import DomainError, NotFound, Unauthenticated, ValidationFaile
 from yuyue.identity import service as identity
 from yuyue.kit import crypto
 from yuyue.kit.http import settings_of
-from yuyue.kit.masking import mask_name
 from yuyue.ops.logging import log
 from yuyue.policy.service import horizon_end
 from yuyue.waitlist import service as waitlist
@@ -358,7 +357,7 @@ async def confirm(request: Request, db: Db, slot: Annotated[str, Query(max_lengt
         spec=spec,
         span=web.cn_span(spec.start.isoformat(), spec.end.isoformat()),
         applicant={
-            "name": mask_name(citizen.name),
+            "name": citizen.name_masked,
             "id_number": citizen.id_masked,
             "phone": citizen.phone_masked,
             "id_type": web.ID_TYPES.get(citizen.id_type, citizen.id_type),
@@ -429,7 +428,7 @@ async def my_bookings(request: Request, db: Db) -> Response:
         past=past,
         bans=bans,
         no_shows=await identity.no_show_count(db, citizen_id),
-        name=mask_name(citizen.name),
+        name=citizen.name_masked,
         rebookable={b["number"] for b in upcoming + past if web.rebookable(b, now)},
     )
 
