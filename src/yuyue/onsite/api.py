@@ -21,7 +21,7 @@ from yuyue.onsite import counters as counter_service
 from yuyue.onsite import staff as staff_service
 from yuyue.onsite import stream
 from yuyue.onsite.counters import CounterView, list_counters
-from yuyue.onsite.desk import book_at_desk, move_foreign_document
+from yuyue.onsite.desk import MovedDocument, book_at_desk, move_foreign_document
 from yuyue.onsite.queue import PublicQueue, public_queue
 from yuyue.onsite.schemas import (
     CheckinIn,
@@ -226,7 +226,7 @@ async def desk_booking(
 )
 async def move_document(
     hall_id: HallId, body: MoveDocumentIn, actor: ActorDep, request: Request, db: Db
-) -> dict[str, Any]:
+) -> MovedDocument:
     """Issue 19 (rule G8 login): a clerk who has seen the holder and the passport or permit moves it
     to the holder's new phone (the only way to change it); the record keeps its bookings, every
     session of it ends; a kiosk may not. Answer masked; audited `foreigner.move_document`."""

@@ -130,6 +130,24 @@ async def book_at_desk(
     return answer
 
 
+@dataclass(slots=True, kw_only=True)
+class MovedCitizen:
+    """The record whose document moved, masked; checked by `MovedCitizenOut`."""
+
+    id_type: str
+    id_number: str
+    name: str
+    phone: str
+
+
+@dataclass(slots=True, kw_only=True)
+class MovedDocument:
+    """What a move did; checked by `MovedDocumentOut`."""
+
+    citizen: MovedCitizen
+    sessions_ended: int
+
+
 async def move_foreign_document(
     session: AsyncSession,
     settings: Settings,
@@ -139,7 +157,7 @@ async def move_foreign_document(
     id_type: str,
     id_number: str,
     phone: str,
-) -> dict[str, Any]:
+) -> MovedDocument:
     """Issue 19 (rule G8 login): a clerk of this hall (or an admin acting as staff, never a kiosk)
     who has seen the holder and the document moves a passport or permit to the holder's new phone;
     the record's sessions end. Audited with masked values: who moved which record, from which
@@ -158,15 +176,12 @@ async def move_foreign_document(
         {"phone": moved.phone_after, "id_type": id_type, "id_number": moved.id_masked},
         staff_id=actor.id if actor.kind == STAFF else None,
     )
-    return {
-        "citizen": {
-            "id_type": id_type,
-            "id_number": moved.id_masked,
-            "name": moved.name_masked,
-            "phone": moved.phone_after,
-        },
-        "sessions_ended": moved.sessions_ended,
-    }
+    return MovedDocument(
+        citizen=MovedCitizen(
+            id_type=id_type, id_number=moved.id_masked, name=moved.name_masked, phone=moved.phone_after
+        ),
+        sessions_ended=moved.sessions_ended,
+    )
 
 
 async def desk_booking(session: AsyncSession, actor: Actor, hall_id: str, number: str) -> views.BookingView:

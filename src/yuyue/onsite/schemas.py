@@ -94,14 +94,14 @@ class MoveDocumentIn(Strict):
     phone: Annotated[StrictStr, Field(min_length=1, max_length=20)]
 
 
-class MovedCitizenOut(BaseModel):
+class MovedCitizenOut(Answer):
     id_type: str
     id_number: str
     name: str
     phone: str
 
 
-class MovedDocumentOut(BaseModel):
+class MovedDocumentOut(Answer):
     citizen: MovedCitizenOut  # masked
     sessions_ended: int
 
