@@ -43,6 +43,7 @@ from yuyue.onsite.schemas import (
 from yuyue.onsite.staff import Actor, actor_from_token
 from yuyue.onsite.tickets import check_in, issue_ticket
 from yuyue.ops.metrics import BOOKINGS
+from yuyue.ops.replicas import ReadDb
 
 router = APIRouter(prefix="/api/v1", tags=["on site"])
 HallId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -262,7 +263,7 @@ async def finish(
 
 
 @router.get("/halls/{hall_id}/queue", response_model=QueueOut, responses=problems(404))
-async def queue(hall_id: HallId, db: Db) -> dict[str, Any]:
+async def queue(hall_id: HallId, db: ReadDb) -> dict[str, Any]:
     """Public: the waiting tickets in call order with wait estimates, and those being served."""
     return await public_queue(db, hall_id)
 
