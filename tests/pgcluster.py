@@ -38,7 +38,18 @@ def free_port() -> int:
 class Cluster:
     """A primary and one replica; `url(db)` and `replica_url(db)` name a database on each."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        listen: tuple[str, ...] = ("127.0.0.1",),
+        trust_from: tuple[str, ...] = (),
+        durable: bool = False,
+    ) -> None:
+        """`listen`: the addresses both servers listen on; `trust_from`: more networks (CIDR) that
+        may connect and replicate without a password (the bench's app hosts, bench/hosts.py);
+        `durable`: commits wait for the disk as in production (the bench), else no fsync (tests)."""
+        self.listen = listen
+        self.durable = durable
+        self.trust_from = trust_from
         self.root = Path(tempfile.mkdtemp(prefix="yuyue-pg-"))
         self.primary_port = free_port()
         self.replica_port = free_port()
@@ -54,14 +65,18 @@ class Cluster:
 
     def _options(self, port: int) -> str:
         # Test speed: no fsync (a crash of the machine loses a throwaway cluster, nothing else).
+        fast = "" if self.durable else "-c fsync=off -c full_page_writes=off "
         return (
-            f"-p {port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c full_page_writes=off -c max_connections=200 -c wal_receiver_status_interval=1"
+            f"-p {port} -k {self.root} -c listen_addresses={','.join(self.listen)} {fast}"
+            "-c max_connections=300 -c wal_receiver_status_interval=1"
         )
 
     def start(self) -> None:
         primary, replica = self.root / "primary", self.root / "replica"
         self._run("initdb", "-D", str(primary), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C")
+        with (primary / "pg_hba.conf").open("a") as hba:
+            for network in self.trust_from:
+                hba.write(f"host all all {network} trust\nhost replication all {network} trust\n")
         self._run("pg_ctl", "-D", str(primary), "-o", self._options(self.primary_port), "-l",
                   str(self.root / "primary.log"), "-w", "start")  # fmt: skip
         self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary_port), "-U", "postgres",
