@@ -17,6 +17,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -218,6 +219,7 @@ class Hosts:
             self.cluster.stop()
         for ns in self.namespaces:  # deleting the namespace deletes its veth end, and so the pair
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> Hosts:
         try:

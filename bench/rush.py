@@ -204,8 +204,9 @@ def main() -> None:
                 killer.join()
             if args.hosts:  # which host answered each booking attempt (nginx's access log)
                 for line in (server.tmp / "access.log").read_text().splitlines():
-                    if '"POST /api/v1/appointments"' in line:
-                        per_host[line.split()[-2]] += 1
+                    if '"POST /api/v1/appointments"' in line:  # the last upstream tried answered
+                        tried = re.findall(r"\d+\.\d+\.\d+\.\d+:\d+", line.split('" ', 1)[-1])
+                        per_host[(tried or ["none"])[-1]] += 1
             acknowledged = {n for s, n in zip(load["status"], load["kept"], strict=True) if s == 201 and n}
             checks = asyncio.run(integrity(url, acknowledged))
         ceiling = (
