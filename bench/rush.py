@@ -2,6 +2,7 @@
 "book" at once.
 
     python bench/rush.py --duration 20 [--rate 400] [--workers 2] [--pool 8]
+    python bench/rush.py --hosts 3 [--kill-at 10] ...   # issue 22: N app hosts behind nginx
 
 Starts `yuyue serve` on a throwaway PostgreSQL database, creates a hall with S slots (services x 7
 hourly slots of the day that opens at 18:00), logs C distinct citizens in beforehand, then fires
@@ -9,6 +10,13 @@ booking attempts at a fixed arrival rate (open loop, from a separate process) st
 release moment. Afterwards it checks integrity in the database and runs bench/pg_limit.sh (the same
 transaction in SQL through pgbench, same number of database clients, same duration) for the ceiling.
 Prints the figures and writes bench/results/rush.json.
+
+With `--hosts N` (root, nginx): N app hosts, each `yuyue serve --workers W` in its own network
+namespace, behind nginx (deploy/nginx/yuyue.conf), over a throwaway primary and streaming replica
+(bench/hosts.py); the load goes through nginx. Before the rush, the hall display's event stream is
+opened on every host and a counter change made through nginx must reach each. `--kill-at S` kills
+the last host (SIGKILL, all its workers) S seconds into the rush: every acknowledged booking must
+still be in the database (`lost`).
 """
 
 from __future__ import annotations
@@ -19,12 +27,14 @@ import _venv  # noqa: F401 - first: runs this script under the project's .venv
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
 import random
 import re
 import subprocess
+import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -45,6 +55,7 @@ from _harness import (
     throwaway_database,
     write_result,
 )
+from hosts import Hosts, sse_reaches_every_host
 
 HERE = Path(__file__).resolve().parent
 RELEASE = datetime.fromisoformat("2026-12-01T18:00:00+08:00")  # a Tuesday: the 10th working day opens
@@ -64,6 +75,9 @@ def parse() -> argparse.Namespace:
         "--idempotency", action="store_true", help="send a fresh Idempotency-Key with every attempt"
     )
     p.add_argument("--no-pgbench", action="store_true", help="skip the pgbench ceiling")
+    p.add_argument("--hosts", type=int, default=0, help="app hosts in network namespaces behind nginx")
+    p.add_argument("--kill-at", type=float, default=0.0, help="with --hosts: kill the last host after S s")
+    p.add_argument("--no-replica", action="store_true", help="with --hosts: every read on the primary")
     p.add_argument("--out", default="rush", help="name of the JSON result in bench/results/")
     return p.parse_args()
 
@@ -122,9 +136,21 @@ def main() -> None:
     daily = math.ceil(per_slot / 0.9) * 7  # the 10 % on-site share is held back (rule G10)
     rng = random.Random(4)
     started = time.monotonic()
-    with throwaway_database() as url:
-        make_admin(url)
-        with Server(url, args.workers, args.pool) as server:
+    sse: list[bool] = []
+    per_host: Counter[str] = Counter()
+    database = contextlib.nullcontext("") if args.hosts else throwaway_database()
+    with database as url:
+        if not args.hosts:
+            make_admin(url)
+        front: Any = (
+            Hosts(args.hosts, args.workers, args.pool, replica=not args.no_replica)
+            if args.hosts
+            else Server(url, args.workers, args.pool)
+        )
+        with front as server:
+            if args.hosts:
+                url = server.url
+                make_admin(url)
             setup = Setup(server.base)
             setup.set_clock("2026-12-01T17:00:00+08:00")
             hall = setup.hall("rush-hall")
@@ -139,6 +165,14 @@ def main() -> None:
                 slots[service["id"]] = [s["id"] for s in day["slots"]]
                 released += sum(s["capacity"] for s in day["slots"])
                 assert all(s["status"] == "not_yet_open" for s in day["slots"])
+            if args.hosts:  # the hall display's stream reaches clients on every host
+                counter = setup.call("GET", f"/api/v1/halls/{hall['id']}/counters")[0]
+
+                def change() -> None:
+                    setup.call("PATCH", f"/api/v1/counters/{counter['id']}", {"open": False})
+
+                sse = sse_reaches_every_host(server, hall["id"], change)
+                print(f"hall display events reached hosts: {sse}")
             tokens = login_citizens(server.base, citizens)
             requests = []
             for k in range(attempts):
@@ -161,13 +195,23 @@ def main() -> None:
             setup.set_clock(
                 (RELEASE - timedelta(seconds=start_at - time.time()) + timedelta(seconds=0.05)).isoformat()
             )
+            killer = None
+            if args.hosts and args.kill_at:
+                killer = threading.Timer(start_at - time.time() + args.kill_at, server.kill, (args.hosts,))
+                killer.start()
             load = run_load(server.port, requests, args.rate, args.connections, start_at, keep="number")
-        checks = asyncio.run(
-            integrity(url, {n for s, n in zip(load["status"], load["kept"], strict=True) if s == 201 and n})
-        )
+            if killer is not None:
+                killer.join()
+            if args.hosts:  # which host answered each booking attempt (nginx's access log)
+                for line in (server.tmp / "access.log").read_text().splitlines():
+                    if '"POST /api/v1/appointments"' in line:  # the last upstream tried answered
+                        tried = re.findall(r"\d+\.\d+\.\d+\.\d+:\d+", line.split('" ', 1)[-1])
+                        per_host[(tried or ["none"])[-1]] += 1
+            acknowledged = {n for s, n in zip(load["status"], load["kept"], strict=True) if s == 201 and n}
+            checks = asyncio.run(integrity(url, acknowledged))
         ceiling = (
             0.0
-            if args.no_pgbench
+            if args.no_pgbench or args.hosts
             else pg_limit(url, args.workers * args.pool, args.duration, hall, services[0]["id"])
         )
     codes = Counter(
@@ -191,6 +235,9 @@ def main() -> None:
             "citizens": citizens,
             "attempts": attempts,
             "idempotency_keys": args.idempotency,
+            "hosts": args.hosts,
+            "kill_last_host_at_s": args.kill_at or None,
+            "replica": bool(args.hosts) and not args.no_replica,
         },
         "offered_per_s": round(attempts / args.duration, 1),
         "answered_per_s": round(answered / elapsed, 1),
@@ -202,6 +249,8 @@ def main() -> None:
         "transport_errors": sum(1 for s in load["status"] if s == -1),
         "given_up": sum(1 for s in load["status"] if s == -2),
         **checks,
+        "sse_reached_hosts": sse,
+        "attempts_per_upstream": dict(sorted(per_host.items())),
         "pgbench_tps": round(ceiling, 1),
         "ratio_to_pg": round(committed / elapsed / ceiling, 3) if ceiling else None,
         "machine": machine(),

@@ -44,6 +44,7 @@ from yuyue.ops import api as ops_api
 from yuyue.ops.logging import configure, log
 from yuyue.ops.middleware import AnswerCache, Edge
 from yuyue.ops.ratelimit import RateLimit, RateLimits
+from yuyue.ops.replicas import Replicas, probing
 from yuyue.penalties import api as penalties_api
 from yuyue.policy import api as policy_api
 from yuyue.stats import api as stats_api
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     use_settings(settings)
     engine = make_engine(settings)
     sessionmaker = make_sessionmaker(engine)
+    replicas = Replicas(engine, settings)  # issue 22: lag-tolerant reads (decision 0090)
     if run_jobs is None:
         run_jobs = os.environ.get("YUYUE_NO_JOBS") != "1"
 
@@ -169,7 +171,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
             # issue 7: the outbox is delivered by the same processes that run the jobs
             deliveries = asyncio.create_task(delivery_loop(sessionmaker, refresh, settings.effective_secret))
         try:
-            yield
+            async with probing(replicas):
+                yield
         finally:
             if task is not None:
                 task.cancel()
@@ -193,6 +196,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
+    app.state.replicas = replicas
     install_error_handlers(app)
     for router in (
         booking_api.router,  # the hot paths first: routes are tried one after another (decision 0013)

@@ -81,6 +81,11 @@ def serve(
         forwarded_allow_ips=settings.forwarded_allow_ips,  # only the proxy's X-Forwarded-* count
         server_header=False,
         log_level="warning",
+        # Idle keep-alive connections stay open longer than nginx keeps them (deploy/nginx/yuyue.conf,
+        # upstream keepalive_timeout 60s), so the proxy always closes first: with uvicorn's default
+        # of 5 s a request nginx sends on a connection uvicorn is closing fails (a 502 for a POST,
+        # never retried; seen in bench/rush.py --hosts, issue 22).
+        timeout_keep_alive=75,
     )
 
 

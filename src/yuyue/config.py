@@ -40,6 +40,13 @@ class Settings(BaseSettings):
 
     env: Literal["production", "development", "test"] = "production"
     database_url: str = Field(default_factory=default_database_url)
+    # --- issue 22: read replicas (decision 0090) ---
+    # PostgreSQL streaming replicas that serve the reads that may be a little behind (availability,
+    # the portal's catalogue pages, the public queue, figures, exports): comma-separated URLs.
+    database_replica_urls: str = ""
+    # A replica further behind the primary than this (seconds), or down, is skipped until it catches up.
+    replica_max_lag: float = Field(default=0.5, gt=0)
+    replica_probe_s: float = Field(default=0.1, gt=0)  # how often each process measures the lag
     clock: datetime | None = None
     rate_limits: Literal["on", "off"] = "on"
     secret_key: str = ""
@@ -140,6 +147,10 @@ class Settings(BaseSettings):
         return tuple(chosen)
 
     @property
+    def replica_url_list(self) -> list[str]:
+        return [u.strip() for u in self.database_replica_urls.split(",") if u.strip()]
+
+    @property
     def data_key_list(self) -> list[str]:
         return [k.strip() for k in self.data_keys.split(",") if k.strip()]
 
@@ -188,6 +199,12 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "YUYUE_SMS_PROVIDER=console sends no SMS (codes stay in a table): set aliyun or "
                     "tencent, or YUYUE_ALLOW_CONSOLE_SMS_IN_PRODUCTION=true"
+                )
+        if self.replica_url_list:
+            backends = {url.split(":", 1)[0] for url in (self.database_url, *self.replica_url_list)}
+            if not backends <= {"postgresql", "postgres", "postgresql+asyncpg"}:
+                raise ValueError(
+                    "YUYUE_DATABASE_REPLICA_URLS: replicas need a PostgreSQL primary and postgresql:// URLs"
                 )
         for origin in self.frame_ancestor_list:
             if not ORIGIN.match(origin) or (self.production and not origin.startswith("https://")):

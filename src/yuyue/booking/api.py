@@ -22,6 +22,7 @@ from yuyue.identity.service import citizen_from_session, defer_session_check, se
 from yuyue.kit.http import bearer, problems, settings_of
 from yuyue.ops.metrics import BOOKINGS
 from yuyue.ops.middleware import publish
+from yuyue.ops.replicas import ReadDb, read_or_primary
 
 router = APIRouter(prefix="/api/v1", tags=["bookings"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -54,12 +55,16 @@ BookingCitizen = Annotated[int, Depends(_booking_citizen)]
 async def availability(
     service_id: int,
     db: Db,
+    reads: ReadDb,
     request: Request,
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: Annotated[date | None, Query()] = None,
 ) -> Response:
-    """Hourly slots over the policy's horizon (or `from`–`to`), with seats left for off-site booking."""
-    body, fresh = await availability_json(db, service_id, from_, to)
+    """Hourly slots over the policy's horizon (or `from`–`to`), with seats left for off-site booking.
+    Read from a replica when one is fresh (decision 0090), else (or should it fail) from the primary."""
+    body, fresh = await read_or_primary(
+        request, reads, db, lambda session: availability_json(session, service_id, from_, to)
+    )
     publish(request.scope, body, "application/json", fresh)  # repeated from memory while fresh
     return Response(body, media_type="application/json")
 

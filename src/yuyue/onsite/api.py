@@ -48,6 +48,7 @@ from yuyue.onsite.schemas import (
 from yuyue.onsite.staff import Actor, NewKiosk, StaffView, actor_from_token
 from yuyue.onsite.tickets import check_in, issue_ticket
 from yuyue.ops.metrics import BOOKINGS
+from yuyue.ops.replicas import ReadDb
 
 router = APIRouter(prefix="/api/v1", tags=["on site"])
 HallId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -297,7 +298,7 @@ async def finish(
 
 
 @router.get("/halls/{hall_id}/queue", response_model=QueueOut, responses=problems(404))
-async def queue(hall_id: HallId, db: Db) -> PublicQueue:
+async def queue(hall_id: HallId, db: ReadDb) -> PublicQueue:
     """Public: the waiting tickets in call order with wait estimates, and those being served."""
     return await public_queue(db, hall_id)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 REQUESTS = Counter("yuyue_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -15,6 +15,13 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 BOOKINGS = Counter("yuyue_bookings_total", "Booking actions by outcome", ["action", "outcome"])
+# decision 0091: 0 while this process cannot reach the rate limits' Redis (it counts locally meanwhile)
+LIMIT_STORAGE_UP = Gauge(
+    "yuyue_rate_limit_storage_up", "Shared rate-limit storage reachable", multiprocess_mode="min"
+)
+LIMIT_FALLBACKS = Counter(
+    "yuyue_rate_limit_fallbacks_total", "Limit checks made without Redis (local or refused)", ["limit"]
+)
 JOBS = Counter("yuyue_jobs_total", "Scheduled job runs", ["job", "outcome"])
 
 

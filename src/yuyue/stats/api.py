@@ -13,8 +13,8 @@ from yuyue.auth.api import AdminDep
 from yuyue.auth.service import Acting, authorise
 from yuyue.catalogue.service import get_unit
 from yuyue.clock import clock
-from yuyue.db import Db
 from yuyue.kit.http import problems
+from yuyue.ops.replicas import ReadDb
 from yuyue.stats import service
 from yuyue.stats.schemas import FiguresRow
 
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/v1/admin", tags=["administration"])
 async def stats(
     request: Request,
     who: AdminDep,
-    db: Db,
+    db: ReadDb,
     unit_id: Annotated[str | None, Query(max_length=64)] = None,
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: Annotated[date | None, Query()] = None,
@@ -60,7 +60,7 @@ async def _period(
 @router.get("/stats/fill-by-hour", responses=problems(401, 403, 404, 422))
 async def stats_fill_by_hour(
     who: AdminDep,
-    db: Db,
+    db: ReadDb,
     unit_id: Annotated[str | None, Query(max_length=64)] = None,
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: Annotated[date | None, Query()] = None,
@@ -74,7 +74,7 @@ async def stats_fill_by_hour(
 @router.get("/stats/waitlist", responses=problems(401, 403, 404, 422))
 async def stats_waitlist(
     who: AdminDep,
-    db: Db,
+    db: ReadDb,
     unit_id: Annotated[str | None, Query(max_length=64)] = None,
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: Annotated[date | None, Query()] = None,

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from yuyue.auth.api import AdminDep
 from yuyue.db import Db
 from yuyue.kit.http import problems
+from yuyue.ops.replicas import ReadDb
 from yuyue.watch import service
 from yuyue.watch.schemas import HoardingRow, QualityReport
 
@@ -41,12 +42,12 @@ async def hoarding(
 async def quality_report(
     request: Request,
     who: AdminDep,
-    db: Db,
+    reads: ReadDb,
     unit_id: Annotated[str | None, Query(max_length=64)] = None,
     month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
 ) -> Response:
     """The month's figures per child unit (rule G18, Art. 22); XLSX with that `Accept`."""
-    report = await service.quality_report(db, who, unit_id, month)
+    report = await service.quality_report(reads, who, unit_id, month)  # a replica when fresh (0090)
     if service.XLSX in request.headers.get("accept", ""):
         return Response(
             service.report_xlsx(report),

@@ -39,6 +39,7 @@ from yuyue.identity import service as identity
 from yuyue.kit import crypto
 from yuyue.kit.http import settings_of
 from yuyue.ops.logging import log
+from yuyue.ops.replicas import ReadDb
 from yuyue.policy.service import horizon_end
 from yuyue.waitlist import service as waitlist
 from yuyue.web import service as web
@@ -237,7 +238,7 @@ async def home(request: Request) -> Response:
 @router.get("/halls", response_class=HTMLResponse)
 async def halls(
     request: Request,
-    db: Db,
+    db: ReadDb,
     agree: Annotated[str, Query(max_length=1)] = "",
     under: Annotated[str, Query(max_length=64)] = "",
     q: Annotated[str, Query(max_length=50)] = "",
@@ -264,7 +265,7 @@ async def halls(
 
 
 @router.get("/halls/{hall_id}", response_class=HTMLResponse)
-async def hall(request: Request, hall_id: str, db: Db) -> Response:
+async def hall(request: Request, hall_id: str, db: ReadDb) -> Response:
     """The hall's departments and items."""
     unit = await get_unit(db, hall_id)
     offered = await hall_services(db, hall_id)
@@ -286,11 +287,14 @@ async def service_days(
     request: Request,
     service_id: int,
     db: Db,
+    reads: ReadDb,
     reschedule: Annotated[str, Query(max_length=32)] = "",
     rebook: Annotated[str, Query(max_length=32)] = "",
 ) -> Response:
-    """Days and hourly slots with seats left; days not open yet say when they open (rules G10, T6, M4)."""
-    info = await service_info(db, service_id)
+    """Days and hourly slots with seats left; days not open yet say when they open (rules G10, T6, M4).
+    The slots come from a replica when one is fresh (decision 0090); the booking being changed from
+    the primary (the citizen's own writes)."""
+    info = await service_info(reads, service_id)
     if not info.active:
         raise NotFound("service not found")
     now = clock.now()
@@ -306,12 +310,12 @@ async def service_days(
         if rebook:
             start = now.date()  # rules T9, G14: a rebook may take today's slots on site
     if start is not None:
-        ctx = await rules.context(db, service_id)
+        ctx = await rules.context(reads, service_id)
         availability = await booking_availability(
-            db, service_id, start, horizon_end(ctx.policy.knobs, ctx.calendar, now.date())
+            reads, service_id, start, horizon_end(ctx.policy.knobs, ctx.calendar, now.date())
         )
     else:
-        availability = await booking_availability(db, service_id, None, None)
+        availability = await booking_availability(reads, service_id, None, None)
     days = web.calendar_days(availability, now)
     for day in days:
         for slot in day["slots"]:
