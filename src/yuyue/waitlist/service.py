@@ -15,8 +15,9 @@ citizen is banned, already holds a booking…) rolls back the savepoint, claim i
 entry is tried.
 
 Jobs: `waitlist_release` (every 15 minutes: days whose booking opened since the last run go to the
-waiting list first), `waitlist_over_release` (hourly: rule G12's alert) and `waitlist_expire` (daily
-00:05: entries whose every date has passed end `expired`, with an SMS).
+waiting list first; open booking of those days answers `not_open_yet` until this run has committed,
+`booking.rules.check_released`, decision 0092), `waitlist_over_release` (hourly: rule G12's alert)
+and `waitlist_expire` (daily 00:05: entries whose every date has passed end `expired`, with an SMS).
 """
 
 from __future__ import annotations
@@ -408,7 +409,7 @@ async def _on_day_closed(session: AsyncSession, event: Event) -> None:
 
 # --- jobs ------------------------------------------------------------------------------------------
 
-RELEASE_EVERY_MIN = 15
+RELEASE_EVERY_MIN = rules.RELEASE_EVERY_MIN  # booking gates open booking of a released day on this run
 
 
 async def _waiting_services(session: AsyncSession) -> list[int]:
@@ -503,6 +504,6 @@ async def _over_release_job(session: AsyncSession, due: datetime) -> None:
     await check_over_release(session, due)
 
 
-register(Job("waitlist_release", every(RELEASE_EVERY_MIN), _release_job))
+register(Job(rules.RELEASE_JOB, every(RELEASE_EVERY_MIN), _release_job))
 register(Job("waitlist_over_release", every(60), _over_release_job))
 register(Job("waitlist_expire", daily("00:05"), _expiry_job))
