@@ -16,7 +16,9 @@ the same transaction, `cancelled_by: "hall"`. Such a cancel:
 
 A closure is allowed up to and during the day (a same-day closure stops check-in and tickets at once:
 the bookings are no longer live, and the hall no longer works that day). Days already past cancel
-nothing.
+nothing. Bookings already `checked_in` are not cancelled (decision 0093): their citizens are in the
+hall holding a ticket, which stays in the queue to be called, skipped or finished by the counters;
+only what is still to come (`booked`) is cancelled and texted.
 
 Events: `booking.cancelled_by_hall` {"booking": Booking, "reason": str}.
 """
@@ -35,12 +37,12 @@ from yuyue.clock import clock
 from yuyue.kit.events import Event, emit, subscribe
 from yuyue.kit.http import rowcount
 from yuyue.models import Booking, CalendarDay, Closure
-from yuyue.models.booking import LIVE_STATUSES
 
 
 async def live_bookings_of_day(session: AsyncSession, day: date, hall_ids: list[str] | None) -> list[Booking]:
-    """The live bookings of `day` (in the given halls, or all), oldest first."""
-    query = select(Booking).where(Booking.slot_day == day, Booking.status.in_(LIVE_STATUSES))
+    """The bookings of `day` a closure cancels (in the given halls, or all), oldest first: those still
+    `booked`; a checked-in citizen keeps the ticket (decision 0093)."""
+    query = select(Booking).where(Booking.slot_day == day, Booking.status == BookingStatus.BOOKED)
     if hall_ids is not None:
         query = query.where(Booking.hall_id.in_(hall_ids))
     return list((await session.execute(query.order_by(Booking.id))).scalars())

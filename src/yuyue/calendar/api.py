@@ -10,7 +10,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from yuyue.auth.api import AdminDep
-from yuyue.calendar import service
+from yuyue.auth.service import authorise
+from yuyue.calendar import files, service
 from yuyue.db import Db
 from yuyue.kit.http import problems
 
@@ -35,6 +36,27 @@ async def put_calendar_day(day: date, body: CalendarIn, who: AdminDep, db: Db) -
     """National working-day override (corrections, and years chinese-calendar does not cover yet)."""
     after = await service.set_national_day(db, who, day, body.working_day, body.note)
     return after
+
+
+class CalendarImportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: Annotated[StrictStr, Field(min_length=1, max_length=files.MAX_BYTES)]
+    name: Annotated[StrictStr, Field(max_length=200)] = ""
+    apply: StrictBool = False
+
+
+@admin.post("/calendar/import", responses=problems(401, 403, 422))
+async def import_calendar(body: CalendarImportIn, who: AdminDep, db: Db) -> dict[str, Any]:
+    """A year's national holidays and swapped working days from the State Council's notice as a CSV
+    or iCalendar file's text: a preview of what changes and which bookings it cancels, or (`apply`)
+    the import itself (platform L1; decision 0092)."""
+    authorise(who, "calendar", "platform/")  # before the file is read: a 403 says nothing about it
+    parsed = files.parse(body.file, body.name)
+    preview = await service.import_calendar(
+        db, who, parsed, body.name or f"{parsed.kind} file", apply=body.apply
+    )
+    return preview.as_dict()
 
 
 @admin.put("/units/{unit_id}/closures/{day}", responses=problems(401, 403, 404, 422))

@@ -11,7 +11,7 @@ from yuyue.models.admin import (
 )
 from yuyue.models.base import Base
 from yuyue.models.booking import Booking, BookingCounter, IdempotencyKey, SeatReturn, Slot
-from yuyue.models.catalogue import CalendarDay, Closure, Department, Policy, Service, Unit
+from yuyue.models.catalogue import CalendarDay, CalendarYear, Closure, Department, Policy, Service, Unit
 from yuyue.models.identity import (
     ApiClient,
     ApiKey,
@@ -39,6 +39,7 @@ __all__ = [
     "Booking",
     "BookingCounter",
     "CalendarDay",
+    "CalendarYear",
     "CapacityPeriod",
     "CapacityRequest",
     "ChannelBooking",
