@@ -25,6 +25,7 @@ import os
 import random
 import re
 import subprocess
+import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -156,12 +157,26 @@ def main() -> None:
                 f"on {release_day}, "
                 f"{released} seats, {citizens} citizens, {attempts} attempts at {args.rate:.0f}/s"
             )
-            # The release moment: platform time reaches 18:00:00 just as the first attempt is due.
+            # The release moment: platform time reaches 17:59:59.95 just as the first attempt is due;
+            # then, as a job process wakes at its due time, the clock is moved to 18:00:00, which runs
+            # the release to the waiting list (decision 0092: open booking of the day answers
+            # `not_open_yet` until that run has committed).
             start_at = time.time() + 3.0
             setup.set_clock(
-                (RELEASE - timedelta(seconds=start_at - time.time()) + timedelta(seconds=0.05)).isoformat()
+                (RELEASE - timedelta(seconds=start_at - time.time()) - timedelta(seconds=0.05)).isoformat()
             )
+            release_ms: list[float] = []
+
+            def release() -> None:
+                time.sleep(max(0.0, start_at - time.time()))
+                begun = time.monotonic()
+                setup.set_clock(RELEASE.isoformat())
+                release_ms.append(round((time.monotonic() - begun) * 1000, 1))
+
+            releaser = threading.Thread(target=release)
+            releaser.start()
             load = run_load(server.port, requests, args.rate, args.connections, start_at, keep="number")
+            releaser.join()
         checks = asyncio.run(
             integrity(url, {n for s, n in zip(load["status"], load["kept"], strict=True) if s == 201 and n})
         )
@@ -197,6 +212,7 @@ def main() -> None:
         "committed_per_s": round(committed / elapsed, 1),
         "elapsed_s": round(elapsed, 2),
         "answers": dict(sorted(codes.items())),
+        "release_run_ms": release_ms[0] if release_ms else None,
         **latency_summary(load["latency"]),
         "errors_5xx": sum(1 for s in load["status"] if s >= 500),
         "transport_errors": sum(1 for s in load["status"] if s == -1),

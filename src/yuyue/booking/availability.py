@@ -104,7 +104,7 @@ class _DayPlan:
     opens_at: str | None
     slots: tuple[_SlotPlan, ...]
     # (opens, until): while `now` is in it, the day waits for its release to the waiting list
-    # (rules G10, G11, `rules.released`); None for a day that has it behind or far ahead
+    # (rules G10, G11, `rules.released`); None for a day the hall does not work
     gate: tuple[datetime, datetime] | None = None
 
 
@@ -217,9 +217,7 @@ def _plan(ctx: Context, service_id: int, start: date | None, end: date | None, n
             slots.append(
                 _SlotPlan(spec.id, spec.start.isoformat(), spec.end.isoformat(), spec.capacity, left, none)
             )
-        gate = None
-        if opens is not None and now < release_due(opens) + RELEASE_GRACE:
-            gate = (opens, release_due(opens) + RELEASE_GRACE)
+        gate = (opens, release_due(opens) + RELEASE_GRACE) if opens is not None else None
         days.append(
             _DayPlan(current.isoformat(), working, opens.isoformat() if opens else None, tuple(slots), gate)
         )

@@ -32,7 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking.inventory import return_seats
 from yuyue.booking.status import BookingStatus, move
-from yuyue.calendar.service import DayClosed, hall_calendar
+from yuyue.calendar.service import DayClosed, service_calendar
+from yuyue.catalogue.service import service_info
 from yuyue.clock import clock
 from yuyue.kit.events import Event, emit, subscribe
 from yuyue.kit.http import rowcount
@@ -86,8 +87,8 @@ async def _on_day_closed(session: AsyncSession, event: Event) -> None:
 async def cancel_if_closed(session: AsyncSession, booking: Booking, now: datetime) -> bool:
     """The no-show sweep's guard: a booking whose day its hall does not work (a closure that raced
     with the booking) is cancelled by the hall, never marked a no-show. True if it was."""
-    calendar = await hall_calendar(session, booking.hall_id)
-    if calendar.is_working(booking.slot_day):
+    calendar = await service_calendar(session, await service_info(session, booking.service_id))
+    if calendar.is_working(booking.slot_day):  # its hall's day, or an extra day of its service
         return False
     closure = await session.get(Closure, (booking.hall_id, booking.slot_day))
     national = await session.get(CalendarDay, booking.slot_day)

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.calendar.service import WorkCalendar, hall_calendar
+from yuyue.calendar.service import WorkCalendar, service_calendar
 from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot_id, service_info
 from yuyue.clock import at
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
@@ -85,9 +85,7 @@ class Context:
 
 async def context(session: AsyncSession, service_id: int) -> Context:
     info = await service_info(session, service_id)
-    return Context(
-        info, await effective_policy(session, info.hall_id), await hall_calendar(session, info.hall_id)
-    )
+    return Context(info, await effective_policy(session, info.hall_id), await service_calendar(session, info))
 
 
 _specs: dict[str, tuple[ServiceInfo, WorkCalendar, SlotSpec]] = {}

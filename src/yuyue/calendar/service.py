@@ -7,7 +7,7 @@ the daily `calendar_check` job raises one `calendar_missing` alert for it. Never
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.audit.service import audit
 from yuyue.auth.service import Acting, authorise
 from yuyue.calendar.files import CalendarFile
-from yuyue.catalogue.service import HALL_KINDS, clear_caches, get_unit
+from yuyue.catalogue.service import HALL_KINDS, ServiceInfo, clear_caches, get_unit
 from yuyue.clock import clock
 from yuyue.db import after_commit
 from yuyue.db import dialect_insert as _insert
@@ -27,7 +27,7 @@ from yuyue.errors import ValidationFailed
 from yuyue.jobs.service import Job, daily, register
 from yuyue.kit.cache import TTLCache
 from yuyue.kit.events import Event, emit
-from yuyue.models import Alert, Booking, CalendarDay, CalendarYear, Closure
+from yuyue.models import Alert, Booking, CalendarDay, CalendarYear, Closure, ExtraSupply, Service
 
 cache = TTLCache(2.0)
 
@@ -46,6 +46,7 @@ class WorkCalendar:
     overrides: dict[date, bool] = field(default_factory=dict)
     closures: frozenset[date] = frozenset()
     years: frozenset[int] = frozenset()  # imported from a notice (decision 0092): covered
+    opened: frozenset[date] = frozenset()  # a service's extra days ("5+X", decision 0093)
 
     def national_working(self, day: date) -> bool:
         if day in self.overrides:
@@ -59,7 +60,7 @@ class WorkCalendar:
         return day in self.overrides or day.year in self.years or package_working_day(day) is not None
 
     def is_working(self, day: date) -> bool:
-        return day not in self.closures and self.national_working(day)
+        return day not in self.closures and (day in self.opened or self.national_working(day))
 
     def nth_working_after(self, day: date, n: int) -> date:
         """The n-th working day strictly after `day` (n >= 1)."""
@@ -115,6 +116,46 @@ async def hall_calendar(session: AsyncSession, hall_id: str) -> WorkCalendar:
     )
     cache.put(key, calendar)
     return calendar
+
+
+async def service_calendar(session: AsyncSession, info: ServiceInfo) -> WorkCalendar:
+    """The working days of one service: its hall's, plus the extra days an approved capacity
+    request opened for it (rule G12's "5+X", decision 0093); the hall's closures still win."""
+    hall = await hall_calendar(session, info.hall_id)
+    opened = info.extra_open_days
+    if not opened:
+        return hall
+    key = ("service", info.hall_id, opened)
+    hit = cache.get(key)
+    if isinstance(hit, WorkCalendar) and hit.closures is hall.closures and hit.overrides == hall.overrides:
+        return hit
+    calendar = replace(hall, opened=opened)
+    cache.put(key, calendar)
+    return calendar
+
+
+async def hall_day(
+    session: AsyncSession, hall_id: str, hours: tuple[tuple[str, str], ...], day: date
+) -> tuple[tuple[str, str], ...]:
+    """The hall's opening hours on `day` (empty: closed): its own on its working days, widened by
+    the extended hours and extra days approved for its services (decision 0093)."""
+    calendar = await hall_calendar(session, hall_id)
+    if day in calendar.closures:
+        return ()
+    extra = (
+        await session.execute(
+            select(ExtraSupply.hours, ExtraSupply.open_day)
+            .join(Service, Service.id == ExtraSupply.service_id)
+            .where(Service.hall_id == hall_id, ExtraSupply.day == day)
+        )
+    ).all()
+    working = calendar.is_working(day) or any(row.open_day for row in extra)
+    if not working:
+        return ()
+    widened = list(hours)
+    for row in extra:
+        widened.extend((str(h["start"]), str(h["end"])) for h in row.hours or [])
+    return tuple(widened)
 
 
 async def national_calendar(session: AsyncSession) -> WorkCalendar:

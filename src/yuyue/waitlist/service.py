@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.admin.alerts import raise_alert
 from yuyue.auth.service import Acting, authorise
 from yuyue.booking import availability, commands, rules
-from yuyue.calendar.service import DayClosed, hall_calendar
+from yuyue.calendar.service import DayClosed
 from yuyue.catalogue.service import day_slots, get_service, parse_slot_id
 from yuyue.clock import clock
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
@@ -378,7 +378,7 @@ async def expire_entries(
         query = query.where(WaitlistEntry.service_id.in_(service_ids))
     now, ended = clock.now(), 0
     for entry in (await session.execute(query.order_by(WaitlistEntry.id))).scalars().all():
-        calendar = await hall_calendar(session, entry.hall_id)
+        calendar = (await rules.context(session, entry.service_id)).calendar  # extra days count
         days = [date.fromisoformat(str(d)) for d in entry.dates or []]
         if any(d >= today and d != closed and calendar.is_working(d) for d in days):
             continue

@@ -375,10 +375,21 @@ async def propose(request: Request, db: Db) -> Response:
                 else text(form, "date_to", 10) or text(form, "date_from", 10),
                 "daily_capacity": number(form, "daily_capacity"),
                 "reason": text(form, "reason", 500),
+                # rule G12's remedies (decision 0093): extended hours, extra days ("5+X")
+                "hours": manage.parse_hours(text(form, "hours", 200)),
+                "open_days": manage.checked(form, "open_days"),
             },
         )
         return await admin_capacity.propose_capacity(
-            db, who, body.service_id, body.date_from, body.date_to, body.daily_capacity, body.reason
+            db,
+            who,
+            body.service_id,
+            body.date_from,
+            body.date_to,
+            body.daily_capacity,
+            body.reason,
+            [period.model_dump() for period in body.hours] if body.hours else None,
+            body.open_days,
         )
 
     page = _capacity_form_page(request, db, who)

@@ -402,6 +402,7 @@ def sticky(form: dict[str, list[str]], name: str) -> dict[str, Any]:
 def texts() -> dict[str, Any]:
     """The words every manage template may use."""
     return {
+        "hours_text": hours_text,
         "KIND_TEXT": KIND_TEXT,
         "MODE_TEXT": MODE_TEXT,
         "PRESET_TEXT": PRESET_TEXT,
