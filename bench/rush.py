@@ -157,13 +157,13 @@ def main() -> None:
                 f"on {release_day}, "
                 f"{released} seats, {citizens} citizens, {attempts} attempts at {args.rate:.0f}/s"
             )
-            # The release moment: platform time reaches 17:59:59.95 just as the first attempt is due;
-            # then, as a job process wakes at its due time, the clock is moved to 18:00:00, which runs
-            # the release to the waiting list (decision 0092: open booking of the day answers
-            # `not_open_yet` until that run has committed).
+            # The release moment: when the first attempt is due, the clock is moved to 18:00:00 (from
+            # 17:59:59, so a late thread still moves it forward), which runs the release to the waiting
+            # list as a job process would at its due time (decision 0092: open booking of the day
+            # answers `not_open_yet` until that run has committed).
             start_at = time.time() + 3.0
             setup.set_clock(
-                (RELEASE - timedelta(seconds=start_at - time.time()) - timedelta(seconds=0.05)).isoformat()
+                (RELEASE - timedelta(seconds=start_at - time.time()) - timedelta(seconds=1)).isoformat()
             )
             release_ms: list[float] = []
 
