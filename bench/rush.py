@@ -190,16 +190,30 @@ def main() -> None:
                 f"on {release_day}, "
                 f"{released} seats, {citizens} citizens, {attempts} attempts at {args.rate:.0f}/s"
             )
-            # The release moment: platform time reaches 18:00:00 just as the first attempt is due.
+            # The release moment: when the first attempt is due, the clock is moved to 18:00:00 (from
+            # 17:59:59, so a late thread still moves it forward), which runs the release to the waiting
+            # list as a job process would at its due time (decision 0092: open booking of the day
+            # answers `not_open_yet` until that run has committed).
             start_at = time.time() + 3.0
             setup.set_clock(
-                (RELEASE - timedelta(seconds=start_at - time.time()) + timedelta(seconds=0.05)).isoformat()
+                (RELEASE - timedelta(seconds=start_at - time.time()) - timedelta(seconds=1)).isoformat()
             )
+            release_ms: list[float] = []
+
+            def release() -> None:
+                time.sleep(max(0.0, start_at - time.time()))
+                begun = time.monotonic()
+                setup.set_clock(RELEASE.isoformat())
+                release_ms.append(round((time.monotonic() - begun) * 1000, 1))
+
+            releaser = threading.Thread(target=release)
+            releaser.start()
             killer = None
             if args.hosts and args.kill_at:
                 killer = threading.Timer(start_at - time.time() + args.kill_at, server.kill, (args.hosts,))
                 killer.start()
             load = run_load(server.port, requests, args.rate, args.connections, start_at, keep="number")
+            releaser.join()
             if killer is not None:
                 killer.join()
             if args.hosts:  # which host answered each booking attempt (nginx's access log)
@@ -244,6 +258,7 @@ def main() -> None:
         "committed_per_s": round(committed / elapsed, 1),
         "elapsed_s": round(elapsed, 2),
         "answers": dict(sorted(codes.items())),
+        "release_run_ms": release_ms[0] if release_ms else None,
         **latency_summary(load["latency"]),
         "errors_5xx": sum(1 for s in load["status"] if s >= 500),
         "transport_errors": sum(1 for s in load["status"] if s == -1),

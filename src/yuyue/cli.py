@@ -1,11 +1,12 @@
-"""`yuyue …` (Typer): serve, worker, db, demo, admin."""
+"""`yuyue …` (Typer): serve, worker, db, demo, admin, calendar."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import tempfile
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -16,8 +17,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 admin_app = typer.Typer(help="Administrator accounts.", no_args_is_help=True)
+calendar_app = typer.Typer(help="The national calendar.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
+app.add_typer(calendar_app, name="calendar")
 
 
 @db_app.command("upgrade")
@@ -166,6 +169,53 @@ def admin_create(
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"admin {username} created (id {admin_id})")
+
+
+@calendar_app.command("import")
+def calendar_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would change.")] = False,
+) -> None:
+    """Import a year's national holidays and swapped working days (the State Council's notice as a
+    CSV `date,working_day,note` or an iCalendar file). Prints what changes and how many bookings of
+    new holidays are cancelled (by the hall, texted); `--dry-run` changes nothing (decision 0092)."""
+    from yuyue.calendar import files
+    from yuyue.calendar.service import import_calendar
+    from yuyue.db import make_engine, make_sessionmaker
+    from yuyue.errors import DomainError
+
+    settings = get_settings()
+
+    async def main() -> dict[str, Any]:
+        import yuyue.domains  # noqa: F401 - the subscribers that cancel a new holiday's bookings
+
+        parsed = files.parse(file.read_bytes(), file.name)
+        engine = make_engine(settings)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                preview = await import_calendar(session, None, parsed, file.name, apply=not dry_run)
+                await session.commit()
+                return preview.as_dict()
+        finally:
+            await engine.dispose()
+
+    try:
+        result = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+    for day in result["days"]:
+        mark = "*" if day["changes"] else " "
+        kind = "working" if day["working_day"] else "holiday"
+        touched = f"  cancels {day['bookings']} booking(s)" if day["bookings"] else ""
+        typer.echo(f"{mark} {day['date']} {kind:8} {day['note']}{touched}")
+    verb, cancel = (
+        ("imported", "cancelled") if result["applied"] else ("dry run, nothing changed", "to cancel")
+    )
+    typer.echo(
+        f"{verb}: {result['year']}, {len(result['days'])} dates, {result['changed']} changed, "
+        f"{result['bookings']} booking(s) of {result['citizens']} citizen(s) {cancel}"
+    )
 
 
 def main() -> None:

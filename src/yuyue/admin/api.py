@@ -116,7 +116,15 @@ async def unlock_staff(staff_id: int, who: AdminDep, db: Db) -> accounts.Unlocke
 async def request_capacity(body: CapacityRequestIn, who: AdminDep, db: Db) -> admin_capacity.RequestView:
     """Ask for a change of released capacity; `date_from` at least the 2nd working day after today."""
     return await admin_capacity.propose_capacity(
-        db, who, body.service_id, body.date_from, body.date_to, body.daily_capacity, body.reason
+        db,
+        who,
+        body.service_id,
+        body.date_from,
+        body.date_to,
+        body.daily_capacity,
+        body.reason,
+        [period.model_dump() for period in body.hours] if body.hours else None,
+        body.open_days,
     )
 
 

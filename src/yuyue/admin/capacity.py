@@ -5,7 +5,8 @@ approve them and never the requester (G4–G6), applied at once through the seat
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import date, time, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,7 @@ from yuyue.audit.service import audit
 from yuyue.auth.service import Acting, Party, authorise
 from yuyue.booking.inventory import apply_capacity_change
 from yuyue.calendar.service import hall_calendar
+from yuyue.catalogue.service import hourly_starts, hours_tuple
 from yuyue.clock import at, clock
 from yuyue.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from yuyue.kit.events import Event, emit
@@ -41,6 +43,8 @@ class RequestView:
     decided_by: int | None
     decided_at: str | None
     note: str | None
+    hours: list[dict[str, str]] | None
+    open_days: bool
 
 
 def request_view(request: CapacityRequest) -> RequestView:
@@ -59,10 +63,30 @@ def request_view(request: CapacityRequest) -> RequestView:
         decided_by=request.decided_by,
         decided_at=request.decided_at.isoformat() if request.decided_at else None,
         note=request.note,
+        hours=request.hours,
+        open_days=bool(request.open_days),
     )
 
 
 MAX_CHANGE_DAYS = 92
+
+
+def check_extended_hours(hours: list[dict[str, str]], hall_hours: list[Any] | None) -> None:
+    """Extended hours (rule G12) add hours: every hour the hall opens stays open, so no booking is
+    left outside the day's slots; periods are HH:MM, start before end."""
+    periods = []
+    for period in hours:
+        try:
+            start, end = time.fromisoformat(period["start"]), time.fromisoformat(period["end"])
+        except (KeyError, ValueError):
+            raise ValidationFailed("hours: periods of HH:MM start and end") from None
+        if start >= end:
+            raise ValidationFailed("hours: each period starts before it ends")
+        periods.append((period["start"], period["end"]))
+    day = date(2000, 1, 3)  # any day: only the hours matter
+    wanted = set(hourly_starts(tuple(periods), day))
+    if not set(hourly_starts(hours_tuple(hall_hours), day)) <= wanted:
+        raise ValidationFailed("hours: extended hours keep every hour the hall opens")
 
 
 async def request_capacity(
@@ -73,9 +97,13 @@ async def request_capacity(
     date_to: date | None,
     daily_capacity: int,
     reason: str,
+    hours: list[dict[str, str]] | None = None,
+    open_days: bool = False,
 ) -> tuple[CapacityRequest, Unit]:
     """Rule G20: a change of released capacity, for the days `date_from`–`date_to`, or with
-    `date_to` None a change of the standing daily capacity from `date_from` on."""
+    `date_to` None a change of the standing daily capacity from `date_from` on. A range may also
+    carry rule G12's remedies (decision 0093): `hours` the service opens on those dates (extended
+    hours: they must cover the hall's own), `open_days` its non-working dates open too ("5+X")."""
     service = await session.get(Service, service_id)
     if service is None:
         raise NotFound(f"service {service_id} not found")
@@ -86,6 +114,10 @@ async def request_capacity(
         raise ValidationFailed("date_to is before date_from")
     if date_to is not None and (date_to - date_from).days >= MAX_CHANGE_DAYS:
         raise ValidationFailed(f"a change covers at most {MAX_CHANGE_DAYS} days")
+    if (hours or open_days) and date_to is None:
+        raise ValidationFailed("hours and open_days are for a range of dates: give date_to")
+    if hours:
+        check_extended_hours(hours, hall.hours)
     calendar = await hall_calendar(session, hall.id)
     today = clock.today()
     earliest = calendar.nth_working_after(today, 2)
@@ -109,6 +141,8 @@ async def request_capacity(
         requested_by=who.id,
         requested_at=now,
         overdue_at=overdue_at,
+        hours=hours or None,
+        open_days=open_days,
     )
     session.add(request)
     await session.flush()
@@ -158,7 +192,14 @@ async def decide(
     await session.refresh(request)
     if approve:
         await apply_capacity_change(
-            session, request.service_id, request.date_from, request.date_to, request.daily_capacity
+            session,
+            request.service_id,
+            request.date_from,
+            request.date_to,
+            request.daily_capacity,
+            hours=request.hours,
+            open_days=bool(request.open_days),
+            request_id=request.id,
         )
         await emit(session, Event("capacity.approved", {"request": request}))
 
@@ -171,11 +212,13 @@ async def propose_capacity(
     date_to: date | None,
     daily_capacity: int,
     reason: str,
+    hours: list[dict[str, str]] | None = None,
+    open_days: bool = False,
 ) -> RequestView:
     """Rule G20: ask for a change of released capacity (any level may propose in its subtree, G4);
     audited. Returns the pending request's view."""
     request, hall = await request_capacity(
-        session, who, service_id, date_from, date_to, daily_capacity, reason
+        session, who, service_id, date_from, date_to, daily_capacity, reason, hours, open_days
     )
     view = request_view(request)
     await audit(session, who, hall.id, hall.path, "capacity.request", str(request.id), None, asdict(view))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from yuyue.catalogue.schemas import Period
 from yuyue.kit.answers import Answer
 
 Text = Annotated[StrictStr, Field(min_length=1, max_length=500)]
@@ -71,6 +72,10 @@ class CapacityRequestIn(Strict):
     date_to: date | None  # required; null: the standing daily capacity from date_from on (rule G20)
     daily_capacity: Annotated[StrictInt, Field(ge=0, le=100_000)]
     reason: Text
+    # rule G12's remedies (decision 0093): the service's opening hours on these dates (extended
+    # hours, covering the hall's), and whether the range's non-working dates open too ("5+X")
+    hours: Annotated[list[Period], Field(min_length=1, max_length=8)] | None = None
+    open_days: StrictBool = False
 
 
 class DecisionIn(Strict):
@@ -92,6 +97,8 @@ class CapacityRequestOut(Answer):
     decided_by: int | None
     decided_at: str | None
     note: str | None
+    hours: list[dict[str, str]] | None = None
+    open_days: bool = False
 
 
 class AlertFigure(Answer):

@@ -15,7 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.booking.rules import CACHE_MAX, Context, context
+from yuyue.booking.rules import CACHE_MAX, RELEASE_GRACE, Context, context, release_due, released
 from yuyue.catalogue.service import day_slots
 from yuyue.clock import at, clock
 from yuyue.errors import NotFound, ValidationFailed
@@ -103,6 +103,9 @@ class _DayPlan:
     working_day: bool
     opens_at: str | None
     slots: tuple[_SlotPlan, ...]
+    # (opens, until): while `now` is in it, the day waits for its release to the waiting list
+    # (rules G10, G11, `rules.released`); None for a day the hall does not work
+    gate: tuple[datetime, datetime] | None = None
 
 
 @dataclass
@@ -214,8 +217,9 @@ def _plan(ctx: Context, service_id: int, start: date | None, end: date | None, n
             slots.append(
                 _SlotPlan(spec.id, spec.start.isoformat(), spec.end.isoformat(), spec.capacity, left, none)
             )
+        gate = (opens, release_due(opens) + RELEASE_GRACE) if opens is not None else None
         days.append(
-            _DayPlan(current.isoformat(), working, opens.isoformat() if opens else None, tuple(slots))
+            _DayPlan(current.isoformat(), working, opens.isoformat() if opens else None, tuple(slots), gate)
         )
         current += timedelta(days=1)
     return _Plan(_marker(ctx), first, last, now, until, tuple(days))
@@ -239,10 +243,16 @@ async def _availability(
     days: list[dict[str, Any]] = []
     for day_plan in plan.days:
         slots: list[dict[str, Any]] = []
+        waiting = day_plan.gate is not None and (
+            day_plan.gate[0] <= now < day_plan.gate[1] and not await released(session, day_plan.gate[0], now)
+        )
         for slot in day_plan.slots:
             capacity, booked = stored.get(slot.id, (slot.capacity, 0))
             offsite = capacity - onsite_hold(knobs, capacity)
             remaining = max(0, offsite - booked)
+            status = slot.if_left if remaining > 0 else slot.if_none
+            if waiting and status in ("open", "full"):
+                status = "not_yet_open"  # the waiting list first (rule G11)
             slots.append(
                 {
                     "id": slot.id,
@@ -250,7 +260,7 @@ async def _availability(
                     "end": slot.end,
                     "capacity": offsite,
                     "remaining": remaining,
-                    "status": slot.if_left if remaining > 0 else slot.if_none,
+                    "status": status,
                 }
             )
         day: dict[str, Any] = {"date": day_plan.date, "working_day": day_plan.working_day, "slots": slots}

@@ -16,7 +16,9 @@ the same transaction, `cancelled_by: "hall"`. Such a cancel:
 
 A closure is allowed up to and during the day (a same-day closure stops check-in and tickets at once:
 the bookings are no longer live, and the hall no longer works that day). Days already past cancel
-nothing.
+nothing. Bookings already `checked_in` are not cancelled (decision 0093): their citizens are in the
+hall holding a ticket, which stays in the queue to be called, skipped or finished by the counters;
+only what is still to come (`booked`) is cancelled and texted.
 
 Events: `booking.cancelled_by_hall` {"booking": Booking, "reason": str}.
 """
@@ -30,17 +32,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking.inventory import return_seats
 from yuyue.booking.status import BookingStatus, move
-from yuyue.calendar.service import DayClosed, hall_calendar
+from yuyue.calendar.service import DayClosed, service_calendar
+from yuyue.catalogue.service import service_info
 from yuyue.clock import clock
 from yuyue.kit.events import Event, emit, subscribe
 from yuyue.kit.http import rowcount
 from yuyue.models import Booking, CalendarDay, Closure
-from yuyue.models.booking import LIVE_STATUSES
 
 
 async def live_bookings_of_day(session: AsyncSession, day: date, hall_ids: list[str] | None) -> list[Booking]:
-    """The live bookings of `day` (in the given halls, or all), oldest first."""
-    query = select(Booking).where(Booking.slot_day == day, Booking.status.in_(LIVE_STATUSES))
+    """The bookings of `day` a closure cancels (in the given halls, or all), oldest first: those still
+    `booked`; a checked-in citizen keeps the ticket (decision 0093)."""
+    query = select(Booking).where(Booking.slot_day == day, Booking.status == BookingStatus.BOOKED)
     if hall_ids is not None:
         query = query.where(Booking.hall_id.in_(hall_ids))
     return list((await session.execute(query.order_by(Booking.id))).scalars())
@@ -84,8 +87,8 @@ async def _on_day_closed(session: AsyncSession, event: Event) -> None:
 async def cancel_if_closed(session: AsyncSession, booking: Booking, now: datetime) -> bool:
     """The no-show sweep's guard: a booking whose day its hall does not work (a closure that raced
     with the booking) is cancelled by the hall, never marked a no-show. True if it was."""
-    calendar = await hall_calendar(session, booking.hall_id)
-    if calendar.is_working(booking.slot_day):
+    calendar = await service_calendar(session, await service_info(session, booking.service_id))
+    if calendar.is_working(booking.slot_day):  # its hall's day, or an extra day of its service
         return False
     closure = await session.get(Closure, (booking.hall_id, booking.slot_day))
     national = await session.get(CalendarDay, booking.slot_day)

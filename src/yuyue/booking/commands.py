@@ -55,6 +55,7 @@ from yuyue.booking.rules import (
     check_login_may_book,
     check_not_banned,
     check_open,
+    check_released,
     context,
     limit_error,
     live_key,
@@ -117,6 +118,8 @@ async def book(
     if source != "rebook":  # a rebook keeps the missed booking's company
         uscc, company_name = booking_company(login, uscc, company_name)
     check_open(ctx, spec, request.channel, now)
+    if request.channel != "onsite" and source != "waitlist":  # the allocation is the release itself
+        await check_released(session, ctx, spec, now)  # rules G10, G11: the waiting list first
     key = live_key(ctx, citizen_id, spec.day, uscc)
     if pre.citizen is None:
         raise Forbidden("unknown citizen")
@@ -260,6 +263,8 @@ async def reschedule(
         raise ValidationFailed("slot_id is the booking's current slot")
     channel = booking.channel
     check_open(ctx, spec, channel, now)
+    if channel != "onsite":
+        await check_released(session, ctx, spec, now)  # rules G10, G11: the waiting list first
     key = live_key(ctx, citizen_id, spec.day, booking.company_uscc) or booking.live_key
     # Lock slot rows in id order so two opposite reschedules cannot deadlock.
     if spec.id < booking.slot_id:

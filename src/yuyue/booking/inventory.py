@@ -22,13 +22,13 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.calendar.service import hall_calendar
+from yuyue.calendar.service import hall_calendar, service_calendar
 from yuyue.catalogue.service import clear_caches, day_slots, service_info
 from yuyue.clock import clock
 from yuyue.db import after_commit, on_postgres
 from yuyue.db import dialect_insert as _insert
 from yuyue.kit.events import Event, emit
-from yuyue.models import CapacityPeriod, Service, Slot
+from yuyue.models import CapacityPeriod, ExtraSupply, Service, Slot
 
 # How far ahead a standing increase is announced to the waiting list: its entries name days at most
 # this far ahead (`yuyue.waitlist.service.MAX_AHEAD_DAYS`).
@@ -40,9 +40,21 @@ def _greatest(session: AsyncSession) -> Any:
 
 
 async def apply_capacity_change(
-    session: AsyncSession, service_id: int, date_from: date, date_to: date | None, daily: int
+    session: AsyncSession,
+    service_id: int,
+    date_from: date,
+    date_to: date | None,
+    daily: int,
+    *,
+    hours: list[dict[str, str]] | None = None,
+    open_days: bool = False,
+    request_id: int | None = None,
 ) -> list[date]:
-    """Apply an approved capacity request (rule G20); returns the days where a slot gained seats."""
+    """Apply an approved capacity request (rule G20); returns the days where a slot gained seats.
+    A range may also set the service's opening hours on its dates (extended hours) and open its
+    non-working dates ("5+X"), rule G12's remedies (decision 0093)."""
+    if date_to is not None and (hours or open_days) and request_id is not None:
+        await _extra_supply(session, service_id, date_from, date_to, hours, open_days, request_id)
     if date_to is None:
         increased = await _apply_standing(session, service_id, date_from, daily)
     else:
@@ -54,13 +66,47 @@ async def apply_capacity_change(
     return increased
 
 
+async def _extra_supply(
+    session: AsyncSession,
+    service_id: int,
+    first: date,
+    last: date,
+    hours: list[dict[str, str]] | None,
+    open_days: bool,
+    request_id: int,
+) -> None:
+    """The dates' own opening hours and extra open days, before the seats are spread over them."""
+    info = await service_info(session, service_id)
+    calendar = await hall_calendar(session, info.hall_id)
+    day = first
+    while day <= last:
+        extra_day = open_days and not calendar.national_working(day)
+        if hours or extra_day:
+            insert = _insert(session, ExtraSupply).values(
+                service_id=service_id, day=day, hours=hours, open_day=extra_day, request_id=request_id
+            )
+            await session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["service_id", "day"],
+                    set_={
+                        "hours": insert.excluded.hours,
+                        "open_day": insert.excluded.open_day,
+                        "request_id": insert.excluded.request_id,
+                    },
+                )
+            )
+        day += timedelta(days=1)
+    await session.flush()
+    clear_caches()  # the service's hours and days are read again below
+
+
 async def _apply_range(
     session: AsyncSession, service_id: int, first: date, last: date, daily: int
 ) -> list[date]:
     """Write the new spread into each slot of each working day in the range, never below the seats
     already sold (`max(new, booked)`)."""
     info = await service_info(session, service_id)
-    calendar = await hall_calendar(session, info.hall_id)
+    calendar = await service_calendar(session, info)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     days = [d for d in days if calendar.is_working(d)]
     stored = {
@@ -123,7 +169,7 @@ async def _apply_standing(session: AsyncSession, service_id: int, first: date, d
     clear_caches()
     after_commit(session, clear_caches)  # and again once committed: other requests read it
     after = await service_info(session, service_id)
-    calendar = await hall_calendar(session, after.hall_id)
+    calendar = await service_calendar(session, after)
 
     increased: set[date] = set()
     stored_days: set[date] = set()

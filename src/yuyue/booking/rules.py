@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.calendar.service import WorkCalendar, hall_calendar
+from yuyue.calendar.service import WorkCalendar, service_calendar
 from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot_id, service_info
+from yuyue.clock import at
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
 from yuyue.identity.service import SessionLogin
+from yuyue.kit.cache import TTLCache
+from yuyue.models import JobRun
 from yuyue.policy.service import (
     EffectivePolicy,
     day_opens_at,
@@ -81,9 +85,7 @@ class Context:
 
 async def context(session: AsyncSession, service_id: int) -> Context:
     info = await service_info(session, service_id)
-    return Context(
-        info, await effective_policy(session, info.hall_id), await hall_calendar(session, info.hall_id)
-    )
+    return Context(info, await effective_policy(session, info.hall_id), await service_calendar(session, info))
 
 
 _specs: dict[str, tuple[ServiceInfo, WorkCalendar, SlotSpec]] = {}
@@ -145,6 +147,61 @@ def check_open(ctx: Context, spec: SlotSpec, channel: str, now: datetime) -> Non
         opens = day_opens_at(knobs, ctx.calendar, spec.day)
         raise Unprocessable(
             f"this day opens for booking at {opens.isoformat()}",
+            code="not_open_yet",
+            opens_at=opens.isoformat(),
+        )
+
+
+# --- release first to the waiting list (rules G10, G11; decision 0092) -----------------------------
+# A newly released day's seats go to the waiting list in the transaction of the `waitlist_release`
+# job's run for the release moment (`yuyue.waitlist.service`); that run's `job_runs` row commits with
+# the allocation. Until it has committed, open booking of the day answers `not_open_yet`.
+
+RELEASE_JOB = "waitlist_release"
+RELEASE_EVERY_MIN = 15  # the job's grid: due at each quarter hour, covering opens in (due - 15 min, due]
+# If the run has not committed this long after its due time (no job process running, a run that
+# failed), the day opens anyway: the waiting list is late rather than the whole day never opening.
+RELEASE_GRACE = timedelta(minutes=15)
+_released = TTLCache(2.0)  # (database, due) whose run was seen committed; a committed run stays so
+
+
+def release_due(opens: datetime) -> datetime:
+    """The `waitlist_release` due time that serves a day opening at `opens`: the first quarter hour
+    at or after it."""
+    midnight = at(opens.date(), "00:00")
+    step = timedelta(minutes=RELEASE_EVERY_MIN)
+    return midnight + step * -((midnight - opens) // step)
+
+
+async def released(session: AsyncSession, opens: datetime, now: datetime) -> bool:
+    """Whether the waiting list has had the day opening at `opens` (its release run committed).
+    Costs a query only between `opens` and the run's commit (or the grace's end)."""
+    due = release_due(opens)
+    if now < opens:
+        return False
+    if now >= due + RELEASE_GRACE:
+        return True
+    bind = session.bind
+    key = (str(bind.engine.url) if bind is not None else "", due)
+    if _released.get(key) is not None:
+        return True
+    found = await session.execute(
+        select(JobRun.due_at).where(JobRun.job == RELEASE_JOB, JobRun.due_at == due).limit(1)
+    )
+    if found.first() is None:
+        return False
+    _released.put(key, True)
+    return True
+
+
+async def check_released(session: AsyncSession, ctx: Context, spec: SlotSpec, now: datetime) -> None:
+    """docs/api.md "Waiting list": open booking of a newly released day answers `not_open_yet` until
+    the release allocation to the waiting list has committed (rules G10, G11). Called after
+    `check_open` passed for an off-site channel; never for the allocation itself."""
+    opens = day_opens_at(ctx.policy.knobs, ctx.calendar, spec.day)
+    if not await released(session, opens, now):
+        raise Unprocessable(
+            "this day's seats go to the waiting list first (rule G11): booking opens in a moment",
             code="not_open_yet",
             opens_at=opens.isoformat(),
         )

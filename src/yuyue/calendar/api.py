@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from fastapi import APIRouter, Response
 
 from yuyue.auth.api import AdminDep
-from yuyue.calendar import service
-from yuyue.calendar.schemas import CalendarIn, ClosureIn, ClosureOut, DayOverrideOut
+from yuyue.auth.service import authorise
+from yuyue.calendar import files, service
+from yuyue.calendar.schemas import CalendarImportIn, CalendarIn, ClosureIn, ClosureOut, DayOverrideOut
 from yuyue.db import Db
 from yuyue.kit.http import problems
 
@@ -20,6 +22,19 @@ admin = APIRouter(prefix="/api/v1/admin", tags=["administration"])
 async def put_calendar_day(day: date, body: CalendarIn, who: AdminDep, db: Db) -> service.DayOverride:
     """National working-day override (corrections, and years chinese-calendar does not cover yet)."""
     return await service.set_national_day(db, who, day, body.working_day, body.note)
+
+
+@admin.post("/calendar/import", responses=problems(401, 403, 422))
+async def import_calendar(body: CalendarImportIn, who: AdminDep, db: Db) -> dict[str, Any]:
+    """A year's national holidays and swapped working days from the State Council's notice as a CSV
+    or iCalendar file's text: a preview of what changes and which bookings it cancels, or (`apply`)
+    the import itself (platform L1; decision 0092)."""
+    authorise(who, "calendar", "platform/")  # before the file is read: a 403 says nothing about it
+    parsed = files.parse(body.file, body.name)
+    preview = await service.import_calendar(
+        db, who, parsed, body.name or f"{parsed.kind} file", apply=body.apply
+    )
+    return preview.as_dict()
 
 
 @admin.put(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from yuyue.calendar import files
 from yuyue.kit.answers import Answer
 
 
@@ -34,3 +35,11 @@ class ClosureOut(Answer):
     date: str
     note: str
     cancelled: int
+
+
+class CalendarImportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: Annotated[StrictStr, Field(min_length=1, max_length=files.MAX_BYTES)]
+    name: Annotated[StrictStr, Field(max_length=200)] = ""
+    apply: StrictBool = False

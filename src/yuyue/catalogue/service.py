@@ -27,7 +27,7 @@ from yuyue.clock import HHMM, TZ, at, clock
 from yuyue.db import after_commit
 from yuyue.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from yuyue.kit.cache import TTLCache
-from yuyue.models import CapacityPeriod, Department, Service, Unit
+from yuyue.models import CapacityPeriod, Department, ExtraSupply, Service, Unit
 
 cache = TTLCache(2.0)
 
@@ -71,6 +71,20 @@ class ServiceInfo:
     # `until`; `daily_capacity` is the figure from the last `until` on.
     capacity_before: tuple[tuple[date, int], ...] = ()
     item_code: str | None = None  # docs/rules.md "Items"
+    # Rule G12's remedies by capacity request (decision 0093): (day, hours or None, open_day) of
+    # the dates with other opening hours or opened though not working days ("5+X")
+    extra: tuple[tuple[date, tuple[tuple[str, str], ...] | None, bool], ...] = ()
+
+    def hours_on(self, day: date) -> tuple[tuple[str, str], ...]:
+        """The opening hours of `day`: the hall's, or those an approved request set for it."""
+        for extra_day, hours, _ in self.extra:
+            if extra_day == day and hours is not None:
+                return hours
+        return self.hours
+
+    @property
+    def extra_open_days(self) -> frozenset[date]:
+        return frozenset(day for day, _, open_day in self.extra if open_day)
 
     def capacity_on(self, day: date) -> int:
         """The daily capacity of `day` (rule G20: a standing change counts from its first day)."""
@@ -127,7 +141,7 @@ def hourly_starts(hours: tuple[tuple[str, str], ...], day: date) -> list[datetim
 
 def day_slots(info: ServiceInfo, day: date, daily_capacity: int | None = None) -> list[SlotSpec]:
     """The slots of one working day with the daily capacity spread evenly (rule G11)."""
-    starts = hourly_starts(info.hours, day)
+    starts = hourly_starts(info.hours_on(day), day)
     if not starts:
         return []
     total = info.capacity_on(day) if daily_capacity is None else daily_capacity
@@ -173,6 +187,13 @@ async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
             .order_by(CapacityPeriod.until)
         )
     ).all()
+    extra = (
+        await session.execute(
+            select(ExtraSupply.day, ExtraSupply.hours, ExtraSupply.open_day)
+            .where(ExtraSupply.service_id == service_id)
+            .order_by(ExtraSupply.day)
+        )
+    ).all()
     info = ServiceInfo(
         id=service.id,
         name=service.name,
@@ -194,6 +215,9 @@ async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
         foreigner_related=service.foreigner_related,
         capacity_before=tuple((row.until, int(row.daily_capacity)) for row in periods),
         item_code=service.item_code,
+        extra=tuple(
+            (row.day, hours_tuple(row.hours) if row.hours else None, bool(row.open_day)) for row in extra
+        ),
     )
     cache.put(key, info)
     return info

@@ -5,13 +5,14 @@ from yuyue.models.admin import (
     AdminSession,
     CapacityPeriod,
     CapacityRequest,
+    ExtraSupply,
     StatsDaily,
     StatsDay,
     WaitlistEntry,
 )
 from yuyue.models.base import Base
 from yuyue.models.booking import Booking, BookingCounter, IdempotencyKey, SeatReturn, Slot
-from yuyue.models.catalogue import CalendarDay, Closure, Department, Policy, Service, Unit
+from yuyue.models.catalogue import CalendarDay, CalendarYear, Closure, Department, Policy, Service, Unit
 from yuyue.models.identity import (
     ApiClient,
     ApiKey,
@@ -39,6 +40,7 @@ __all__ = [
     "Booking",
     "BookingCounter",
     "CalendarDay",
+    "CalendarYear",
     "CapacityPeriod",
     "CapacityRequest",
     "ChannelBooking",
@@ -50,6 +52,7 @@ __all__ = [
     "Counter",
     "DeliveryAttempt",
     "Department",
+    "ExtraSupply",
     "ForeignerPhone",
     "IdempotencyKey",
     "JobRun",

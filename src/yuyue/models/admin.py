@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yuyue.models.base import Base, LocalDateTime
@@ -57,6 +57,24 @@ class CapacityRequest(Base):
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("admins.id"))
     decided_at: Mapped[datetime | None] = mapped_column(LocalDateTime)
     note: Mapped[str | None] = mapped_column(Text)
+    # Rule G12's remedies (decision 0093): opening hours of the service on the range's dates
+    # (extended hours), and whether its non-working dates open too ("5+X"); a range only.
+    hours: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    open_days: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ExtraSupply(Base):
+    """A date on which an approved capacity request (rule G12's remedies, decision 0093) gives a
+    service other opening hours (`hours`, extended hours) or opens it on a non-working day
+    (`open_day`, "5+X"). A hall's closure of that date still wins."""
+
+    __tablename__ = "extra_supply"
+
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    hours: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    open_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    request_id: Mapped[int] = mapped_column(ForeignKey("capacity_requests.id"))
 
 
 class CapacityPeriod(Base):

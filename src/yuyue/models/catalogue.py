@@ -79,6 +79,18 @@ class CalendarDay(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
 
+class CalendarYear(Base):
+    """A year whose national calendar was imported from the State Council's notice (decision 0092):
+    its listed dates are `calendar_days` rows, every other date of it is Monday–Friday, and the year
+    counts as covered (no `calendar_missing`)."""
+
+    __tablename__ = "calendar_years"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    source: Mapped[str] = mapped_column(String(200))
+    imported_at: Mapped[datetime] = mapped_column(LocalDateTime)
+
+
 class Closure(Base):
     """A hall's own closed day (less the hall's closures: RULES 'Working day')."""
 

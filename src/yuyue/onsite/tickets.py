@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking.status import BookingStatus, move
 from yuyue.booking.views import TicketView, ticket_view
-from yuyue.calendar.service import hall_calendar
-from yuyue.catalogue.service import service_info
+from yuyue.calendar.service import hall_day
+from yuyue.catalogue.service import hours_tuple, service_info
 from yuyue.clock import at, clock
 from yuyue.db import dialect_insert as _insert
 from yuyue.errors import DomainError, NotFound, Unprocessable
@@ -171,12 +171,11 @@ async def check_in(
 async def hall_open(session: AsyncSession, hall: Unit, now: datetime, before_open_min: int = 0) -> bool:
     """The hall works today, is open (from its opening time, less `YUYUE_TICKETS_BEFORE_OPEN_MIN`)
     and has not closed yet: no ticket at 04:00 for a hall that opens at 09:00."""
-    calendar = await hall_calendar(session, hall.id)
-    hours = hall.hours or []
-    if not calendar.is_working(now.date()) or not hours:
+    hours = await hall_day(session, hall.id, hours_tuple(hall.hours), now.date())  # extra days too
+    if not hours:
         return False
-    opens = at(now.date(), min(str(h["start"]) for h in hours)) - timedelta(minutes=before_open_min)
-    return opens <= now < at(now.date(), max(str(h["end"]) for h in hours))
+    opens = at(now.date(), min(start for start, _ in hours)) - timedelta(minutes=before_open_min)
+    return opens <= now < at(now.date(), max(end for _, end in hours))
 
 
 async def issue_ticket(

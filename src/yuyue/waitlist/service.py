@@ -15,8 +15,9 @@ citizen is banned, already holds a booking…) rolls back the savepoint, claim i
 entry is tried.
 
 Jobs: `waitlist_release` (every 15 minutes: days whose booking opened since the last run go to the
-waiting list first), `waitlist_over_release` (hourly: rule G12's alert) and `waitlist_expire` (daily
-00:05: entries whose every date has passed end `expired`, with an SMS).
+waiting list first; open booking of those days answers `not_open_yet` until this run has committed,
+`booking.rules.check_released`, decision 0092), `waitlist_over_release` (hourly: rule G12's alert)
+and `waitlist_expire` (daily 00:05: entries whose every date has passed end `expired`, with an SMS).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.admin.alerts import raise_alert
 from yuyue.auth.service import Acting, authorise
 from yuyue.booking import availability, commands, rules
-from yuyue.calendar.service import DayClosed, hall_calendar
+from yuyue.calendar.service import DayClosed
 from yuyue.catalogue.service import day_slots, get_service, parse_slot_id
 from yuyue.clock import clock
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
@@ -429,7 +430,7 @@ async def expire_entries(
         query = query.where(WaitlistEntry.service_id.in_(service_ids))
     now, ended = clock.now(), 0
     for entry in (await session.execute(query.order_by(WaitlistEntry.id))).scalars().all():
-        calendar = await hall_calendar(session, entry.hall_id)
+        calendar = (await rules.context(session, entry.service_id)).calendar  # extra days count
         days = [date.fromisoformat(str(d)) for d in entry.dates or []]
         if any(d >= today and d != closed and calendar.is_working(d) for d in days):
             continue
@@ -460,7 +461,7 @@ async def _on_day_closed(session: AsyncSession, event: Event) -> None:
 
 # --- jobs ------------------------------------------------------------------------------------------
 
-RELEASE_EVERY_MIN = 15
+RELEASE_EVERY_MIN = rules.RELEASE_EVERY_MIN  # booking gates open booking of a released day on this run
 
 
 async def _waiting_services(session: AsyncSession) -> list[int]:
@@ -555,6 +556,6 @@ async def _over_release_job(session: AsyncSession, due: datetime) -> None:
     await check_over_release(session, due)
 
 
-register(Job("waitlist_release", every(RELEASE_EVERY_MIN), _release_job))
+register(Job(rules.RELEASE_JOB, every(RELEASE_EVERY_MIN), _release_job))
 register(Job("waitlist_over_release", every(60), _over_release_job))
 register(Job("waitlist_expire", daily("00:05"), _expiry_job))

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.calendar.service import closed_note
 from yuyue.catalogue.service import HALL_KINDS
 from yuyue.clock import clock
 from yuyue.console.api import ConsoleRoute, admin, checked_form, redirect, render, secret_of, viewer
@@ -394,7 +395,8 @@ async def display(request: Request, hall_id: HallId, db: Db) -> Response:
     over `/api/v1/halls/{hall_id}/queue/events` (display.js); without JavaScript it refreshes."""
     hall = await get_hall(db, hall_id)
     queue = await public_queue(db, hall_id)
-    return render(request, "hall/display.html", hall=hall, screen=views.display_view(queue))
+    closed = await closed_note(db, hall_id, clock.today())  # a closed day says so (今日闭厅)
+    return render(request, "hall/display.html", hall=hall, screen=views.display_view(queue), closed=closed)
 
 
 # --- the admin's halls: every screen of a hall, and its kiosks (issue 20) -------------------------

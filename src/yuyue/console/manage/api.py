@@ -24,7 +24,9 @@ from yuyue.admin import accounts
 from yuyue.admin import alerts as admin_alerts
 from yuyue.admin import capacity as admin_capacity
 from yuyue.admin.schemas import AdminIn, CapacityRequestIn, DecisionIn, ResolveIn, RetireIn
-from yuyue.auth.service import Acting
+from yuyue.auth.service import Acting, authorise
+from yuyue.booking.closures import citizens_to_text
+from yuyue.calendar import files
 from yuyue.calendar import service as calendar
 from yuyue.catalogue import service as catalogue
 from yuyue.catalogue.schemas import ServiceIn, ServicePatch, UnitIn, UnitPatch
@@ -213,13 +215,31 @@ async def update_service(request: Request, service_id: Id, db: Db) -> Response:
 
 @router.post("/admin/units/{unit_id}/closures", response_class=HTMLResponse)
 async def add_closure(request: Request, unit_id: UnitId, db: Db) -> Response:
+    """A closed day. When it has bookings, the page first asks to confirm, saying how many citizens
+    will be cancelled and texted (docs/rules.md "A closed day that has bookings"); the form posted
+    again with `confirm=1` sets it."""
     form = await checked_form(request)
     who = await admin(request, db)
+    page = _unit_form_page(request, db, who, unit_id)
+    if text(form, "confirm", 1) != "1":
+        try:
+            day = manage.day(form, "date")
+            unit = await catalogue.unit_for(db, who, unit_id)
+            authorise(who, "configure", unit.path)
+            citizens = await citizens_to_text(db, day, [unit_id])
+        except DomainError as exc:
+            if not recoverable(exc):
+                raise
+            return await page(
+                status=exc.status, error=manage.problem_view(exc), sticky=manage.sticky(form, "closure")
+            )
+        if citizens:
+            ask = {"date": day.isoformat(), "note": text(form, "note"), "citizens": citizens}
+            return await page(closure_confirm=ask)
 
     async def change() -> Any:
         return await calendar.set_closure(db, who, unit_id, manage.day(form, "date"), text(form, "note"))
 
-    page = _unit_form_page(request, db, who, unit_id)
     done = f"/admin/units/{unit_id}?done=closure_added#closures"
     return await act(request, db, change, done, page, form, "closure")
 
@@ -235,6 +255,64 @@ async def remove_closure(request: Request, unit_id: UnitId, day: date, db: Db) -
     page = _unit_form_page(request, db, who, unit_id)
     done = f"/admin/units/{unit_id}?done=closure_removed#closures"
     return await act(request, db, change, done, page, form, "closure")
+
+
+# --- the national calendar from a file (issue 18, decision 0092) --------------------------------
+
+
+async def _calendar_page(request: Request, who: Acting, status: int = 200, **extra: Any) -> Response:
+    may = who.platform and who.level == 1  # rule G4: the national calendar is platform L1's
+    extra.setdefault("preview", None)
+    return page_of(request, "manage/calendar.html", who, status=status, may_import=may, **extra)
+
+
+@router.get("/admin/calendar", response_class=HTMLResponse)
+async def calendar_page(request: Request, db: Db, done: Done = "") -> Response:
+    who = await admin(request, db)
+    return await _calendar_page(request, who, done=done)
+
+
+def _calendar_file(form: dict[str, list[str]]) -> tuple[str, str]:
+    return text(form, "file", files.MAX_BYTES), text(form, "name")
+
+
+@router.post("/admin/calendar/preview", response_class=HTMLResponse)
+async def calendar_preview(request: Request, db: Db) -> Response:
+    """What the file would change and which bookings it would cancel; nothing is written."""
+    form = await checked_form(request)
+    who = await admin(request, db)
+    content, name = _calendar_file(form)
+
+    async def page(**extra: Any) -> Response:
+        return await _calendar_page(request, who, **extra)
+
+    try:
+        parsed = files.parse(content, name)
+        preview = await calendar.import_calendar(db, who, parsed, name, apply=False)
+    except DomainError as exc:
+        if not recoverable(exc):
+            raise
+        return await page(
+            status=exc.status, error=manage.problem_view(exc), sticky=manage.sticky(form, "calendar")
+        )
+    return await page(preview=preview.as_dict(), file_text=content, file_name=name)
+
+
+@router.post("/admin/calendar/import", response_class=HTMLResponse)
+async def calendar_import(request: Request, db: Db) -> Response:
+    """The confirmed import: the overrides, the year covered, a new holiday's bookings cancelled."""
+    form = await checked_form(request)
+    who = await admin(request, db)
+    content, name = _calendar_file(form)
+
+    async def change() -> Any:
+        parsed = files.parse(content, name)
+        return await calendar.import_calendar(db, who, parsed, name or f"{parsed.kind} file", apply=True)
+
+    async def page(**extra: Any) -> Response:
+        return await _calendar_page(request, who, **extra)
+
+    return await act(request, db, change, "/admin/calendar?done=calendar_imported", page, form, "calendar")
 
 
 @router.post("/admin/units/{unit_id}/policy", response_class=HTMLResponse)
@@ -297,10 +375,21 @@ async def propose(request: Request, db: Db) -> Response:
                 else text(form, "date_to", 10) or text(form, "date_from", 10),
                 "daily_capacity": number(form, "daily_capacity"),
                 "reason": text(form, "reason", 500),
+                # rule G12's remedies (decision 0093): extended hours, extra days ("5+X")
+                "hours": manage.parse_hours(text(form, "hours", 200)),
+                "open_days": manage.checked(form, "open_days"),
             },
         )
         return await admin_capacity.propose_capacity(
-            db, who, body.service_id, body.date_from, body.date_to, body.daily_capacity, body.reason
+            db,
+            who,
+            body.service_id,
+            body.date_from,
+            body.date_to,
+            body.daily_capacity,
+            body.reason,
+            [period.model_dump() for period in body.hours] if body.hours else None,
+            body.open_days,
         )
 
     page = _capacity_form_page(request, db, who)

@@ -69,6 +69,7 @@ ACTION_TEXT = {
     "closure.set": "设置休息日",
     "closure.delete": "取消休息日",
     "calendar.set": "设置全国工作日",
+    "calendar.import": "导入全国工作日日历",
     "capacity.request": "申请调整号源",
     "capacity.approve": "批准号源调整",
     "capacity.reject": "驳回号源调整",
@@ -97,6 +98,7 @@ DONE_TEXT = {
     "service_updated": "已保存事项。",
     "closure_added": "已设置休息日。",
     "closure_removed": "已取消休息日。",
+    "calendar_imported": "已导入全国工作日日历。",
     "policy_set": "已保存预约规则。",
     "requested": "已提交号源调整申请，等待上级审批。",
     "approved": "已批准，新的号源已生效。",
@@ -403,6 +405,7 @@ def sticky(form: dict[str, list[str]], name: str) -> dict[str, Any]:
 def texts() -> dict[str, Any]:
     """The words every manage template may use."""
     return {
+        "hours_text": hours_text,
         "KIND_TEXT": KIND_TEXT,
         "MODE_TEXT": MODE_TEXT,
         "PRESET_TEXT": PRESET_TEXT,
