@@ -11,7 +11,14 @@ from fastapi import APIRouter, Response
 from yuyue.auth.api import AdminDep
 from yuyue.auth.service import authorise
 from yuyue.calendar import files, service
-from yuyue.calendar.schemas import CalendarImportIn, CalendarIn, ClosureIn, ClosureOut, DayOverrideOut
+from yuyue.calendar.schemas import (
+    CalendarImportIn,
+    CalendarImportOut,
+    CalendarIn,
+    ClosureIn,
+    ClosureOut,
+    DayOverrideOut,
+)
 from yuyue.db import Db
 from yuyue.kit.http import problems
 
@@ -24,7 +31,7 @@ async def put_calendar_day(day: date, body: CalendarIn, who: AdminDep, db: Db) -
     return await service.set_national_day(db, who, day, body.working_day, body.note)
 
 
-@admin.post("/calendar/import", responses=problems(401, 403, 422))
+@admin.post("/calendar/import", response_model=CalendarImportOut, responses=problems(401, 403, 422))
 async def import_calendar(body: CalendarImportIn, who: AdminDep, db: Db) -> dict[str, Any]:
     """A year's national holidays and swapped working days from the State Council's notice as a CSV
     or iCalendar file's text: a preview of what changes and which bookings it cancels, or (`apply`)

@@ -43,3 +43,24 @@ class CalendarImportIn(BaseModel):
     file: Annotated[StrictStr, Field(min_length=1, max_length=files.MAX_BYTES)]
     name: Annotated[StrictStr, Field(max_length=200)] = ""
     apply: StrictBool = False
+
+
+class CalendarImportDay(Answer):
+    date: str
+    working_day: bool
+    note: str
+    working_before: bool
+    changes: bool
+    bookings: int
+
+
+class CalendarImportOut(Answer):
+    """A calendar file's preview, or its import (`applied`): what changes and what it cancels."""
+
+    year: int
+    format: str
+    applied: bool
+    changed: int
+    bookings: int
+    citizens: int
+    days: list[CalendarImportDay]
