@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,6 +54,28 @@ async def raise_alert(
     return created
 
 
+# Alerts about a hall's or a service's figures (rules G12, G19) link to the console's charts of that
+# hall, on that service (docs/api.md "Alerts": `chart`); the others have nothing to chart.
+CHARTED = (
+    "waitlist_over_release",
+    "sold_out_fast",
+    "low_utilisation",
+    "no_show_high",
+    "waitlist_growing",
+    "channel_surge",
+    "bureau_silent",
+)
+CHART = "/admin/dashboard"
+
+
+def chart_link(kind: str, unit_id: str, service_id: int | None) -> str | None:
+    """The console's dashboard of the alert's unit, opened on its service (`#service-N`)."""
+    if kind not in CHARTED:
+        return None
+    query = urlencode({"unit_id": unit_id, **({"service_id": service_id} if service_id else {})})
+    return f"{CHART}?{query}" + (f"#service-{service_id}" if service_id else "")
+
+
 def alert_view(alert: Alert) -> dict[str, Any]:
     return {
         "id": alert.id,
@@ -65,6 +88,7 @@ def alert_view(alert: Alert) -> dict[str, Any]:
         "note": alert.note,
         "figure": alert.figure,
         "suggestion": alert.suggestion,
+        "chart": chart_link(alert.kind, alert.unit_id, alert.service_id),
     }
 
 

@@ -104,6 +104,7 @@ class AlertOut(BaseModel):
     note: str | None
     figure: AlertFigure | None = None  # abnormal-figure alerts (rule G19)
     suggestion: AlertSuggestion | None = None
+    chart: str | None = None  # the console's chart of the hall, on the service (G12, G19 kinds)
 
 
 class ResolveIn(Strict):

@@ -545,6 +545,14 @@ async def units_named(session: AsyncSession, ids: set[str] | list[str]) -> dict[
     return {u.id: u for u in (await session.execute(select(Unit).where(Unit.id.in_(set(ids))))).scalars()}
 
 
+async def service_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
+    """Service names by id (those that exist)."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(Service.id, Service.name).where(Service.id.in_(ids)))
+    return {int(row.id): str(row.name) for row in rows}
+
+
 async def children_of(session: AsyncSession, unit_id: str) -> list[Unit]:
     query = select(Unit).where(Unit.parent_id == unit_id).order_by(Unit.code, Unit.id)
     return list((await session.execute(query)).scalars())

@@ -405,7 +405,10 @@ async def _bans_page(
     request: Request, db: AsyncSession, who: Acting, status: int = 200, **extra: Any
 ) -> Response:
     extra.setdefault("found", None)
-    return page_of(request, "manage/bans.html", who, status=status, may_ban=manage.may_ban(who), **extra)
+    suspects = await manage.hoarding_suspects(db, secret_of(request), who)
+    return page_of(
+        request, "manage/bans.html", who, status=status, may_ban=manage.may_ban(who), **suspects, **extra
+    )
 
 
 @router.get("/admin/bans", response_class=HTMLResponse)
@@ -465,7 +468,7 @@ async def add_ban(request: Request, citizen_ref: CitizenRef, db: Db) -> Response
         )
 
     page = _bans_form_page(request, db, who)
-    return await act(request, db, change, "/admin/bans?done=ban_added", page, form, "ban")
+    return await act(request, db, change, "/admin/bans?done=ban_added", page, form, f"ban-{citizen_ref}")
 
 
 @router.post("/admin/bans/{citizen_ref}/{ban_id}/lift", response_class=HTMLResponse)

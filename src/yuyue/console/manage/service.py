@@ -11,7 +11,7 @@ admin never sees or changes anything outside their unit subtree (issue 10 item 6
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -33,6 +33,7 @@ from yuyue.onsite.counters import list_counters
 from yuyue.onsite.staff import Actor
 from yuyue.policy import service as policy
 from yuyue.policy.presets import KNOB_NAMES, PRESETS
+from yuyue.watch import service as watch
 from yuyue.web import service as web
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -162,6 +163,12 @@ KNOBS: dict[str, dict[str, Any]] = {
     "watch_channel_surge_factor_pct": {"label": "异常：渠道占比超过常态倍数", "kind": "int", "unit": "%"},
     "watch_bureau_silent_hours": {"label": "异常：部门系统未报送数据时长", "kind": "int", "unit": "小时"},
     "watch_min_count": {"label": "异常判断最少样本数", "kind": "int", "unit": "个"},
+    "hoarding_late_cancel_min": {"label": "疑似占号：临近截止取消次数", "kind": "int", "unit": "次"},
+    "hoarding_late_cancel_window_min": {"label": "疑似占号：截止前多久内取消", "kind": "int", "unit": "分钟"},
+    "hoarding_many_halls_min": {"label": "疑似占号：同一事项预约大厅数", "kind": "int", "unit": "个"},
+    "hoarding_no_show_areas_min": {"label": "疑似占号：爽约涉及区数", "kind": "int", "unit": "个"},
+    "hoarding_burst_min": {"label": "疑似占号：短时间内预约次数", "kind": "int", "unit": "次"},
+    "hoarding_burst_seconds": {"label": "疑似占号：短时间的时长", "kind": "int", "unit": "秒"},
 }
 assert set(KNOBS) == set(KNOB_NAMES), "every knob has its words"
 NONE_WORDS = ("无", "none", "null")
@@ -559,6 +566,7 @@ async def alerts_context(session: AsyncSession, who: Acting, show: str) -> dict[
             {
                 "alert": a,
                 "unit": units[a.unit_id].name if a.unit_id in units else a.unit_id,
+                "chart": admin_alerts.chart_link(a.kind, a.unit_id, a.service_id),
                 "may_resolve": a.resolved_at is None
                 and a.unit_id in units
                 and may(who, "resolve_alert", units[a.unit_id].path),
@@ -735,3 +743,79 @@ async def ban_units(session: AsyncSession, who: Acting, bans: list[dict[str, Any
 def may_ban(who: Acting) -> bool:
     """Rule G15: an admin who may configure their own unit may add a ban for deliberate hoarding."""
     return may(who, "configure", who.unit_path)
+
+
+# --- hoarding suspects on the 限制预约 page (rule G15, last clause; issue 23) -----------------------
+
+PATTERN_TEXT = {
+    "late_cancel": "临近取消截止时间反复取消",
+    "many_halls": "同一事项在多个大厅预约",
+    "no_show_districts": "在多个区爽约",
+    "burst": "短时间内集中预约",
+}
+SUSPECT_DAYS_BACK = 29  # slot dates: the last 30 days …
+SUSPECT_DAYS_AHEAD = 14  # … and the next 14 (bookings made for the coming days count too)
+BAN_SUGGESTED_DAYS = 90  # the until-date the ban form offers (the admin may change it)
+
+
+async def hoarding_suspects(session: AsyncSession, secret: str, who: Acting) -> dict[str, Any]:
+    """The admin's subtree's hoarding suspects (watch.service.hoarding: scoped, masked, with the
+    `hoarding_*` knobs of the admin's unit), one entry per citizen, strongest first, the evidence in
+    words (hall and item names, Chinese dates): nothing here bans; the page offers the ban form."""
+    today = clock.today()
+    first, last = today - timedelta(days=SUSPECT_DAYS_BACK), today + timedelta(days=SUSPECT_DAYS_AHEAD)
+    rows = await watch.hoarding(session, secret, who, None, first, last)
+    hall_ids: set[str] = set()
+    service_ids: set[int] = set()
+    for row in rows:
+        for item in row["evidence"]:
+            hall_ids.add(str(item["hall_id"]))
+            service_ids.add(int(item["service_id"]))
+            if "district" in item:
+                hall_ids.add(str(item["district"]))
+    units = await catalogue.units_named(session, hall_ids)
+    services = await catalogue.service_names(session, service_ids)
+    suspects: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = suspects.setdefault(
+            row["id"], {"id": row["id"], "citizen": row["citizen"], "score": 0, "patterns": []}
+        )
+        entry["score"] += row["score"]
+        entry["patterns"].append(
+            {
+                "pattern": row["pattern"],
+                "text": PATTERN_TEXT.get(row["pattern"], "其他"),
+                "score": row["score"],
+                "evidence": [_evidence_line(item, units, services) for item in row["evidence"]],
+            }
+        )
+    ordered = sorted(suspects.values(), key=lambda s: -int(s["score"]))
+    return {
+        "suspects": ordered,
+        "suspect_first": first,
+        "suspect_last": last,
+        "ban_until": (today + timedelta(days=BAN_SUGGESTED_DAYS)).isoformat(),
+    }
+
+
+def _evidence_line(item: dict[str, Any], units: dict[str, Unit], services: dict[int, str]) -> dict[str, str]:
+    hall = units.get(str(item["hall_id"]))
+    line = {
+        "number": str(item["number"]),
+        "hall": hall.name if hall else "（已撤销的大厅）",
+        "service": services.get(int(item["service_id"]), "（已撤销的事项）"),
+        "slot": web.cn_datetime(str(item["slot_start"])),
+        "status": STATUS_TEXT.get(str(item["status"]), "其他"),
+        "channel": CHANNEL_TEXT.get(str(item["channel"]), "其他渠道"),
+        "made": web.cn_datetime(str(item["created_at"])),
+        "note": "",
+    }
+    if "cancelled_at" in item:
+        line["note"] = (
+            f"取消于 {web.cn_datetime(str(item['cancelled_at']))}，"
+            f"截止 {web.cn_datetime(str(item['deadline']))}"
+        )
+    elif "district" in item:
+        area = units.get(str(item["district"]))
+        line["note"] = f"所在区：{area.name if area else '未知'}"
+    return line
