@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from yuyue.auth.api import AdminDep
 from yuyue.catalogue import service
-from yuyue.catalogue.schemas import HallOut, ServiceIn, ServiceOut, ServicePatch, UnitIn, UnitNode, UnitPatch
+from yuyue.catalogue.schemas import (
+    HallOut,
+    ServiceIn,
+    ServiceOut,
+    ServicePatch,
+    SynonymIn,
+    SynonymOut,
+    UnitIn,
+    UnitNode,
+    UnitPatch,
+)
 from yuyue.db import Db
 from yuyue.kit.http import problems
 
@@ -66,3 +76,23 @@ async def get_service(service_id: int, who: AdminDep, db: Db) -> dict[str, Any]:
 async def patch_service(service_id: int, body: ServicePatch, who: AdminDep, db: Db) -> dict[str, Any]:
     view = await service.update_service_as(db, who, service_id, body.model_dump(exclude_unset=True))
     return view
+
+
+@admin.get("/synonyms", response_model=list[SynonymOut], responses=problems(401, 403))
+async def synonyms(who: AdminDep, db: Db) -> list[dict[str, Any]]:
+    """The words people type for items (issue 20), as the hall finder's item search uses them."""
+    return [service.synonym_view(row) for row in await service.list_synonyms(db)]
+
+
+@admin.post("/synonyms", status_code=201, response_model=SynonymOut, responses=problems(401, 403, 409, 422))
+async def add_synonym(body: SynonymIn, who: AdminDep, db: Db) -> dict[str, Any]:
+    """Platform level (platform L1), audited; a term already kept is `409 conflict`."""
+    return await service.add_synonym(db, who, body.term, body.means)
+
+
+@admin.delete("/synonyms/{synonym_id}", status_code=204, responses=problems(401, 403, 404))
+async def remove_synonym(
+    synonym_id: Annotated[int, Path(ge=1, le=2**31 - 1)], who: AdminDep, db: Db
+) -> Response:
+    await service.remove_synonym(db, who, synonym_id)
+    return Response(status_code=204)

@@ -106,3 +106,16 @@ class ServiceOut(BaseModel):
         description='the city catalogue\'s item code (docs/rules.md "Items"): services with one code at '
         "several halls are one item for rules T5 and G15; null: the service is an item of its own",
     )
+
+
+class SynonymIn(Strict):
+    """A word people type for an item, and the words of the item's name it stands for (issue 20)."""
+
+    term: Annotated[StrictStr, Field(min_length=1, max_length=50)]
+    means: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+
+
+class SynonymOut(BaseModel):
+    id: int
+    term: str
+    means: str

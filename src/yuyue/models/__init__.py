@@ -11,7 +11,7 @@ from yuyue.models.admin import (
 )
 from yuyue.models.base import Base
 from yuyue.models.booking import Booking, BookingCounter, IdempotencyKey, SeatReturn, Slot
-from yuyue.models.catalogue import CalendarDay, Closure, Department, Policy, Service, Unit
+from yuyue.models.catalogue import CalendarDay, Closure, Department, ItemSynonym, Policy, Service, Unit
 from yuyue.models.identity import (
     ApiClient,
     ApiKey,
@@ -52,6 +52,7 @@ __all__ = [
     "Department",
     "ForeignerPhone",
     "IdempotencyKey",
+    "ItemSynonym",
     "JobRun",
     "Kiosk",
     "LoginState",

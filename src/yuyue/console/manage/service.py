@@ -81,6 +81,8 @@ ACTION_TEXT = {
     "api_client.create": "登记接入系统",
     "api_client.revoke_key": "停用接入密钥",
     "api_client.rotate_key": "更换接入密钥",
+    "synonym.add": "新增事项简称",
+    "synonym.remove": "删除事项简称",
 }
 CHANNELS = CHANNEL_TEXT
 WAIT_STATUS_TEXT = web.WAIT_STATUS_TEXT
@@ -102,6 +104,8 @@ DONE_TEXT = {
     "resolved": "已处理预警。",
     "ban_added": "已限制该市民预约。",
     "ban_lifted": "已解除限制。",
+    "synonym_added": "已新增事项简称，查找大厅时即可使用。",
+    "synonym_removed": "已删除事项简称。",
     "registered": "已登记管理员，账号已开通。",
     "retired": "已注销该管理员账号。",
 }
@@ -628,9 +632,12 @@ TARGET_TEXT = {  # the kinds of object an audit entry names ("kiosk:1"), in word
     "policy": "预约规则",
     "service": "事项",
     "staff": "窗口工作人员",
+    "synonym": "事项简称",
     "unit": "单位",
 }
 FIELD_TEXT = {  # the fields of the before/after records, in words
+    "term": "简称",
+    "means": "对应的事项名称",
     "active": "开放",
     "address": "地址",
     "appointment_only": "只接受预约",
