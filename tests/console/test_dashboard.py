@@ -118,14 +118,16 @@ class Tables(HTMLParser):
 
 
 def shown(value: Any, column: str) -> str:
-    """A figure as the page writes it."""
+    """A figure as the page writes it (issue 20: 千分位, waits in minutes)."""
     if value is None:
         return "—"
     if column == "utilisation":
         return f"{value * 100:.1f}%"
+    if column == "mean_wait_s":
+        return f"{value / 60:,.1f}"
     if isinstance(value, float):
-        return f"{value:.1f}"
-    return str(value)
+        return f"{value:,.1f}"
+    return f"{value:,}"
 
 
 def read_xlsx(content: bytes) -> dict[str, list[list[Any]]]:
@@ -189,10 +191,11 @@ async def api_csv(api: Api, headers: dict[str, str], **params: str) -> str:
 async def check_scope(
     api: Api, headers: dict[str, str], unit_id: str, page_params: dict[str, str] | None = None
 ) -> Tables:
-    """The page (default query) of `unit_id`'s admin, against the API, the plan and the downloads."""
+    """The page (the seeded month, `unit_id`'s admin's default unit) against the API, the plan and
+    the downloads."""
     first, last = seed.FIRST, seed.TODAY
     period = {"from": first.isoformat(), "to": last.isoformat()}
-    answer = await api.client.get("/admin/dashboard", params=page_params or {})
+    answer = await api.client.get("/admin/dashboard", params={**period, **(page_params or {})})
     assert answer.status_code == 200, answer.text[:2000]
     page = Tables(answer.text)
     by_day = page.keyed("table-day")
@@ -218,11 +221,11 @@ async def check_scope(
 
     total = seed.totals(expected)
     kpis = page.kpis
-    assert kpis["released"] == str(total["released"]) == by_day["total"]["released"]
-    assert kpis["booked"] == str(total["booked"]) == by_day["total"]["booked"]
-    assert kpis["checked_in"] == str(total["checked_in"])
-    assert kpis["no_show"] == str(total["no_show"])
-    assert kpis["cancelled"] == str(total["cancelled"])
+    assert kpis["released"] == shown(total["released"], "released") == by_day["total"]["released"]
+    assert kpis["booked"] == shown(total["booked"], "booked") == by_day["total"]["booked"]
+    assert kpis["checked_in"] == shown(total["checked_in"], "checked_in")
+    assert kpis["no_show"] == shown(total["no_show"], "no_show")
+    assert kpis["cancelled"] == shown(total["cancelled"], "cancelled")
     assert kpis["utilisation"] == shown(round(total["seats"] / total["released"], 4), "utilisation")
     assert kpis["waiting"] == str(seed.expected_waiting(seed.TODAY) if unit_id != "dist-b" else 0)
 
@@ -344,6 +347,19 @@ async def test_a_month_on_the_dashboard_agrees_with_the_api_and_the_plan(api: Ap
     answer = await api.client.get("/admin/dashboard", params={"from": "2026-12-02", "to": "2026-12-02"})
     day = Tables(answer.text).keyed("table-day")["2026-12-02"]
     assert day["booked"] == "2" and day["released"] == "36"
+
+    # issue 20: the default period runs 30 days back and 14 ahead, so the bookings already made for
+    # the coming days show (12-02's two); dates in Chinese, waits in minutes, sortable tables
+    default = await api.client.get("/admin/dashboard")
+    tables = Tables(default.text)
+    keys = [k for k in tables.keyed("table-day") if k != "total"]
+    assert keys[0] == (seed.TODAY - timedelta(days=29)).isoformat()
+    assert keys[-1] == (seed.TODAY + timedelta(days=14)).isoformat()
+    assert tables.keyed("table-day")["2026-12-02"]["booked"] == "2"
+    assert int(tables.kpis["booked"].replace(",", "")) == expected["booked"] + 2  # and 12-02
+    assert "2026年12月2日 周三" in default.text and "平均等候（分钟）" in default.text
+    assert default.text.count('class="figures sortable"') == 4
+    assert 'data-sort="2026-12-02"' in default.text
 
     # a district admin: their subtree by default, the same checks; another district is forbidden
     district = await new_admin(api, "dista1", "dist-a", 1)

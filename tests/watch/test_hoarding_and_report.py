@@ -13,7 +13,8 @@ DAY = "2026-12-03"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-async def test_g15_hoarding_patterns_are_ranked_with_masked_evidence(api: Api) -> None:
+async def plant_hoarder(api: Api) -> None:
+    """Halls a, b, c; citizen 1 (王小明) fits all four patterns on 12-03, citizen 2 (李四) none."""
     for hall in ("hall-a", "hall-b", "hall-c"):
         await api.hall(hall)
     items = [
@@ -41,6 +42,10 @@ async def test_g15_hoarding_patterns_are_ranked_with_masked_evidence(api: Api) -
     # and no-shows at halls of two different areas (planted on the first two)
     for number in numbers[:2]:
         await execute(api, "UPDATE bookings SET status = 'no_show' WHERE number = :n", n=number)
+
+
+async def test_g15_hoarding_patterns_are_ranked_with_masked_evidence(api: Api) -> None:
+    await plant_hoarder(api)
     response = await api.client.get(
         "/api/v1/admin/hoarding", params={"from": DAY, "to": DAY}, headers=api.admin()
     )

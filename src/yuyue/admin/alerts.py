@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,6 +55,28 @@ async def raise_alert(
     return created
 
 
+# Alerts about a hall's or a service's figures (rules G12, G19) link to the console's charts of that
+# hall, on that service (docs/api.md "Alerts": `chart`); the others have nothing to chart.
+CHARTED = (
+    "waitlist_over_release",
+    "sold_out_fast",
+    "low_utilisation",
+    "no_show_high",
+    "waitlist_growing",
+    "channel_surge",
+    "bureau_silent",
+)
+CHART = "/admin/dashboard"
+
+
+def chart_link(kind: str, unit_id: str, service_id: int | None) -> str | None:
+    """The console's dashboard of the alert's unit, opened on its service (`#service-N`)."""
+    if kind not in CHARTED:
+        return None
+    query = urlencode({"unit_id": unit_id, **({"service_id": service_id} if service_id else {})})
+    return f"{CHART}?{query}" + (f"#service-{service_id}" if service_id else "")
+
+
 @dataclass(slots=True, kw_only=True)
 class AlertView:
     """An alert as docs/api.md shows it; checked by `AlertOut`. `figure` and `suggestion` are the
@@ -69,6 +92,7 @@ class AlertView:
     note: str | None
     figure: dict[str, Any] | None
     suggestion: dict[str, Any] | None
+    chart: str | None
 
 
 def alert_view(alert: Alert) -> AlertView:
@@ -83,6 +107,7 @@ def alert_view(alert: Alert) -> AlertView:
         note=alert.note,
         figure=alert.figure,
         suggestion=alert.suggestion,
+        chart=chart_link(alert.kind, alert.unit_id, alert.service_id),
     )
 
 

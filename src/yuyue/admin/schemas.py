@@ -125,6 +125,7 @@ class AlertOut(Answer):
     note: str | None
     figure: AlertFigure | None = None  # abnormal-figure alerts (rule G19)
     suggestion: AlertSuggestion | None = None
+    chart: str | None = None  # the console's chart of the hall, on the service (G12, G19 kinds)
 
 
 class ResolveIn(Strict):

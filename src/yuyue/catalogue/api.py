@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from yuyue.auth.api import AdminDep
 from yuyue.catalogue import service
@@ -16,6 +16,8 @@ from yuyue.catalogue.schemas import (
     ServiceIn,
     ServiceOut,
     ServicePatch,
+    SynonymIn,
+    SynonymOut,
     UnitIn,
     UnitNode,
     UnitOut,
@@ -78,3 +80,23 @@ async def get_service(service_id: int, who: AdminDep, db: Db) -> service.Service
 @admin.patch("/services/{service_id}", response_model=AdminServiceOut, responses=problems(401, 403, 404, 422))
 async def patch_service(service_id: int, body: ServicePatch, who: AdminDep, db: Db) -> service.ServiceView:
     return await service.update_service_as(db, who, service_id, body.model_dump(exclude_unset=True))
+
+
+@admin.get("/synonyms", response_model=list[SynonymOut], responses=problems(401, 403))
+async def synonyms(who: AdminDep, db: Db) -> list[service.SynonymView]:
+    """The words people type for items (issue 20), as the hall finder's item search uses them."""
+    return [service.synonym_view(row) for row in await service.list_synonyms(db)]
+
+
+@admin.post("/synonyms", status_code=201, response_model=SynonymOut, responses=problems(401, 403, 409, 422))
+async def add_synonym(body: SynonymIn, who: AdminDep, db: Db) -> service.SynonymView:
+    """Platform level (platform L1), audited; a term already kept is `409 conflict`."""
+    return await service.add_synonym(db, who, body.term, body.means)
+
+
+@admin.delete("/synonyms/{synonym_id}", status_code=204, responses=problems(401, 403, 404))
+async def remove_synonym(
+    synonym_id: Annotated[int, Path(ge=1, le=2**31 - 1)], who: AdminDep, db: Db
+) -> Response:
+    await service.remove_synonym(db, who, synonym_id)
+    return Response(status_code=204)

@@ -150,3 +150,16 @@ class AdminServiceOut(Answer):
     active: bool
     foreigner_related: bool
     item_code: str | None
+
+
+class SynonymIn(Strict):
+    """A word people type for an item, and the words of the item's name it stands for (issue 20)."""
+
+    term: Annotated[StrictStr, Field(min_length=1, max_length=50)]
+    means: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+
+
+class SynonymOut(Answer):
+    id: int
+    term: str
+    means: str

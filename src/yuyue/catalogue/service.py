@@ -27,7 +27,7 @@ from yuyue.clock import HHMM, TZ, at, clock
 from yuyue.db import after_commit
 from yuyue.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from yuyue.kit.cache import TTLCache
-from yuyue.models import CapacityPeriod, Department, ExtraSupply, Service, Unit
+from yuyue.models import CapacityPeriod, Department, ExtraSupply, ItemSynonym, Service, Unit
 
 cache = TTLCache(2.0)
 
@@ -653,6 +653,14 @@ async def units_named(session: AsyncSession, ids: set[str] | list[str]) -> dict[
     return {u.id: u for u in (await session.execute(select(Unit).where(Unit.id.in_(set(ids))))).scalars()}
 
 
+async def service_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
+    """Service names by id (those that exist)."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(Service.id, Service.name).where(Service.id.in_(ids)))
+    return {int(row.id): str(row.name) for row in rows}
+
+
 async def children_of(session: AsyncSession, unit_id: str) -> list[Unit]:
     query = select(Unit).where(Unit.parent_id == unit_id).order_by(Unit.code, Unit.id)
     return list((await session.execute(query)).scalars())
@@ -750,3 +758,74 @@ async def update_service_as(
         session, who, hall.id, hall.path, "service.update", str(found.id), asdict(before), asdict(after)
     )
     return after
+
+
+# --- item synonyms (issue 20): platform admins keep them, the hall finder uses them ------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class SynonymView:
+    """A kept synonym; checked by `SynonymOut`."""
+
+    id: int
+    term: str
+    means: str
+
+
+def synonym_view(row: ItemSynonym) -> SynonymView:
+    return SynonymView(id=row.id, term=row.term, means=row.means)
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+async def list_synonyms(session: AsyncSession) -> list[ItemSynonym]:
+    return list((await session.execute(select(ItemSynonym).order_by(ItemSynonym.term))).scalars())
+
+
+async def add_synonym(session: AsyncSession, who: Acting, term: str, means: str) -> SynonymView:
+    """Platform level only (configuring the platform: platform L1), audited; a term is unique."""
+    platform = await get_unit(session, "platform")
+    authorise(who, "configure", platform.path)
+    term, means = _squeeze(term), _squeeze(means)
+    if not term or not means:
+        raise ValidationFailed("term and means must not be blank")
+    taken = (await session.execute(select(ItemSynonym).where(ItemSynonym.term == term))).scalar_one_or_none()
+    if taken is not None:
+        raise Conflict(f"the term {term!r} is already kept")
+    row = ItemSynonym(term=term, means=means, created_at=clock.now())
+    session.add(row)
+    await session.flush()
+    view = synonym_view(row)
+    await audit(
+        session, who, platform.id, platform.path, "synonym.add", f"synonym:{row.id}", None, asdict(view)
+    )
+    return view
+
+
+async def remove_synonym(session: AsyncSession, who: Acting, synonym_id: int) -> None:
+    platform = await get_unit(session, "platform")
+    authorise(who, "configure", platform.path)
+    row = await session.get(ItemSynonym, synonym_id)
+    if row is None:
+        raise NotFound("synonym not found")
+    before = asdict(synonym_view(row))
+    await session.delete(row)
+    await session.flush()
+    await audit(
+        session, who, platform.id, platform.path, "synonym.remove", f"synonym:{synonym_id}", before, None
+    )
+
+
+async def synonym_meanings(session: AsyncSession, query: str) -> list[str]:
+    """What a typed item query may stand for: the `means` of every synonym whose term the query is
+    part of or contains (医保 → 社会保障卡 with 医保卡 → 社会保障卡 kept)."""
+    squeezed = _squeeze(query).lower()
+    if not squeezed:
+        return []
+    return [
+        row.means
+        for row in await list_synonyms(session)
+        if squeezed in row.term.lower() or (len(row.term) >= 2 and row.term.lower() in squeezed)
+    ]

@@ -74,6 +74,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         csrf=web.csrf_token(secret_of(request), seed),
         here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         viewer=getattr(request.state, "viewer", None),
+        elder=request.cookies.get(web.ELDER_COOKIE) == "1",  # 长辈模式, the portal's own switch
         my_unit=getattr(request.state, "unit_name", ""),
         production=settings_of(request).production,
         **context,

@@ -838,3 +838,21 @@ def phone_token(secret: str, phone: str) -> str:
 def phone_confirmed(secret: str, token: str, phone: str) -> bool:
     claims = tokens.verify(secret, PHONE_TOKEN, token)
     return claims is not None and claims.get("sub") == crypto.lookup_hash(secret, f"phone:{phone}")
+
+
+# --- 长辈模式 per account (issue 20) ------------------------------------------------------------------
+
+
+async def elder_mode_of(session: AsyncSession, citizen_id: int) -> bool | None:
+    """The citizen's own choice of elder mode; None when never chosen on this account."""
+    value = (
+        await session.execute(select(Citizen.elder_mode).where(Citizen.id == citizen_id))
+    ).scalar_one_or_none()
+    return None if value is None else bool(value)
+
+
+async def set_elder_mode(session: AsyncSession, citizen_id: int, on: bool) -> None:
+    """Remember the choice on the account, so the next login (any browser) starts in it."""
+    await session.execute(
+        update(Citizen).where(Citizen.id == citizen_id).values(elder_mode=on, updated_at=clock.now())
+    )

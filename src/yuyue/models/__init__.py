@@ -12,7 +12,16 @@ from yuyue.models.admin import (
 )
 from yuyue.models.base import Base
 from yuyue.models.booking import Booking, BookingCounter, IdempotencyKey, SeatReturn, Slot
-from yuyue.models.catalogue import CalendarDay, CalendarYear, Closure, Department, Policy, Service, Unit
+from yuyue.models.catalogue import (
+    CalendarDay,
+    CalendarYear,
+    Closure,
+    Department,
+    ItemSynonym,
+    Policy,
+    Service,
+    Unit,
+)
 from yuyue.models.identity import (
     ApiClient,
     ApiKey,
@@ -55,6 +64,7 @@ __all__ = [
     "ExtraSupply",
     "ForeignerPhone",
     "IdempotencyKey",
+    "ItemSynonym",
     "JobRun",
     "Kiosk",
     "LoginState",

@@ -99,3 +99,15 @@ class Closure(Base):
     unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class ItemSynonym(Base):
+    """A word people type for an item (医保卡 → 社会保障卡), kept by platform admins; the hall
+    finder's item search also matches the items that `means` matches (issue 20)."""
+
+    __tablename__ = "item_synonyms"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    term: Mapped[str] = mapped_column(String(50), unique=True)
+    means: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(LocalDateTime)

@@ -32,6 +32,8 @@ class Citizen(Base):
     gender: Mapped[str | None] = mapped_column(String(1))
     created_at: Mapped[datetime] = mapped_column(LocalDateTime)
     updated_at: Mapped[datetime] = mapped_column(LocalDateTime)
+    # 长辈模式 remembered per account (issue 20); None: never chosen, the browser's cookie decides
+    elder_mode: Mapped[bool | None] = mapped_column(Boolean, default=None)
 
 
 class Ban(Base):

@@ -55,6 +55,14 @@ class Knobs(BaseModel):
     watch_channel_surge_factor_pct: StrictInt = Field(ge=100, le=10_000)  # share ≥ usual × pct/100
     watch_bureau_silent_hours: StrictInt = Field(ge=1, le=24 * 30)  # no bureau data for this long
     watch_min_count: StrictInt = Field(ge=1, le=10_000)  # fewer events than this prove nothing
+    # Rule G15, last clause (issue 23): the hoarding patterns the console's 限制约 page ranks
+    # (yuyue.watch.service.hoarding), taken from the effective policy of the unit examined.
+    hoarding_late_cancel_min: StrictInt = Field(ge=2, le=100)  # this many cancels each …
+    hoarding_late_cancel_window_min: StrictInt = Field(ge=1, le=24 * 60)  # … this close to the deadline
+    hoarding_many_halls_min: StrictInt = Field(ge=2, le=100)  # one item booked at this many halls
+    hoarding_no_show_areas_min: StrictInt = Field(ge=2, le=100)  # no-shows in this many districts
+    hoarding_burst_min: StrictInt = Field(ge=2, le=1000)  # this many bookings through one channel …
+    hoarding_burst_seconds: StrictInt = Field(ge=1, le=3600)  # … within this many seconds
 
     @field_validator("release_time", "cutoff_prev_day", "onsite_opens", "cancel_time")
     @classmethod
@@ -97,6 +105,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "watch_channel_surge_factor_pct": 200,
         "watch_bureau_silent_hours": 24,
         "watch_min_count": 10,
+        # rule G15, last clause: platform choices (issue 23); docs/policies.md
+        "hoarding_late_cancel_min": 3,
+        "hoarding_late_cancel_window_min": 120,
+        "hoarding_many_halls_min": 3,
+        "hoarding_no_show_areas_min": 2,
+        "hoarding_burst_min": 3,
+        "hoarding_burst_seconds": 60,
     },
     # Tianhe district guide (seed 000): 14 days, the 14th from 12:00; cancel before the start.
     "tianhe": {

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from yuyue.auth.api import AdminDep
 from yuyue.db import Db
-from yuyue.kit.http import problems
+from yuyue.kit.http import problems, settings_of
 from yuyue.ops.replicas import ReadDb
 from yuyue.watch import service
 from yuyue.watch.schemas import HoardingRow, QualityReport
@@ -20,6 +20,7 @@ router = APIRouter(prefix="/api/v1/admin", tags=["administration"])
 
 @router.get("/hoarding", response_model=list[HoardingRow], responses=problems(401, 403, 404, 422))
 async def hoarding(
+    request: Request,
     who: AdminDep,
     db: Db,
     unit_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -27,8 +28,9 @@ async def hoarding(
     to: Annotated[date | None, Query()] = None,
 ) -> list[dict[str, Any]]:
     """Citizens whose bookings in the unit's subtree over slot dates `from`–`to` (default: the 30
-    days to today) fit a hoarding pattern, strongest first, with the evidence; masked. Bans no one."""
-    return await service.hoarding(db, who, unit_id, from_, to)
+    days to today) fit a hoarding pattern, strongest first, with the evidence; masked. Bans no one:
+    `id` is the opaque citizen id that `POST /api/v1/admin/citizens/{id}/bans` takes."""
+    return await service.hoarding(db, settings_of(request).effective_secret, who, unit_id, from_, to)
 
 
 @router.get(

@@ -14,6 +14,7 @@ class MaskedCitizen(BaseModel):
 
 
 class HoardingRow(BaseModel):
+    id: str  # the opaque citizen id of the ban endpoints (POST /api/v1/admin/citizens/{id}/bans)
     citizen_id: int
     citizen: MaskedCitizen
     pattern: str  # late_cancel | many_halls | no_show_districts | burst

@@ -47,6 +47,7 @@ from yuyue.models import (
 )
 from yuyue.models.bureau import BureauBooking, BureauSlot
 from yuyue.models.identity import ApiClient
+from yuyue.penalties.service import citizen_ref
 from yuyue.policy.presets import Knobs
 from yuyue.policy.service import cancel_deadline, day_opens_at, effective_policy, onsite_hold
 from yuyue.stats.service import figures_grouped
@@ -495,12 +496,7 @@ async def _bureau_silent(ctx: Context) -> list[Raised]:
 
 # --- hoarding evidence (rule G15, last clause) -------------------------------------------------------
 
-LATE_CANCEL_WINDOW = timedelta(hours=2)  # a cancel this close to its deadline is "just before" it
-LATE_CANCEL_MIN = 3  # … repeated this often
-MANY_HALLS_MIN = 3  # bookings of one item at this many halls
-NO_SHOW_AREAS_MIN = 2  # no-shows in this many districts
-BURST_WINDOW = timedelta(seconds=60)  # bookings created this close together …
-BURST_MIN = 3  # … this many, through one channel
+# The lines are the `hoarding_*` knobs of the examined unit's effective policy (docs/policies.md).
 PATTERN_WEIGHT = {"late_cancel": 3, "many_halls": 2, "no_show_districts": 2, "burst": 1}
 MAX_RANGE = 366
 
@@ -512,12 +508,19 @@ def _area(path: str) -> str:
 
 
 async def hoarding(
-    session: AsyncSession, who: Acting, unit_id: str | None, first: date | None, last: date | None
+    session: AsyncSession,
+    secret: str,
+    who: Acting,
+    unit_id: str | None,
+    first: date | None,
+    last: date | None,
 ) -> list[dict[str, Any]]:
     """Citizens whose bookings in the subtree over slot dates `first`–`last` fit a hoarding pattern,
-    strongest first; personal data masked. Nothing is banned here."""
+    strongest first; personal data masked, `id` the opaque citizen id of the ban endpoints. The
+    lines are the `hoarding_*` knobs of the unit's effective policy. Nothing is banned here."""
     unit = await get_unit(session, unit_id or who.unit_id)
     authorise(who, "view", unit.path)
+    knobs = (await effective_policy(session, unit.id)).knobs
     last = last or clock.today()
     first = first or last - timedelta(days=30)
     if last < first:
@@ -545,9 +548,10 @@ async def hoarding(
     ctx = Context(session, clock.now())
     found: list[dict[str, Any]] = []
     for citizen_id, bookings in per_citizen.items():
-        for pattern, evidence in await _patterns(ctx, bookings):
+        for pattern, evidence in await _patterns(ctx, knobs, bookings):
             found.append(
                 {
+                    "id": citizen_ref(secret, citizen_id),
                     "citizen_id": citizen_id,
                     "pattern": pattern,
                     "evidence": evidence,
@@ -570,7 +574,7 @@ async def hoarding(
             "phone": citizen.phone_masked,
         }
     found.sort(key=lambda f: (-f["score"], f["citizen_id"], f["pattern"]))
-    return [{k: f[k] for k in ("citizen_id", "citizen", "pattern", "evidence", "score")} for f in found]
+    return [{k: f[k] for k in ("id", "citizen_id", "citizen", "pattern", "evidence", "score")} for f in found]
 
 
 def _brief(booking: Booking) -> dict[str, Any]:
@@ -586,8 +590,10 @@ def _brief(booking: Booking) -> dict[str, Any]:
 
 
 async def _patterns(
-    ctx: Context, bookings: list[tuple[Booking, str, str]]
+    ctx: Context, knobs: Knobs, bookings: list[tuple[Booking, str, str]]
 ) -> list[tuple[str, list[dict[str, Any]]]]:
+    window = timedelta(minutes=knobs.hoarding_late_cancel_window_min)
+    burst = timedelta(seconds=knobs.hoarding_burst_seconds)
     out: list[tuple[str, list[dict[str, Any]]]] = []
     # book, then cancel just before the deadline, again and again
     late = []
@@ -596,7 +602,7 @@ async def _patterns(
             continue
         knobs, calendar = await ctx.knobs_of(booking.hall_id), await ctx.calendar_of(booking.hall_id)
         deadline = cancel_deadline(knobs, calendar, booking.slot_day, booking.slot_start, booking.slot_end)
-        if deadline - LATE_CANCEL_WINDOW <= booking.updated_at <= deadline:
+        if deadline - window <= booking.updated_at <= deadline:
             late.append(
                 {
                     **_brief(booking),
@@ -604,18 +610,18 @@ async def _patterns(
                     "deadline": deadline.isoformat(),
                 }
             )
-    if len(late) >= LATE_CANCEL_MIN:
+    if len(late) >= knobs.hoarding_late_cancel_min:
         out.append(("late_cancel", late))
     # one item booked at many halls
     halls: dict[str, dict[str, Booking]] = defaultdict(dict)
     for booking, _, item in bookings:
         halls[item].setdefault(booking.hall_id, booking)
     for item, at_halls in sorted(halls.items()):
-        if len(at_halls) >= MANY_HALLS_MIN:
+        if len(at_halls) >= knobs.hoarding_many_halls_min:
             out.append(("many_halls", [{**_brief(b), "item": item} for b in at_halls.values()]))
     # no-shows across districts
     missed = [(b, _area(path)) for b, path, _ in bookings if b.status == "no_show"]
-    if len({area for _, area in missed}) >= NO_SHOW_AREAS_MIN:
+    if len({area for _, area in missed}) >= knobs.hoarding_no_show_areas_min:
         out.append(("no_show_districts", [{**_brief(b), "district": area} for b, area in missed]))
     # many bookings within seconds through one channel
     by_channel: dict[str, list[Booking]] = defaultdict(list)
@@ -626,11 +632,11 @@ async def _patterns(
         best: list[Booking] = []
         start = 0
         for end in range(len(made)):
-            while made[end].created_at - made[start].created_at > BURST_WINDOW:
+            while made[end].created_at - made[start].created_at > burst:
                 start += 1
             if end - start + 1 > len(best):
                 best = made[start : end + 1]
-        if len(best) >= BURST_MIN:
+        if len(best) >= knobs.hoarding_burst_min:
             out.append(("burst", [_brief(b) for b in best]))
     return out
 

@@ -248,7 +248,8 @@ async def halls(
     accepted = agree == "1" or request.cookies.get("yuyue_notice") == "1"
     if not accepted:
         return redirect("/?notice=1#notice")
-    found = await web.find_halls(db, under or None, q.strip(), item.strip())
+    near = await web.home_area(db, await citizen_id_of(request, db))
+    found = await web.find_halls(db, under or None, q.strip(), item.strip(), near)
     groups = await web.districts(db)
     response = render(
         request,
@@ -619,6 +620,7 @@ async def provincial_callback(
     response = redirect(web.safe_next(target, "/bookings"))
     _cookie(response, request, web.SESSION_COOKIE, result.token, settings.token_ttl_s)
     response.delete_cookie(LOGIN_COOKIE, path="/")
+    await account_elder_mode(response, request, db, result.citizen_id)
     if result.id_token:
         hint = crypto.encrypt(settings.effective_secret, result.id_token)
         _cookie(response, request, ID_TOKEN_COOKIE, hint, settings.token_ttl_s)
@@ -676,8 +678,9 @@ async def login(request: Request, db: Db) -> Response:
     result = await identity.login(db, settings, who, "dev")
     response = redirect(target)
     _cookie(response, request, web.SESSION_COOKIE, result.token, settings.token_ttl_s)
+    chosen = await account_elder_mode(response, request, db, result.citizen_id)
     age = web.age_on(who.id_type, who.id_number, clock.today())
-    if age is not None and age >= 60 and web.ELDER_COOKIE not in request.cookies:
+    if not chosen and age is not None and age >= 60 and web.ELDER_COOKIE not in request.cookies:
         _cookie(response, request, ELDER_HINT_COOKIE, "1", None)  # suggest elder mode (issue 20)
     return response
 
@@ -709,14 +712,35 @@ async def logout(request: Request, db: Db) -> Response:
     return response
 
 
+ELDER_TTL_S = int(timedelta(days=365).total_seconds())
+
+
+def remember_elder(response: Response, request: Request, on: bool) -> None:
+    _cookie(response, request, web.ELDER_COOKIE, "1" if on else "0", ELDER_TTL_S)
+    response.delete_cookie(ELDER_HINT_COOKIE, path="/")
+
+
+async def account_elder_mode(response: Response, request: Request, db: AsyncSession, citizen_id: int) -> bool:
+    """At login: the account's own choice of elder mode, when it has one, becomes this browser's
+    (issue 20: remembered per account, not only per browser). True when it had one."""
+    on = await identity.elder_mode_of(db, citizen_id)
+    if on is None:
+        return False
+    remember_elder(response, request, on)
+    return True
+
+
 @router.post("/elder", response_class=HTMLResponse)
-async def elder(request: Request) -> Response:
-    """长辈模式: larger type and targets, simpler steps; remembered for a year."""
+async def elder(request: Request, db: Db) -> Response:
+    """长辈模式: larger type and targets, simpler steps; remembered for a year in this browser and,
+    for a logged-in citizen, on the account (the next login anywhere starts in it)."""
     form = await checked_form(request)
     response = redirect(web.safe_next(web.field(form, "next", 500), "/"))
     on = web.field(form, "on", 1) == "1"
-    _cookie(response, request, web.ELDER_COOKIE, "1" if on else "0", int(timedelta(days=365).total_seconds()))
-    response.delete_cookie(ELDER_HINT_COOKIE, path="/")
+    remember_elder(response, request, on)
+    citizen_id = await citizen_id_of(request, db)
+    if citizen_id is not None:
+        await identity.set_elder_mode(db, citizen_id, on)
     return response
 
 

@@ -24,12 +24,12 @@ from pypinyin import Style, lazy_pinyin
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.catalogue.service import HALL_KINDS, parse_slot_id
+from yuyue.catalogue.service import HALL_KINDS, parse_slot_id, synonym_meanings
 from yuyue.clock import as_local
 from yuyue.errors import DomainError, Unauthenticated, ValidationFailed
 from yuyue.identity import service as identity
 from yuyue.kit.idnumbers import normalise_id, parse_resident_id
-from yuyue.models import Service, Unit
+from yuyue.models import Booking, Service, Unit
 
 SESSION_COOKIE = "yuyue_session"
 CSRF_COOKIE = "yuyue_csrf"
@@ -478,8 +478,29 @@ async def districts(session: AsyncSession) -> list[Unit]:
     return list((await session.execute(query.order_by(Unit.kind.desc(), Unit.path))).scalars())
 
 
-async def find_halls(session: AsyncSession, under: str | None, q: str, item: str) -> list[dict[str, Any]]:
-    """Halls by district (subtree), by name or address, and by the items they offer."""
+async def home_area(session: AsyncSession, citizen_id: int | None) -> str | None:
+    """The citizen's nearest district as far as the platform knows it (issue 20, decision 0097): the
+    unit under the platform (a district, or a city body) of the hall of their latest booking."""
+    if citizen_id is None:
+        return None
+    path = (
+        await session.execute(
+            select(Unit.path)
+            .join(Booking, Booking.hall_id == Unit.id)
+            .where(Booking.citizen_id == citizen_id)
+            .order_by(Booking.created_at.desc(), Booking.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    parts = [p for p in str(path or "").split("/") if p]
+    return parts[1] if len(parts) > 2 else None  # platform/<area>/…/hall/; city-level halls: none
+
+
+async def find_halls(
+    session: AsyncSession, under: str | None, q: str, item: str, near: str | None = None
+) -> list[dict[str, Any]]:
+    """Halls by district (subtree), by name or address, and by the items they offer (their names, or
+    what a synonym kept by the platform admins stands for); the district `near` first."""
     query = select(Unit).where(Unit.kind.in_(HALL_KINDS))
     if under:
         root = await session.get(Unit, under)
@@ -493,6 +514,8 @@ async def find_halls(session: AsyncSession, under: str | None, q: str, item: str
         pattern = f"%{q}%"
         query = query.where(or_(Unit.name.like(pattern), Unit.address.like(pattern)))
     halls = list((await session.execute(query.order_by(Unit.path))).scalars())
+    if near:
+        halls.sort(key=lambda h: not h.path.startswith(f"platform/{near}/"))  # stable: tree order kept
     services: dict[str, list[str]] = {}
     if halls:
         rows = await session.execute(
@@ -502,10 +525,15 @@ async def find_halls(session: AsyncSession, under: str | None, q: str, item: str
         )
         for hall_id, name in rows:
             services.setdefault(hall_id, []).append(name)
+    meanings = [item, *await synonym_meanings(session, item)] if item else []
+
+    def wanted(name: str) -> bool:
+        return any(item_matches(words, name) for words in meanings)
+
     found = []
     for hall in halls:
         offered = services.get(hall.id, [])
-        if item and not any(item_matches(item, name) for name in offered):
+        if item and not any(wanted(name) for name in offered):
             continue
         found.append(
             {
@@ -516,7 +544,8 @@ async def find_halls(session: AsyncSession, under: str | None, q: str, item: str
                 "kind": KIND_TEXT.get(hall.kind, ""),
                 "mode": hall.mode or "",
                 "mode_text": MODE_TEXT.get(hall.mode or "", ""),
-                "matching": [name for name in offered if item and item_matches(item, name)],
+                "matching": [name for name in offered if item and wanted(name)],
+                "near": bool(near) and hall.path.startswith(f"platform/{near}/"),
             }
         )
     return found

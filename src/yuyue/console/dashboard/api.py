@@ -103,9 +103,11 @@ async def page(
     unit_id: UnitQuery = None,
     from_: FromQuery = None,
     to: ToQuery = None,
+    service_id: Annotated[str | None, Query(max_length=12)] = None,
 ) -> Response:
     """The dashboard of a unit's subtree over a period of slot dates (default: the admin's unit,
-    the last 30 days up to today)."""
+    the last 30 days and the next 14). `service_id` (an alert's chart link) opens the table of
+    services on that service's row."""
     who = await admin(request, db)
     asked = Asked(unit_id, from_, to)
     try:
@@ -123,7 +125,11 @@ async def page(
         query=lambda **extra: _query(board, **extra),
         percent=dashboard.percent,
         number=dashboard.number,
-        headings=dashboard.FIGURE_HEADINGS,
+        cell=dashboard.cell,
+        sort_key=dashboard.sort_key,
+        headings=dashboard.PAGE_HEADINGS,
+        focus_service=(service_id or "").strip(),
+        focus_hall=board.unit_id,
         max_days=dashboard.MAX_DAYS,
     )
 

@@ -32,7 +32,8 @@ from yuyue.errors import DomainError
 from yuyue.models import Department, Service, Unit
 from yuyue.stats import service as stats
 
-DEFAULT_DAYS = 30  # the last 30 days up to today
+DEFAULT_DAYS = 30  # the last 30 days up to today …
+DEFAULT_AHEAD = 14  # … and the next 14, where the bookings already made lie (issue 20; decision 0096)
 MAX_DAYS = 366  # a period covers at most a year
 Table = Literal["day", "hall", "service", "channel", "fill", "waitlist"]
 ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -66,6 +67,8 @@ FIGURE_HEADINGS = {
     "waitlist": "排队登记",
     "mean_wait_s": "平均等候（秒）",
 }
+# The page writes waits in minutes (issue 20); the downloads keep the API's seconds.
+PAGE_HEADINGS = {**FIGURE_HEADINGS, "mean_wait_s": "平均等候（分钟）"}
 CJK_FONTS = (
     '"WenQuanYi Micro Hei", "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", '
     '"Microsoft YaHei", sans-serif'
@@ -118,11 +121,12 @@ def _parse_day(text: str | None, name: str) -> date | None:
 
 
 def parse_period(from_text: str | None, to_text: str | None, today: date) -> Period:
-    """The period of the query: default the last 30 days up to today; `to` alone ends the 30 days
-    there, `from` alone runs 30 days from it (never past a year)."""
+    """The period of the query: default the last 30 days up to today and the 14 days after it (the
+    bookings already made for the coming days count too); `to` alone ends 30 days there, `from`
+    alone runs 30 days from it (never past a year)."""
     first, last = _parse_day(from_text, "from"), _parse_day(to_text, "to")
     if first is None and last is None:
-        last = today
+        first, last = today - timedelta(days=DEFAULT_DAYS - 1), today + timedelta(days=DEFAULT_AHEAD)
     if first is None:
         assert last is not None
         first = last - timedelta(days=DEFAULT_DAYS - 1)
@@ -224,7 +228,14 @@ async def build(session: AsyncSession, unit: Unit, period: Period, today: date) 
     for day in period.days:  # every day of the period, also those without any figure
         key = day.isoformat()
         row = by_day.get(key) or {"key": key, **empty, "utilisation": None, "mean_wait_s": None}
-        days.append({**row, "weekday": WEEKDAYS[day.weekday()], "waiting": waiting.get(key)})
+        days.append(
+            {
+                **row,
+                "weekday": WEEKDAYS[day.weekday()],
+                "label": f"{cn_day(day)} {WEEKDAYS[day.weekday()]}",
+                "waiting": waiting.get(key),
+            }
+        )
     hall_names = await _hall_names(session, [row["key"] for row in grouped["hall"]])
     halls = [{**row, "name": hall_names.get(row["key"], row["key"])} for row in grouped["hall"]]
     services = await _service_rows(session, grouped["service"])
@@ -326,15 +337,43 @@ def percent(value: float | None) -> str:
 
 
 def number(value: Any) -> str:
+    """A count with thousands separators (千分位: 12,345); a fraction to one decimal."""
     if value is None:
         return "—"
     if isinstance(value, float):
-        return f"{value:.1f}"
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
     return str(value)
 
 
+def minutes(seconds: float | None) -> str:
+    """A wait in minutes, one decimal (the figures keep seconds)."""
+    return "—" if seconds is None else f"{seconds / 60:,.1f}"
+
+
+def cell(column: str, value: Any) -> str:
+    """A figure of the tables as the page writes it."""
+    if column == "utilisation":
+        return percent(value)
+    if column == "mean_wait_s":
+        return minutes(value)
+    return number(value)
+
+
+def sort_key(value: Any) -> str:
+    """`data-sort` of a cell: the raw figure, so the sortable tables order numbers, not text."""
+    return "" if value is None else str(value)
+
+
 def short_day(iso: str) -> str:
-    return iso[5:]  # MM-DD
+    """`12月7日`, as the rest of the site writes dates (the year is in the period line)."""
+    return f"{int(iso[5:7])}月{int(iso[8:10])}日"
+
+
+def any_figure(*series: Sequence[Any]) -> bool:
+    """Whether a chart has anything to draw: else it says 暂无数据 instead of empty axes."""
+    return any(value for values in series for value in values)
 
 
 # --- charts ----------------------------------------------------------------------------------------
@@ -434,20 +473,25 @@ def daily_chart(board: Dashboard) -> Markup:
         )
     )
     chart.x_labels = labels
-    for name, column in (
-        ("预约", "booked"),
-        ("取号", "checked_in"),
-        ("爽约", "no_show"),
-        ("取消", "cancelled"),
-    ):
-        chart.add(name, [row[column] for row in board.days])
+    series = [
+        (name, [row[column] for row in board.days])
+        for name, column in (
+            ("预约", "booked"),
+            ("取号", "checked_in"),
+            ("爽约", "no_show"),
+            ("取消", "cancelled"),
+        )
+    ]
+    if any_figure(*(values for _, values in series)):
+        for name, values in series:
+            chart.add(name, values)
     total = board.total
     return svg(
         chart,
         f"每日预约、取号、爽约与取消{'折线图' if long else '柱状图'}："
-        f"{board.period.first} 至 {board.period.last} 共预约 "
-        f"{total['booked']} 人次，取号 {total['checked_in']}，爽约 {total['no_show']}，"
-        f"取消 {total['cancelled']}。逐日数字见下方“按日明细”表。",
+        f"{cn_day(board.period.first)} 至 {cn_day(board.period.last)} 共预约 "
+        f"{number(total['booked'])} 人次，取号 {number(total['checked_in'])}，"
+        f"爽约 {number(total['no_show'])}，取消 {number(total['cancelled'])}。逐日数字见下方“按日明细”表。",
     )
 
 
@@ -495,8 +539,8 @@ def channel_chart(board: Dashboard) -> Markup:
         )
     )
     for row in channels:
-        chart.add(f"{row['name']} {row['booked']}（{percent(row['booked'] / total)}）", row["booked"])
-    parts = "，".join(f"{row['name']} {row['booked']}" for row in channels) or "暂无预约"
+        chart.add(f"{row['name']} {number(row['booked'])}（{percent(row['booked'] / total)}）", row["booked"])
+    parts = "，".join(f"{row['name']} {number(row['booked'])}" for row in channels) or "暂无预约"
     return svg(chart, f"预约渠道构成环形图：{parts}。数字见“按渠道”表。")
 
 
@@ -518,14 +562,21 @@ def waitlist_chart(board: Dashboard) -> Markup:
         )
     )
     chart.x_labels = labels
-    chart.add("日终排队", [row["waiting"] for row in board.waitlist])
-    chart.add("新登记", [row["joined"] for row in board.waitlist])
+    waiting, joined = [row["waiting"] for row in board.waitlist], [row["joined"] for row in board.waitlist]
+    if any_figure(waiting, joined):
+        chart.add("日终排队", waiting)
+        chart.add("新登记", joined)
     now = board.waiting_now
     return svg(
         chart,
-        f"预约排队人数折线图：期间新登记 {sum(r['joined'] for r in board.waitlist)} 人，"
-        f"最近一日日终排队 {now if now is not None else '—'} 人。数字见“按日明细”表。",
+        f"预约排队人数折线图：期间新登记 {number(sum(r['joined'] for r in board.waitlist))} 人，"
+        f"最近一日日终排队 {number(now)} 人。数字见“按日明细”表。",
     )
+
+
+def cn_day(day: date) -> str:
+    """2026年12月7日 (web's cn_date without the weekday)."""
+    return f"{day.year}年{day.month}月{day.day}日"
 
 
 def charts(board: Dashboard) -> dict[str, Markup]:

@@ -24,12 +24,12 @@ from yuyue.admin import accounts
 from yuyue.admin import alerts as admin_alerts
 from yuyue.admin import capacity as admin_capacity
 from yuyue.admin.schemas import AdminIn, CapacityRequestIn, DecisionIn, ResolveIn, RetireIn
-from yuyue.auth.service import Acting, authorise
+from yuyue.auth.service import Acting, authorise, may
 from yuyue.booking.closures import citizens_to_text
 from yuyue.calendar import files
 from yuyue.calendar import service as calendar
 from yuyue.catalogue import service as catalogue
-from yuyue.catalogue.schemas import ServiceIn, ServicePatch, UnitIn, UnitPatch
+from yuyue.catalogue.schemas import ServiceIn, ServicePatch, SynonymIn, UnitIn, UnitPatch
 from yuyue.console.api import ConsoleRoute, admin, checked_form, redirect, render, secret_of
 from yuyue.console.manage import service as manage
 from yuyue.console.manage.service import number, optional, text
@@ -494,7 +494,10 @@ async def _bans_page(
     request: Request, db: AsyncSession, who: Acting, status: int = 200, **extra: Any
 ) -> Response:
     extra.setdefault("found", None)
-    return page_of(request, "manage/bans.html", who, status=status, may_ban=manage.may_ban(who), **extra)
+    suspects = await manage.hoarding_suspects(db, secret_of(request), who)
+    return page_of(
+        request, "manage/bans.html", who, status=status, may_ban=manage.may_ban(who), **suspects, **extra
+    )
 
 
 @router.get("/admin/bans", response_class=HTMLResponse)
@@ -554,7 +557,7 @@ async def add_ban(request: Request, citizen_ref: CitizenRef, db: Db) -> Response
         )
 
     page = _bans_form_page(request, db, who)
-    return await act(request, db, change, "/admin/bans?done=ban_added", page, form, "ban")
+    return await act(request, db, change, "/admin/bans?done=ban_added", page, form, f"ban-{citizen_ref}")
 
 
 @router.post("/admin/bans/{citizen_ref}/{ban_id}/lift", response_class=HTMLResponse)
@@ -568,6 +571,64 @@ async def lift_ban(request: Request, citizen_ref: CitizenRef, ban_id: Id, db: Db
 
     page = _bans_form_page(request, db, who)
     return await act(request, db, change, "/admin/bans?done=ban_lifted", page, form, f"lift-{ban_id}")
+
+
+# --- item synonyms (issue 20): platform level ----------------------------------------------------
+
+
+async def _synonyms_page(
+    request: Request, db: AsyncSession, who: Acting, status: int = 200, **extra: Any
+) -> Response:
+    rows = [catalogue.synonym_view(row) for row in await catalogue.list_synonyms(db)]
+    platform = await catalogue.get_unit(db, "platform")
+    return page_of(
+        request,
+        "manage/synonyms.html",
+        who,
+        status=status,
+        rows=rows,
+        may_edit=may(who, "configure", platform.path),
+        **extra,
+    )
+
+
+@router.get("/admin/synonyms", response_class=HTMLResponse)
+async def synonyms(request: Request, db: Db, done: Done = "") -> Response:
+    """The words people type for items, which the hall finder's item search understands."""
+    who = await admin(request, db)
+    return await _synonyms_page(request, db, who, done=done)
+
+
+@router.post("/admin/synonyms", response_class=HTMLResponse)
+async def add_synonym(request: Request, db: Db) -> Response:
+    form = await checked_form(request)
+    who = await admin(request, db)
+
+    async def change() -> Any:
+        body = manage.validated(
+            SynonymIn, {"term": text(form, "term", 50), "means": text(form, "means", 100)}
+        )
+        return await catalogue.add_synonym(db, who, body.term, body.means)
+
+    async def page(**extra: Any) -> Response:
+        return await _synonyms_page(request, db, who, **extra)
+
+    return await act(request, db, change, "/admin/synonyms?done=synonym_added", page, form, "synonym")
+
+
+@router.post("/admin/synonyms/{synonym_id}/remove", response_class=HTMLResponse)
+async def remove_synonym(request: Request, synonym_id: Id, db: Db) -> Response:
+    form = await checked_form(request)
+    who = await admin(request, db)
+
+    async def change() -> Any:
+        await catalogue.remove_synonym(db, who, synonym_id)
+
+    async def page(**extra: Any) -> Response:
+        return await _synonyms_page(request, db, who, **extra)
+
+    done = "/admin/synonyms?done=synonym_removed"
+    return await act(request, db, change, done, page, form, f"remove-{synonym_id}")
 
 
 # --- admin accounts (rules G3, G7) -----------------------------------------------------------------

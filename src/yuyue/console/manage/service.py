@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -36,6 +36,7 @@ from yuyue.onsite.staff import Actor
 from yuyue.penalties.service import BanView
 from yuyue.policy import service as policy
 from yuyue.policy.presets import KNOB_NAMES, PRESETS
+from yuyue.watch import service as watch
 from yuyue.web import service as web
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -84,6 +85,8 @@ ACTION_TEXT = {
     "api_client.create": "登记接入系统",
     "api_client.revoke_key": "停用接入密钥",
     "api_client.rotate_key": "更换接入密钥",
+    "synonym.add": "新增事项简称",
+    "synonym.remove": "删除事项简称",
 }
 CHANNELS = CHANNEL_TEXT
 WAIT_STATUS_TEXT = web.WAIT_STATUS_TEXT
@@ -106,6 +109,8 @@ DONE_TEXT = {
     "resolved": "已处理预警。",
     "ban_added": "已限制该市民预约。",
     "ban_lifted": "已解除限制。",
+    "synonym_added": "已新增事项简称，查找大厅时即可使用。",
+    "synonym_removed": "已删除事项简称。",
     "registered": "已登记管理员，账号已开通。",
     "retired": "已注销该管理员账号。",
 }
@@ -167,6 +172,12 @@ KNOBS: dict[str, dict[str, Any]] = {
     "watch_channel_surge_factor_pct": {"label": "异常：渠道占比超过常态倍数", "kind": "int", "unit": "%"},
     "watch_bureau_silent_hours": {"label": "异常：部门系统未报送数据时长", "kind": "int", "unit": "小时"},
     "watch_min_count": {"label": "异常判断最少样本数", "kind": "int", "unit": "个"},
+    "hoarding_late_cancel_min": {"label": "疑似占号：临近截止取消次数", "kind": "int", "unit": "次"},
+    "hoarding_late_cancel_window_min": {"label": "疑似占号：截止前多久内取消", "kind": "int", "unit": "分钟"},
+    "hoarding_many_halls_min": {"label": "疑似占号：同一事项预约大厅数", "kind": "int", "unit": "个"},
+    "hoarding_no_show_areas_min": {"label": "疑似占号：爽约涉及区数", "kind": "int", "unit": "个"},
+    "hoarding_burst_min": {"label": "疑似占号：短时间内预约次数", "kind": "int", "unit": "次"},
+    "hoarding_burst_seconds": {"label": "疑似占号：短时间的时长", "kind": "int", "unit": "秒"},
 }
 assert set(KNOBS) == set(KNOB_NAMES), "every knob has its words"
 NONE_WORDS = ("无", "none", "null")
@@ -565,6 +576,7 @@ async def alerts_context(session: AsyncSession, who: Acting, show: str) -> dict[
             {
                 "alert": a,
                 "unit": units[a.unit_id].name if a.unit_id in units else a.unit_id,
+                "chart": admin_alerts.chart_link(a.kind, a.unit_id, a.service_id),
                 "may_resolve": a.resolved_at is None
                 and a.unit_id in units
                 and may(who, "resolve_alert", units[a.unit_id].path),
@@ -626,9 +638,12 @@ TARGET_TEXT = {  # the kinds of object an audit entry names ("kiosk:1"), in word
     "policy": "预约规则",
     "service": "事项",
     "staff": "窗口工作人员",
+    "synonym": "事项简称",
     "unit": "单位",
 }
 FIELD_TEXT = {  # the fields of the before/after records, in words
+    "term": "简称",
+    "means": "对应的事项名称",
     "active": "开放",
     "address": "地址",
     "appointment_only": "只接受预约",
@@ -741,3 +756,79 @@ async def ban_units(session: AsyncSession, who: Acting, bans: list[BanView]) -> 
 def may_ban(who: Acting) -> bool:
     """Rule G15: an admin who may configure their own unit may add a ban for deliberate hoarding."""
     return may(who, "configure", who.unit_path)
+
+
+# --- hoarding suspects on the 限制预约 page (rule G15, last clause; issue 23) -----------------------
+
+PATTERN_TEXT = {
+    "late_cancel": "临近取消截止时间反复取消",
+    "many_halls": "同一事项在多个大厅预约",
+    "no_show_districts": "在多个区爽约",
+    "burst": "短时间内集中预约",
+}
+SUSPECT_DAYS_BACK = 29  # slot dates: the last 30 days …
+SUSPECT_DAYS_AHEAD = 14  # … and the next 14 (bookings made for the coming days count too)
+BAN_SUGGESTED_DAYS = 90  # the until-date the ban form offers (the admin may change it)
+
+
+async def hoarding_suspects(session: AsyncSession, secret: str, who: Acting) -> dict[str, Any]:
+    """The admin's subtree's hoarding suspects (watch.service.hoarding: scoped, masked, with the
+    `hoarding_*` knobs of the admin's unit), one entry per citizen, strongest first, the evidence in
+    words (hall and item names, Chinese dates): nothing here bans; the page offers the ban form."""
+    today = clock.today()
+    first, last = today - timedelta(days=SUSPECT_DAYS_BACK), today + timedelta(days=SUSPECT_DAYS_AHEAD)
+    rows = await watch.hoarding(session, secret, who, None, first, last)
+    hall_ids: set[str] = set()
+    service_ids: set[int] = set()
+    for row in rows:
+        for item in row["evidence"]:
+            hall_ids.add(str(item["hall_id"]))
+            service_ids.add(int(item["service_id"]))
+            if "district" in item:
+                hall_ids.add(str(item["district"]))
+    units = await catalogue.units_named(session, hall_ids)
+    services = await catalogue.service_names(session, service_ids)
+    suspects: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = suspects.setdefault(
+            row["id"], {"id": row["id"], "citizen": row["citizen"], "score": 0, "patterns": []}
+        )
+        entry["score"] += row["score"]
+        entry["patterns"].append(
+            {
+                "pattern": row["pattern"],
+                "text": PATTERN_TEXT.get(row["pattern"], "其他"),
+                "score": row["score"],
+                "evidence": [_evidence_line(item, units, services) for item in row["evidence"]],
+            }
+        )
+    ordered = sorted(suspects.values(), key=lambda s: -int(s["score"]))
+    return {
+        "suspects": ordered,
+        "suspect_first": first,
+        "suspect_last": last,
+        "ban_until": (today + timedelta(days=BAN_SUGGESTED_DAYS)).isoformat(),
+    }
+
+
+def _evidence_line(item: dict[str, Any], units: dict[str, Unit], services: dict[int, str]) -> dict[str, str]:
+    hall = units.get(str(item["hall_id"]))
+    line = {
+        "number": str(item["number"]),
+        "hall": hall.name if hall else "（已撤销的大厅）",
+        "service": services.get(int(item["service_id"]), "（已撤销的事项）"),
+        "slot": web.cn_datetime(str(item["slot_start"])),
+        "status": STATUS_TEXT.get(str(item["status"]), "其他"),
+        "channel": CHANNEL_TEXT.get(str(item["channel"]), "其他渠道"),
+        "made": web.cn_datetime(str(item["created_at"])),
+        "note": "",
+    }
+    if "cancelled_at" in item:
+        line["note"] = (
+            f"取消于 {web.cn_datetime(str(item['cancelled_at']))}，"
+            f"截止 {web.cn_datetime(str(item['deadline']))}"
+        )
+    elif "district" in item:
+        area = units.get(str(item["district"]))
+        line["note"] = f"所在区：{area.name if area else '未知'}"
+    return line

@@ -68,3 +68,50 @@
   source.addEventListener("call", soon);
   source.addEventListener("change", soon);
 })();
+// Sortable tables (issue 20): a table marked "sortable" gets a button in each column heading; a
+// click orders the body rows by that column (data-sort of the cell when it has one, else its text;
+// headings with data-type="number" compare as numbers, empty last), again to reverse. aria-sort tells
+// assistive technology the order. Without a script the headings stay plain text, in the server's order.
+(function () {
+  "use strict";
+  var tables = document.querySelectorAll("table.sortable");
+  function value(row, index) {
+    var c = row.cells[index];
+    if (!c) return "";
+    var given = c.getAttribute("data-sort");
+    return given !== null ? given : c.textContent.trim();
+  }
+  function sortBy(table, index, numeric, button) {
+    var heading = button.parentNode;
+    var ascending = heading.getAttribute("aria-sort") !== "ascending";
+    var headings = table.tHead.rows[0].cells;
+    for (var h = 0; h < headings.length; h++) headings[h].removeAttribute("aria-sort");
+    heading.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = value(a, index), y = value(b, index);
+      if (numeric) {
+        if (x === "" || y === "") return x === y ? 0 : (x === "" ? 1 : -1);
+        return ascending ? Number(x) - Number(y) : Number(y) - Number(x);
+      }
+      return ascending ? x.localeCompare(y, "zh-CN") : y.localeCompare(x, "zh-CN");
+    });
+    for (var r = 0; r < rows.length; r++) body.appendChild(rows[r]);
+  }
+  for (var t = 0; t < tables.length; t++) {
+    var table = tables[t];
+    if (!table.tHead || !table.tBodies.length) continue;
+    var cells = table.tHead.rows[0].cells;
+    for (var i = 0; i < cells.length; i++) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "sort";
+      while (cells[i].firstChild) button.appendChild(cells[i].firstChild);
+      cells[i].appendChild(button);
+      button.addEventListener("click", (function (tbl, index, numeric, btn) {
+        return function () { sortBy(tbl, index, numeric, btn); };
+      })(table, i, cells[i].getAttribute("data-type") === "number", button));
+    }
+  }
+})();
