@@ -131,13 +131,17 @@ def day_slots(info: ServiceInfo, day: date, daily_capacity: int | None = None) -
     if not starts:
         return []
     total = info.capacity_on(day) if daily_capacity is None else daily_capacity
-    base, extra = divmod(total, len(starts))
     return [
-        SlotSpec(
-            slot_id(info.id, start), day, start, start + timedelta(hours=1), base + (1 if i < extra else 0)
-        )
-        for i, start in enumerate(starts)
+        SlotSpec(slot_id(info.id, start), day, start, start + timedelta(hours=1), seats)
+        for start, seats in zip(starts, spread(total, len(starts)), strict=True)
     ]
+
+
+def spread(total: int, n: int) -> list[int]:
+    """A daily capacity spread over a day's `n` slots (rule G11): evenly, the remainder to the
+    earliest. (The figures compute the same in SQL: `stats.service._stored_deltas`.)"""
+    base, extra = divmod(total, n)
+    return [base + (1 if i < extra else 0) for i in range(n)]
 
 
 def hours_tuple(hours: list[Any] | None) -> tuple[tuple[str, str], ...]:
