@@ -7,6 +7,8 @@ from yuyue.models.admin import (
     CapacityRequest,
     StatsDaily,
     StatsDay,
+    StatsHallDaily,
+    StatsServiceDaily,
     WaitlistEntry,
 )
 from yuyue.models.base import Base
@@ -67,6 +69,8 @@ __all__ = [
     "StaffAccount",
     "StatsDaily",
     "StatsDay",
+    "StatsHallDaily",
+    "StatsServiceDaily",
     "Ticket",
     "TicketCounter",
     "Unit",

@@ -40,6 +40,7 @@ from sqlalchemy import (
     Date,
     Integer,
     String,
+    Table,
     and_,
     case,
     cast,
@@ -70,10 +71,13 @@ from yuyue.models import (
     Slot,
     StatsDaily,
     StatsDay,
+    StatsHallDaily,
+    StatsServiceDaily,
     Ticket,
     Unit,
     WaitlistEntry,
 )
+from yuyue.models.base import Base
 from yuyue.models.bureau import BureauFigures, BureauSlot
 
 GroupBy = Literal["day", "hall", "service", "channel"]
@@ -485,10 +489,38 @@ async def roll_up(session: AsyncSession, day: date) -> int:
         for (d, sid, channel), values in figures.items()
     ]
     for chunk in range(0, len(rows), 1000):  # one executemany per 1000 rows, not one ORM object each
-        await session.execute(insert(StatsDaily.__table__), rows[chunk : chunk + 1000])  # Core: no ORM bulk
+        await session.execute(insert(_core(StatsDaily)), rows[chunk : chunk + 1000])  # Core: no ORM bulk
+    await sum_up(session, day, day)
     session.add(StatsDay(day=day, rolled_at=clock.now()))
     await session.flush()
     return len(figures)
+
+
+def _core(model: type[Base]) -> Table:
+    """A model's Core table: a plain executemany, without the ORM's bulk machinery."""
+    return model.metadata.tables[model.__tablename__]
+
+
+async def sum_up(session: AsyncSession, first: date, last: date) -> None:
+    """Rewrite `stats_hall_daily` and `stats_service_daily` for days `first`–`last` from
+    `stats_daily` (decision 0089): its rows summed per (day, hall, channel) and per (day, service)."""
+    sums = [func.sum(getattr(StatsDaily, name)) for name in COUNTS]
+    in_days = [StatsDaily.day >= first, StatsDaily.day <= last]
+    for table, keys in (
+        (StatsHallDaily, (StatsDaily.day, StatsDaily.hall_id, StatsDaily.channel)),
+        (StatsServiceDaily, (StatsDaily.day, StatsDaily.service_id)),
+    ):
+        await session.execute(delete(table).where(table.day >= first, table.day <= last))
+        columns = [key.key for key in keys]
+        selected = [*keys]
+        if table is StatsServiceDaily:
+            columns.append("hall_id")
+            selected.append(func.min(StatsDaily.hall_id))
+        await session.execute(
+            insert(_core(table)).from_select(
+                [*columns, *COUNTS], select(*selected, *sums).where(*in_days).group_by(*keys)
+            )
+        )
 
 
 async def _rollup_job(session: AsyncSession, due: datetime) -> None:
@@ -562,19 +594,23 @@ async def figures_grouped(
     )
     if rolled and (scope is None or scope):
         for group_by, groups in grouped.items():
-            sums = [func.sum(getattr(StatsDaily, name)) for name in COUNTS]
-            in_period = [StatsDaily.day >= first, StatsDaily.day <= last]
+            # decision 0089: the rows summed per (day, hall, channel), or per (day, service)
+            table: type[StatsHallDaily] | type[StatsServiceDaily] = (
+                StatsServiceDaily if group_by == "service" else StatsHallDaily
+            )
+            sums = [func.sum(getattr(table, name)) for name in COUNTS]
+            in_period = [table.day >= first, table.day <= last]
             if scope is not None:
-                in_period.append(StatsDaily.hall_id.in_(scope))
+                in_period.append(table.hall_id.in_(scope))
             if group_by == "total":
                 result = (await session.execute(select(*sums).where(*in_period))).one()
                 groups["total"].add(dict(zip(COUNTS, result, strict=True)))
                 continue
             key_column = {
-                "day": StatsDaily.day,
-                "hall": StatsDaily.hall_id,
-                "service": StatsDaily.service_id,
-                "channel": StatsDaily.channel,
+                "day": StatsHallDaily.day,
+                "hall": StatsHallDaily.hall_id,
+                "service": StatsServiceDaily.service_id,
+                "channel": StatsHallDaily.channel,
             }[group_by]
             query = select(key_column, *sums).where(*in_period).group_by(key_column)
             for result in (await session.execute(query)).all():
