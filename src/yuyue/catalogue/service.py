@@ -177,7 +177,42 @@ async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
             .order_by(CapacityPeriod.until)
         )
     ).all()
-    info = ServiceInfo(
+    info = _info(service, hall, department, [(p.until, int(p.daily_capacity)) for p in periods])
+    cache.put(key, info)
+    return info
+
+
+async def service_infos(session: AsyncSession, service_ids: list[int]) -> dict[int, ServiceInfo]:
+    """`service_info` of many services in two queries per 500 (a pass over a whole city); ids not
+    found are left out."""
+    out: dict[int, ServiceInfo] = {}
+    for chunk in range(0, len(service_ids), 500):
+        ids = service_ids[chunk : chunk + 500]
+        rows = (
+            await session.execute(
+                select(Service, Unit, Department.name)
+                .join(Unit, Unit.id == Service.hall_id)
+                .join(Department, Department.id == Service.department_id)
+                .where(Service.id.in_(ids))
+            )
+        ).all()
+        periods: dict[int, list[tuple[date, int]]] = {}
+        for service_id, until, capacity in (
+            await session.execute(
+                select(CapacityPeriod.service_id, CapacityPeriod.until, CapacityPeriod.daily_capacity)
+                .where(CapacityPeriod.service_id.in_(ids))
+                .order_by(CapacityPeriod.service_id, CapacityPeriod.until)
+            )
+        ).all():
+            periods.setdefault(int(service_id), []).append((until, int(capacity)))
+        for service, hall, department in rows:
+            out[service.id] = info = _info(service, hall, department, periods.get(service.id, []))
+            cache.put(("service", service.id), info)
+    return out
+
+
+def _info(service: Service, hall: Unit, department: str, periods: list[tuple[date, int]]) -> ServiceInfo:
+    return ServiceInfo(
         id=service.id,
         name=service.name,
         department=department,
@@ -196,11 +231,9 @@ async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
         bundle_of=tuple(service.bundle_of) if service.bundle_of else None,
         active=service.active,
         foreigner_related=service.foreigner_related,
-        capacity_before=tuple((row.until, int(row.daily_capacity)) for row in periods),
+        capacity_before=tuple(periods),
         item_code=service.item_code,
     )
-    cache.put(key, info)
-    return info
 
 
 def clear_caches() -> None:
