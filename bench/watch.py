@@ -5,7 +5,8 @@ Loads, into a throwaway PostgreSQL database, the city and the year of rolled-up 
 `bench/stats.py` (200 halls, 2,000 services, 2.92 million `stats_daily` rows, 2025-12-01 to
 2026-11-30), then what the checks on live tables read: for the 5 working days 2026-12-09 … 12-15
 (the days released last, 10 working days ahead), 7 stored slots and 70 bookings a service (700,000
-bookings, sold within 3 to 60 minutes of release), and 20,000 waiting-list entries of the last month.
+bookings, sold within 3 to 60 minutes of release, a fifth cancelled the next morning), and 20,000
+waiting-list entries of the last month.
 Then, with the clock at the nightly run (2026-12-01 03:30):
 
 - each check of `watch.service` alone (best of 3), and the whole nightly pass `watch_figures`
@@ -74,7 +75,7 @@ def load_live(url: str) -> float:
             "(ARRAY['booked','booked','booked','booked','cancelled'])[n % 5 + 1], "
             f"'w{ymd}-' || s.id || '-' || n, false, "
             f"(DATE '{day}' - 14) + TIME '18:00' + (n * (3 + s.id % 58)) * INTERVAL '1 second' * 60 / 70, "
-            f"(DATE '{day}' - 14) + TIME '18:00' + (n * (3 + s.id % 58)) * INTERVAL '1 second' * 60 / 70 "
+            f"(DATE '{day}' - 13) + TIME '09:00' "  # cancelled the next morning
             f"FROM services s, generate_series(1, {PER_SERVICE}) n",
         ]
     statements.append(
