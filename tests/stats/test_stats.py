@@ -153,3 +153,46 @@ async def test_figures_are_scoped(api: Api) -> None:
         "validation_error",
     )
     problem(await api.client.get("/api/v1/admin/stats"), 401, "unauthenticated")
+
+
+async def test_a_later_capacity_change_leaves_earlier_days_alone(api: Api) -> None:
+    """Rule G18 at the seam of rule G20: a standing capacity change approved for a later date does
+    not change the released seats (nor the utilisation) of the days before it, live or rolled up,
+    stored slots or not; from its first day the figures count the new capacity."""
+    from tests.admin.support import new_admin
+
+    await api.hall()
+    service = (await api.service(daily_capacity=7))["id"]  # one seat a slot
+    booked = (await api.slots(service, DAY))[0]["id"]  # a stored slot on Thursday
+    await book(api, 1, booked, "web")
+    friday, monday = "2026-12-04", "2026-12-07"
+    made = await api.client.post(
+        "/api/v1/admin/capacity-requests",
+        json={
+            "service_id": service,
+            "date_from": friday,
+            "date_to": None,
+            "daily_capacity": 14,
+            "reason": "x",
+        },
+        headers=api.admin(),
+    )
+    assert made.status_code == 201, made.text
+    l1 = await new_admin(api, "p1b", "platform", 1)
+    approved = await api.client.post(
+        f"/api/v1/admin/capacity-requests/{made.json()['id']}/approve", headers=l1
+    )
+    assert approved.status_code == 200, approved.text
+
+    def released(rows: dict[str, dict]) -> dict[str, int]:
+        return {day: row["released"] for day, row in rows.items()}
+
+    live = await stats(api, **{"from": "2026-12-01", "to": monday, "group_by": "day"})
+    assert released(live) == {"2026-12-01": 7, "2026-12-02": 7, DAY: 7, friday: 14, monday: 14}
+    assert live[DAY]["utilisation"] == round(1 / 7, 4)
+    await api.set_clock("2026-12-05T03:00:00+08:00")  # the rollup of 12-01 … 12-04 has run
+    assert [str(r.day) for r in await raw(api, "SELECT day FROM stats_days ORDER BY day")][-1] == friday
+    rolled = await stats(api, **{"from": "2026-12-01", "to": monday, "group_by": "day"})
+    assert released(rolled) == released(live)
+    by_service = await stats(api, **{"from": "2026-12-01", "to": DAY, "group_by": "service"})
+    assert by_service[str(service)]["released"] == 21

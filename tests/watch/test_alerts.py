@@ -9,6 +9,7 @@ from typing import Any
 from tests.admin.support import execute
 from tests.conftest import Api
 from tests.ids import resident_id
+from yuyue.stats.service import sum_up
 
 TODAY = date(2026, 12, 1)  # the harness's START (a Tuesday)
 
@@ -57,6 +58,9 @@ async def history(api: Api, quiet: int, busy: int) -> None:
         await plant(api, day, busy, "*", released=70)
         await plant(api, day, busy, "web", booked=50, seats=50, no_show=15 if recent else 1)
         await plant(api, day, busy, "api", booked=40 if recent else 2, seats=20 if recent else 2)
+    async with api.app.state.sessionmaker() as session:  # what the rollup writes beside stats_daily
+        await sum_up(session, TODAY - timedelta(days=35), TODAY - timedelta(days=1))
+        await session.commit()
 
 
 async def test_g19_figures_of_the_rollup_raise_each_alert_once(api: Api) -> None:

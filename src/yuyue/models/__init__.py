@@ -8,6 +8,8 @@ from yuyue.models.admin import (
     ExtraSupply,
     StatsDaily,
     StatsDay,
+    StatsHallDaily,
+    StatsServiceDaily,
     WaitlistEntry,
 )
 from yuyue.models.base import Base
@@ -80,6 +82,8 @@ __all__ = [
     "StaffAccount",
     "StatsDaily",
     "StatsDay",
+    "StatsHallDaily",
+    "StatsServiceDaily",
     "Ticket",
     "TicketCounter",
     "Unit",

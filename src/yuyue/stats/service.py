@@ -29,21 +29,55 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, delete, func, insert, inspect, select
+from sqlalchemy import (
+    Date,
+    Integer,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    column,
+    delete,
+    exists,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.calendar.service import WorkCalendar, load_overrides
-from yuyue.catalogue.service import HALL_KINDS, ServiceInfo, day_slots, hours_tuple, parse_slot_id
+from yuyue.catalogue.service import HALL_KINDS, hourly_starts, hours_tuple, spread
 from yuyue.clock import at, clock
+from yuyue.db import on_postgres
 from yuyue.errors import ValidationFailed
 from yuyue.jobs.service import Job, daily, register
-from yuyue.models import Booking, Closure, Service, Slot, StatsDaily, StatsDay, Ticket, Unit, WaitlistEntry
+from yuyue.models import (
+    Booking,
+    CapacityPeriod,
+    Closure,
+    Service,
+    Slot,
+    StatsDaily,
+    StatsDay,
+    StatsHallDaily,
+    StatsServiceDaily,
+    Ticket,
+    Unit,
+    WaitlistEntry,
+)
+from yuyue.models.base import Base
 from yuyue.models.bureau import BureauFigures, BureauSlot
 
 GroupBy = Literal["day", "hall", "service", "channel"]
@@ -102,77 +136,158 @@ async def _services(session: AsyncSession, hall_ids: list[str] | None) -> list[t
 
 PLAN_DAY = date(2026, 1, 5)  # any date: a day's hourly slots depend on the opening hours only
 
+Start = tuple[int, int]  # (hour, minute) of a slot's start
+
 
 @dataclass
 class Supply:
     """The seats released by some services over some days (rule G11): on each day its hall works, a
-    service releases the slots of its opening hours with its daily capacity spread over them
-    (`day_slots`), except where a slot row is stored (slots are derived: a row appears with the
-    first booking or a capacity change), whose capacity counts instead. Days the hall does not
-    work release nothing."""
+    service releases the slots of its opening hours with the daily capacity in force that day
+    (rule G20: `capacity_periods` before a standing change, else `services.daily_capacity`) spread
+    over them (`catalogue.service.spread`), except where a slot row is stored (slots are derived: a
+    row appears with the first booking or a capacity change), whose capacity counts instead. Days
+    the hall does not work release nothing.
 
-    plans: dict[int, dict[tuple[int, int], int]]  # service -> {(hour, minute): seats} of a working day
+    What the stored rows change (their capacity less the planned seats of their hour) is computed in
+    SQL (`_stored_deltas`), so the Python work is per service and day, not per slot."""
+
+    starts: dict[int, tuple[Start, ...]]  # service -> the hourly starts of a working day of its hall
+    daily: dict[int, int]  # service -> its standing daily capacity (`services.daily_capacity`)
+    periods: dict[int, list[tuple[date, int]]]  # service -> (until, daily capacity), by `until`
     working: dict[int, list[date]]  # service -> the days its hall works
-    stored: dict[tuple[date, int], dict[tuple[int, int], int]]  # stored rows of planned slots
+    # What stored planned slots change (capacity less planned seats), per (day, service) …
+    changed: dict[tuple[date, int], int]
+    # … or per (day, hour) of the start, over all the services (`_supply(per_hour=True)`)
+    changed_hours: dict[tuple[date, int], int]
+
+    def capacity_on(self, service_id: int, day: date) -> int:
+        """The daily capacity in force on `day` (the reading of `ServiceInfo.capacity_on`)."""
+        for until, capacity in self.periods.get(service_id, ()):
+            if day < until:
+                return capacity
+        return self.daily[service_id]
 
     def per_day(self) -> dict[tuple[date, int], int]:
         """Seats per (day, service), for every day the hall works."""
         out: dict[tuple[date, int], int] = {}
-        for service_id, plan in self.plans.items():
-            total = sum(plan.values())
+        changes = self.changed
+        for service_id, starts in self.starts.items():
+            periods = self.periods.get(service_id)
+            daily = self.daily[service_id]
             for day in self.working[service_id]:
-                rows = self.stored.get((day, service_id))
-                out[(day, service_id)] = (
-                    total + sum(seats - plan[at] for at, seats in rows.items()) if rows else total
-                )
+                if not starts:
+                    out[(day, service_id)] = 0
+                    continue
+                total = self.capacity_on(service_id, day) if periods else daily
+                out[(day, service_id)] = total + changes.get((day, service_id), 0)
         return out
 
     def per_weekday_hour(self) -> dict[tuple[int, int], int]:
         """Seats per (weekday, hour of the slot's start)."""
         out: dict[tuple[int, int], int] = defaultdict(int)
-        for service_id, plan in self.plans.items():
-            for weekday, n in Counter(day.weekday() for day in self.working[service_id]).items():
-                for (hour, _), seats in plan.items():
+        for service_id, starts in self.starts.items():
+            if not starts:
+                continue
+            days = Counter(
+                (day.weekday(), self.capacity_on(service_id, day)) for day in self.working[service_id]
+            )
+            for (weekday, capacity), n in days.items():
+                for (hour, _), seats in zip(starts, spread(capacity, len(starts)), strict=True):
                     out[(weekday, hour)] += n * seats
-        for (day, service_id), rows in self.stored.items():
-            plan = self.plans[service_id]
-            for (hour, minute), seats in rows.items():
-                out[(day.weekday(), hour)] += seats - plan[(hour, minute)]
+        for (day, hour), delta in self.changed_hours.items():
+            out[(day.weekday(), hour)] += delta
         return dict(out)
 
 
-async def _plans(session: AsyncSession, service_ids: list[int]) -> dict[int, dict[tuple[int, int], int]]:
-    """Each service's slots of a working day, {(hour, minute): seats}, in one query per 500
-    services: `day_slots` (the catalogue's spread) over the hall's hours and the daily capacity."""
-    plans: dict[int, dict[tuple[int, int], int]] = {}
-    for chunk in range(0, len(service_ids), 500):
-        rows = await session.execute(
-            select(Service.id, Service.hall_id, Service.daily_capacity, Unit.hours)
-            .join(Unit, Unit.id == Service.hall_id)
-            .where(Service.id.in_(service_ids[chunk : chunk + 500]))
+def _json_rows(session: AsyncSession, name: str, rows: list[dict[str, Any]], columns: dict[str, Any]) -> Any:
+    """A small relation passed as one JSON parameter: `jsonb_to_recordset` on PostgreSQL, `json_each`
+    on SQLite (the only difference between the two)."""
+    payload = literal(json.dumps(rows, default=str), String)
+    if on_postgres(session):
+        return (
+            func.jsonb_to_recordset(cast(payload, JSONB))
+            .table_valued(*(column(key, kind) for key, kind in columns.items()))
+            .render_derived(name=name, with_types=True)
         )
-        for row in rows.all():
-            info = ServiceInfo(  # only what `day_slots` reads is filled in
-                id=int(row.id),
-                name="",
-                department="",
-                hall_id=str(row.hall_id),
-                hall_name="",
-                hall_code="",
-                hall_path="",
-                hall_address="",
-                hall_hotline="",
-                hall_mode="",
-                hours=hours_tuple(row.hours),
-                business_types=(),
-                daily_capacity=int(row.daily_capacity),
-                max_batch=1,
-                walk_in_allowed=True,
-                bundle_of=None,
-                active=True,
-            )
-            plans[info.id] = {(s.start.hour, s.start.minute): s.capacity for s in day_slots(info, PLAN_DAY)}
-    return plans
+    each = func.json_each(payload).table_valued("value")
+    return select(
+        *(
+            type_coerce(func.json_extract(each.c.value, f"$.{key}"), kind).label(key)
+            for key, kind in columns.items()
+        )
+    ).subquery(name)
+
+
+async def _stored_deltas(
+    session: AsyncSession,
+    starts: dict[str, tuple[Start, ...]],
+    days: list[date],
+    per_hour: bool,
+) -> dict[tuple[date, int], int]:
+    """What the stored slot rows of these halls' services change on these days, summed per (day,
+    service id), or per (day, hour of the start) with `per_hour`: for each row that is a planned
+    slot (its id is that of an hourly start of its hall's hours on its own day), its capacity less
+    the seats the day's plan gives its hour, `spread(capacity in force, n)` at the start's index.
+    All in SQL: the capacity in force is that of the `capacity_periods` row with the smallest
+    `until` after the day, else `services.daily_capacity` (`ServiceInfo.capacity_on`)."""
+    if not starts or not days:
+        return {}
+    plan = _json_rows(
+        session,
+        "plan",
+        [
+            {"hall_id": hall_id, "hhmm": f"{h:02d}{m:02d}", "hour": h, "idx": i, "n": len(of_hall)}
+            for hall_id, of_hall in starts.items()
+            for i, (h, m) in enumerate(of_hall)
+        ],
+        {"hall_id": String, "hhmm": String, "hour": Integer, "idx": Integer, "n": Integer},
+    )
+    on_days = _json_rows(
+        session,
+        "on_days",
+        [{"day": d.isoformat(), "ymd": f"{d:%Y%m%d}"} for d in days],
+        {"day": Date, "ymd": String},
+    )
+    in_force = (
+        select(CapacityPeriod.daily_capacity)
+        .where(CapacityPeriod.service_id == Slot.service_id, CapacityPeriod.until > Slot.day)
+        .order_by(CapacityPeriod.until)
+        .limit(1)
+        .scalar_subquery()
+    )
+    stored = (
+        select(
+            Slot.service_id,
+            Slot.day,
+            Slot.capacity,
+            plan.c.hour,
+            plan.c.idx,
+            plan.c.n,
+            func.coalesce(in_force, Service.daily_capacity).label("daily"),
+        )
+        .join(Service, Service.id == Slot.service_id)
+        .join(on_days, on_days.c.day == Slot.day)
+        .join(
+            plan,
+            and_(
+                plan.c.hall_id == Service.hall_id,  # the halls of these services: no list of ids
+                plan.c.hhmm == func.substr(Slot.id, func.length(Slot.id) - 3),
+            ),
+        )
+        .where(
+            Slot.day >= days[0],
+            Slot.day <= days[-1],
+            Slot.id == cast(Slot.service_id, String) + "-" + on_days.c.ymd + plan.c.hhmm,
+            ~exists().where(Closure.unit_id == Service.hall_id, Closure.day == Slot.day),  # closed: none
+        )
+        .subquery()
+    )
+    planned = stored.c.daily // stored.c.n + case((stored.c.idx < stored.c.daily % stored.c.n, 1), else_=0)
+    key = stored.c.hour if per_hour else stored.c.service_id
+    rows = await session.execute(
+        select(stored.c.day, key, func.sum(stored.c.capacity - planned)).group_by(stored.c.day, key)
+    )
+    return {(_day(day), int(k)): int(delta) for day, k, delta in rows.all() if delta}
 
 
 async def _working_days(session: AsyncSession, hall_ids: set[str], days: list[date]) -> dict[str, list[date]]:
@@ -191,38 +306,55 @@ async def _working_days(session: AsyncSession, hall_ids: set[str], days: list[da
         )
         for unit_id, day in rows.all():
             closed[str(unit_id)].add(day)
-    working = {}
-    for hall_id in halls:
-        calendar = WorkCalendar(overrides=overrides, closures=frozenset(closed[hall_id]))
-        working[hall_id] = [day for day in days if calendar.is_working(day)]
-    return working
+    national = WorkCalendar(overrides=overrides)
+    open_days = [day for day in days if national.is_working(day)]
+    return {hall_id: [day for day in open_days if day not in closed[hall_id]] for hall_id in halls}
 
 
-async def _supply(session: AsyncSession, services: list[tuple[int, str]], days: list[date]) -> Supply:
-    supply = Supply({}, {}, {})
+async def _supply(
+    session: AsyncSession, services: list[tuple[int, str]], days: list[date], per_hour: bool = False
+) -> Supply:
+    supply = Supply({}, {}, {}, {}, {}, {})
     if not services or not days:
         return supply
     wanted = sorted(set(days))
-    plans = await _plans(session, [sid for sid, _ in services])
-    halls = await _working_days(session, {hall_id for _, hall_id in services}, wanted)
-    for service_id, hall_id in services:
-        supply.plans[service_id] = plans.get(service_id, {})
-        supply.working[service_id] = halls[hall_id]
-    working = {service_id: set(of_hall) for service_id, of_hall in supply.working.items()}
     ids = [sid for sid, _ in services]
+    hall_ids = {hall_id for _, hall_id in services}
+    hours: dict[str, tuple[Start, ...]] = {}
     for chunk in range(0, len(ids), 500):
         rows = await session.execute(
-            select(Slot.id, Slot.service_id, Slot.day, Slot.capacity).where(
-                Slot.service_id.in_(ids[chunk : chunk + 500]), Slot.day >= wanted[0], Slot.day <= wanted[-1]
-            )
+            select(Service.id, Service.hall_id, Service.daily_capacity, Unit.hours)
+            .join(Unit, Unit.id == Service.hall_id)
+            .where(Service.id.in_(ids[chunk : chunk + 500]))
         )
         for row in rows.all():
-            service_id, parsed = int(row.service_id), parse_slot_id(str(row.id))
-            if parsed is None or parsed[0] != service_id or parsed[1].date() != row.day:
-                continue  # not the id of a slot of this service on that day: no planned slot
-            at = (parsed[1].hour, parsed[1].minute)
-            if row.day in working[service_id] and at in supply.plans[service_id]:
-                supply.stored.setdefault((row.day, service_id), {})[at] = int(row.capacity)
+            hall_id = str(row.hall_id)
+            if hall_id not in hours:
+                hours[hall_id] = tuple(
+                    (s.hour, s.minute) for s in hourly_starts(hours_tuple(row.hours), PLAN_DAY)
+                )
+            supply.starts[int(row.id)] = hours[hall_id]
+            supply.daily[int(row.id)] = int(row.daily_capacity)
+        periods = await session.execute(
+            select(CapacityPeriod.service_id, CapacityPeriod.until, CapacityPeriod.daily_capacity)
+            .where(CapacityPeriod.service_id.in_(ids[chunk : chunk + 500]))
+            .order_by(CapacityPeriod.service_id, CapacityPeriod.until)
+        )
+        for service_id, until, capacity in periods.all():
+            supply.periods.setdefault(int(service_id), []).append((until, int(capacity)))
+    halls = await _working_days(session, hall_ids, wanted)
+    for service_id, hall_id in services:
+        supply.starts.setdefault(service_id, ())
+        supply.daily.setdefault(service_id, 0)
+        supply.working[service_id] = halls[hall_id]
+    national = WorkCalendar(overrides=await load_overrides(session))  # closures: in `_stored_deltas`
+    open_days = [day for day in wanted if national.is_working(day)]
+    planned = {hall_id: of_hall for hall_id, of_hall in hours.items() if of_hall}
+    changed = await _stored_deltas(session, planned, open_days, per_hour)
+    if per_hour:
+        supply.changed_hours = changed
+    else:
+        supply.changed = changed
     return supply
 
 
@@ -357,10 +489,38 @@ async def roll_up(session: AsyncSession, day: date) -> int:
         for (d, sid, channel), values in figures.items()
     ]
     for chunk in range(0, len(rows), 1000):  # one executemany per 1000 rows, not one ORM object each
-        await session.execute(insert(StatsDaily), rows[chunk : chunk + 1000])
+        await session.execute(insert(_core(StatsDaily)), rows[chunk : chunk + 1000])  # Core: no ORM bulk
+    await sum_up(session, day, day)
     session.add(StatsDay(day=day, rolled_at=clock.now()))
     await session.flush()
     return len(figures)
+
+
+def _core(model: type[Base]) -> Table:
+    """A model's Core table: a plain executemany, without the ORM's bulk machinery."""
+    return model.metadata.tables[model.__tablename__]
+
+
+async def sum_up(session: AsyncSession, first: date, last: date) -> None:
+    """Rewrite `stats_hall_daily` and `stats_service_daily` for days `first`–`last` from
+    `stats_daily` (decision 0089): its rows summed per (day, hall, channel) and per (day, service)."""
+    sums = [func.sum(getattr(StatsDaily, name)) for name in COUNTS]
+    in_days = [StatsDaily.day >= first, StatsDaily.day <= last]
+    for table, keys in (
+        (StatsHallDaily, (StatsDaily.day, StatsDaily.hall_id, StatsDaily.channel)),
+        (StatsServiceDaily, (StatsDaily.day, StatsDaily.service_id)),
+    ):
+        await session.execute(delete(table).where(table.day >= first, table.day <= last))
+        columns = [key.key for key in keys]
+        selected = [*keys]
+        if table is StatsServiceDaily:
+            columns.append("hall_id")
+            selected.append(func.min(StatsDaily.hall_id))
+        await session.execute(
+            insert(_core(table)).from_select(
+                [*columns, *COUNTS], select(*selected, *sums).where(*in_days).group_by(*keys)
+            )
+        )
 
 
 async def _rollup_job(session: AsyncSession, due: datetime) -> None:
@@ -434,19 +594,23 @@ async def figures_grouped(
     )
     if rolled and (scope is None or scope):
         for group_by, groups in grouped.items():
-            sums = [func.sum(getattr(StatsDaily, name)) for name in COUNTS]
-            in_period = [StatsDaily.day >= first, StatsDaily.day <= last]
+            # decision 0089: the rows summed per (day, hall, channel), or per (day, service)
+            table: type[StatsHallDaily] | type[StatsServiceDaily] = (
+                StatsServiceDaily if group_by == "service" else StatsHallDaily
+            )
+            sums = [func.sum(getattr(table, name)) for name in COUNTS]
+            in_period = [table.day >= first, table.day <= last]
             if scope is not None:
-                in_period.append(StatsDaily.hall_id.in_(scope))
+                in_period.append(table.hall_id.in_(scope))
             if group_by == "total":
                 result = (await session.execute(select(*sums).where(*in_period))).one()
                 groups["total"].add(dict(zip(COUNTS, result, strict=True)))
                 continue
             key_column = {
-                "day": StatsDaily.day,
-                "hall": StatsDaily.hall_id,
-                "service": StatsDaily.service_id,
-                "channel": StatsDaily.channel,
+                "day": StatsHallDaily.day,
+                "hall": StatsHallDaily.hall_id,
+                "service": StatsServiceDaily.service_id,
+                "channel": StatsHallDaily.channel,
             }[group_by]
             query = select(key_column, *sums).where(*in_period).group_by(key_column)
             for result in (await session.execute(query)).all():
@@ -560,7 +724,9 @@ async def fill_by_hour(
         cells[(moment.weekday(), moment.hour)][1] += int(seats or 0)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     services = await _services(session, scope)
-    for (weekday, hour), seats in (await _supply(session, services, days)).per_weekday_hour().items():
+    for (weekday, hour), seats in (
+        (await _supply(session, services, days, per_hour=True)).per_weekday_hour().items()
+    ):
         cells[(weekday, hour)][0] += seats
     # bureaus' own systems (decision 0080): their slots' seats and the seats they report sold
     bureau = (

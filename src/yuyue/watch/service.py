@@ -9,8 +9,9 @@
   (rule G15, last clause: an admin may then ban; nothing here bans).
 - `quality_report` gives the month's figures per child unit (rule G18, Art. 22).
 
-Figures come from `stats_daily` (the nightly rollup) for finished days; the sell-out times and the
-waiting list's length from `bookings` and `waitlist_entries`; bureau silence from the bureau tables.
+Figures come from the nightly rollup (`stats_daily` summed per day and hall or service, decision
+0089) for finished days; the sell-out times and the waiting list's length from `bookings` and
+`waitlist_entries`; bureau silence from the bureau tables.
 """
 
 from __future__ import annotations
@@ -23,13 +24,20 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import xlsxwriter
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.alerts import raise_alert
 from yuyue.auth.service import Acting, authorise
 from yuyue.calendar.service import WorkCalendar, hall_calendar
-from yuyue.catalogue.service import HALL_KINDS, day_slots, get_unit, parse_slot_id, service_info
+from yuyue.catalogue.service import (
+    HALL_KINDS,
+    day_slots,
+    get_unit,
+    parse_slot_id,
+    service_info,
+    service_infos,
+)
 from yuyue.clock import at, clock
 from yuyue.errors import ValidationFailed
 from yuyue.jobs.service import Job, daily, register
@@ -40,8 +48,9 @@ from yuyue.models import (
     Citizen,
     Service,
     Slot,
-    StatsDaily,
     StatsDay,
+    StatsHallDaily,
+    StatsServiceDaily,
     Unit,
     WaitlistEntry,
 )
@@ -175,6 +184,13 @@ async def _sold_out_fast(ctx: Context) -> list[Raised]:
     wanted = {day for days in released.values() for _, day in days}
     if not wanted:
         return out
+    # Only what happened within the line after the release can make a day "sold out fast": read the
+    # bookings made by each day's latest release + line (a day sold out later gives no finding).
+    bound: dict[date, datetime] = {}
+    for hall_id, days in released.items():
+        line = timedelta(minutes=(await ctx.knobs_of(hall_id)).watch_sold_out_minutes)
+        for opens, day in days:
+            bound[day] = max(bound.get(day, opens + line), opens + line)
     events: dict[tuple[int, date], list[tuple[datetime, int]]] = defaultdict(list)
     rows = await session.execute(
         select(
@@ -184,7 +200,12 @@ async def _sold_out_fast(ctx: Context) -> list[Raised]:
             Booking.updated_at,
             Booking.status,
             Booking.quantity,
-        ).where(Booking.slot_day.in_(sorted(wanted)), Booking.channel != "onsite")
+        ).where(
+            or_(
+                *(and_(Booking.slot_day == day, Booking.created_at <= until) for day, until in bound.items())
+            ),
+            Booking.channel != "onsite",
+        )
     )
     for sid, day, created, updated, status, quantity in rows.all():
         events[(int(sid), day)].append((created, int(quantity)))
@@ -198,15 +219,16 @@ async def _sold_out_fast(ctx: Context) -> list[Raised]:
         parsed = parse_slot_id(str(slot_id))
         if parsed is not None:
             stored[(int(sid), day)][parsed[1]] = int(capacity)
+    infos = await service_infos(session, sorted({sid for sid, _ in events}))  # one batch, not one each
     for hall_id, sids in by_hall.items():
         knobs = await ctx.knobs_of(hall_id)
         days = released[hall_id]
         if len(days) < knobs.watch_sold_out_days:
             continue
         for sid in sids:
-            if not any(events.get((sid, day)) for _, day in days):
-                continue
-            info = await service_info(session, sid)
+            if not all(events.get((sid, day)) for _, day in days[-knobs.watch_sold_out_days :]):
+                continue  # a released day without a booking in time was not sold out fast
+            info = infos[sid]
             minutes = []
             for opens, day in days:
                 seats = 0
@@ -248,26 +270,29 @@ async def _low_utilisation(ctx: Context) -> list[Raised]:
     yesterday = ctx.today - timedelta(days=1)
     max_weeks = 12
     first = yesterday - timedelta(days=7 * max_weeks - 1)
+    # per service and week in SQL, from the per (day, service) sums (decision 0089)
+    week = case(
+        *((StatsServiceDaily.day >= yesterday - timedelta(days=7 * (w + 1) - 1), w) for w in range(max_weeks))
+    )
     rows = await session.execute(
         select(
-            StatsDaily.service_id,
-            StatsDaily.hall_id,
-            StatsDaily.day,
-            func.sum(StatsDaily.released),
-            func.sum(StatsDaily.seats),
+            StatsServiceDaily.service_id,
+            StatsServiceDaily.hall_id,
+            week,
+            func.sum(StatsServiceDaily.released),
+            func.sum(StatsServiceDaily.seats),
+            func.sum(case((StatsServiceDaily.released > 0, 1), else_=0)),
         )
-        .where(StatsDaily.day >= first, StatsDaily.day <= yesterday)
-        .group_by(StatsDaily.service_id, StatsDaily.hall_id, StatsDaily.day)
+        .where(StatsServiceDaily.day >= first, StatsServiceDaily.day <= yesterday)
+        .group_by(StatsServiceDaily.service_id, StatsServiceDaily.hall_id, week)
     )
     weeks: dict[tuple[int, str], list[list[int]]] = {}
     days_released: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * max_weeks)
-    for sid, hall_id, day, released, seats in rows.all():
-        week = (yesterday - day).days // 7  # 0: the last 7 days
+    for sid, hall_id, w, released, seats, released_days in rows.all():  # w 0: the last 7 days
         cells = weeks.setdefault((int(sid), str(hall_id)), [[0, 0] for _ in range(max_weeks)])
-        cells[week][0] += int(released or 0)
-        cells[week][1] += int(seats or 0)
-        if released:
-            days_released[(int(sid), str(hall_id))][week] += 1
+        cells[int(w)][0] += int(released or 0)
+        cells[int(w)][1] += int(seats or 0)
+        days_released[(int(sid), str(hall_id))][int(w)] += int(released_days or 0)
     rolled = await _rolled_days(session, first, yesterday)
     for (sid, hall_id), cells in weeks.items():
         knobs = await ctx.knobs_of(hall_id)
@@ -303,18 +328,19 @@ async def _low_utilisation(ctx: Context) -> list[Raised]:
 async def _recent_and_usual(
     ctx: Context, columns: list[Any], keys: list[Any]
 ) -> tuple[dict[tuple[Any, ...], list[int]], dict[tuple[Any, ...], list[int]]] | None:
-    """Sums of `columns` from `stats_daily` per `keys` over last week and the 4 weeks before it
-    (None unless the rollup covers those 5 weeks)."""
+    """Sums of `columns` of `stats_hall_daily` (`stats_daily` per day, hall and channel, decision
+    0089) per `keys` over last week and the 4 weeks before it (None unless the rollup covers those
+    5 weeks)."""
     yesterday = ctx.today - timedelta(days=1)
     week_start = yesterday - timedelta(days=6)
     first = week_start - timedelta(days=7 * BASELINE_WEEKS)
     rolled = await _rolled_days(ctx.session, first, yesterday)
     if len(rolled) < (yesterday - first).days + 1:
         return None
-    recent_flag = case((StatsDaily.day >= week_start, 1), else_=0)
+    recent_flag = case((StatsHallDaily.day >= week_start, 1), else_=0)
     rows = await ctx.session.execute(
         select(*keys, recent_flag, *[func.sum(c) for c in columns])
-        .where(StatsDaily.day >= first, StatsDaily.day <= yesterday)
+        .where(StatsHallDaily.day >= first, StatsHallDaily.day <= yesterday)
         .group_by(*keys, recent_flag)
     )
     recent: dict[tuple[Any, ...], list[int]] = {}
@@ -329,7 +355,9 @@ async def _recent_and_usual(
 async def _no_show_high(ctx: Context) -> list[Raised]:
     """Rule G19: a hall's no-show rate last week far above its own rate of the 4 weeks before."""
     sums = await _recent_and_usual(
-        ctx, [StatsDaily.no_show, StatsDaily.booked, StatsDaily.cancelled], [StatsDaily.hall_id]
+        ctx,
+        [StatsHallDaily.no_show, StatsHallDaily.booked, StatsHallDaily.cancelled],
+        [StatsHallDaily.hall_id],
     )
     if sums is None:
         return []
@@ -363,7 +391,9 @@ async def _no_show_high(ctx: Context) -> list[Raised]:
 
 async def _channel_surge(ctx: Context) -> list[Raised]:
     """Rule G19: one channel's (or partner's) share of a hall's bookings surging last week."""
-    sums = await _recent_and_usual(ctx, [StatsDaily.booked], [StatsDaily.hall_id, StatsDaily.channel])
+    sums = await _recent_and_usual(
+        ctx, [StatsHallDaily.booked], [StatsHallDaily.hall_id, StatsHallDaily.channel]
+    )
     if sums is None:
         return []
     recent, usual = sums
