@@ -104,7 +104,7 @@ class Profiler:
             out = Path(self.directory) / f"{name}.txt"
             spy = str(Path(sys.executable).parent / "py-spy")
             command = [spy, "record", "--pid", str(self.pid), "--format", "raw", "--rate", "500"]
-            command += ["--nonblocking", "-o", str(out)]
+            command += ["--nonblocking", "--gil", "-o", str(out)]  # --gil: CPU, not waits
             self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
 
