@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
@@ -140,6 +140,47 @@ async def autocommit(session: AsyncSession) -> None:
 def in_autocommit(session: AsyncSession) -> bool:
     """Whether `autocommit` put this session's statements in autocommit."""
     return bool(session.info.get(_AUTOCOMMIT))
+
+
+# One hot statement straight on the driver (issue 21, decision 0087): the booking's statement in
+# autocommit is the request's only write and runs once per booking, so SQLAlchemy's work around it
+# (cache lookup, parameter processing, the result object) is a fair part of a booking's CPU. Compiled
+# once by the session's own dialect (same SQL, same bind processors), then run by asyncpg as a
+# prepared statement from its own cache. Its errors come back as SQLAlchemy's: IntegrityError for a
+# unique index, DBAPIError (answered 503) for the rest.
+_Param = tuple[str, Callable[[Any], Any] | None, Any]  # name, bind processor, value of a literal
+_direct: dict[int, tuple[Any, str, tuple[_Param, ...]]] = {}
+_GIVEN = object()  # a parameter the caller gives (not a literal of the statement)
+
+
+async def fetch_direct(session: AsyncSession, statement: Any, params: dict[str, Any]) -> Any:
+    """The first row of `statement` (a Core statement built once and kept, as the booking path's
+    are), or None. PostgreSQL only; for a session in autocommit (`autocommit`), where no
+    transaction of SQLAlchemy's has to be begun first."""
+    assert on_postgres(session) and in_autocommit(session)
+    entry = _direct.get(id(statement))
+    if entry is None or entry[0] is not statement:
+        assert session.bind is not None
+        compiled: Any = statement.compile(dialect=session.bind.dialect)
+        processors, binds = compiled._bind_processors, compiled.binds
+        order = tuple(
+            (name, processors.get(name), _GIVEN if binds[name].required else binds[name].effective_value)
+            for name in compiled.positiontup
+        )
+        entry = _direct[id(statement)] = (statement, compiled.string, order)
+    _, sql, order = entry
+    args = []
+    for name, process, literal in order:
+        value = params[name] if literal is _GIVEN else literal
+        args.append(value if process is None else process(value))
+    raw = await (await session.connection()).get_raw_connection()
+    driver: Any = raw.driver_connection
+    try:
+        return await driver.fetchrow(sql, *args)
+    except asyncpg.exceptions.UniqueViolationError as exc:
+        raise IntegrityError(sql, None, exc) from exc
+    except asyncpg.exceptions.PostgresError as exc:
+        raise DBAPIError(sql, None, exc) from exc
 
 
 # --- the request's transaction (one owner: `get_db`) -------------------------------------------

@@ -43,7 +43,7 @@ from yuyue.booking.rules import Context
 from yuyue.catalogue.service import SlotSpec, parse_slot_id
 from yuyue.clock import clock
 from yuyue.db import dialect_insert as _dialect_insert
-from yuyue.db import on_postgres
+from yuyue.db import fetch_direct, in_autocommit, on_postgres
 from yuyue.errors import Conflict, NotFound
 from yuyue.identity.service import (
     SESSION_STATE_COLUMNS,
@@ -377,7 +377,10 @@ async def take_seats_and_insert(
     params |= extra_params | (answer or {})
     statement = _numbered_insert(tuple(values), shape, answer is not None)
     seats_changed(ctx.info.id)
-    row = (await session.execute(statement, params)).first()
+    if in_autocommit(session):  # the citizen's booking without a key: straight on asyncpg (0087)
+        row = await fetch_direct(session, statement, params)
+    else:
+        row = (await session.execute(statement, params)).first()
     if row is None:
         # No seat: the slot may have no row yet. Create it (or wait for a concurrent creator to
         # commit), then try again with a fresh snapshot; that second answer decides.
@@ -385,9 +388,10 @@ async def take_seats_and_insert(
         row = (await session.execute(statement, params)).first()
         if row is None:
             raise Conflict("not enough seats left in this slot", code="slot_full")
-    if len(row.number) > len(prefix) + 5:
+    booking_id, number = row[0], row[1]
+    if len(number) > len(prefix) + 5:
         raise Conflict("this hall's booking numbers for the day are exhausted", code="slot_full")
-    return int(row.id), str(row.number)
+    return int(booking_id), str(number)
 
 
 async def own_booking(session: AsyncSession, citizen_id: int, number: str, *, lock: bool = False) -> Booking:
