@@ -9,6 +9,7 @@ processes on one file.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -149,38 +150,73 @@ def in_autocommit(session: AsyncSession) -> bool:
 # prepared statement from its own cache. Its errors come back as SQLAlchemy's: IntegrityError for a
 # unique index, DBAPIError (answered 503) for the rest.
 _Param = tuple[str, Callable[[Any], Any] | None, Any]  # name, bind processor, value of a literal
-_direct: dict[int, tuple[Any, str, tuple[_Param, ...]]] = {}
+_Column = tuple[str, Callable[[Any], Any] | None]  # name, result processor
 _GIVEN = object()  # a parameter the caller gives (not a literal of the statement)
 
 
-async def fetch_direct(session: AsyncSession, statement: Any, params: dict[str, Any]) -> Any:
-    """The first row of `statement` (a Core statement built once and kept, as the booking path's
-    are), or None. PostgreSQL only; for a session in autocommit (`autocommit`), where no
-    transaction of SQLAlchemy's has to be begun first."""
+@dataclass(frozen=True)
+class _Direct:
+    statement: Any  # kept, so its id is not reused
+    sql: str
+    params: tuple[_Param, ...]
+    columns: tuple[_Column, ...]
+
+
+_direct: dict[int, _Direct] = {}
+
+
+def _compile_direct(statement: Any, dialect: Any) -> _Direct:
+    """The SQL SQLAlchemy would send for `statement` on `dialect`, its parameters in order with their
+    bind processors (and the values of the statement's own literals), its columns with their result
+    processors. An `IN` of literal values (a "post-compile" parameter) is expanded here, once, as
+    SQLAlchemy expands it on every execution."""
+    compiled: Any = statement.compile(dialect=dialect)
+    required = {name for name, bind in compiled.binds.items() if bind.required}
+    expanded = compiled._process_parameters_for_postcompile(
+        compiled.construct_params(dict.fromkeys(required)), _populate_self=False
+    )
+    processors = {**compiled._bind_processors, **expanded.processors}  # the latter: expanded names
+    params = tuple(
+        (name, processors.get(name), _GIVEN if name in required else expanded.parameters[name])
+        for name in expanded.positiontup
+    )
+    columns = tuple(
+        (entry.keyname, entry.type.dialect_impl(dialect).result_processor(dialect, None))
+        for entry in compiled._result_columns
+    )
+    return _Direct(statement, expanded.statement, params, columns)
+
+
+async def fetch_direct(
+    session: AsyncSession, statement: Any, params: dict[str, Any], *, processed: bool = False
+) -> Any:
+    """The first row of `statement` (a statement built once and kept, as the booking path's are), or
+    None: the asyncpg record, or with `processed` a tuple of its values as SQLAlchemy would return
+    them (its result processors applied). PostgreSQL only, for a session in autocommit
+    (`autocommit`), where no transaction of SQLAlchemy's has to be begun first."""
     assert on_postgres(session) and in_autocommit(session)
-    entry = _direct.get(id(statement))
-    if entry is None or entry[0] is not statement:
+    direct = _direct.get(id(statement))
+    if direct is None or direct.statement is not statement:
         assert session.bind is not None
-        compiled: Any = statement.compile(dialect=session.bind.dialect)
-        processors, binds = compiled._bind_processors, compiled.binds
-        order = tuple(
-            (name, processors.get(name), _GIVEN if binds[name].required else binds[name].effective_value)
-            for name in compiled.positiontup
-        )
-        entry = _direct[id(statement)] = (statement, compiled.string, order)
-    _, sql, order = entry
+        direct = _direct[id(statement)] = _compile_direct(statement, session.bind.dialect)
     args = []
-    for name, process, literal in order:
+    for name, process, literal in direct.params:
         value = params[name] if literal is _GIVEN else literal
         args.append(value if process is None else process(value))
     raw = await (await session.connection()).get_raw_connection()
     driver: Any = raw.driver_connection
     try:
-        return await driver.fetchrow(sql, *args)
+        row = await driver.fetchrow(direct.sql, *args)
     except asyncpg.exceptions.UniqueViolationError as exc:
-        raise IntegrityError(sql, None, exc) from exc
+        raise IntegrityError(direct.sql, None, exc) from exc
     except asyncpg.exceptions.PostgresError as exc:
-        raise DBAPIError(sql, None, exc) from exc
+        raise DBAPIError(direct.sql, None, exc) from exc
+    if row is None or not processed:
+        return row
+    return tuple(
+        value if process is None else process(value)
+        for (_, process), value in zip(direct.columns, row, strict=True)
+    )
 
 
 # --- the request's transaction (one owner: `get_db`) -------------------------------------------
