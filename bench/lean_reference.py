@@ -80,7 +80,10 @@ class Lean:
     async def startup(self) -> None:
         url = os.environ["LEAN_DATABASE_URL"]
         size = int(os.environ.get("LEAN_POOL", "8"))
-        self.pool = await asyncpg.create_pool(url, min_size=size, max_size=size)
+        name = os.environ.get("LEAN_APP_NAME", "lean")
+        self.pool = await asyncpg.create_pool(
+            url, min_size=size, max_size=size, server_settings={"application_name": name}
+        )
         async with self.pool.acquire() as conn:
             for row in await conn.fetch(SLOTS):
                 self.slots[row[0]] = tuple(row)
