@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from _harness import (
     Server,
     Setup,
     analyze,
+    free_port,
     http_request,
     login_citizens,
     machine,
@@ -56,6 +58,7 @@ from _harness import (
     sql_rows,
     throwaway_database,
 )
+from lean_reference import seed as seed_lean
 
 CLOCK = "2026-12-01T19:00:00+08:00"  # after 18:00 on a Tuesday: the 10 working days ahead are open
 
@@ -69,6 +72,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--services", type=int, default=10)
     p.add_argument("--label", default="current", help="name of this run in the JSON (before, after…)")
     p.add_argument("--out", default="cpu_cost")
+    p.add_argument("--no-lean", action="store_true", help="skip the lean reference's bookings")
     p.add_argument("--profile", metavar="DIR", help="also record py-spy stacks of each batch into DIR")
     return p.parse_args()
 
@@ -104,7 +108,7 @@ class Profiler:
             out = Path(self.directory) / f"{name}.txt"
             spy = str(Path(sys.executable).parent / "py-spy")
             command = [spy, "record", "--pid", str(self.pid), "--format", "raw", "--rate", "500"]
-            command += ["--nonblocking", "-o", str(out)]
+            command += ["--nonblocking", "--gil", "-o", str(out)]  # --gil: CPU, not waits
             self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
 
@@ -118,17 +122,19 @@ class Profiler:
 class Meter:
     """CPU of the app worker and of its PostgreSQL backends over a batch of requests."""
 
-    def __init__(self, app_pid: int, db_url: str, db_name: str) -> None:
+    def __init__(self, app_pid: int, db_url: str, db_name: str, app_name: str = "yuyue") -> None:
         self.app_pid = app_pid
         self.db_url = db_url
         self.db_name = db_name
+        self.app_name = app_name
 
     def backends(self) -> list[int]:
         rows = asyncio.run(
             sql_rows(
                 self.db_url,
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'yuyue'",
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
                 self.db_name,
+                self.app_name,
             )
         )
         return [int(r["pid"]) for r in rows]
@@ -235,6 +241,55 @@ def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def lean_rounds(
+    url: str, admin_url: str, db_name: str, service_id: int, day: str, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """The same serial bookings sent to bench/lean_reference.py (1 worker, pool 4) on the same
+    database: what the bare booking transaction costs a Python worker here (issue 21)."""
+    slots = asyncio.run(seed_lean(url, service_id, 20, date(int(day[:4]), int(day[4:6]), int(day[6:]))))
+    ids = [int(r["id"]) for r in asyncio.run(sql_rows(url, "SELECT id FROM citizens ORDER BY id"))]
+    port = free_port()
+    env = {**os.environ, "LEAN_DATABASE_URL": url, "LEAN_POOL": "4", "LEAN_APP_NAME": "yuyue-lean"}
+    here = Path(__file__).resolve().parent
+    proc = subprocess.Popen(
+        [sys.executable, str(here / "lean_reference.py"), "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    rounds = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                fetch(port, http_request("GET", "/readyz"))
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the lean reference did not start") from None
+                time.sleep(0.2)
+        meter = Meter(proc.pid, admin_url, db_name, "yuyue-lean")
+        conn = Connection(port)
+
+        def booking(k: int) -> bytes:
+            body = {"slot_id": slots[k % len(slots)], "channel": "web"}
+            return http_request("POST", "/api/v1/appointments", str(ids[k % len(ids)]), body)
+
+        batch(conn, [booking(k) for k in range(100)], 201)  # warm: pool, prepared statements
+        for r in range(args.rounds):
+            requests = [booking(100 + r * args.bookings + k) for k in range(args.bookings)]
+            before = meter.snapshot()
+            walls, wrong = batch(conn, requests, 201)
+            rounds.append(figure(*meter.since(before), len(requests), walls, wrong))
+            print(f"lean round {r + 1}: {rounds[-1]['app_cpu_ms']:.2f} ms")
+        conn.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    return rounds
+
+
 def main() -> None:
     args = parse()
     started = time.monotonic()
@@ -333,6 +388,10 @@ def main() -> None:
                 )
             conn.close()
             sizes = {"availability_answer_bytes": len(fetch(server.port, per_pass[0]))}
+            day = hot[0].split("-")[1][:8]
+            service_id = ids[0]
+        if not args.no_lean:
+            results["lean_booking"] = lean_rounds(url, admin_url, db_name, service_id, day, args)
     figures = {k: median_of(v) for k, v in results.items()}
     run: dict[str, Any] = {
         "figures": figures,

@@ -7,9 +7,11 @@
 Starts `yuyue serve` on a throwaway PostgreSQL database, creates a hall with S slots (services x 7
 hourly slots of the day that opens at 18:00), logs C distinct citizens in beforehand, then fires
 booking attempts at a fixed arrival rate (open loop, from a separate process) starting at the
-release moment. Afterwards it checks integrity in the database and runs bench/pg_limit.sh (the same
-transaction in SQL through pgbench, same number of database clients, same duration) for the ceiling.
-Prints the figures and writes bench/results/rush.json.
+release moment. Afterwards it checks integrity in the database, then starts bench/lean_reference.py
+(the bare booking transaction as a raw ASGI app over asyncpg, same workers and pool) on the same
+database and drives it with the same load generator at `--lean-rate` (issue 21), and runs
+bench/pg_limit.sh (the same transaction in SQL through pgbench, same number of database clients,
+same duration) for the ceiling. Prints the figures and writes bench/results/rush.json.
 
 With `--hosts N` (root, nginx): N app hosts, each `yuyue serve --workers W` in its own network
 namespace, behind nginx (deploy/nginx/yuyue.conf), over a throwaway primary and streaming replica
@@ -34,17 +36,20 @@ import os
 import random
 import re
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from _harness import (
     Server,
     Setup,
     analyze,
+    free_port,
     http_request,
     latency_summary,
     login_citizens,
@@ -56,6 +61,7 @@ from _harness import (
     write_result,
 )
 from hosts import Hosts, sse_reaches_every_host
+from lean_reference import seed as seed_lean
 
 HERE = Path(__file__).resolve().parent
 RELEASE = datetime.fromisoformat("2026-12-01T18:00:00+08:00")  # a Tuesday: the 10th working day opens
@@ -78,8 +84,70 @@ def parse() -> argparse.Namespace:
     p.add_argument("--hosts", type=int, default=0, help="app hosts in network namespaces behind nginx")
     p.add_argument("--kill-at", type=float, default=0.0, help="with --hosts: kill the last host after S s")
     p.add_argument("--no-replica", action="store_true", help="with --hosts: every read on the primary")
+    p.add_argument(
+        "--lean-rate",
+        type=float,
+        default=2500.0,
+        help="attempts/s offered to the lean reference (0: skip it)",
+    )
     p.add_argument("--out", default="rush", help="name of the JSON result in bench/results/")
     return p.parse_args()
+
+
+def lean_run(url: str, args: argparse.Namespace, service_id: int, day: str) -> dict[str, Any]:
+    """bench/lean_reference.py on the same database, same workers and pool, same load generator, same
+    connections and duration, at `--lean-rate`; its own slots (`lean-*`, plenty of seats)."""
+    slots = asyncio.run(seed_lean(url, service_id, 140, date.fromisoformat(day)))
+    ids = [r["id"] for r in asyncio.run(sql_rows(url, "SELECT id FROM citizens ORDER BY id"))]
+    analyze(url)
+    rng = random.Random(21)
+    attempts = int(args.lean_rate * args.duration)
+    requests = [
+        http_request(
+            "POST",
+            "/api/v1/appointments",
+            str(ids[k % len(ids)]),
+            {"slot_id": rng.choice(slots), "channel": "web"},
+        )
+        for k in range(attempts)
+    ]
+    port = free_port()
+    env = {**os.environ, "LEAN_DATABASE_URL": url, "LEAN_POOL": str(args.pool)}
+    command = [sys.executable, str(HERE / "lean_reference.py"), "--port", str(port)]
+    proc = subprocess.Popen(
+        [*command, "--workers", str(args.workers)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the lean reference did not start")
+            time.sleep(0.2)
+        time.sleep(0.5 * args.workers)
+        load = run_load(port, requests, args.lean_rate, args.connections, time.time() + 2.0, keep="number")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    numbers = {n for s, n in zip(load["status"], load["kept"], strict=True) if s == 201 and n}
+    stored = {
+        r["number"]
+        for r in asyncio.run(sql_rows(url, "SELECT number FROM bookings WHERE slot_id LIKE 'lean-%'"))
+    }
+    committed = sum(1 for s in load["status"] if s == 201)
+    return {
+        "offered_per_s": args.lean_rate,
+        "committed_per_s": round(committed / load["elapsed"], 1),
+        "answers": dict(sorted(Counter(str(s) for s in load["status"]).items())),
+        **latency_summary(load["latency"]),
+        "lost": len(numbers - stored),
+    }
 
 
 def pg_limit(url: str, clients: int, duration: float, hall: dict[str, Any], service_id: int) -> float:
@@ -223,6 +291,11 @@ def main() -> None:
                         per_host[(tried or ["none"])[-1]] += 1
             acknowledged = {n for s, n in zip(load["status"], load["kept"], strict=True) if s == 201 and n}
             checks = asyncio.run(integrity(url, acknowledged))
+        lean = (
+            lean_run(url, args, services[0]["id"], str(release_day))
+            if args.lean_rate > 0 and not args.hosts
+            else None
+        )
         ceiling = (
             0.0
             if args.no_pgbench or args.hosts
@@ -266,6 +339,8 @@ def main() -> None:
         **checks,
         "sse_reached_hosts": sse,
         "attempts_per_upstream": dict(sorted(per_host.items())),
+        "lean": lean,
+        "ratio_to_lean": round(committed / elapsed / lean["committed_per_s"], 3) if lean else None,
         "pgbench_tps": round(ceiling, 1),
         "ratio_to_pg": round(committed / elapsed / ceiling, 3) if ceiling else None,
         "machine": machine(),
@@ -275,6 +350,11 @@ def main() -> None:
     print(
         json.dumps({k: v for k, v in result.items() if k not in ("machine",)}, indent=2, ensure_ascii=False)
     )
+    if lean:
+        print(
+            f"\nlean reference: committed {lean['committed_per_s']}/s (p99 {lean['p99_ms']} ms) at "
+            f"{lean['offered_per_s']:.0f}/s offered; yuyue / lean = {result['ratio_to_lean']}"
+        )
     print(
         f"\ncommitted {result['committed_per_s']}/s vs pgbench {result['pgbench_tps']} tx/s: "
         f"ratio {result['ratio_to_pg']}; p99 {result['p99_ms']} ms; oversold {checks['oversold']}, "

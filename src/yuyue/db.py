@@ -9,6 +9,7 @@ processes on one file.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
@@ -140,6 +141,82 @@ async def autocommit(session: AsyncSession) -> None:
 def in_autocommit(session: AsyncSession) -> bool:
     """Whether `autocommit` put this session's statements in autocommit."""
     return bool(session.info.get(_AUTOCOMMIT))
+
+
+# One hot statement straight on the driver (issue 21, decision 0087): the booking's statement in
+# autocommit is the request's only write and runs once per booking, so SQLAlchemy's work around it
+# (cache lookup, parameter processing, the result object) is a fair part of a booking's CPU. Compiled
+# once by the session's own dialect (same SQL, same bind processors), then run by asyncpg as a
+# prepared statement from its own cache. Its errors come back as SQLAlchemy's: IntegrityError for a
+# unique index, DBAPIError (answered 503) for the rest.
+_Param = tuple[str, Callable[[Any], Any] | None, Any]  # name, bind processor, value of a literal
+_Column = tuple[str, Callable[[Any], Any] | None]  # name, result processor
+_GIVEN = object()  # a parameter the caller gives (not a literal of the statement)
+
+
+@dataclass(frozen=True)
+class _Direct:
+    statement: Any  # kept, so its id is not reused
+    sql: str
+    params: tuple[_Param, ...]
+    columns: tuple[_Column, ...]
+
+
+_direct: dict[int, _Direct] = {}
+
+
+def _compile_direct(statement: Any, dialect: Any) -> _Direct:
+    """The SQL SQLAlchemy would send for `statement` on `dialect`, its parameters in order with their
+    bind processors (and the values of the statement's own literals), its columns with their result
+    processors. An `IN` of literal values (a "post-compile" parameter) is expanded here, once, as
+    SQLAlchemy expands it on every execution."""
+    compiled: Any = statement.compile(dialect=dialect)
+    required = {name for name, bind in compiled.binds.items() if bind.required}
+    expanded = compiled._process_parameters_for_postcompile(
+        compiled.construct_params(dict.fromkeys(required)), _populate_self=False
+    )
+    processors = {**compiled._bind_processors, **expanded.processors}  # the latter: expanded names
+    params = tuple(
+        (name, processors.get(name), _GIVEN if name in required else expanded.parameters[name])
+        for name in expanded.positiontup
+    )
+    columns = tuple(
+        (entry.keyname, entry.type.dialect_impl(dialect).result_processor(dialect, None))
+        for entry in compiled._result_columns
+    )
+    return _Direct(statement, expanded.statement, params, columns)
+
+
+async def fetch_direct(
+    session: AsyncSession, statement: Any, params: dict[str, Any], *, processed: bool = False
+) -> Any:
+    """The first row of `statement` (a statement built once and kept, as the booking path's are), or
+    None: the asyncpg record, or with `processed` a tuple of its values as SQLAlchemy would return
+    them (its result processors applied). PostgreSQL only, for a session in autocommit
+    (`autocommit`), where no transaction of SQLAlchemy's has to be begun first."""
+    assert on_postgres(session) and in_autocommit(session)
+    direct = _direct.get(id(statement))
+    if direct is None or direct.statement is not statement:
+        assert session.bind is not None
+        direct = _direct[id(statement)] = _compile_direct(statement, session.bind.dialect)
+    args = []
+    for name, process, literal in direct.params:
+        value = params[name] if literal is _GIVEN else literal
+        args.append(value if process is None else process(value))
+    raw = await (await session.connection()).get_raw_connection()
+    driver: Any = raw.driver_connection
+    try:
+        row = await driver.fetchrow(direct.sql, *args)
+    except asyncpg.exceptions.UniqueViolationError as exc:
+        raise IntegrityError(direct.sql, None, exc) from exc
+    except asyncpg.exceptions.PostgresError as exc:
+        raise DBAPIError(direct.sql, None, exc) from exc
+    if row is None or not processed:
+        return row
+    return tuple(
+        value if process is None else process(value)
+        for (_, process), value in zip(direct.columns, row, strict=True)
+    )
 
 
 # --- the request's transaction (one owner: `get_db`) -------------------------------------------

@@ -74,7 +74,7 @@ async def _changing(
     citizen_id: int,
     key: str | None,
     request: Request,
-    body: Any,
+    body: Callable[[], dict[str, Any]] | dict[str, Any],
     action: str,
     work: Callable[[], Awaitable[dict[str, Any]]],
     status: int,
@@ -85,8 +85,10 @@ async def _changing(
         return status, await work()
 
     try:
-        where = f"{request.method} {request.url.path}"
-        fingerprint = "" if key is None else idempotency.request_hash(where, body)  # only keys need it
+        fingerprint = ""
+        if key is not None:  # only a key needs the request's fingerprint (not built otherwise: issue 21)
+            where = f"{request.method} {request.url.path}"
+            fingerprint = idempotency.request_hash(where, body() if callable(body) else body)
         code, answer = await idempotency.idempotent(db, citizen_id, key, fingerprint, run)
     except DomainError as exc:
         BOOKINGS.labels(action=action, outcome=exc.code).inc()
@@ -119,7 +121,7 @@ async def book(
             citizen_id,
             key,
             request,
-            body.model_dump(),
+            body.model_dump,
             "book",
             lambda: commands.book(db, citizen_id, req, rules.CITIZEN),
             201,
@@ -173,7 +175,7 @@ async def reschedule(
         citizen_id,
         key,
         request,
-        body.model_dump(),
+        body.model_dump,
         "reschedule",
         lambda: commands.reschedule(db, citizen_id, number, body.slot_id),
         200,
@@ -195,7 +197,7 @@ async def rebook(
         citizen_id,
         key,
         request,
-        body.model_dump(),
+        body.model_dump,
         "rebook",
         lambda: commands.rebook(db, citizen_id, number, body.slot_id, body.reason),
         201,

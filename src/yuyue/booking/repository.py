@@ -16,7 +16,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Date,
@@ -37,13 +37,15 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from yuyue.booking.availability import seats_changed
 from yuyue.booking.rules import Context
 from yuyue.catalogue.service import SlotSpec, parse_slot_id
 from yuyue.clock import clock
 from yuyue.db import dialect_insert as _dialect_insert
-from yuyue.db import on_postgres
+from yuyue.db import fetch_direct, in_autocommit, on_postgres
 from yuyue.errors import Conflict, NotFound
 from yuyue.identity.service import (
     SESSION_STATE_COLUMNS,
@@ -123,7 +125,10 @@ async def precheck(session: AsyncSession, citizen_id: int, key: str, ctx: Contex
     params = {"citizen_id": citizen_id, "live_key": key, "hall_path": ctx.info.hall_path}
     if with_session:
         params["sid"] = sid
-    row = (await session.execute(_precheck_statement(clock.today(), with_session), params)).first()
+    statement = _precheck_statement(clock.today(), with_session)
+    if in_autocommit(session) and identity_key(Citizen, citizen_id) not in session.identity_map:
+        return await _precheck_direct(session, citizen_id, sid, pending, with_session, params, statement)
+    row = (await session.execute(statement, params)).first()
     if pending:
         if row is None:
             await settle_session(session)  # no citizen row to read it with: read it alone
@@ -133,6 +138,48 @@ async def precheck(session: AsyncSession, citizen_id: int, key: str, ctx: Contex
     if row is None:
         return Precheck(None, 0, False, None)
     return Precheck(row[0], int(row[1]), bool(row[2]), as_date(row[3]))
+
+
+_CITIZEN_COLUMNS = tuple(column.key for column in cast(Table, Citizen.__table__).columns)
+
+
+class _SessionState(NamedTuple):
+    """The session row's columns as the pre-check reads them (`SESSION_STATE_COLUMNS`' order)."""
+
+    revoked_at: datetime | None
+    expires_at: datetime | None
+    provider: str | None
+    company_uscc: str | None
+    company_name: str | None
+
+
+async def _precheck_direct(
+    session: AsyncSession,
+    citizen_id: int,
+    sid: str | None,
+    pending: bool,
+    with_session: bool,
+    params: dict[str, Any],
+    statement: Any,
+) -> Precheck:
+    """`precheck` of a booking in autocommit (decision 0087): the same statement, sent straight by
+    asyncpg (`db.fetch_direct`); the citizen's row becomes the session's `Citizen` as if the query
+    had loaded it (the SMS's `booking_draft` finds it there), and the session row is judged the same."""
+    values = await fetch_direct(session, statement, params, processed=True)
+    n = len(_CITIZEN_COLUMNS)
+    if pending:
+        if values is None:
+            await settle_session(session)  # no citizen row to read it with: read it alone
+        else:
+            state = _SessionState(*values[n + 3 : n + 8]) if with_session else None
+            found = state is not None and state.expires_at is not None  # NULL: no session row
+            accept_session(session, citizen_id, sid, state if found else None)
+    if values is None:
+        return Precheck(None, 0, False, None)
+    citizen = Citizen(**dict(zip(_CITIZEN_COLUMNS, values[:n], strict=True)))
+    make_transient_to_detached(citizen)
+    session.add(citizen)
+    return Precheck(citizen, int(values[n]), bool(values[n + 1]), as_date(values[n + 2]))
 
 
 _TAKE_SEATS = text(
@@ -377,7 +424,10 @@ async def take_seats_and_insert(
     params |= extra_params | (answer or {})
     statement = _numbered_insert(tuple(values), shape, answer is not None)
     seats_changed(ctx.info.id)
-    row = (await session.execute(statement, params)).first()
+    if in_autocommit(session):  # the citizen's booking without a key: straight on asyncpg (0087)
+        row = await fetch_direct(session, statement, params)
+    else:
+        row = (await session.execute(statement, params)).first()
     if row is None:
         # No seat: the slot may have no row yet. Create it (or wait for a concurrent creator to
         # commit), then try again with a fresh snapshot; that second answer decides.
@@ -385,9 +435,10 @@ async def take_seats_and_insert(
         row = (await session.execute(statement, params)).first()
         if row is None:
             raise Conflict("not enough seats left in this slot", code="slot_full")
-    if len(row.number) > len(prefix) + 5:
+    booking_id, number = row[0], row[1]
+    if len(number) > len(prefix) + 5:
         raise Conflict("this hall's booking numbers for the day are exhausted", code="slot_full")
-    return int(row.id), str(row.number)
+    return int(booking_id), str(number)
 
 
 async def own_booking(session: AsyncSession, citizen_id: int, number: str, *, lock: bool = False) -> Booking:
