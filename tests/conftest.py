@@ -15,6 +15,7 @@ import graphlib
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,23 @@ from yuyue.migrate import upgrade
 PG_ADMIN_URL = os.environ.get("YUYUE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 START = datetime(2026, 12, 1, 10, 0, tzinfo=TZ)  # a Tuesday, 10:00 platform time
 ADMIN_PASSWORD = "platform-admin-2026"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The fuzz run (its own live server and database) starts now, in the background, so that it
+    overlaps the other tests; its test waits for it (tests/test_fuzz.py, tests/README.md "Speed")."""
+    if session.config.option.collectonly:
+        return
+    if any(item.nodeid.startswith("tests/test_fuzz.py::") for item in session.items):
+        from tests import test_fuzz
+
+        test_fuzz.start()
+
+
+def pytest_sessionfinish() -> None:
+    fuzz = sys.modules.get("tests.test_fuzz")
+    if fuzz is not None:
+        fuzz.stop()
 
 
 def _backends() -> list[str]:
