@@ -151,6 +151,12 @@ class _SessionState(NamedTuple):
     provider: str | None
     company_uscc: str | None
     company_name: str | None
+    client_id: str | None  # the partner that obtained the session (decision 0094)
+
+
+_STATE_WIDTH = len(SESSION_STATE_COLUMNS)
+# a column added to the session check must be read here too, or the direct path judges half a row
+assert len(_SessionState._fields) == _STATE_WIDTH, "_SessionState out of step with SESSION_STATE_COLUMNS"
 
 
 async def _precheck_direct(
@@ -171,7 +177,9 @@ async def _precheck_direct(
         if values is None:
             await settle_session(session)  # no citizen row to read it with: read it alone
         else:
-            state = _SessionState(*values[n + 3 : n + 8]) if with_session else None
+            state = (
+                _SessionState(*values[n + 3 : n + 3 + len(SESSION_STATE_COLUMNS)]) if with_session else None
+            )
             found = state is not None and state.expires_at is not None  # NULL: no session row
             accept_session(session, citizen_id, sid, state if found else None)
     if values is None:
