@@ -388,7 +388,8 @@ async def test_the_page_draws_its_charts_as_svg(api: Api) -> None:
     assert answer.status_code == 200
     page = answer.text
     charts = re.findall(r"<svg [^>]*>", page)
-    assert len(charts) == 4 and all('role="img"' in c and "aria-label=" in c for c in charts)
+    assert len(charts) == 3 and all('role="img"' in c and "aria-label=" in c for c in charts)
+    assert page.count('class="chart-empty"') == 1  # nobody waits: the waiting-list chart says 暂无数据
     assert page.count("<script") == 1  # the console's own file; pygal's inline script is gone
     for title in ("每日预约、取号、爽约与取消", "各大厅号源使用率", "预约渠道构成", "预约排队人数"):
         assert title in page
@@ -438,3 +439,5 @@ async def test_who_may_open_the_dashboard(api: Api) -> None:
     # a new platform with one empty hall: the page still answers, with zeros and no chart data
     empty = await api.client.get("/admin/dashboard")
     assert empty.status_code == 200 and "暂无数据" in empty.text
+    # issue 20: a chart with nothing to draw is a box saying so, not axes from 0 to 1
+    assert empty.text.count('class="chart-empty"') == 2

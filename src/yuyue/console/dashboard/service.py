@@ -423,6 +423,14 @@ def _config(width: int, height: int, title: str, **extra: Any) -> dict[str, Any]
     }
 
 
+def no_data(title: str) -> Markup:
+    """A chart with nothing to draw: its title and 暂无数据 in a box of the chart's place, not empty
+    axes (issue 20)."""
+    return Markup(  # noqa: S704 - the title is the code's own text, escaped all the same
+        f'<div class="chart-empty"><p class="chart-empty-title">{escape(title)}</p><p>暂无数据</p></div>'
+    )
+
+
 def svg(chart: Any, label: str) -> Markup:
     """The chart as inline SVG: without pygal's configuration script (nothing to run here) and
     named for assistive technology (`role="img"` with a label; the table beside it has the data)."""
@@ -482,10 +490,11 @@ def daily_chart(board: Dashboard) -> Markup:
             ("取消", "cancelled"),
         )
     ]
-    if any_figure(*(values for _, values in series)):
-        for name, values in series:
-            chart.add(name, values)
     total = board.total
+    if not any_figure(*(values for _, values in series)):
+        return no_data("每日预约、取号、爽约与取消")
+    for name, values in series:
+        chart.add(name, values)
     return svg(
         chart,
         f"每日预约、取号、爽约与取消{'折线图' if long else '柱状图'}："
@@ -563,9 +572,10 @@ def waitlist_chart(board: Dashboard) -> Markup:
     )
     chart.x_labels = labels
     waiting, joined = [row["waiting"] for row in board.waitlist], [row["joined"] for row in board.waitlist]
-    if any_figure(waiting, joined):
-        chart.add("日终排队", waiting)
-        chart.add("新登记", joined)
+    if not any_figure(waiting, joined):
+        return no_data("预约排队人数")
+    chart.add("日终排队", waiting)
+    chart.add("新登记", joined)
     now = board.waiting_now
     return svg(
         chart,
