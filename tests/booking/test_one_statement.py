@@ -6,9 +6,13 @@ have no gaps, and a session that has ended is told so (401) before anything else
 from __future__ import annotations
 
 import json
+from typing import Any
+
+from sqlalchemy import event
 
 from tests.conftest import Api, raw
 from tests.ids import resident_id
+from yuyue.booking import repository
 
 DAY = "2026-12-03"  # Thursday, inside the city horizon seen from START (Tue 2026-12-01 10:00)
 
@@ -76,3 +80,42 @@ async def test_an_ended_session_is_told_so_before_anything_else(api: Api) -> Non
         assert response.json()["code"] == "unauthenticated", what
     assert len(await raw(api, "SELECT id FROM bookings")) == 1
     assert len(await raw(api, "SELECT id FROM messages")) == 1
+
+
+async def test_the_session_is_read_with_the_pre_check_only(api: Api, monkeypatch: Any) -> None:
+    """Decision 0085: the deferred session check travels in the booking's `Caller`, and the
+    pre-check still judges it in its own one read (asyncpg's direct path on PostgreSQL): no read of
+    the session row of its own, no extra round trip."""
+    await api.hall()
+    service = await api.service()
+    slot = await _open_slot(api, service["id"])
+    headers = await api.login(resident_id(4))
+    direct: list[dict[str, Any]] = []
+    real = repository.fetch_direct
+
+    async def counted(session: Any, statement: Any, params: dict[str, Any], **kw: Any) -> Any:
+        direct.append(params)
+        return await real(session, statement, params, **kw)
+
+    monkeypatch.setattr(repository, "fetch_direct", counted)
+    engine = api.app.state.engine.sync_engine
+    sent: list[str] = []
+
+    def executed(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        booked = await api.book(headers, slot["id"])
+    finally:
+        event.remove(engine, "before_cursor_execute", executed)
+    assert booked.status_code == 201, booked.text
+    reads = [s for s in sent if "citizen_sessions" in s]
+    if engine.dialect.name == "postgresql":
+        [pre] = [params for params in direct if "hall_path" in params]  # then the booking's own
+        assert pre["sid"] is not None  # the pre-check, with the session's row joined
+        assert reads == []
+    else:
+        assert direct == []
+        [read] = reads  # the pre-check's statement, the session row joined
+        assert "bookings" in read and "citizens" in read

@@ -12,13 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.booking import commands, idempotency, rules, views
 from yuyue.booking.availability import availability_json
+from yuyue.booking.idempotency import Keyed
 from yuyue.booking.receipt import default_font, render_receipt_html, render_receipt_pdf
 from yuyue.booking.schemas import AvailabilityOut, BookIn, BookingOut, CancelIn, RebookIn, RescheduleIn
 from yuyue.catalogue.service import service_info
 from yuyue.db import Db, autocommit
 from yuyue.errors import DomainError
-from yuyue.identity.api import Citizen
-from yuyue.identity.service import citizen_from_session, defer_session_check, settle_session
+from yuyue.identity.api import Citizen, CitizenCheck
+from yuyue.identity.service import SessionCheck, citizen_session, defer_session_check, settle_session
 from yuyue.kit.http import bearer, problems, settings_of
 from yuyue.ops.metrics import BOOKINGS
 from yuyue.ops.middleware import publish
@@ -28,22 +29,22 @@ router = APIRouter(prefix="/api/v1", tags=["bookings"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-async def _booking_citizen(request: Request, db: Db, key: IdemKey = None) -> int:
+async def _booking_citizen(request: Request, db: Db, key: IdemKey = None) -> SessionCheck:
     """`current_citizen` for `POST /appointments`. The booking is the request's only write: the
     session runs in autocommit, and the booking with its SMS (and its Idempotency-Key's answer) is
     one statement (decisions 0014, 0015). Without a key the session row is read with the booking's
     pre-check (an ended session still gets 401 first); with one it is read now, before the key's
-    answer could be replayed."""
+    answer could be replayed. The check goes to `book` in its `Caller` (decision 0085)."""
     secret, token = settings_of(request).effective_secret, bearer(request)
     if key is not None:
         await autocommit(db)
-        return await citizen_from_session(db, secret, token)
-    citizen_id = defer_session_check(db, secret, token)  # the token now: no database for a bad one
+        return await citizen_session(db, secret, token)
+    check = defer_session_check(secret, token)  # the token now: no database for a bad one
     await autocommit(db)  # before the session's first statement
-    return citizen_id
+    return check
 
 
-BookingCitizen = Annotated[int, Depends(_booking_citizen)]
+BookingCitizen = Annotated[SessionCheck, Depends(_booking_citizen)]
 
 
 @router.get(
@@ -76,13 +77,14 @@ async def _changing(
     request: Request,
     body: Callable[[], dict[str, Any]] | dict[str, Any],
     action: str,
-    work: Callable[[], Awaitable[dict[str, Any]]],
+    work: Callable[[Keyed | None], Awaitable[dict[str, Any]]],
     status: int,
 ) -> JSONResponse:
-    """Run a booking change under the Idempotency-Key rules, count its outcome, commit once."""
+    """Run a booking change under the Idempotency-Key rules (`work` gets the request's `Keyed`),
+    count its outcome, commit once."""
 
-    async def run() -> tuple[int, dict[str, Any]]:
-        return status, await work()
+    async def run(keyed: Keyed | None) -> tuple[int, dict[str, Any]]:
+        return status, await work(keyed)
 
     try:
         fingerprint = ""
@@ -104,9 +106,10 @@ async def _changing(
     responses={201: {"model": BookingOut}, **problems(401, 403, 404, 409, 422, 429)},
 )
 async def book(
-    body: BookIn, citizen_id: BookingCitizen, db: Db, request: Request, key: IdemKey = None
+    body: BookIn, check: BookingCitizen, db: Db, request: Request, key: IdemKey = None
 ) -> JSONResponse:
     """Book a slot for the logged-in citizen (rules T2, T5, M10, G10, G16, G17)."""
+    citizen_id = check.citizen_id
     req = rules.BookRequest(
         slot_id=body.slot_id,
         channel=body.channel,
@@ -123,11 +126,11 @@ async def book(
             request,
             body.model_dump,
             "book",
-            lambda: commands.book(db, citizen_id, req, rules.CITIZEN),
+            lambda keyed: commands.book(db, citizen_id, req, rules.Caller(session=check, keyed=keyed)),
             201,
         )
     except DomainError:
-        await settle_session(db)  # refused before the pre-check read the session: 401 comes first
+        await settle_session(db, check)  # refused before the pre-check read the session: 401 comes first
         raise
 
 
@@ -157,7 +160,7 @@ async def cancel(
 ) -> JSONResponse:
     """Cancel before the policy's deadline (rules G13, T8, M8); the seat is free at once."""
     return await _changing(
-        db, citizen_id, key, request, {}, "cancel", lambda: commands.cancel(db, citizen_id, number), 200
+        db, citizen_id, key, request, {}, "cancel", lambda _: commands.cancel(db, citizen_id, number), 200
     )
 
 
@@ -167,9 +170,10 @@ async def cancel(
     responses={200: {"model": BookingOut}, **problems(401, 404, 409, 422)},
 )
 async def reschedule(
-    number: str, body: RescheduleIn, citizen_id: Citizen, db: Db, request: Request, key: IdemKey = None
+    number: str, body: RescheduleIn, check: CitizenCheck, db: Db, request: Request, key: IdemKey = None
 ) -> JSONResponse:
     """Move to another slot of the same service atomically; the number stays."""
+    citizen_id, caller = check.citizen_id, rules.Caller(session=check)
     return await _changing(
         db,
         citizen_id,
@@ -177,7 +181,7 @@ async def reschedule(
         request,
         body.model_dump,
         "reschedule",
-        lambda: commands.reschedule(db, citizen_id, number, body.slot_id),
+        lambda _: commands.reschedule(db, citizen_id, number, body.slot_id, caller),
         200,
     )
 
@@ -189,9 +193,10 @@ async def reschedule(
     responses={201: {"model": BookingOut}, **problems(401, 403, 404, 409, 422)},
 )
 async def rebook(
-    number: str, body: RebookIn, citizen_id: Citizen, db: Db, request: Request, key: IdemKey = None
+    number: str, body: RebookIn, check: CitizenCheck, db: Db, request: Request, key: IdemKey = None
 ) -> JSONResponse:
     """Special-reason rebook after a missed slot, once (rules T9, G14)."""
+    citizen_id = check.citizen_id
     return await _changing(
         db,
         citizen_id,
@@ -199,7 +204,9 @@ async def rebook(
         request,
         body.model_dump,
         "rebook",
-        lambda: commands.rebook(db, citizen_id, number, body.slot_id, body.reason),
+        lambda keyed: commands.rebook(
+            db, citizen_id, number, body.slot_id, body.reason, rules.Caller(session=check, keyed=keyed)
+        ),
         201,
     )
 

@@ -35,7 +35,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
-from yuyue.booking.idempotency import KEYED
 from yuyue.booking.repository import (
     PENDING_NUMBER,
     TAKEN,
@@ -69,7 +68,7 @@ from yuyue.catalogue.service import parse_slot_id
 from yuyue.clock import at, clock
 from yuyue.db import on_postgres
 from yuyue.errors import Conflict, Forbidden, Unprocessable, ValidationFailed
-from yuyue.identity.service import ban_covering, session_login
+from yuyue.identity.service import ban_covering
 from yuyue.kit.events import Event, collect, emit
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import valid_uscc
@@ -111,8 +110,8 @@ async def book(
     # The pre-check reads with the key of a personal login, the usual case; it also judges a session
     # left to it (decision 0014), so the login is known only after it.
     guess = live_key(ctx, citizen_id, spec.day, uscc)
-    pre = await precheck(session, citizen_id, guess or "", ctx)  # "": no live key is empty
-    login = session_login(session, citizen_id) if caller.as_citizen else None
+    pre = await precheck(session, citizen_id, guess or "", ctx, caller.session)  # "": no key is empty
+    login = caller.login(citizen_id)
     check_login_may_book(login, info)  # rules T2, G8
     company_name = request.company_name
     if source != "rebook":  # a rebook keeps the missed booking's company
@@ -163,7 +162,8 @@ async def book(
     # caller's transaction (a key, a partner, the waiting list) it is one round trip less while the
     # hall's counter row is locked.
     fold = on_postgres(session)
-    extras, answer, keyed = None, None, None
+    extras, keyed = None, None
+    answer: dict[str, Any] | None = None
     created = {"source": source} | ({"client_id": client_id} if client_id else {})
     if fold:
         pending = Booking(id=0, number=PENDING_NUMBER, **values)
@@ -171,7 +171,7 @@ async def book(
         # An Idempotency-Key's answer is this booking's view: it goes in the statement too, so
         # nothing is left between the hall's counter row and COMMIT (decision 0015). Only the
         # booking the citizen asked for: not one a cancel's waiting list makes in the same request.
-        keyed = session.info.pop(KEYED, None) if caller.as_citizen else None
+        keyed = caller.keyed if caller.as_citizen else None
         if keyed is not None and keyed.citizen_id == citizen_id:
             body = json.dumps(booking_view(pending, citizen, ctx), ensure_ascii=False)
             answer = {
@@ -243,8 +243,7 @@ async def reschedule(
         raise Unprocessable(f"a {booking.status} booking cannot be rescheduled", code="not_cancellable")
     check_channel(caller, booking.channel)  # rule G10: an on-site booking moves at the hall only
     ctx = await context(session, booking.service_id)
-    if caller.as_citizen:
-        check_login_may_book(session_login(session, citizen_id), ctx.info)  # rules T2, G8
+    check_login_may_book(caller.login(citizen_id), ctx.info)  # rules T2, G8
     check_not_banned(await ban_covering(session, citizen_id, ctx.info.hall_path))  # rules M9, G15
     deadline = cancel_deadline(
         ctx.policy.knobs, ctx.calendar, booking.slot_day, booking.slot_start, booking.slot_end
@@ -291,10 +290,16 @@ async def reschedule(
 
 
 async def rebook(
-    session: AsyncSession, citizen_id: int, number: str, new_slot_id: str, reason: str
+    session: AsyncSession,
+    citizen_id: int,
+    number: str,
+    new_slot_id: str,
+    reason: str,
+    caller: Caller = CITIZEN,
 ) -> dict[str, Any]:
     """Rules T9, G14: after a missed slot, on its day from its start until 24:00, one rebook of the
-    same service at the same hall; the miss becomes `excused` (no penalty)."""
+    same service at the same hall; the miss becomes `excused` (no penalty). The rebook is booked as
+    `Caller("rebook")` with the citizen's session and Idempotency-Key from `caller`."""
     now = clock.now()
     missed = await own_booking(session, citizen_id, number, lock=True)
     if missed.status not in ("booked", "no_show") or missed.rebooked or missed.rebook_of is not None:
@@ -327,4 +332,5 @@ async def rebook(
         company_uscc=missed.company_uscc,
         company_name=missed.company_name,
     )
-    return await book(session, citizen_id, request, Caller("rebook"), rebook_of=missed.number, reason=reason)
+    rebooker = Caller("rebook", session=caller.session, keyed=caller.keyed)
+    return await book(session, citizen_id, request, rebooker, rebook_of=missed.number, reason=reason)

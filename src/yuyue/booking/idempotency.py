@@ -28,14 +28,11 @@ def request_hash(method_path: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-KEYED = "yuyue.booking.keyed"  # session.info: the key whose answer `book` may write
-
-
 @dataclass
 class Keyed:
     """The Idempotency-Key of the request `idempotent` is running. A booking made under it on
     PostgreSQL inserts the key's row, its view as the answer, in its own statement, and leaves that
-    answer here."""
+    answer here. `idempotent` hands it to its work, which passes it on explicitly (`Caller.keyed`)."""
 
     citizen_id: int
     key: str
@@ -49,18 +46,19 @@ async def idempotent(
     citizen_id: int,
     key: str | None,
     fingerprint: str,
-    work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+    work: Callable[[Keyed | None], Awaitable[tuple[int, dict[str, Any]]]],
 ) -> tuple[int, dict[str, Any]]:
     """docs/api.md: the same key and body from the same citizen answers the first answer again and
     changes nothing; another body is `idempotency_key_reused`.
 
     Optimistic (decision 0015): `work` runs, then the key's row is inserted with its answer in the
-    same transaction, by the booking's own statement when `work` made one (so a booking with a key
-    can be one autocommit statement too). Two requests with one key at once: the primary key (or the
-    booking's live key, rule T5) lets one commit; the other is refused by the database, finds the
-    row, and answers the first answer again (or `idempotency_key_reused`). A refusal stores nothing."""
+    same transaction, by the booking's own statement when `work` made one with the `Keyed` it is
+    given (so a booking with a key can be one autocommit statement too). Two requests with one key
+    at once: the primary key (or the booking's live key, rule T5) lets one commit; the other is
+    refused by the database, finds the row, and answers the first answer again (or
+    `idempotency_key_reused`). A refusal stores nothing."""
     if key is None:
-        return await work()
+        return await work(None)
     if not key or len(key) > 200:
         raise ValidationFailed("Idempotency-Key must be 1 to 200 characters")
     now = clock.now()
@@ -72,17 +70,15 @@ async def idempotent(
         existing = None
     if existing is not None:
         return _replay(existing, fingerprint)
-    keyed = session.info[KEYED] = Keyed(citizen_id, key, fingerprint, now)
+    keyed = Keyed(citizen_id, key, fingerprint, now)
     try:
-        status, body = await work()
+        status, body = await work(keyed)
     except DomainError:
         # Refused, perhaps because the same request with this key got in first: its answer, if so.
         winner = await _committed_key(session, citizen_id, key)
         if winner is None:
             raise
         return _replay(winner, fingerprint)
-    finally:
-        session.info.pop(KEYED, None)
     encoded = json.dumps(body, ensure_ascii=False)
     if keyed.answered is not None:  # `book` wrote the row with the booking (decision 0015)
         if status != 201 or keyed.answered != encoded:  # `work` answered more than the booking

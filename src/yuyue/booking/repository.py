@@ -49,10 +49,10 @@ from yuyue.db import fetch_direct, in_autocommit, on_postgres
 from yuyue.errors import Conflict, NotFound
 from yuyue.identity.service import (
     SESSION_STATE_COLUMNS,
+    SessionCheck,
     accept_session,
     as_date,
     ban_until_query,
-    pending_session,
     settle_session,
 )
 from yuyue.kit.http import rowcount
@@ -116,25 +116,29 @@ class Precheck:
     banned_until: date | None
 
 
-async def precheck(session: AsyncSession, citizen_id: int, key: str, ctx: Context) -> Precheck:
+async def precheck(
+    session: AsyncSession, citizen_id: int, key: str, ctx: Context, check: SessionCheck | None = None
+) -> Precheck:
     """One round trip: the citizen, their live-booking count, whether the live key is taken, and the
-    last day of a ban in force over this hall (rules M9, G15). When the request's session is still
-    to be judged (decision 0014), its row comes in the same read and is judged first (401)."""
-    pending, sid = pending_session(session, citizen_id)
+    last day of a ban in force over this hall (rules M9, G15). When the citizen's session (`check`)
+    is still to be judged (decision 0014), its row comes in the same read and is judged first (401)."""
+    pending = check is not None and check.pending and check.citizen_id == citizen_id
+    sid = check.sid if check is not None and pending else None
     with_session = pending and sid is not None
     params = {"citizen_id": citizen_id, "live_key": key, "hall_path": ctx.info.hall_path}
     if with_session:
         params["sid"] = sid
     statement = _precheck_statement(clock.today(), with_session)
+    judge = check if pending else None
     if in_autocommit(session) and identity_key(Citizen, citizen_id) not in session.identity_map:
-        return await _precheck_direct(session, citizen_id, sid, pending, with_session, params, statement)
+        return await _precheck_direct(session, judge, with_session, params, statement)
     row = (await session.execute(statement, params)).first()
-    if pending:
+    if judge is not None:
         if row is None:
-            await settle_session(session)  # no citizen row to read it with: read it alone
+            await settle_session(session, judge)  # no citizen row to read it with: read it alone
         else:
             found = with_session and row.expires_at is not None  # NULL: the outer join found no row
-            accept_session(session, citizen_id, sid, row if found else None)
+            accept_session(judge, row if found else None)
     if row is None:
         return Precheck(None, 0, False, None)
     return Precheck(row[0], int(row[1]), bool(row[2]), as_date(row[3]))
@@ -161,27 +165,26 @@ assert len(_SessionState._fields) == _STATE_WIDTH, "_SessionState out of step wi
 
 async def _precheck_direct(
     session: AsyncSession,
-    citizen_id: int,
-    sid: str | None,
-    pending: bool,
+    judge: SessionCheck | None,
     with_session: bool,
     params: dict[str, Any],
     statement: Any,
 ) -> Precheck:
     """`precheck` of a booking in autocommit (decision 0087): the same statement, sent straight by
     asyncpg (`db.fetch_direct`); the citizen's row becomes the session's `Citizen` as if the query
-    had loaded it (the SMS's `booking_draft` finds it there), and the session row is judged the same."""
+    had loaded it (the SMS's `booking_draft` finds it there), and the session row (`judge`: the
+    check still pending) is judged the same."""
     values = await fetch_direct(session, statement, params, processed=True)
     n = len(_CITIZEN_COLUMNS)
-    if pending:
+    if judge is not None:
         if values is None:
-            await settle_session(session)  # no citizen row to read it with: read it alone
+            await settle_session(session, judge)  # no citizen row to read it with: read it alone
         else:
             state = (
                 _SessionState(*values[n + 3 : n + 3 + len(SESSION_STATE_COLUMNS)]) if with_session else None
             )
             found = state is not None and state.expires_at is not None  # NULL: no session row
-            accept_session(session, citizen_id, sid, state if found else None)
+            accept_session(judge, state if found else None)
     if values is None:
         return Precheck(None, 0, False, None)
     citizen = Citizen(**dict(zip(_CITIZEN_COLUMNS, values[:n], strict=True)))

@@ -12,11 +12,12 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.booking.idempotency import Keyed
 from yuyue.calendar.service import WorkCalendar, service_calendar
 from yuyue.catalogue.service import ServiceInfo, SlotSpec, day_slots, parse_slot_id, service_info
 from yuyue.clock import at
 from yuyue.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable, ValidationFailed
-from yuyue.identity.service import SessionLogin
+from yuyue.identity.service import SessionCheck, SessionLogin
 from yuyue.kit.cache import TTLCache
 from yuyue.models import JobRun
 from yuyue.policy.service import (
@@ -53,10 +54,26 @@ class Caller:
     `source`: "citizen" (the citizen's own token: API, portal), "channel" (a partner for its
     citizen; `client_id` names it), "rebook" (rules T9, G14), "waitlist" (an allocation), "staff"
     (hall staff at the desk) or "kiosk" (the hall's kiosk). It is also what subscribers of
-    `booking.created` read."""
+    `booking.created` read.
+
+    `session`: the citizen's session as the door checked it (decision 0014): the pre-check judges
+    one still pending in its own read, and its login applies to a citizen's booking (rules T2, G8).
+    `keyed`: the Idempotency-Key this request runs under (`idempotency.idempotent` hands it to its
+    work); `book` writes the key's answer in its own statement (decision 0015). Neither travels in
+    `session.info` (decision 0085)."""
 
     source: str = "citizen"
     client_id: str | None = None
+    session: SessionCheck | None = None
+    keyed: Keyed | None = None
+
+    def login(self, citizen_id: int) -> SessionLogin | None:
+        """How `citizen_id` logged in, when the logged-in citizen acts for themselves: None for a
+        token without a session and for doors where no citizen's login applies."""
+        check = self.session
+        if not self.as_citizen or check is None or check.citizen_id != citizen_id:
+            return None
+        return check.login
 
     @property
     def as_citizen(self) -> bool:

@@ -12,6 +12,7 @@ from yuyue.audit.service import audit
 from yuyue.auth.api import AdminDep
 from yuyue.auth.service import authorise
 from yuyue.booking import commands, idempotency, rules, views
+from yuyue.booking.idempotency import Keyed
 from yuyue.booking.schemas import BookingOut
 from yuyue.channels import service
 from yuyue.channels.schemas import (
@@ -26,6 +27,7 @@ from yuyue.channels.schemas import (
     WebhookIn,
 )
 from yuyue.db import Db, autocommit
+from yuyue.identity.service import SessionCheck
 from yuyue.kit.http import bearer, problems, settings_of
 from yuyue.ops.ratelimit import per_minute
 
@@ -153,22 +155,26 @@ async def signed_partner(request: Request) -> service.Partner:
 PartnerDep = Annotated[service.Partner, Depends(signed_partner)]
 
 
-async def partner_citizen(request: Request, db: Db, who: PartnerDep) -> int:
+async def partner_session(request: Request, db: Db, who: PartnerDep) -> SessionCheck:
     return await service.partner_citizen(db, settings_of(request).effective_secret, who, bearer(request))
+
+
+async def partner_citizen(check: Annotated[SessionCheck, Depends(partner_session)]) -> int:
+    return check.citizen_id
 
 
 ChannelCitizen = Annotated[int, Depends(partner_citizen)]
 
 
-async def booking_citizen(request: Request, db: Db, who: PartnerDep) -> int:
+async def booking_citizen(request: Request, db: Db, who: PartnerDep) -> SessionCheck:
     """`partner_citizen` for a booking: its only write is the booking's one statement (with the
     partner's row, its webhook and the Idempotency-Key's answer), so the session runs in autocommit
     (decisions 0014, 0015)."""
     await autocommit(db)
-    return await partner_citizen(request, db, who)
+    return await partner_session(request, db, who)
 
 
-BookingCitizen = Annotated[int, Depends(booking_citizen)]
+BookingCitizen = Annotated[SessionCheck, Depends(booking_citizen)]
 
 
 @partner.post("/citizens/login", response_model=PartnerLoginOut, responses=problems(401, 403, 422, 429))
@@ -190,12 +196,13 @@ async def citizen_login(body: PartnerLoginIn, who: PartnerDep, db: Db, request: 
 async def book(
     body: ChannelBookIn,
     who: PartnerDep,
-    citizen_id: BookingCitizen,
+    check: BookingCitizen,
     db: Db,
     request: Request,
     key: IdemKey = None,
 ) -> JSONResponse:
     """Book for the citizen; the booking's channel is this client's (rule T1)."""
+    citizen_id = check.citizen_id
     service.require_scope(who, "bookings:write")
     req = rules.BookRequest(
         slot_id=body.slot_id,
@@ -206,8 +213,9 @@ async def book(
         company_name=body.company.name if body.company else None,
     )
 
-    async def work() -> tuple[int, dict[str, Any]]:
-        return 201, await commands.book(db, citizen_id, req, rules.Caller("channel", who.client_id))
+    async def work(keyed: Keyed | None) -> tuple[int, dict[str, Any]]:
+        caller = rules.Caller("channel", who.client_id, session=check, keyed=keyed)
+        return 201, await commands.book(db, citizen_id, req, caller)
 
     fingerprint = idempotency.request_hash(f"POST {request.url.path} {who.client_id}", body.model_dump())
     status, answer = await idempotency.idempotent(db, citizen_id, key, fingerprint, work)

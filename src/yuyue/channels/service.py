@@ -322,9 +322,12 @@ async def partner_login(
     }
 
 
-async def partner_citizen(session: AsyncSession, secret: str, partner: Partner, token: str | None) -> int:
+async def partner_citizen(
+    session: AsyncSession, secret: str, partner: Partner, token: str | None
+) -> identity.SessionCheck:
     """The citizen of a token that this partner obtained (a token of another channel is refused),
-    whose session is neither revoked nor expired. One read of the session row judges both."""
+    whose session is neither revoked nor expired. One read of the session row judges both; the
+    check carries the session's login, for the booking rules (`Caller.session`)."""
     refused = "a citizen token issued to this client is required"
     try:
         citizen_id, sid = identity.citizen_of_token(secret, token)
@@ -334,8 +337,9 @@ async def partner_citizen(session: AsyncSession, secret: str, partner: Partner, 
     if row is None or row.client_id != partner.client_id:
         raise Unauthenticated(refused)
     # revoked or expired: 401; issued to another partner: 401 (decision 0094)
-    identity.accept_session(session, citizen_id, sid, row, partner=partner.client_id)
-    return citizen_id
+    check = identity.SessionCheck(citizen_id, sid)
+    identity.accept_session(check, row, partner=partner.client_id)
+    return check
 
 
 @subscribe("booking.created")

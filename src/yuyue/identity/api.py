@@ -23,21 +23,37 @@ from yuyue.kit.http import bearer, problems, settings_of
 
 router = APIRouter(prefix="/api/v1", tags=["citizens"])
 
-__all__ = ["Citizen", "CitizenLogin", "DevLoginIn", "current_citizen", "router", "settings_of"]
+__all__ = [
+    "Citizen",
+    "CitizenCheck",
+    "CitizenLogin",
+    "DevLoginIn",
+    "current_citizen",
+    "router",
+    "settings_of",
+]
 
 
-async def current_citizen(request: Request, db: Db) -> int:
+async def current_session(request: Request, db: Db) -> service.SessionCheck:
+    """A valid citizen token whose session is live, judged (401 otherwise), with its login."""
+    return await service.citizen_session(db, settings_of(request).effective_secret, bearer(request))
+
+
+CitizenCheck = Annotated[service.SessionCheck, Depends(current_session)]
+
+
+async def current_citizen(check: CitizenCheck) -> int:
     """The citizen id of a valid citizen token whose session is live; 401 otherwise."""
-    return await service.citizen_from_session(db, settings_of(request).effective_secret, bearer(request))
+    return check.citizen_id
 
 
 Citizen = Annotated[int, Depends(current_citizen)]
 
 
-async def current_login(citizen_id: Citizen, db: Db) -> service.SessionLogin | None:
+async def current_login(check: CitizenCheck) -> service.SessionLogin | None:
     """How the citizen of this request logged in (provider, a legal person's company), as their
-    session row said when `current_citizen` read it; None for a token without a session."""
-    return service.session_login(db, citizen_id)
+    session row said when `current_session` read it; None for a token without a session."""
+    return check.login
 
 
 CitizenLogin = Annotated[service.SessionLogin | None, Depends(current_login)]

@@ -541,15 +541,22 @@ class SessionLogin:
         return self.provider == "foreigner"
 
 
-_LOGIN = "yuyue.session_login"  # key in the request's AsyncSession.info
+@dataclass
+class SessionCheck:
+    """A citizen token checked, with its session row judged now or later (decision 0014): the
+    door that read the token hands this to the booking use case (`booking.rules.Caller.session`),
+    which judges a row still pending with its own first read. `login` is how that session logged
+    in (None for a token without a session, or before it is judged)."""
 
+    citizen_id: int
+    sid: str | None
+    judged: bool = False
+    login: SessionLogin | None = None
 
-def session_login(session: AsyncSession, citizen_id: int) -> SessionLogin | None:
-    """The login of `citizen_id` that this request's session found (`citizen_from_session`), if
-    any: None for a token without a session (`citizen_token`), for work done for another citizen
-    in this request (a waiting-list allocation) and outside a citizen's request (jobs, staff)."""
-    found = session.info.get(_LOGIN)
-    return found if isinstance(found, SessionLogin) and found.citizen_id == citizen_id else None
+    @property
+    def pending(self) -> bool:
+        """Whether the session row is still to be judged (`accept_session`/`settle_session`)."""
+        return not self.judged
 
 
 # Built once: every citizen request runs it (decision 0013).
@@ -580,62 +587,50 @@ def citizen_of_token(secret: str, token: str | None) -> tuple[int, str | None]:
     return citizen_id, None if sid is None else str(sid)
 
 
-def accept_session(
-    session: AsyncSession, citizen_id: int, sid: str | None, row: Any, *, partner: str | None = None
-) -> None:
+def accept_session(check: SessionCheck, row: Any, *, partner: str | None = None) -> None:
     """Judge the row `_SESSION_STATE` read for `sid` (None: no such row): 401 when the session is
     gone, revoked or expired, or belongs to another door: a session a partner obtained
     (`client_id`) is accepted only on that partner's signed requests (`partner`), never on the
-    citizen's own routes (decision 0094); otherwise note how it logged in (`session_login`)."""
-    session.info.pop(_PENDING, None)
-    if sid is None:
+    citizen's own routes (decision 0094); otherwise note how it logged in (`check.login`)."""
+    check.judged = True
+    if check.sid is None:
         return
     if row is None or row.revoked_at is not None or row.expires_at <= real_now():
         raise Unauthenticated("the session has ended; log in again")
     if row.client_id != partner:
         raise Unauthenticated("this token is accepted only on its partner's signed requests")
-    session.info[_LOGIN] = SessionLogin(citizen_id, row.provider, row.company_uscc, row.company_name)
+    check.login = SessionLogin(check.citizen_id, row.provider, row.company_uscc, row.company_name)
+
+
+async def citizen_session(session: AsyncSession, secret: str, token: str | None) -> SessionCheck:
+    """The citizen of a valid token whose session (if it names one) is neither revoked nor expired,
+    judged now; the check carries how that session logged in (`login`), for the booking rules."""
+    check = defer_session_check(secret, token)
+    await settle_session(session, check)
+    return check
 
 
 async def citizen_from_session(session: AsyncSession, secret: str, token: str | None) -> int:
-    """The citizen of a valid token whose session (if it names one) is neither revoked nor expired.
-    The same read notes how that session logged in (`session_login`), for the booking rules."""
-    citizen_id = defer_session_check(session, secret, token)
-    await settle_session(session)
-    return citizen_id
+    """`citizen_session`'s citizen id."""
+    return (await citizen_session(session, secret, token)).citizen_id
 
 
-# A session whose row is still to be read (`defer_session_check`): (citizen id, session id).
-_PENDING = "yuyue.session_pending"
-
-
-def defer_session_check(session: AsyncSession, secret: str, token: str | None) -> int:
-    """`citizen_from_session` with the token checked now and the session row read later, by the
+def defer_session_check(secret: str, token: str | None) -> SessionCheck:
+    """`citizen_session` with the token checked now and the session row read later, by the
     caller's own first query (the booking pre-check reads it in the same round trip, decision
-    0014). The caller must end with `pending_session` cleared by `accept_session`, or call
-    `settle_session` before answering anything else, so a revoked session still gets its 401."""
-    session.info.pop(_LOGIN, None)
+    0014). The caller must end with the check judged by `accept_session`, or call `settle_session`
+    before answering anything else, so a revoked session still gets its 401."""
     citizen_id, sid = citizen_of_token(secret, token)
-    session.info[_PENDING] = (citizen_id, sid)
-    return citizen_id
+    return SessionCheck(citizen_id, sid)
 
 
-def pending_session(session: AsyncSession, citizen_id: int) -> tuple[bool, str | None]:
-    """Whether `citizen_id`'s session is still to be judged, and its id."""
-    pending = session.info.get(_PENDING)
-    if pending is None or pending[0] != citizen_id:
-        return False, None
-    return True, pending[1]
-
-
-async def settle_session(session: AsyncSession) -> None:
-    """Judge a deferred session now (401 when it has ended); nothing when none is pending."""
-    pending = session.info.get(_PENDING)
-    if pending is None:
+async def settle_session(session: AsyncSession, check: SessionCheck) -> None:
+    """Judge a deferred session now (401 when it has ended); nothing when it is judged already."""
+    if not check.pending:
         return
-    citizen_id, sid = pending
+    sid = check.sid
     row = None if sid is None else (await session.execute(_SESSION_STATE, {"sid": sid})).first()
-    accept_session(session, citizen_id, sid, row)
+    accept_session(check, row)
 
 
 def session_id_of(secret: str, token: str | None) -> str | None:

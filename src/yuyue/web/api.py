@@ -121,14 +121,18 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
     )
 
 
-async def citizen_id_of(request: Request, db: AsyncSession) -> int | None:
-    """The citizen of the session cookie, if its session is still open (identity.service)."""
+async def citizen_check_of(request: Request, db: AsyncSession) -> identity.SessionCheck | None:
+    """The session cookie's citizen and login, if its session is still open (identity.service)."""
     try:
-        return await identity.citizen_from_session(
-            db, _secret(request), request.cookies.get(web.SESSION_COOKIE)
-        )
+        return await identity.citizen_session(db, _secret(request), request.cookies.get(web.SESSION_COOKIE))
     except Unauthenticated:
         return None
+
+
+async def citizen_id_of(request: Request, db: AsyncSession) -> int | None:
+    """The citizen of the session cookie, if its session is still open (identity.service)."""
+    check = await citizen_check_of(request, db)
+    return None if check is None else check.citizen_id
 
 
 def page_here(request: Request) -> str:
@@ -376,9 +380,10 @@ async def book(request: Request, db: Db) -> Response:
     """Submit a booking: the same booking.commands.book as POST /api/v1/appointments, channel web;
     the form's one-time key makes a double click answer the first booking (Idempotency-Key rules)."""
     form = await checked_form(request)
-    citizen_id = await citizen_id_of(request, db)
-    if citizen_id is None:
+    check = await citizen_check_of(request, db)
+    if check is None:
         return login_redirect(request)
+    citizen_id = check.citizen_id
     quantity_text = web.field(form, "quantity", 3) or "1"
     if not quantity_text.isdigit() or not 1 <= int(quantity_text) <= MAX_QUANTITY:  # as the API's body
         raise ValidationFailed(f"quantity must be a whole number from 1 to {MAX_QUANTITY}")
@@ -394,8 +399,8 @@ async def book(request: Request, db: Db) -> Response:
     key = web.field(form, "form_key", 64)
     body = {"slot_id": req.slot_id, "quantity": req.quantity, "business_types": list(types)}
 
-    async def run() -> tuple[int, dict[str, Any]]:
-        return 201, await commands.book(db, citizen_id, req, rules.CITIZEN)
+    async def run(keyed: idempotency.Keyed | None) -> tuple[int, dict[str, Any]]:
+        return 201, await commands.book(db, citizen_id, req, rules.Caller(session=check, keyed=keyed))
 
     fingerprint = idempotency.request_hash("POST /book", body)
     _, answer = await idempotency.idempotent(db, citizen_id, f"web:{key}" if key else None, fingerprint, run)
@@ -545,18 +550,19 @@ async def change(request: Request, number: str, action: str, db: Db) -> Response
     if action not in ("reschedule", "rebook"):
         raise NotFound("no such page")
     form = await checked_form(request)
-    citizen_id = await citizen_id_of(request, db)
-    if citizen_id is None:
+    check = await citizen_check_of(request, db)
+    if check is None:
         return login_redirect(request)
+    citizen_id, caller = check.citizen_id, rules.Caller(session=check)
     slot_id = web.field(form, "slot_id", 40)
     web.remember_slot(request.state, slot_id, f"/services/{{service_id}}?{action}={number[:32]}")
     if action == "reschedule":
-        view = await commands.reschedule(db, citizen_id, number[:32], slot_id)
+        view = await commands.reschedule(db, citizen_id, number[:32], slot_id, caller)
         return redirect(f"/bookings/{view['number']}?done=rescheduled")
     reason = web.field(form, "reason", 200)
     if not reason:
         raise ValidationFailed("reason is required")
-    view = await commands.rebook(db, citizen_id, number[:32], slot_id, reason)
+    view = await commands.rebook(db, citizen_id, number[:32], slot_id, reason, caller)
     return redirect(f"/bookings/{view['number']}?done=rebooked")
 
 
@@ -763,15 +769,15 @@ async def waitlist_form(
 async def waitlist_join(request: Request, db: Db) -> Response:
     """The same waitlist.service.join as POST /api/v1/waitlist, channel web."""
     form = await checked_form(request)
-    citizen_id = await citizen_id_of(request, db)
-    if citizen_id is None:
+    check = await citizen_check_of(request, db)
+    if check is None:
         return login_redirect(request)
+    citizen_id = check.citizen_id
     service_text, date_text = web.field(form, "service_id", 10), web.field(form, "date", 10)
     if not service_text.isdigit():
         raise ValidationFailed("service_id must be a number")
     dates = [web.parse_day(date_text)] if date_text else None
-    login = identity.session_login(db, citizen_id)  # read with the cookie's session just above
-    await waitlist.join(db, citizen_id, int(service_text), dates, "web", login=login)
+    await waitlist.join(db, citizen_id, int(service_text), dates, "web", login=check.login)
     return redirect("/bookings?done=waiting#waitlist")
 
 
