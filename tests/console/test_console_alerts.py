@@ -143,3 +143,12 @@ async def test_every_alert_kind_reads_as_one_chinese_sentence(api: Api) -> None:
     assert 'href="/admin/calendar" data-remedy>录入工作日日历' in platform["calendar_missing"]
     home = await api.client.get("/admin")
     assert 'href="/admin/alerts"' in home.text and "数据异常" in home.text
+
+
+async def test_a_bad_prefill_is_refused_with_a_chinese_page(api: Api) -> None:
+    await api.hall("hall-a", name="天河区政务服务中心")
+    assert (await console_login(api)).status_code == 303
+    for query in ("daily_capacity=-1", "daily_capacity=100001", "date_from=2026-13-01"):
+        page = await api.client.get(f"/admin/capacity?{query}")
+        assert page.status_code == 422, (query, page.status_code)
+        assert not latin_words(page.text), (query, latin_words(page.text))
