@@ -343,12 +343,24 @@ async def _capacity_page(
 
 @router.get("/admin/capacity", response_class=HTMLResponse)
 async def capacity(
-    request: Request, db: Db, done: Done = "", service_id: Annotated[int | None, Query(ge=1)] = None
+    request: Request,
+    db: Db,
+    done: Done = "",
+    service_id: Annotated[int | None, Query(ge=1)] = None,
+    daily_capacity: Annotated[int | None, Query(ge=0, le=100000)] = None,
+    date_from: Annotated[date | None, Query()] = None,
 ) -> Response:
     """The requests of the subtree and the form to ask for one (`?service_id=` picks the service:
-    the hall page links here, since a service's capacity changes only this way, rule G20)."""
+    the hall page links here, since a service's capacity changes only this way, rule G20). An
+    alert's remedy (issue 20) also fills in its suggested `daily_capacity` from `date_from`."""
     who = await admin(request, db)
-    return await _capacity_page(request, db, who, done=done, chosen=str(service_id or ""))
+    typed = {
+        "daily_capacity": "" if daily_capacity is None else str(daily_capacity),
+        "date_from": date_from.isoformat() if date_from else "",
+    }
+    sticky = {"form": "request", "typed": typed} if daily_capacity is not None else None
+    extra: dict[str, Any] = {"sticky": sticky} if sticky else {}
+    return await _capacity_page(request, db, who, done=done, chosen=str(service_id or ""), **extra)
 
 
 def _capacity_form_page(request: Request, db: AsyncSession, who: Acting) -> Page:
