@@ -1,4 +1,4 @@
-"""Rule G18's figures at the seam of rule G12's remedies (decision 0093, 0094): the seats of an
+"""Rule G18's figures at the seam of rule G12's remedies (decision 0093): the seats of an
 extra Saturday ("5+X") and of extended hours count as released, live and after the nightly rollup,
 so their bookings give a true utilisation; days without extra supply are unchanged."""
 
@@ -6,10 +6,18 @@ from __future__ import annotations
 
 from tests.admin.support import new_admin
 from tests.conftest import Api, raw
+from tests.console.conftest import console_login
+from tests.console.test_dashboard import Tables
 from tests.stats.test_stats import book, stats
 
 LONG_HOURS = [{"start": "09:00", "end": "12:00"}, {"start": "13:00", "end": "20:00"}]  # 10 hours
-FRIDAY, SATURDAY, SUNDAY, MONDAY, TUESDAY = "2026-12-04", "2026-12-05", "2026-12-06", "2026-12-07", "2026-12-08"
+FRIDAY, SATURDAY, SUNDAY, MONDAY, TUESDAY = (
+    "2026-12-04",
+    "2026-12-05",
+    "2026-12-06",
+    "2026-12-07",
+    "2026-12-08",
+)
 
 
 def figures(rows: dict[str, dict]) -> dict[str, tuple[int, int, float | None]]:
@@ -67,3 +75,11 @@ async def test_extra_days_and_hours_count_as_released_live_and_rolled_up(api: Ap
     by_service = await stats(api, **{"from": FRIDAY, "to": TUESDAY, "group_by": "service"})
     assert by_service[str(service)]["released"] == 44
     assert by_service[str(service)]["utilisation"] == round(4 / 44, 4)
+
+    assert (await console_login(api)).status_code == 303  # the dashboard shows the same figures
+    page = await api.client.get("/admin/dashboard", params={"from": FRIDAY, "to": TUESDAY})
+    assert page.status_code == 200, page.text
+    days = Tables(page.text).keyed("table-day")
+    assert {day: (int(days[day]["released"]), int(days[day]["booked"])) for day in expected} == {
+        day: (released, booked) for day, (released, booked, _) in expected.items()
+    }
