@@ -11,8 +11,9 @@ Definitions (decision 0043): a booking counts on its slot's date; `booked` count
 for that date whatever became of them, `cancelled`, `checked_in` (checked in or served), `served`
 and `no_show` count those that reached that state; `utilisation` is seats of bookings not
 cancelled ÷ seats released; `released` is the capacity of the day's slots (on-site share
-included) on the hall's working days and the service's extra days and hours (`Supply`); `waitlist` counts entries made that day; `mean_wait_s`
-averages called − issued of the day's appointment tickets (null without any).
+included) on the hall's working days and the service's extra days and hours (`Supply`);
+`waitlist` counts entries made that day; `mean_wait_s` averages called − issued of the day's
+appointment tickets (null without any).
 
 Bureaus' own booking systems (rules G5, G6; decision 0080) push their slots and bookings; each push
 keeps `bureau_figures` (one row per system, slot date and service) up to date, and every query adds
