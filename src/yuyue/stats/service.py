@@ -11,8 +11,9 @@ Definitions (decision 0043): a booking counts on its slot's date; `booked` count
 for that date whatever became of them, `cancelled`, `checked_in` (checked in or served), `served`
 and `no_show` count those that reached that state; `utilisation` is seats of bookings not
 cancelled ÷ seats released; `released` is the capacity of the day's slots (on-site share
-included) on the hall's working days; `waitlist` counts entries made that day; `mean_wait_s`
-averages called − issued of the day's appointment tickets (null without any).
+included) on the hall's working days and the service's extra days and hours (`Supply`);
+`waitlist` counts entries made that day; `mean_wait_s` averages called − issued of the day's
+appointment tickets (null without any).
 
 Bureaus' own booking systems (rules G5, G6; decision 0080) push their slots and bookings; each push
 keeps `bureau_figures` (one row per system, slot date and service) up to date, and every query adds
@@ -58,7 +59,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.calendar.service import WorkCalendar, load_overrides
-from yuyue.catalogue.service import HALL_KINDS, hourly_starts, hours_tuple, spread
+from yuyue.catalogue.service import HALL_KINDS, hourly_starts, hours_tuple, slot_id, spread
 from yuyue.clock import at, clock
 from yuyue.db import on_postgres
 from yuyue.errors import ValidationFailed
@@ -67,6 +68,7 @@ from yuyue.models import (
     Booking,
     CapacityPeriod,
     Closure,
+    ExtraSupply,
     Service,
     Slot,
     StatsDaily,
@@ -146,7 +148,9 @@ class Supply:
     (rule G20: `capacity_periods` before a standing change, else `services.daily_capacity`) spread
     over them (`catalogue.service.spread`), except where a slot row is stored (slots are derived: a
     row appears with the first booking or a capacity change), whose capacity counts instead. Days
-    the hall does not work release nothing.
+    the hall does not work release nothing, but for the service's extra days and extended hours
+    (rule G12's remedies, `extra_supply`, decision 0093): there its plan is that day's own hours
+    and days (`extra`), as the booking reads them (`ServiceInfo.hours_on`, `service_calendar`).
 
     What the stored rows change (their capacity less the planned seats of their hour) is computed in
     SQL (`_stored_deltas`), so the Python work is per service and day, not per slot."""
@@ -159,6 +163,9 @@ class Supply:
     changed: dict[tuple[date, int], int]
     # … or per (day, hour) of the start, over all the services (`_supply(per_hour=True)`)
     changed_hours: dict[tuple[date, int], int]
+    # (day, service) of an extra day or a day of extended hours the service works -> seats per hour of
+    # the slot's start, stored rows counted (these days are left out of `working` and `changed`)
+    extra: dict[tuple[date, int], dict[int, int]] = field(default_factory=dict)
 
     def capacity_on(self, service_id: int, day: date) -> int:
         """The daily capacity in force on `day` (the reading of `ServiceInfo.capacity_on`)."""
@@ -180,6 +187,8 @@ class Supply:
                     continue
                 total = self.capacity_on(service_id, day) if periods else daily
                 out[(day, service_id)] = total + changes.get((day, service_id), 0)
+        for key, hours in self.extra.items():
+            out[key] = sum(hours.values())
         return out
 
     def per_weekday_hour(self) -> dict[tuple[int, int], int]:
@@ -196,6 +205,9 @@ class Supply:
                     out[(weekday, hour)] += n * seats
         for (day, hour), delta in self.changed_hours.items():
             out[(day.weekday(), hour)] += delta
+        for (day, _), hours in self.extra.items():
+            for hour, seats in hours.items():
+                out[(day.weekday(), hour)] += seats
         return dict(out)
 
 
@@ -279,6 +291,9 @@ async def _stored_deltas(
             Slot.day <= days[-1],
             Slot.id == cast(Slot.service_id, String) + "-" + on_days.c.ymd + plan.c.hhmm,
             ~exists().where(Closure.unit_id == Service.hall_id, Closure.day == Slot.day),  # closed: none
+            ~exists().where(  # a day of extra supply has its own plan (`_extra`)
+                ExtraSupply.service_id == Slot.service_id, ExtraSupply.day == Slot.day
+            ),
         )
         .subquery()
     )
@@ -290,10 +305,8 @@ async def _stored_deltas(
     return {(_day(day), int(k)): int(delta) for day, k, delta in rows.all() if delta}
 
 
-async def _working_days(session: AsyncSession, hall_ids: set[str], days: list[date]) -> dict[str, list[date]]:
-    """The days each hall works (`WorkCalendar`: the national calendar and the hall's closures), with
-    the closures of all the halls read in one query per 500 halls."""
-    overrides = await load_overrides(session)
+async def _closures(session: AsyncSession, hall_ids: set[str], days: list[date]) -> dict[str, set[date]]:
+    """The closures of these halls on these days, read in one query per 500 halls."""
     closed: dict[str, set[date]] = defaultdict(set)
     halls = sorted(hall_ids)
     for chunk in range(0, len(halls), 500):
@@ -306,9 +319,59 @@ async def _working_days(session: AsyncSession, hall_ids: set[str], days: list[da
         )
         for unit_id, day in rows.all():
             closed[str(unit_id)].add(day)
-    national = WorkCalendar(overrides=overrides)
-    open_days = [day for day in days if national.is_working(day)]
-    return {hall_id: [day for day in open_days if day not in closed[hall_id]] for hall_id in halls}
+    return closed
+
+
+async def _extra(
+    session: AsyncSession,
+    services: list[tuple[int, str]],
+    supply: Supply,
+    hours: dict[str, tuple[tuple[str, str], ...]],
+    days: list[date],
+    national: WorkCalendar,
+    closed: dict[str, set[date]],
+) -> None:
+    """Fill `supply.extra` (rule G12's remedies, decision 0093): on each date of `extra_supply` the
+    service works (a working day of its hall, or a date it opened, "5+X"; the hall's closures win),
+    its slots are the hourly starts of that date's hours (`ServiceInfo.hours_on`) with the capacity in
+    force spread over them (`day_slots`), a stored row's capacity counting instead. Such dates are
+    few (one row per date of an approved request): read in two queries per 500 services."""
+    hall_of = dict(services)
+    ids = sorted(hall_of)
+    wanted = set(days)
+    for chunk in range(0, len(ids), 500):
+        some = ids[chunk : chunk + 500]
+        rows = await session.execute(
+            select(ExtraSupply.service_id, ExtraSupply.day, ExtraSupply.hours, ExtraSupply.open_day).where(
+                ExtraSupply.service_id.in_(some), ExtraSupply.day >= days[0], ExtraSupply.day <= days[-1]
+            )
+        )
+        plans: dict[tuple[date, int], list[tuple[str, int, int]]] = {}
+        for sid, day, day_hours, open_day in rows.all():
+            service_id, hall_id = int(sid), hall_of[int(sid)]
+            if day not in wanted or day in closed[hall_id]:
+                continue
+            if not (open_day or national.is_working(day)):
+                continue
+            starts = hourly_starts(hours_tuple(day_hours) if day_hours else hours[hall_id], day)
+            seats = spread(supply.capacity_on(service_id, day), len(starts)) if starts else []
+            plans[(day, service_id)] = [
+                (slot_id(service_id, start), start.hour, n) for start, n in zip(starts, seats, strict=True)
+            ]
+        if not plans:
+            continue
+        stored = await session.execute(
+            select(Slot.id, Slot.capacity).where(
+                Slot.service_id.in_({sid for _, sid in plans}),
+                Slot.day.in_({day for day, _ in plans}),
+            )
+        )
+        capacity = {str(stored_id): int(n) for stored_id, n in stored.all()}
+        for key, plan in plans.items():
+            per_hour: dict[int, int] = defaultdict(int)
+            for planned_id, hour, planned in plan:
+                per_hour[hour] += capacity.get(planned_id, planned)
+            supply.extra[key] = dict(per_hour)
 
 
 async def _supply(
@@ -321,6 +384,7 @@ async def _supply(
     ids = [sid for sid, _ in services]
     hall_ids = {hall_id for _, hall_id in services}
     hours: dict[str, tuple[Start, ...]] = {}
+    hall_hours: dict[str, tuple[tuple[str, str], ...]] = {}
     for chunk in range(0, len(ids), 500):
         rows = await session.execute(
             select(Service.id, Service.hall_id, Service.daily_capacity, Unit.hours)
@@ -330,8 +394,9 @@ async def _supply(
         for row in rows.all():
             hall_id = str(row.hall_id)
             if hall_id not in hours:
+                hall_hours[hall_id] = hours_tuple(row.hours)
                 hours[hall_id] = tuple(
-                    (s.hour, s.minute) for s in hourly_starts(hours_tuple(row.hours), PLAN_DAY)
+                    (s.hour, s.minute) for s in hourly_starts(hall_hours[hall_id], PLAN_DAY)
                 )
             supply.starts[int(row.id)] = hours[hall_id]
             supply.daily[int(row.id)] = int(row.daily_capacity)
@@ -342,13 +407,18 @@ async def _supply(
         )
         for service_id, until, capacity in periods.all():
             supply.periods.setdefault(int(service_id), []).append((until, int(capacity)))
-    halls = await _working_days(session, hall_ids, wanted)
-    for service_id, hall_id in services:
-        supply.starts.setdefault(service_id, ())
-        supply.daily.setdefault(service_id, 0)
-        supply.working[service_id] = halls[hall_id]
     national = WorkCalendar(overrides=await load_overrides(session))  # closures: in `_stored_deltas`
     open_days = [day for day in wanted if national.is_working(day)]
+    closed = await _closures(session, hall_ids, wanted)
+    for service_id, hall_id in services:
+        hall_hours.setdefault(hall_id, ())
+        supply.starts.setdefault(service_id, ())
+        supply.daily.setdefault(service_id, 0)
+    await _extra(session, services, supply, hall_hours, wanted, national, closed)
+    for service_id, hall_id in services:
+        supply.working[service_id] = [
+            day for day in open_days if day not in closed[hall_id] and (day, service_id) not in supply.extra
+        ]
     planned = {hall_id: of_hall for hall_id, of_hall in hours.items() if of_hall}
     changed = await _stored_deltas(session, planned, open_days, per_hour)
     if per_hour:
