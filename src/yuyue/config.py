@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     log_json: bool = True
     max_body_bytes: int = 64 * 1024
     jobs_interval_s: float = 15.0
-    pdf_font: str | None = None  # optional path of a TrueType CJK font to embed in PDF receipts
+    pdf_font: str | None = None  # optional path of a TrueType CJK font to embed in PDF receipts (0098)
     # --- issue 9: identity providers, sessions, partner channels, rate limits, personal data ---
     # Citizen login providers, comma-separated: dev (non-production only), oidc, guangdong, foreigner.
     # Empty: "dev,foreigner" outside production, "foreigner" in production.

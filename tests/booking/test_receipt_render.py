@@ -1,4 +1,5 @@
-"""The printable receipt (rule T10): HTML and PDF render the booking in Chinese, with its QR code."""
+"""The printable receipt (rule T10): HTML and PDF render the booking in Chinese, with its QR code;
+the PDF is tagged PDF/UA-1 with its fonts embedded (decision 0098)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import copy
 import re
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +110,57 @@ def test_pdf_with_embedded_font(tmp_path: Path) -> None:
     assert b"FontFile2" in pdf  # the font is embedded
     text = pdf_text(pdf, tmp_path)
     assert "I042026120100002" in text and "居民身份证办理" in text
+
+
+def pdf_objects(pdf: bytes) -> bytes:
+    """The file with its Flate streams inflated (the catalog may sit in a compressed object stream):
+    enough to look for dictionary entries without a PDF library."""
+    parts = [pdf]
+    for match in re.finditer(rb"stream\r?\n(.*?)endstream", pdf, re.DOTALL):
+        try:
+            parts.append(zlib.decompressobj().decompress(match.group(1)))
+        except zlib.error:
+            continue
+    return b"\n".join(parts)
+
+
+def test_pdf_is_tagged_pdf_ua(tmp_path: Path) -> None:
+    """Decision 0098: a structure tree, marked content, the document language, the title shown by
+    the viewer, the PDF/UA identifier in the XMP metadata; headings, the table of rows with its row
+    headers, the list of reminders and the QR code as a figure with alternate text."""
+    pdf = render_receipt_pdf(BOOKING, HALL)
+    body = pdf_objects(pdf)
+    assert b"/StructTreeRoot" in body and b"/ParentTree" in body
+    assert re.search(rb"/MarkInfo\s*<<\s*/Marked\s+true", body)
+    assert re.search(rb"/Lang\s*\(zh-CN\)", body)
+    assert re.search(rb"/DisplayDocTitle\s+true", body)
+    assert b"pdfuaid:part" in body and b"<pdfuaid:part>1</pdfuaid:part>" in body.replace(b"'", b'"') or (
+        re.search(rb"pdfuaid:part=.1.", body)
+    )
+    for tag in (b"/H1", b"/H2", b"/Table", b"/TH", b"/TD", b"/L", b"/LI", b"/Figure"):
+        assert re.search(rb"/S\s*" + re.escape(tag) + rb"\b", body), tag
+    alt = "预约号二维码 I042026120100002".encode("utf-16-be").hex().upper().encode()
+    assert b"/Alt" in body and alt in body.upper()
+    if shutil.which("pdfinfo") is not None:
+        path = tmp_path / "receipt.pdf"
+        path.write_bytes(pdf)
+        info = subprocess.run(["pdfinfo", str(path)], check=True, capture_output=True, text=True).stdout
+        assert re.search(r"^Tagged:\s+yes", info, re.MULTILINE)
+        assert "预约回执 I042026120100002" in info and "天河区政务服务中心" in info  # title, author
+
+
+def test_pdf_embeds_every_font(tmp_path: Path) -> None:
+    """Every font is an embedded subset: the CJK face and the monospaced face of the number."""
+    if shutil.which("pdffonts") is None:
+        pytest.skip("pdffonts (poppler-utils) is not installed")
+    path = tmp_path / "receipt.pdf"
+    path.write_bytes(render_receipt_pdf(BOOKING, HALL, font_path=str(CJK_TTF) if CJK_TTF.exists() else None))
+    lines = subprocess.run(["pdffonts", str(path)], check=True, capture_output=True, text=True).stdout
+    fonts = lines.splitlines()[2:]
+    assert fonts
+    for line in fonts:
+        name, columns = line.split()[0], line.split()[-5:]
+        assert columns[0] == "yes" and columns[1] == "yes", line  # emb, sub
+        assert re.match(r"[A-Z]{6}\+", name), line  # a subset
+    if Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf").exists():
+        assert any("DejaVuSansMono" in line for line in fonts)

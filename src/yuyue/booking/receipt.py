@@ -7,8 +7,6 @@ The HTML page has no script (the CSP forbids inline script); the QR code is inli
 
 from __future__ import annotations
 
-import hashlib
-import io
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
@@ -17,22 +15,11 @@ from typing import Any
 import jinja2
 import segno
 from markupsafe import Markup
-from reportlab.graphics.barcode.qr import QrCodeWidget
-from reportlab.graphics.shapes import Drawing
-from reportlab.lib import colors
-from reportlab.lib.pagesizes import A5
-from reportlab.lib.styles import ParagraphStyle
-from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from yuyue.kit.masking import mask_id, mask_name, mask_phone
 
 _CHINA = timezone(timedelta(hours=8))  # no daylight saving in China
 _TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
-_CID_FONT = "STSong-Light"
 # TrueType CJK fonts that Debian/Ubuntu packages install (fonts-wqy-microhei, fonts-wqy-zenhei,
 # fonts-arphic-uming); the first one present is embedded when YUYUE_PDF_FONT is not set.
 SYSTEM_FONTS = (
@@ -43,8 +30,8 @@ SYSTEM_FONTS = (
 
 
 def default_font() -> str | None:
-    """An installed CJK TrueType font to embed, or None (then the PDF names STSong-Light and the
-    reader's viewer supplies the glyphs)."""
+    """An installed CJK TrueType font to embed, or None (then the CJK font that fontconfig finds is
+    embedded; with none installed the CJK glyphs are missing)."""
     return next((path for path in SYSTEM_FONTS if Path(path).is_file()), None)
 
 
@@ -147,19 +134,6 @@ def render_receipt_html(booking: dict[str, Any], hall: dict[str, str]) -> str:
     )
 
 
-def _font(font_path: str | None) -> str:
-    """Registers the font once and returns its name: the given TrueType file (embedded), else the
-    CID font STSong-Light that every PDF reader supplies (not embedded)."""
-    if font_path is None:
-        if _CID_FONT not in pdfmetrics.getRegisteredFontNames():
-            pdfmetrics.registerFont(UnicodeCIDFont(_CID_FONT))
-        return _CID_FONT
-    name = "YuyueCJK-" + hashlib.sha256(font_path.encode()).hexdigest()[:12]
-    if name not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(TTFont(name, font_path))
-    return name
-
-
 # The booking number in a monospaced face whose I, 1 and l differ (serifed I), embedded as a subset.
 MONO_FONTS = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf",
@@ -167,86 +141,36 @@ MONO_FONTS = (
 )
 
 
-def _mono_font(fallback: str) -> str:
-    path = next((p for p in MONO_FONTS if Path(p).is_file()), None)
-    if path is None:
-        return fallback
-    if "YuyueMono" not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(TTFont("YuyueMono", path))
-    return "YuyueMono"
+def _faces(font_path: str | None) -> list[dict[str, str]]:
+    """The @font-face rules: the given CJK font and the monospaced face, as file URLs."""
+    faces = [{"family": "YuyueCJK", "url": Path(font_path).resolve().as_uri()}] if font_path else []
+    if mono := next((p for p in MONO_FONTS if Path(p).is_file()), None):
+        faces.append({"family": "YuyueMono", "url": Path(mono).as_uri()})
+    return faces
 
 
 def render_receipt_pdf(booking: dict[str, Any], hall: dict[str, str], font_path: str | None = None) -> bytes:
+    """The receipt as a tagged PDF/UA-1 file (decision 0098): structure tree, document language zh-CN,
+    the title shown by viewers, every font embedded as a subset. Drawn by WeasyPrint from
+    receipt_pdf.html with the same rows as the HTML receipt; `font_path` is a CJK TrueType font to
+    embed (else fontconfig's CJK font is). Only local files are read (the fonts)."""
+    import weasyprint  # loads pango through cffi: only when a PDF is asked for, not at app start
+
     number = str(booking["number"])
-    font = _font(font_path)
-    mono = _mono_font(font)
-
-    def style(size: float, **extra: Any) -> ParagraphStyle:
-        return ParagraphStyle(
-            f"r{size}", fontName=font, fontSize=size, leading=size * 1.4, wordWrap="CJK", **extra
+    qr_svg = segno.make(number, error="m").svg_inline(omitsize=True, title=f"预约号二维码 {number}")
+    html = (
+        _environment()
+        .get_template("receipt_pdf.html")
+        .render(
+            number=number,
+            author=hall.get("name") or "",
+            status_text=STATUS_TEXT.get(booking["status"], booking["status"]),
+            qr_svg=Markup(qr_svg),  # noqa: S704 - segno's own markup; the number is alphanumeric
+            rows=_rows(booking, hall),
+            reminders=REMINDERS,
+            faces=_faces(font_path),
         )
-
-    def para(text: str, st: ParagraphStyle) -> Paragraph:
-        return Paragraph(str(Markup.escape(text)), st)
-
-    body, small = style(9), style(8)
-    qr_size = 30 * mm
-    qr = Drawing(qr_size, qr_size)
-    qr.add(QrCodeWidget(number, barLevel="M", barWidth=qr_size, barHeight=qr_size))
-    head = Table(
-        [
-            [
-                [
-                    para("预约号", small),
-                    Paragraph(
-                        str(Markup.escape(number)),
-                        ParagraphStyle("number", fontName=mono, fontSize=16, leading=22, charSpace=1.5),
-                    ),
-                    para(f"状态：{STATUS_TEXT.get(booking['status'], booking['status'])}", style(11)),
-                ],
-                qr,
-            ]
-        ],
-        colWidths=[None, qr_size],
-        style=[("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("LEFTPADDING", (0, 0), (-1, -1), 0)],
     )
-    details = Table(
-        [[para(label, body), para(value, body)] for label, value in _rows(booking, hall)],
-        colWidths=[20 * mm, None],
-        style=TableStyle(
-            [
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("TEXTCOLOR", (0, 0), (0, -1), colors.grey),
-                ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.lightgrey),
-                ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                ("TOPPADDING", (0, 0), (-1, -1), 1.5),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
-            ]
-        ),
-    )
-    story = [
-        para("预约回执", style(15, alignment=1, spaceAfter=6)),
-        head,
-        Spacer(0, 3 * mm),
-        details,
-        Spacer(0, 3 * mm),
-        para("温馨提示", style(10, spaceAfter=2)),
-        *(para(f"{i}. {text}", small) for i, text in enumerate(REMINDERS, 1)),
-    ]
-    buffer = io.BytesIO()
-    margin = 12 * mm
-    doc = SimpleDocTemplate(
-        buffer,
-        pagesize=A5,
-        leftMargin=margin,
-        rightMargin=margin,
-        topMargin=margin,
-        bottomMargin=margin,
-        title=f"预约回执 {number}",
-        author=hall.get("name") or "",
-        subject="预约回执",
-        lang="zh-CN",
-        displayDocTitle=True,
-    )
-    doc.build(story)
-    return buffer.getvalue()
+    fetcher = weasyprint.URLFetcher(allowed_protocols=("file",))
+    pdf: bytes = weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf(pdf_variant="pdf/ua-1")
+    return pdf
