@@ -162,3 +162,17 @@ def test_pdf_embeds_every_font(tmp_path: Path) -> None:
         assert re.match(r"[A-Z]{6}\+", name), line  # a subset
     if Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf").exists():
         assert any("+YuyueMono" in line for line in fonts)  # the number's face (receipt.MONO_FONTS)
+
+
+def test_pdf_prints_markup_as_text_and_logs_no_pdf_ua_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Booking fields are text in the PDF, never markup (nothing fetched, decision 0098); WeasyPrint
+    reports what it knows breaks PDF/UA (an image without alt text, no document language) as errors,
+    and there are none."""
+    booking = copy.deepcopy(BOOKING)
+    booking["service_name"] = '<img src="file:///etc/passwd">换证'
+    with caplog.at_level("WARNING", logger="weasyprint"):
+        pdf = render_receipt_pdf(booking, HALL)
+    assert not [r for r in caplog.records if r.name.startswith("weasyprint")], caplog.text
+    assert '<img src="file:///etc/passwd">换证' in pdf_text(pdf, tmp_path)
