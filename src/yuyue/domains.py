@@ -13,6 +13,7 @@ import yuyue.jobs.service
 import yuyue.notify.closures
 import yuyue.notify.handlers
 import yuyue.notify.reminders
+import yuyue.onsite.queue  # the hall display hears of today's closures (`day.changed`)
 import yuyue.penalties.service
 import yuyue.stats.service
 import yuyue.waitlist.service

@@ -213,3 +213,43 @@ def test_a_clerks_morning(browser: Browser, live: str) -> None:
     assert not spoken_errors, spoken_errors
     screen_context.close()
     clerk_context.close()
+
+
+def test_the_display_says_a_same_day_closure_without_a_reload(browser: Browser, live: str) -> None:
+    """Issue 18: a closure set for today (a power cut) shows 今日闭厅 on the open display at once,
+    the same notice a fresh page renders, and goes when the closure is removed; no reload. (Runs
+    after the clerk's morning: the closure cancels what is still booked today.)"""
+    from playwright.sync_api import expect
+
+    token = httpx.post(
+        f"{live}/api/v1/admin/login", json={"username": "admin", "password": "yuyue-admin-2026"}
+    ).json()["token"]
+    admin = {"Authorization": f"Bearer {token}"}
+    context = browser.new_context(viewport=SCREEN, locale="zh-CN")
+    display = context.new_page()
+    errors = _errors(display)
+    display.goto(f"{live}/halls/{HALL}/display")
+    display.wait_for_selector("body[data-live=on]")
+    notice = display.locator(".display-closed")
+    assert notice.count() == 0
+    display.evaluate("window.__notReloaded = true")
+
+    closed = httpx.put(
+        f"{live}/api/v1/admin/units/{HALL}/closures/2026-12-01", json={"note": "停电检修"}, headers=admin
+    )
+    assert closed.status_code == 200, closed.text
+    expect(notice.locator("h2")).to_have_text("今日闭厅", timeout=5_000)
+    expect(notice.locator("p")).to_have_text("停电检修：今天不再取号。已取号的市民请留意叫号。")
+    assert notice.get_attribute("role") == "alert"
+    fresh = context.new_page()
+    fresh.goto(f"{live}/halls/{HALL}/display")
+    assert fresh.locator(".display-closed").inner_text() == notice.inner_text()  # what the page renders
+    fresh.close()
+    check_page(display, "console", "hall-display-closed")
+
+    reopened = httpx.delete(f"{live}/api/v1/admin/units/{HALL}/closures/2026-12-01", headers=admin)
+    assert reopened.status_code == 204, reopened.text
+    expect(notice).to_have_count(0, timeout=5_000)
+    assert display.evaluate("window.__notReloaded") is True
+    assert not errors, errors
+    context.close()

@@ -203,6 +203,21 @@ async def announce_closed(session: AsyncSession, day: date, hall_ids: list[str] 
     return closed.cancelled
 
 
+@dataclass(frozen=True)
+class DayChanged:
+    """What `day.changed` announces: whether `day` works may have changed for the halls `hall_ids`
+    (None: every hall, a national override). Set, changed or removed closures and overrides all
+    announce it (after `day.closed`, when that applies); the hall display stream subscribes and,
+    for today, tells the screens (decision 0072)."""
+
+    day: date
+    hall_ids: list[str] | None
+
+
+async def announce_changed(session: AsyncSession, day: date, hall_ids: list[str] | None) -> None:
+    await emit(session, Event("day.changed", {"changed": DayChanged(day=day, hall_ids=hall_ids)}))
+
+
 # --- orchestrations shared by the API routes and the console pages (issue 10 item 6) ------------
 # Each one authorises (rules G3–G6, `yuyue.auth`), changes and audits (`yuyue.audit`); the caller
 # commits, then clears the caches again.
@@ -252,6 +267,7 @@ async def _set_national_day(
     after_commit(session, clear_caches)  # and again once committed: other requests read it
     # a national change that makes the day non-working cancels its bookings in every hall
     cancelled = 0 if working_day else await announce_closed(session, day, None, note)
+    await announce_changed(session, day, None)
     return before, DayOverride(date=day.isoformat(), working_day=working_day, note=note, cancelled=cancelled)
 
 
@@ -274,6 +290,7 @@ async def set_closure(session: AsyncSession, who: Acting, hall_id: str, day: dat
     cancelled = await announce_closed(session, day, [hall_id], note)
     after = ClosureSet(unit_id=hall_id, date=day.isoformat(), note=note, cancelled=cancelled)
     await audit(session, who, unit.id, unit.path, "closure.set", day.isoformat(), None, asdict(after))
+    await announce_changed(session, day, [hall_id])
     return after
 
 
@@ -286,6 +303,7 @@ async def remove_closure(session: AsyncSession, who: Acting, unit_id: str, day: 
     await session.flush()
     clear_caches()
     after_commit(session, clear_caches)  # and again once committed: other requests read it
+    await announce_changed(session, day, [unit_id])
 
 
 # --- a year's calendar from a file (issue 18, decision 0092) -------------------------------------

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from yuyue.auth.api import AdminDep
 from yuyue.booking.schemas import BookingOut
 from yuyue.booking.views import TicketView
+from yuyue.clock import clock
 from yuyue.db import Db
 from yuyue.errors import DomainError
 from yuyue.kit.http import bearer, client_address, problems, settings_of
@@ -22,7 +23,7 @@ from yuyue.onsite import staff as staff_service
 from yuyue.onsite import stream
 from yuyue.onsite.counters import CounterView, list_counters
 from yuyue.onsite.desk import MovedDocument, book_at_desk, move_foreign_document
-from yuyue.onsite.queue import PublicQueue, public_queue
+from yuyue.onsite.queue import PublicQueue, closure_event, public_queue
 from yuyue.onsite.schemas import (
     CheckinIn,
     CounterOut,
@@ -313,17 +314,20 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     responses={200: {"content": {"text/event-stream": {}}}, **problems(404)},
 )
 async def queue_events(hall_id: HallId, request: Request) -> StreamingResponse:
-    """Public Server-Sent Events: `queue` (a snapshot on connect), `call` (ticket and counter) and
-    `change` (the queue changed), from every app process."""
+    """Public Server-Sent Events: `queue` and `closure` (snapshots on connect), `call` (ticket and
+    counter), `change` (the queue changed) and `closure` (today's closure set or removed), from
+    every app process."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with maker() as session:
         snapshot = await public_queue(session, hall_id)
+        closure = {**await closure_event(session, hall_id, clock.today()), "hall_id": hall_id}
     screen = await stream.broker.subscribe(hall_id, settings_of(request).database_url)
 
     async def events() -> AsyncIterator[str]:
         try:
             yield "retry: 3000\n\n"
             yield _sse("queue", QueueOut.model_validate(snapshot).model_dump(mode="json"))
+            yield _sse("closure", {k: v for k, v in closure.items() if k != "type"})
             while True:
                 try:
                     message = await asyncio.wait_for(screen.get(), timeout=HEARTBEAT_S)

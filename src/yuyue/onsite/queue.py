@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.calendar.service import DayChanged, closed_note
+from yuyue.catalogue.service import HALL_KINDS
 from yuyue.clock import clock
+from yuyue.kit.events import Event, subscribe
 from yuyue.models import Counter, Ticket, Unit
+from yuyue.onsite import stream
 from yuyue.onsite.order import Desk, Waiting, call_order, estimates, people_ahead
 from yuyue.onsite.staff import get_hall
 
@@ -167,3 +172,29 @@ async def public_queue(session: AsyncSession, hall_id: str) -> PublicQueue:
             for t in sorted(serving, key=lambda t: (t.called_at or t.issued_at, t.id))
         ],
     )
+
+
+# --- today's closure on the hall display (issue 18) ------------------------------------------------
+
+
+async def closure_event(session: AsyncSession, hall_id: str, day: date) -> dict[str, Any]:
+    """The display stream's `closure` event: does the hall work `day` (today), and if not, why
+    (`closed_note`: the closure's note, the national override's, or "" for a weekend or holiday)."""
+    note = await closed_note(session, hall_id, day)
+    return {"type": "closure", "date": day.isoformat(), "closed": note is not None, "note": note or ""}
+
+
+@subscribe("day.changed")
+async def _on_day_changed(session: AsyncSession, event: Event) -> None:
+    """A closure set or removed for today (a hall's, or a national override) reaches the hall's
+    screens as soon as it commits (`stream.publish`: pg_notify in this transaction, or after commit
+    on SQLite), so the display says 今日闭厅 at once, or stops saying it."""
+    changed: DayChanged = event.data["changed"]
+    today = clock.today()
+    if changed.day != today:
+        return
+    hall_ids = changed.hall_ids
+    if hall_ids is None:  # a national override: every hall
+        hall_ids = list((await session.execute(select(Unit.id).where(Unit.kind.in_(HALL_KINDS)))).scalars())
+    for hall_id in hall_ids:
+        await stream.publish(session, hall_id, await closure_event(session, hall_id, today))

@@ -1,7 +1,8 @@
 // The hall's big screen (/halls/{hall}/display), live over Server-Sent Events:
 // /api/v1/halls/{hall}/queue/events sends `queue` (a snapshot on connect), `call` (number and
-// counter) and `change`; after a call or change, and on every reconnect, the screen refetches
-// /api/v1/halls/{hall}/queue. A call is written into the aria-live region ("请 A001 号到 3号窗口办理")
+// counter), `change` and `closure` (today's closed state, on connect and whenever a closure for
+// today is set or removed: the 今日闭厅 notice appears or goes at once); after a call or change,
+// and on every reconnect, the screen refetches /api/v1/halls/{hall}/queue. A call is written into the aria-live region ("请 A001 号到 3号窗口办理")
 // and, with ?voice=1, spoken by speechSynthesis. Without JavaScript the page refreshes itself.
 (function () {
   "use strict";
@@ -101,6 +102,27 @@
     }
   }
 
+  function closure(day) {
+    // the same notice the page renders for a closed day (console/templates/hall/display.html)
+    var box = document.querySelector(".display-closed");
+    if (!day.closed) {
+      if (box) box.parentNode.removeChild(box);
+      return;
+    }
+    if (!box) {
+      box = document.createElement("section");
+      box.className = "display-closed";
+      box.setAttribute("role", "alert");
+      box.setAttribute("data-closed", "1");
+      var title = document.createElement("h2");
+      title.textContent = "今日闭厅";
+      box.appendChild(title);
+      box.appendChild(document.createElement("p"));
+      document.body.insertBefore(box, byId("main"));
+    }
+    box.querySelector("p").textContent = (day.note || "今天不是工作日") + "：今天不再取号。已取号的市民请留意叫号。";
+  }
+
   function state(text) {
     var marker = byId("display-state");
     marker.textContent = text;
@@ -127,6 +149,7 @@
       refetch();
     });
     source.addEventListener("change", refetch);
+    source.addEventListener("closure", function (event) { closure(JSON.parse(event.data)); });
     source.addEventListener("error", function () {
       state("连接中断，正在重连…");
       document.body.setAttribute("data-live", "off");
