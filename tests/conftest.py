@@ -11,6 +11,7 @@ server URL if needed (default postgresql://postgres@127.0.0.1:5432/postgres).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import graphlib
 import os
 import secrets
@@ -285,11 +286,11 @@ def _app_for(settings: Settings) -> FastAPI:
     return app
 
 
-@pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[Api]:
-    clear_caches()
-    app = _app_for(settings)
-    await app.state.rate_limits.storage.reset()  # the rate limits count per test
+@contextlib.asynccontextmanager
+async def harness_for(app: Any) -> AsyncIterator[Api]:
+    """An app started (lifespan), the clock at START, the platform admin `root` created and logged
+    in: the harness every API test drives. Shared by the `api` fixture and the tests that build an
+    app of their own (a replica, an answer cache)."""
     async with LifespanManager(app) as manager:
         await clock.store(app.state.engine, START)
         async with app.state.sessionmaker() as session:
@@ -313,6 +314,15 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
             assert response.status_code == 200, response.text
             harness.admin_token = response.json()["token"]
             yield harness
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    clear_caches()
+    app = _app_for(settings)
+    await app.state.rate_limits.storage.reset()  # the rate limits count per test
+    async with harness_for(app) as harness:
+        yield harness
     clear_caches()
 
 

@@ -10,16 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from starlette.middleware import Middleware
 
-from tests.conftest import ADMIN_PASSWORD, START, Api
+from tests.conftest import ADMIN_PASSWORD, START, Api, harness_for
 from tests.ids import resident_id
 from yuyue.admin.accounts import create_admin
 from yuyue.app import create_app
 from yuyue.booking import api as booking_api
 from yuyue.catalogue.service import clear_caches
-from yuyue.clock import clock
 from yuyue.config import Settings
 from yuyue.ops.middleware import AnswerCache
 
@@ -34,28 +32,8 @@ def with_answer_cache(app: Any) -> Any:
 async def start(settings: Settings) -> AsyncIterator[Api]:
     clear_caches()
     app = with_answer_cache(create_app(settings, run_jobs=False))
-    async with LifespanManager(app) as manager:
-        await clock.store(app.state.engine, START)
-        async with app.state.sessionmaker() as session:
-            await create_admin(
-                session,
-                username="root",
-                password=ADMIN_PASSWORD,
-                name="平台管理员",
-                title="平台一级管理员",
-                phone="13800000000",
-                unit_id="platform",
-                level=1,
-            )
-            await session.commit()
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            harness = Api(client, app)
-            login = await client.post(
-                "/api/v1/admin/login", json={"username": "root", "password": ADMIN_PASSWORD}
-            )
-            harness.admin_token = login.json()["token"]
-            yield harness
+    async with harness_for(app) as harness:
+        yield harness
     clear_caches()
 
 

@@ -15,19 +15,15 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from pydantic import ValidationError
 
-from tests.conftest import ADMIN_PASSWORD, START, Api
+from tests.conftest import Api, harness_for
 from tests.ids import resident_id
 from tests.pgcluster import Cluster, missing_binaries
-from yuyue.admin.accounts import create_admin
 from yuyue.app import create_app
 from yuyue.booking.availability import seats_changed
 from yuyue.catalogue.service import clear_caches
-from yuyue.clock import clock
 from yuyue.config import Settings
 from yuyue.migrate import upgrade
 from yuyue.ops.replicas import READS
@@ -69,28 +65,8 @@ async def _api(cluster: Cluster, database: str, max_lag: float) -> AsyncIterator
     )
     clear_caches()
     app = create_app(settings, run_jobs=False)
-    async with LifespanManager(app) as manager:
-        await clock.store(app.state.engine, START)
-        async with app.state.sessionmaker() as session:
-            await create_admin(
-                session,
-                username="root",
-                password=ADMIN_PASSWORD,
-                name="平台管理员",
-                title="平台一级管理员",
-                phone="13800000000",
-                unit_id="platform",
-                level=1,
-            )
-            await session.commit()
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            harness = Api(client, app)
-            response = await client.post(
-                "/api/v1/admin/login", json={"username": "root", "password": ADMIN_PASSWORD}
-            )
-            harness.admin_token = response.json()["token"]
-            yield harness
+    async with harness_for(app) as harness:
+        yield harness
     clear_caches()
 
 
