@@ -27,6 +27,7 @@ TITLES: dict[str, str] = {
     "idempotency_key_reused": "Idempotency key reused with another request",
     "rate_limited": "Too many requests",
     "conflict": "Conflict",
+    "document_phone_differs": "Document held with another phone",
     "method_not_allowed": "Method not allowed",
     "payload_too_large": "Payload too large",
     "unavailable": "Service temporarily unavailable",

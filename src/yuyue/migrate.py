@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 from yuyue.db import prepare_sqlite_folder
+from yuyue.kit import crypto
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -36,6 +37,21 @@ def upgrade(
         config.attributes["yuyue_secret"] = secret
         config.attributes["yuyue_data_keys"] = tuple(data_keys)
     command.upgrade(config, revision)
+
+
+def data_secret(config: Config | None) -> str:
+    """For a revision that rewrites personal data: the platform's secret with its data keys
+    installed (the newest encrypts): those `upgrade` handed over, else the settings'."""
+    attributes = config.attributes if config is not None else {}
+    secret = attributes.get("yuyue_secret")
+    if secret is None:
+        from yuyue.config import get_settings  # only when rows exist and no keys were handed over
+
+        settings = get_settings()
+        crypto.configure(settings.data_key_list)
+        return settings.effective_secret
+    crypto.configure(list(attributes.get("yuyue_data_keys", ())))
+    return str(secret)
 
 
 def revision(database_url: str, message: str) -> None:

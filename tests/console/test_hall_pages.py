@@ -443,3 +443,27 @@ async def test_desk_books_on_site_for_a_citizen_g10(api: Api) -> None:
     )
     assert forged.status_code == 403 and _code(forged) == "csrf_failed"
     assert (await raw(api, "SELECT count(*) FROM bookings"))[0][0] == 1
+
+
+async def test_desk_booking_does_not_move_a_passport_to_another_phone(api: Api) -> None:
+    """A passport held with one phone (rule G8 login) is not re-bound by a desk booking typed with
+    another number: the SMS would go to the new phone behind the holder's back and the old phone's
+    sessions live on. The clerk is told to move the document (issue 19) first; nothing changes."""
+    from tests.identity.conftest import confirmed_phone
+    from tests.identity.test_providers import _foreigner
+
+    setup = await _hall_with_clerk(api)
+    owner = await _foreigner(api, "E12345678", "13700137000", await confirmed_phone(api, "13700137000"))
+    assert owner.status_code == 200, owner.text
+    before = await raw(api, "SELECT phone_enc, phone_masked FROM citizens")
+    options = _slot_options(await api.client.get("/admin/halls/hall-a/desk"))
+    details = {"slot_id": options[1], "name": "John Smith", "id_type": "passport", "id_number": "E12345678"}
+    other = await post(api, "/admin/halls/hall-a/desk/book", {**details, "phone": "13600136000"})
+    assert other.status_code == 409 and _code(other) == "document_phone_differs", other.text[:800]
+    assert "换绑" in other.text and "E12345678" not in other.text and "签到取号" in other.text
+    assert await raw(api, "SELECT phone_enc, phone_masked FROM citizens") == before
+    assert (await raw(api, "SELECT count(*) FROM bookings"))[0][0] == 0
+    # with the phone the passport is held with, the clerk books as for anyone
+    same = await post(api, "/admin/halls/hall-a/desk/book", {**details, "phone": "13700137000"})
+    assert same.status_code == 303, same.text[:800]
+    assert setup["service"]["id"] and (await raw(api, "SELECT count(*) FROM bookings"))[0][0] == 1

@@ -32,6 +32,7 @@ from yuyue.migrate import alembic_config, upgrade
 
 SECRET = "migration-0023-secret-0123456789abcdef"
 ID = "440106199001011235"
+PASSPORT = "E12345678"
 NAME = "王小明"
 PHONE = "13800138000"
 ADMIN_PHONE = "13912345678"
@@ -89,6 +90,18 @@ async def _people_before_0023(url: str) -> None:
             "now": now,
         },
     )
+    await _sql(  # a passport masked the old way, eight of nine characters in clear (0030)
+        url,
+        "INSERT INTO citizens (id_type, id_hash, id_enc, id_masked, name, phone_enc, phone_masked, "
+        "gender, created_at, updated_at) VALUES ('passport', :hash, :enc, 'E123*5678', 'John Smith', "
+        ":phone, '137****7000', NULL, :now, :now)",
+        {
+            "hash": id_lookup_hash(SECRET, "passport", PASSPORT),
+            "enc": crypto.encrypt(SECRET, PASSPORT),
+            "phone": crypto.encrypt(SECRET, "13700137000"),
+            "now": now,
+        },
+    )
     await _sql(
         url,
         "INSERT INTO admins (username, password_hash, name, title, phone, unit_id, level, active, "
@@ -100,12 +113,15 @@ async def _people_before_0023(url: str) -> None:
 async def test_0023_rewrites_existing_rows_and_the_features_still_work(fresh_url: str) -> None:
     config = alembic_config(fresh_url)
     for head in ScriptDirectory.from_config(config).get_heads():
-        if head != "0023":
+        if head != "0030":  # 0030 (short document masks) follows 0023 on its branch
             await asyncio.to_thread(command.upgrade, config, head)  # the schema as it was before 0023
     await _people_before_0023(fresh_url)
 
     await asyncio.to_thread(upgrade, fresh_url, secret=SECRET)  # Alembic runs its own event loop
-    [citizen] = await _sql(fresh_url, "SELECT name_enc, name_masked, id_masked, phone_masked FROM citizens")
+    citizen, foreigner = await _sql(
+        fresh_url, "SELECT name_enc, name_masked, id_masked, phone_masked FROM citizens ORDER BY id"
+    )
+    assert (foreigner.id_masked, foreigner.name_masked) == ("E1*****78", "J*********")  # 0030
     assert crypto.decrypt(SECRET, citizen.name_enc) == NAME and NAME not in citizen.name_enc
     assert (citizen.name_masked, citizen.id_masked) == ("王**", "4401**********1235")
     [admin] = await _sql(fresh_url, "SELECT phone_enc, phone_masked FROM admins")
@@ -145,14 +161,14 @@ async def test_0023_rewrites_existing_rows_and_the_features_still_work(fresh_url
                 )
                 assert me.json()["citizen"]["name"] == NAME
                 [row] = await _sql(fresh_url, "SELECT count(*) FROM citizens")
-                assert row[0] == 1  # the same record, found by its hash
+                assert row[0] == 2  # the same record, found by its hash (and the passport's)
     finally:
         use_settings(Settings(env="test"))
 
     # And back: names, phones and birth dates in clear again.
     config.attributes["yuyue_secret"] = SECRET  # as `migrate.upgrade(secret=...)` hands it over
     await asyncio.to_thread(command.downgrade, config, "0023-1")
-    [back] = await _sql(fresh_url, "SELECT name, birth_date FROM citizens")
+    [back] = await _sql(fresh_url, "SELECT name, birth_date FROM citizens WHERE id_type = 'resident_id'")
     assert back.name == NAME and str(back.birth_date) == "1990-01-01"
     [back_admin] = await _sql(fresh_url, "SELECT phone FROM admins")
     assert back_admin.phone == ADMIN_PHONE

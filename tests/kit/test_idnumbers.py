@@ -254,3 +254,18 @@ def test_m6_mask_id_keeps_four_and_four(case: tuple[str, date, str]) -> None:
 @given(st.from_regex(r"\A1[3-9][0-9]{9}\Z"))
 def test_m6_mask_phone_keeps_three_and_four(phone: str) -> None:
     assert mask_phone(phone) == phone[:3] + "****" + phone[-4:]
+
+
+@pytest.mark.parametrize(
+    ("number", "masked"),
+    [
+        ("E12345678", "E1*****78"),  # a passport: two and two, five hidden
+        ("H1234567", "H1****67"),
+        ("440106900101123", "440*********123"),  # the old 15-digit resident ID
+        ("ABC", "***"),
+    ],
+)
+def test_m6_short_document_numbers_show_at_most_half(number: str, masked: str) -> None:
+    assert mask_id(number) == masked
+    shown = sum(1 for a, b in zip(number, masked, strict=True) if a == b)
+    assert shown * 2 <= len(number)

@@ -421,7 +421,7 @@ async def foreigner_login(
     if not rowcount(await session.execute(used.on_conflict_do_nothing(index_elements=["state_hash"]))):
         raise Unprocessable(_NOT_CONFIRMED, code="invalid_code")
     try:  # from here on the token is used up, whatever the answer: a refusal keeps that write
-        if await _held_with_another_phone(session, secret, who):
+        if await held_with_another_phone(session, secret, who):
             raise Unprocessable(_NOT_CONFIRMED, code="invalid_code")
         await _bind_document(session, settings, who)
         return await login(session, settings, who, "foreigner")
@@ -430,7 +430,7 @@ async def foreigner_login(
         raise
 
 
-async def _held_with_another_phone(session: AsyncSession, secret: str, who: Identity) -> bool:
+async def held_with_another_phone(session: AsyncSession, secret: str, who: Identity) -> bool:
     """A passport number cannot be checked online, only the phone: a record already held under
     that document with another phone is not handed to whoever types its number (they would see
     that person's bookings). The holder logs in with their own phone, or changes it at a hall."""

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 
 def mask_id(number: str) -> str:
-    if len(number) <= 8:
-        return number[:1] + "*" * max(len(number) - 2, 1) + number[-1:]
-    return number[:4] + "*" * (len(number) - 8) + number[-4:]
+    """4401**********123X: at most four characters at each end, and never more than half shown.
+
+    A resident ID (18) keeps four and four; a passport of nine keeps two and two (E1*****78), so
+    a short document number is not almost whole in the answer (M6).
+    """
+    keep = min(4, len(number) // 4)
+    if keep == 0:
+        return "*" * len(number)
+    return number[:keep] + "*" * (len(number) - 2 * keep) + number[-keep:]
 
 
 def mask_phone(phone: str) -> str:

@@ -17,8 +17,14 @@ from yuyue.booking import commands, rules, views
 from yuyue.catalogue.service import SlotSpec, day_slots, hall_services
 from yuyue.clock import clock
 from yuyue.config import Settings
-from yuyue.errors import DomainError, NotFound
-from yuyue.identity.service import move_document, upsert_citizen, verify_identity
+from yuyue.errors import Conflict, DomainError, NotFound
+from yuyue.identity.service import (
+    FOREIGN_ID_TYPES,
+    held_with_another_phone,
+    move_document,
+    upsert_citizen,
+    verify_identity,
+)
 from yuyue.kit.masking import mask_id, mask_name
 from yuyue.models import Booking, Slot
 from yuyue.onsite.staff import STAFF, Actor, hall_for, staff_only
@@ -103,6 +109,13 @@ async def book_at_desk(
     if ctx.info.hall_id != hall.id:
         raise NotFound(f"slot {slot_id!r} not found at this hall")
     who = verify_identity(name, id_type, id_number, phone)
+    if who.id_type in FOREIGN_ID_TYPES and await held_with_another_phone(session, secret, who):
+        # the phone of a passport or permit changes only by the document move (issue 19), which
+        # also ends the record's sessions; a booking would otherwise move the SMS silently
+        raise Conflict(
+            "this document is held with another phone number; move it to the new phone first",
+            code="document_phone_differs",
+        )
     citizen_id = await upsert_citizen(session, secret, who)
     request = rules.BookRequest(
         slot_id=slot_id, channel="onsite", quantity=quantity, business_types=business_types

@@ -59,6 +59,7 @@ DESK_ERRORS = {
     "daily_limit",
     "booking_cap",
     "quantity_exceeds_max",
+    "document_phone_differs",
 }
 DONE_TEXT = {
     "called": "已叫号。",

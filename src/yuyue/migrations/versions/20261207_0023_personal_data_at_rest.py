@@ -21,6 +21,7 @@ from alembic import op
 
 from yuyue.kit import crypto
 from yuyue.kit.masking import mask_name, mask_phone
+from yuyue.migrate import data_secret
 
 revision: str = "0023"
 down_revision: str | None = "0001"  # its own branch: needs citizens and admins (0001) only
@@ -31,18 +32,7 @@ BATCH = 500
 
 
 def _secret() -> str:
-    """The platform's secret, with its data keys installed (the newest encrypts)."""
-    config = op.get_context().config
-    attributes = config.attributes if config is not None else {}
-    secret = attributes.get("yuyue_secret")
-    if secret is None:
-        from yuyue.config import get_settings  # only when rows exist and no keys were handed over
-
-        settings = get_settings()
-        crypto.configure(settings.data_key_list)
-        return settings.effective_secret
-    crypto.configure(list(attributes.get("yuyue_data_keys", ())))
-    return str(secret)
+    return data_secret(op.get_context().config)
 
 
 def _rewrite(table: str, source: str, change: Callable[[str, Any], dict[str, Any]]) -> None:
