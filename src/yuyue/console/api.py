@@ -8,7 +8,7 @@ lockout after repeated failures for admins) and keeps the token in an HttpOnly c
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
@@ -26,7 +26,8 @@ from yuyue.kit.http import client_address, settings_of
 from yuyue.onsite.counters import list_counters
 from yuyue.onsite.staff import get_hall, staff_login
 from yuyue.web import service as web
-from yuyue.web.api import PageRoute
+from yuyue.web.api import PageRoute, csrf_seed, secret_of
+from yuyue.web.api import set_cookie as page_cookie
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 WEB_TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
@@ -43,33 +44,15 @@ env.globals.update(
 env.globals["ds"] = env.get_template("ds.html").module  # the design system's macros (ds.css)
 
 
-def secret_of(request: Request) -> str:
-    return settings_of(request).effective_secret
-
-
-def _csrf_seed(request: Request) -> str:
-    seed = getattr(request.state, "csrf_seed", None) or request.cookies.get(web.CSRF_COOKIE)
-    if not seed or len(seed) > 64:
-        seed = web.new_csrf_seed()
-    request.state.csrf_seed = seed
-    return str(seed)
-
-
 def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int | None) -> None:
-    response.set_cookie(
-        name,
-        value,
-        max_age=max_age,
-        httponly=True,
-        samesite="strict" if name == console.COOKIE else "lax",
-        secure=settings_of(request).production,
-        path="/",
-    )
+    """The console's own session cookie is `SameSite=Strict`; the CSRF seed's is the portal's."""
+    samesite: Literal["lax", "strict"] = "strict" if name == console.COOKIE else "lax"
+    page_cookie(response, request, name, value, max_age, samesite=samesite)
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A console page: the layout knows who is logged in (`viewer`, set by `viewer()`/`admin()`)."""
-    seed = _csrf_seed(request)
+    seed = csrf_seed(request)
     page = env.get_template(template).render(
         csrf=web.csrf_token(secret_of(request), seed),
         here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),

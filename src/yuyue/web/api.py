@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import segno
 from cryptography.fernet import InvalidToken
@@ -97,11 +97,12 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 # --- rendering ----------------------------------------------------------------------------------
 
 
-def _secret(request: Request) -> str:
+def secret_of(request: Request) -> str:
     return settings_of(request).effective_secret
 
 
-def _csrf_seed(request: Request) -> str:
+def csrf_seed(request: Request) -> str:
+    """The CSRF seed of this browser (its cookie), or a new one kept for the answer to set."""
     seed = getattr(request.state, "csrf_seed", None) or request.cookies.get(web.CSRF_COOKIE)
     if not seed or len(seed) > 64:
         seed = web.new_csrf_seed()
@@ -109,13 +110,22 @@ def _csrf_seed(request: Request) -> str:
     return str(seed)
 
 
-def _cookie(response: Response, request: Request, name: str, value: str, max_age: int | None) -> None:
+def set_cookie(
+    response: Response,
+    request: Request,
+    name: str,
+    value: str,
+    max_age: int | None,
+    *,
+    samesite: Literal["lax", "strict"] = "lax",
+) -> None:
+    """A page cookie: HTTP only, secure in production, for the whole site (portal and console)."""
     response.set_cookie(
         name,
         value,
         max_age=max_age,
         httponly=True,
-        samesite="lax",
+        samesite=samesite,
         secure=settings_of(request).production,
         path="/",
     )
@@ -124,7 +134,7 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
 async def citizen_check_of(request: Request, db: AsyncSession) -> identity.SessionCheck | None:
     """The session cookie's citizen and login, if its session is still open (identity.service)."""
     try:
-        return await identity.citizen_session(db, _secret(request), request.cookies.get(web.SESSION_COOKIE))
+        return await identity.citizen_session(db, secret_of(request), request.cookies.get(web.SESSION_COOKIE))
     except Unauthenticated:
         return None
 
@@ -161,13 +171,13 @@ def referer_path(request: Request) -> str | None:
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    seed = _csrf_seed(request)
+    seed = csrf_seed(request)
     elder = request.cookies.get(web.ELDER_COOKIE) == "1"
     page = env.get_template(template).render(
         elder=elder,
         elder_hint=request.cookies.get(ELDER_HINT_COOKIE) == "1" and web.ELDER_COOKIE not in request.cookies,
-        logged_in=web.citizen_of(_secret(request), request.cookies.get(web.SESSION_COOKIE)) is not None,
-        csrf=web.csrf_token(_secret(request), seed),
+        logged_in=web.citizen_of(secret_of(request), request.cookies.get(web.SESSION_COOKIE)) is not None,
+        csrf=web.csrf_token(secret_of(request), seed),
         here=page_here(request),
         production=settings_of(request).production,
         **context,
@@ -175,7 +185,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     response = HTMLResponse(page, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     if request.cookies.get(web.CSRF_COOKIE) != seed:
-        _cookie(response, request, web.CSRF_COOKIE, seed, None)
+        set_cookie(response, request, web.CSRF_COOKIE, seed, None)
     return response
 
 
@@ -210,7 +220,7 @@ def login_redirect(request: Request) -> RedirectResponse:
 async def checked_form(request: Request) -> dict[str, list[str]]:
     """The posted form, after the CSRF check; nothing runs when the check fails."""
     form = web.parse_form(await request.body())
-    if not web.csrf_ok(_secret(request), request.cookies.get(web.CSRF_COOKIE), web.field(form, "csrf")):
+    if not web.csrf_ok(secret_of(request), request.cookies.get(web.CSRF_COOKIE), web.field(form, "csrf")):
         raise DomainError("csrf token missing or wrong", code="csrf_failed", status=403)
     return form
 
@@ -265,7 +275,7 @@ async def halls(
         item=item,
     )
     if agree == "1":
-        _cookie(response, request, "yuyue_notice", "1", None)
+        set_cookie(response, request, "yuyue_notice", "1", None)
     return response
 
 
@@ -601,7 +611,7 @@ async def provincial_start(
     start = await identity.start_login(settings, provider)
     response = RedirectResponse(start.authorize_url, status_code=303)
     value = f"{provider}|{_state_hash(start.state)}|{web.safe_next(next, '/bookings')}"
-    _cookie(response, request, LOGIN_COOKIE, value, settings.login_state_ttl_s)
+    set_cookie(response, request, LOGIN_COOKIE, value, settings.login_state_ttl_s)
     return response
 
 
@@ -624,12 +634,12 @@ async def provincial_callback(
         raise Unauthenticated("the login did not start in this browser", code="login_failed")
     result = await identity.finish_login(db, settings, provider, code, state)
     response = redirect(web.safe_next(target, "/bookings"))
-    _cookie(response, request, web.SESSION_COOKIE, result.token, settings.token_ttl_s)
+    set_cookie(response, request, web.SESSION_COOKIE, result.token, settings.token_ttl_s)
     response.delete_cookie(LOGIN_COOKIE, path="/")
     await account_elder_mode(response, request, db, result.citizen_id)
     if result.id_token:
         hint = crypto.encrypt(settings.effective_secret, result.id_token)
-        _cookie(response, request, ID_TOKEN_COOKIE, hint, settings.token_ttl_s)
+        set_cookie(response, request, ID_TOKEN_COOKIE, hint, settings.token_ttl_s)
     return response
 
 
@@ -683,11 +693,11 @@ async def login(request: Request, db: Db) -> Response:
         )
     result = await identity.login(db, settings, who, "dev")
     response = redirect(target)
-    _cookie(response, request, web.SESSION_COOKIE, result.token, settings.token_ttl_s)
+    set_cookie(response, request, web.SESSION_COOKIE, result.token, settings.token_ttl_s)
     chosen = await account_elder_mode(response, request, db, result.citizen_id)
     age = web.age_on(who.id_type, who.id_number, clock.today())
     if not chosen and age is not None and age >= 60 and web.ELDER_COOKIE not in request.cookies:
-        _cookie(response, request, ELDER_HINT_COOKIE, "1", None)  # suggest elder mode (issue 20)
+        set_cookie(response, request, ELDER_HINT_COOKIE, "1", None)  # suggest elder mode (issue 20)
     return response
 
 
@@ -699,9 +709,9 @@ async def logout(request: Request, db: Db) -> Response:
     await checked_form(request)
     settings = settings_of(request)
     token = request.cookies.get(web.SESSION_COOKIE)
-    if web.citizen_of(_secret(request), token) is not None:
+    if web.citizen_of(secret_of(request), token) is not None:
         try:
-            await identity.logout(db, _secret(request), token)
+            await identity.logout(db, secret_of(request), token)
         except Unauthenticated:
             pass
     target = "/"
@@ -722,7 +732,7 @@ ELDER_TTL_S = int(timedelta(days=365).total_seconds())
 
 
 def remember_elder(response: Response, request: Request, on: bool) -> None:
-    _cookie(response, request, web.ELDER_COOKIE, "1" if on else "0", ELDER_TTL_S)
+    set_cookie(response, request, web.ELDER_COOKIE, "1" if on else "0", ELDER_TTL_S)
     response.delete_cookie(ELDER_HINT_COOKIE, path="/")
 
 

@@ -83,6 +83,10 @@ class Message:
 
 # Every API error code (docs/api.md and errors.TITLES) in plain Chinese with a next step.
 MESSAGES: dict[str, Message] = {
+    "document_phone_differs": Message(
+        "这本证件已经绑定了另一个手机号。",
+        "请带上证件和新手机到任一政务服务大厅，由工作人员核对后办理证件换绑手机号。",
+    ),
     "slot_full": Message(
         "这个时段已经约满了。",
         "请换一个还有余号的时段或日期；如果这一天都约满了，可以加入预约排队，有人取消时按先后顺序分配给您。",

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from yuyue.calendar.service import closed_note
 from yuyue.catalogue.service import HALL_KINDS
 from yuyue.clock import clock
-from yuyue.console.api import ConsoleRoute, admin, checked_form, redirect, render, secret_of, viewer
+from yuyue.console.api import ConsoleRoute, admin, checked_form, redirect, render, viewer
 from yuyue.console.hall import service as views
 from yuyue.console.manage import service as manage
 from yuyue.console.service import Viewer
@@ -33,6 +33,7 @@ from yuyue.onsite.queue import public_queue, waiting_line
 from yuyue.onsite.staff import create_kiosk, get_hall, hall_for, revoke_kiosk
 from yuyue.onsite.tickets import check_in, issue_ticket, ticket_slip
 from yuyue.web import service as web
+from yuyue.web.api import secret_of
 
 router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 HallId = Annotated[str, Path(min_length=1, max_length=64)]

@@ -30,7 +30,7 @@ from yuyue.calendar import files
 from yuyue.calendar import service as calendar
 from yuyue.catalogue import service as catalogue
 from yuyue.catalogue.schemas import ServiceIn, ServicePatch, SynonymIn, UnitIn, UnitPatch
-from yuyue.console.api import ConsoleRoute, admin, checked_form, redirect, render, secret_of
+from yuyue.console.api import ConsoleRoute, admin, checked_form, redirect, render
 from yuyue.console.manage import service as manage
 from yuyue.console.manage.service import number, optional, text
 from yuyue.db import Db
@@ -39,6 +39,7 @@ from yuyue.penalties import service as penalties
 from yuyue.penalties.schemas import BanIn, LiftIn, LookupIn
 from yuyue.policy import service as policy
 from yuyue.waitlist import service as waitlist
+from yuyue.web.api import secret_of
 
 router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]

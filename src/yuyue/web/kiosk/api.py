@@ -26,7 +26,7 @@ from yuyue.onsite.queue import public_queue
 from yuyue.onsite.staff import KIOSK_TTL_S, Actor, actor_from_token, get_hall
 from yuyue.onsite.tickets import check_in, issue_ticket
 from yuyue.web import service as web
-from yuyue.web.api import PageRoute, _cookie, _secret, checked_form, redirect, render
+from yuyue.web.api import PageRoute, checked_form, redirect, render, secret_of, set_cookie
 
 COOKIE = "yuyue_kiosk"
 IDLE_S = 60  # back to the start page after a minute without a touch
@@ -49,7 +49,7 @@ router = APIRouter(include_in_schema=False, route_class=KioskRoute)
 
 
 async def kiosk_of(request: Request, db: AsyncSession) -> Actor:
-    actor = await actor_from_token(db, _secret(request), request.cookies.get(COOKIE))
+    actor = await actor_from_token(db, secret_of(request), request.cookies.get(COOKIE))
     if actor.kind != "kiosk" or actor.hall_id is None:
         raise Unauthenticated("this machine is not set up as a kiosk")
     return actor
@@ -72,11 +72,11 @@ async def home(request: Request, db: Db) -> Response:
 async def setup(request: Request, db: Db) -> Response:
     form = await checked_form(request)
     token = web.field(form, "token", 2000)
-    actor = await actor_from_token(db, _secret(request), token)
+    actor = await actor_from_token(db, secret_of(request), token)
     if actor.kind != "kiosk":
         raise Unauthenticated("this is not a kiosk token")
     response = redirect("/kiosk")
-    _cookie(response, request, COOKIE, token, KIOSK_TTL_S)
+    set_cookie(response, request, COOKIE, token, KIOSK_TTL_S)
     return response
 
 
@@ -100,7 +100,7 @@ async def submit(request: Request, step: str, db: Db) -> Response:
     id_number = web.field(form, "id_number", 40)
     if not id_number:
         raise ValidationFailed("id_number is required")
-    secret = _secret(request)
+    secret = secret_of(request)
     before_open_min = settings_of(request).tickets_before_open_min
     if step == "checkin":  # rules T3, M7
         _, tickets = await check_in(db, secret, actor, actor.hall_id, id_type, id_number)
