@@ -229,10 +229,15 @@ async def get_read_db(request: Request, primary: Db) -> AsyncIterator[AsyncSessi
         yield primary
         return
     READS.labels(target="replica").inc()
+    name = session.info[REPLICA_KEY]
     try:
         yield session
     finally:
-        await session.close()
+        try:
+            await session.close()  # its rollback runs on the replica's connection
+        except UNREACHABLE as exc:  # the replica went away after the read: the answer stands
+            if replicas is not None:
+                replicas.failed(name, type(exc).__name__)
 
 
 ReadDb = Annotated[AsyncSession, Depends(get_read_db, scope="function")]
