@@ -221,8 +221,11 @@ async def _ready_until(api: Api, state: str) -> dict[str, object]:
 
 
 async def _up_gauge(api: Api) -> float:
+    """This app's replica's `yuyue_replica_up` (earlier tests' replicas have their own labels)."""
+    name = api.app.state.replicas.replicas[0].name
     text = (await api.client.get("/metrics")).text
-    return float(next(x for x in text.splitlines() if x.startswith("yuyue_replica_up{")).split()[-1])
+    line = next(x for x in text.splitlines() if x.startswith(f'yuyue_replica_up{{replica="{name}"}}'))
+    return float(line.split()[-1])
 
 
 async def test_readyz_reports_each_replica_fresh_lagging_or_down_and_stays_ready(
