@@ -35,9 +35,11 @@ test: lint typecheck
 smoke:
 	$(PYTHON) scripts/smoke.py
 
-# nginx + two `yuyue serve` + a worker on a throwaway PostgreSQL database, booked through (deploy/).
+# nginx + two `yuyue serve` + a worker on a throwaway PostgreSQL database, booked through (deploy/);
+# then three app hosts in network namespaces over a primary + replica: a rush, a host killed, SSE.
 deploy-check: install
 	$(BIN)/python deploy/check.py
+	$(BIN)/python deploy/hosts_check.py
 
 fmt: install
 	$(BIN)/ruff format src tests bench scripts deploy

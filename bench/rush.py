@@ -172,6 +172,24 @@ def pg_limit(url: str, clients: int, duration: float, hall: dict[str, Any], serv
     return float(match.group(1)) if match else 0.0
 
 
+def booking_requests(
+    tokens: list[str],
+    services: list[dict[str, Any]],
+    slots: dict[int, list[str]],
+    attempts: int,
+    rng: random.Random,
+) -> list[tuple[str, dict[str, Any]]]:
+    """(citizen token, booking body) of each attempt: citizen k % C tries services c, c+1, … in
+    turn, so never the same item twice (rule T5), on a random slot of the service."""
+    citizens = len(tokens)
+    chosen = []
+    for k in range(attempts):
+        service = services[(k % citizens + k // citizens) % len(services)]
+        body = {"slot_id": rng.choice(slots[service["id"]]), "channel": "web"}
+        chosen.append((tokens[k % citizens], body))
+    return chosen
+
+
 async def integrity(url: str, numbers: set[str]) -> dict[str, int]:
     oversold = await sql_rows(
         url,
@@ -242,16 +260,16 @@ def main() -> None:
                 sse = sse_reaches_every_host(server, hall["id"], change)
                 print(f"hall display events reached hosts: {sse}")
             tokens = login_citizens(server.base, citizens)
-            requests = []
-            for k in range(attempts):
-                # citizen k % C tries services c, c+1, … : never the same item twice (rule T5)
-                service = services[(k % citizens + k // citizens) % len(services)]
-                slot = rng.choice(slots[service["id"]])
-                body = {"slot_id": slot, "channel": "web"}
-                headers = {"Idempotency-Key": f"rush-{k}"} if args.idempotency else None
-                requests.append(
-                    http_request("POST", "/api/v1/appointments", tokens[k % citizens], body, headers)
+            requests = [
+                http_request(
+                    "POST",
+                    "/api/v1/appointments",
+                    token,
+                    body,
+                    {"Idempotency-Key": f"rush-{k}"} if args.idempotency else None,
                 )
+                for k, (token, body) in enumerate(booking_requests(tokens, services, slots, attempts, rng))
+            ]
             analyze(url)
             print(
                 f"set-up {time.monotonic() - started:.1f}s: {len(services)} services x 7 slots "

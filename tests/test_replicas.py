@@ -206,6 +206,67 @@ async def test_a_replica_stopped_mid_run_fails_no_request(api: Api, cluster: Clu
     assert await _remaining(api, service_id, slot_id) == 1
 
 
+async def _ready_until(api: Api, state: str) -> dict[str, object]:
+    """/readyz, asked until it reports the replica in `state` (the probe runs every 0.05 s here);
+    every answer on the way must be 200: a replica's state never makes the process unready."""
+    answers = []
+    for _ in range(200):
+        response = await api.client.get("/readyz")
+        assert response.status_code == 200, response.text
+        answers.append(response.json())
+        if answers[-1]["replicas"][0]["state"] == state:
+            return dict(answers[-1])
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"/readyz never reported the replica {state}: {answers[-3:]}")
+
+
+async def _up_gauge(api: Api) -> float:
+    """This app's replica's `yuyue_replica_up` (earlier tests' replicas have their own labels)."""
+    name = api.app.state.replicas.replicas[0].name
+    text = (await api.client.get("/metrics")).text
+    line = next(x for x in text.splitlines() if x.startswith(f'yuyue_replica_up{{replica="{name}"}}'))
+    return float(line.split()[-1])
+
+
+async def test_readyz_reports_each_replica_fresh_lagging_or_down_and_stays_ready(
+    api: Api, cluster: Cluster
+) -> None:
+    """/readyz (docs/api.md): ready while the primary answers; each replica's state alongside,
+    by its position in YUYUE_DATABASE_REPLICA_URLS (no address: the answer is public)."""
+    service_id, slot_id = await _service(api, cluster)
+    fresh = await _ready_until(api, "fresh")
+    assert fresh["status"] == "ok" and set(fresh) == {"status", "replicas"}
+    [replica] = fresh["replicas"]  # type: ignore[misc]
+    assert replica["replica"] == 1 and 0 <= replica["lag_s"] <= 0.5, replica
+    assert await _up_gauge(api) == 1.0
+
+    await cluster.replica_sql("SELECT pg_wal_replay_pause()")
+    try:
+        booked = await api.book(await api.login(resident_id(1)), slot_id)  # a write it does not replay
+        assert booked.status_code == 201, booked.text
+        lagging = await _ready_until(api, "lagging")
+        [replica] = lagging["replicas"]  # type: ignore[misc]
+        assert lagging["status"] == "ok" and replica["lag_s"] > 0.5, lagging
+        # skipped, not fatal: the reads go on, on the primary, and see the booking
+        assert await _remaining(api, service_id, slot_id, recompute=True) == 0
+    finally:
+        await cluster.replica_sql("SELECT pg_wal_replay_resume()")
+    await cluster.caught_up()
+    await _ready_until(api, "fresh")
+
+    await asyncio.to_thread(cluster.stop_replica)
+    try:
+        down = await _ready_until(api, "down")
+        assert down == {"status": "ok", "replicas": [{"replica": 1, "state": "down", "lag_s": None}]}
+        assert await _up_gauge(api) == 0.0
+        assert await _remaining(api, service_id, slot_id, recompute=True) == 0
+    finally:
+        await asyncio.to_thread(cluster.start_replica)
+    await cluster.caught_up()
+    await _ready_until(api, "fresh")
+    assert await _up_gauge(api) == 1.0
+
+
 def test_replicas_need_a_postgresql_primary() -> None:
     with pytest.raises(ValidationError, match="REPLICA_URLS"):
         Settings(env="test", database_url="sqlite:///x.db", database_replica_urls="postgresql://h/db")

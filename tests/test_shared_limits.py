@@ -4,11 +4,13 @@ Redis is down (issue 22, decisions 0064 and 0091).
 Two real `yuyue serve` processes on one database, their limits in a throwaway `redis-server` started
 for this test (so it can be stopped mid-run without touching the machine's Redis, which other
 processes use). Client addresses come from X-Forwarded-For (the servers trust 127.0.0.1, the default).
+Then apps of two deployments on one Redis: their key prefixes (decision 0101) keep them apart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -21,8 +23,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
 from tests.pgcluster import free_port
+from yuyue.app import create_app
+from yuyue.config import Settings
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 LIMIT = 10  # requests a minute per address, for this test
@@ -174,3 +179,61 @@ async def test_limits_are_shared_by_two_serve_processes_and_defined_while_redis_
     assert [await _gauge(url) for url in servers] == [1.0, 1.0]
     login = await _login(servers[0], _address())
     assert login.status_code == 401, login.text  # wrong password: the login door works again
+
+
+async def _hits(app: object, address: str, count: int) -> list[int]:
+    """`count` requests from one client address to an in-process app; their statuses."""
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers={"X-Forwarded-For": address}
+    ) as client:
+        return [(await client.get("/api/v1/units")).status_code for _ in range(count)]
+
+
+async def test_deployments_on_one_redis_share_limits_only_within_their_prefix(
+    redis: Redis, sqlite_template: Path, tmp_path: Path
+) -> None:
+    database = tmp_path / "yuyue.sqlite3"
+    shutil.copy(sqlite_template, database)
+    tag = secrets.token_hex(3)
+    first, second = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+
+    def app(prefix: str = "", secret: str = first) -> object:
+        settings = Settings(
+            env="test",
+            database_url=f"sqlite:///{database}",
+            log_level="WARNING",
+            redis_url=f"redis://127.0.0.1:{redis.port}/0",
+            redis_prefix=prefix,
+            secret_key=secret,
+            rate_limit_address=f"{LIMIT}/minute",
+        )
+        return create_app(settings, run_jobs=False)
+
+    # An explicit YUYUE_REDIS_PREFIX: the hosts of one deployment share it, another deployment's differs.
+    one, same, other = app(f"city-{tag}"), app(f"city-{tag}"), app(f"town-{tag}")
+    # The default, derived from the secret key: the same secret shares, another one does not.
+    derived, derived_same, derived_other = app(), app(), app(secret=second)
+    apps = (one, same, other, derived, derived_same, derived_other)
+    async with contextlib.AsyncExitStack() as started:
+        for each in apps:
+            await started.enter_async_context(LifespanManager(each))  # type: ignore[arg-type]
+        for pair, stranger in (((one, same), other), ((derived, derived_same), derived_other)):
+            address = _address()
+            statuses = await _hits(pair[0], address, 6) + await _hits(pair[1], address, 6)
+            assert statuses.count(200) == LIMIT and statuses.count(429) == 2, statuses  # shared
+            assert await _hits(stranger, address, LIMIT) == [200] * LIMIT  # its own counters
+
+    listed = subprocess.run(
+        ["redis-cli", "-p", str(redis.port), "--scan"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    prefixes = {key.split(":", 1)[0] for key in listed}
+    derived_prefixes = {Settings(env="test", secret_key=s).redis_key_prefix for s in (first, second)}
+    assert prefixes == {f"city-{tag}", f"town-{tag}", *derived_prefixes}, listed  # every key prefixed
+    assert all(p.startswith("yuyue-") and first not in p for p in derived_prefixes)
+
+
+@pytest.mark.parametrize("prefix", ["has space", "a" * 65, "new\nline", "ключ"])
+def test_a_redis_prefix_of_other_characters_is_refused(prefix: str) -> None:
+    with pytest.raises(ValueError, match="YUYUE_REDIS_PREFIX"):
+        Settings(env="test", redis_prefix=prefix)

@@ -5,6 +5,8 @@ Settings refuse unsafe defaults in production: no default secret key, no dev log
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from datetime import datetime
 from functools import lru_cache
@@ -28,6 +30,9 @@ ORIGIN = re.compile(
 # "standard" is argon2-cffi's default (RFC 9106 low-memory profile), the only one production accepts;
 # "minimal" is the cheapest argon2 allows, so that a test suite which makes and checks a password in
 # every test spends no time on it. A hash records its own parameters: either verifies under the other.
+# A Redis key prefix: short, no spaces or control characters (it starts every key the app writes).
+REDIS_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
 ARGON2_PROFILES: dict[str, tuple[int, int, int]] = {"standard": (3, 65536, 4), "minimal": (1, 8, 1)}
 
 
@@ -100,6 +105,10 @@ class Settings(BaseSettings):
     login_redirect_uri: str = ""  # where the providers send the citizen back (our callback page)
     # Rate limits ("N/second|minute|hour", the `limits` library notation); storage in Redis when set.
     redis_url: str = ""
+    # Starts every Redis key (decision 0101): "" derives `yuyue-<12 hex>` from YUYUE_SECRET_KEY, which
+    # every host of one deployment shares and two deployments do not, so two deployments on one
+    # Redis keep their counters apart. Set it to keep the keys across a change of the secret key.
+    redis_prefix: str = ""
     rate_limit_address: str = "600/minute"
     rate_limit_citizen: str = "30/minute"  # booking-changing requests per citizen (API and pages)
     rate_limit_login: str = "30/minute"  # login and SMS-code requests per address (API and pages)
@@ -149,6 +158,15 @@ class Settings(BaseSettings):
     @property
     def replica_url_list(self) -> list[str]:
         return [u.strip() for u in self.database_replica_urls.split(",") if u.strip()]
+
+    @property
+    def redis_key_prefix(self) -> str:
+        """YUYUE_REDIS_PREFIX, or `yuyue-` and 12 hex digits of an HMAC of the secret key (the secret
+        cannot be read back from it)."""
+        if self.redis_prefix:
+            return self.redis_prefix
+        digest = hmac.new(self.effective_secret.encode(), b"redis-key-prefix", hashlib.sha256).hexdigest()
+        return f"yuyue-{digest[:12]}"
 
     @property
     def data_key_list(self) -> list[str]:
@@ -206,6 +224,8 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "YUYUE_DATABASE_REPLICA_URLS: replicas need a PostgreSQL primary and postgresql:// URLs"
                 )
+        if self.redis_prefix and not REDIS_PREFIX.match(self.redis_prefix):
+            raise ValueError("YUYUE_REDIS_PREFIX: 1 to 64 of the characters A-Z a-z 0-9 _ . : -")
         for origin in self.frame_ancestor_list:
             if not ORIGIN.match(origin) or (self.production and not origin.startswith("https://")):
                 raise ValueError(f"YUYUE_FRAME_ANCESTORS: {origin!r} is not an https://host[:port] origin")

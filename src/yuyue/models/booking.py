@@ -29,7 +29,10 @@ class Slot(Base):
     capacity: Mapped[int] = mapped_column(Integer)
     booked: Mapped[int] = mapped_column(Integer, default=0)
 
-    __table_args__ = (Index("ix_slots_service_day", "service_id", "day"),)
+    __table_args__ = (
+        Index("ix_slots_service_day", "service_id", "day"),
+        Index("ix_slots_day", "day"),  # every service's slots of some days (the watch, decision 0101)
+    )
 
 
 class SeatReturn(Base):

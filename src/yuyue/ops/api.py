@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import asdict
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -13,6 +14,7 @@ from yuyue.config import Settings
 from yuyue.errors import NotFound
 from yuyue.kit.http import bearer
 from yuyue.ops.metrics import render
+from yuyue.ops.replicas import Replicas
 
 router = APIRouter(tags=["operations"])
 
@@ -25,13 +27,18 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers."""
+    """The primary database answers. With replicas (decision 0090) the answer also says each one's
+    state — fresh, lagging (with its lag) or down — from the probes; a replica that is lagging or
+    down is skipped by the reads, so it never makes the process unready."""
     try:
         async with request.app.state.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:  # any failure means not ready
         return JSONResponse({"status": "unavailable"}, status_code=503)
-    return JSONResponse({"status": "ok"})
+    replicas: Replicas | None = getattr(request.app.state, "replicas", None)
+    if not replicas:
+        return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok", "replicas": [asdict(state) for state in replicas.states()]})
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

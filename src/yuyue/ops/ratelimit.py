@@ -3,8 +3,10 @@ with the `limits` library. Over the limit: `429 rate_limited` with `Retry-After`
 
 Storage (decision 0064): Redis when YUYUE_REDIS_URL is set, so every `serve` worker shares the
 counters and the hot path never writes to the database; in memory otherwise (one process, or
-counts per process). Windows run on real time (docs/api.md "Test clock"). `YUYUE_RATE_LIMITS=off`
-(non-production only; config.py refuses it in production) turns every limit off.
+counts per process). Every key starts with the deployment's YUYUE_REDIS_PREFIX (decision 0101:
+derived from the secret key unless set), so deployments sharing one Redis never share counters.
+Windows run on real time (docs/api.md "Test clock"). `YUYUE_RATE_LIMITS=off` (non-production only;
+config.py refuses it in production) turns every limit off.
 
 Every door, API and pages alike (static files, health probes, metrics and the test-only routes aside):
 
@@ -95,7 +97,7 @@ class RateLimits:
             storage = RedisStorage(
                 uri,
                 implementation="redispy",
-                key_prefix="yuyue",
+                key_prefix=settings.redis_key_prefix,  # one deployment's keys (decision 0101)
                 wrap_exceptions=True,  # StorageError, whatever the driver raises
                 socket_connect_timeout=0.25,  # a lost Redis costs a request at most this once a second
                 socket_timeout=0.25,

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import Depends, Request
 from prometheus_client import Counter, Gauge
@@ -39,6 +39,12 @@ T = TypeVar("T")
 
 READS = Counter("yuyue_read_sessions_total", "Sessions of lag-tolerant reads by target", ["target"])
 LAG = Gauge("yuyue_replica_lag_seconds", "Measured lag of each replica", ["replica"], multiprocess_mode="max")
+UP = Gauge(
+    "yuyue_replica_up",
+    "1 while the replica answers its probe as a replica",
+    ["replica"],
+    multiprocess_mode="min",
+)
 
 PRIMARY_LSN = text("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
 REPLAY_LSN = text("SELECT pg_last_wal_replay_lsn() - '0/0'::pg_lsn")
@@ -58,6 +64,17 @@ class Replica:
 
     def lag(self, now: float) -> float:
         return float("inf") if self.fresh_at is None or self.down else now - self.fresh_at
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """One replica as `/readyz` reports it: `replica` is its position in YUYUE_DATABASE_REPLICA_URLS
+    (1-based; no address, the answer is public); `lag_s` is None when down or unknown (never probed,
+    or further behind than the primary positions kept)."""
+
+    replica: int
+    state: Literal["fresh", "lagging", "down"]
+    lag_s: float | None
 
 
 class Replicas:
@@ -116,12 +133,28 @@ class Replicas:
             log.info("replica_usable" if usable else "replica_behind", replica=replica.name)
         replica.usable = usable
         LAG.labels(replica=replica.name).set(min(replica.lag(time.monotonic()), HISTORY_S))
+        UP.labels(replica=replica.name).set(1)
 
     def _mark_down(self, replica: Replica, reason: str) -> None:
         if not replica.down:
             log.warning("replica_down", replica=replica.name, reason=reason)
         replica.down, replica.usable, replica.fresh_at = True, False, None
         LAG.labels(replica=replica.name).set(HISTORY_S)
+        UP.labels(replica=replica.name).set(0)
+
+    def states(self) -> list[ReplicaState]:
+        """Each replica's state now, from the probes (no query): fresh (in use), lagging (skipped
+        while its lag exceeds the bound) or down (skipped until a probe reaches it)."""
+        now = time.monotonic()
+        found = []
+        for position, replica in enumerate(self.replicas, start=1):
+            lag = replica.lag(now)
+            if replica.down:
+                found.append(ReplicaState(position, "down", None))
+            else:
+                known = round(lag, 3) if lag <= HISTORY_S else None
+                found.append(ReplicaState(position, "fresh" if lag <= self.max_lag else "lagging", known))
+        return found
 
     async def loop(self) -> None:
         """Probe for ever (the app's lifespan runs it); a failing primary just skips a round."""
@@ -196,10 +229,15 @@ async def get_read_db(request: Request, primary: Db) -> AsyncIterator[AsyncSessi
         yield primary
         return
     READS.labels(target="replica").inc()
+    name = session.info[REPLICA_KEY]
     try:
         yield session
     finally:
-        await session.close()
+        try:
+            await session.close()  # its rollback runs on the replica's connection
+        except UNREACHABLE as exc:  # the replica went away after the read: the answer stands
+            if replicas is not None:
+                replicas.failed(name, type(exc).__name__)
 
 
 ReadDb = Annotated[AsyncSession, Depends(get_read_db, scope="function")]
