@@ -53,8 +53,8 @@ CHECKS = (
 def load_live(url: str) -> float:
     started = time.perf_counter()
     statements = [
-        "INSERT INTO citizens (id_type, id_hash, id_enc, id_masked, name, phone_enc, phone_masked, "
-        "created_at, updated_at) SELECT 'resident_id', 'x' || n, 'x', 'x', 'x', 'x', 'x', now(), now() "
+        "INSERT INTO citizens (id_type, id_hash, id_enc, id_masked, name_enc, name_masked, phone_enc, phone_masked, "
+        "created_at, updated_at) SELECT 'resident_id', 'x' || n, 'x', 'x', 'x', 'x', 'x', 'x', now(), now() "
         "FROM generate_series(1, 1000) n",
     ]
     for day in DAYS:

@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import xlsxwriter
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Date, DateTime, Integer, and_, case, func, or_, select, type_coerce, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.alerts import raise_alert
@@ -38,7 +38,8 @@ from yuyue.catalogue.service import (
     service_info,
     service_infos,
 )
-from yuyue.clock import at, clock
+from yuyue.clock import as_local, at, clock
+from yuyue.db import on_postgres
 from yuyue.errors import ValidationFailed
 from yuyue.jobs.service import Job, daily, register
 from yuyue.models import (
@@ -54,12 +55,13 @@ from yuyue.models import (
     Unit,
     WaitlistEntry,
 )
+from yuyue.models.base import LocalDateTime
 from yuyue.models.bureau import BureauBooking, BureauSlot
 from yuyue.models.identity import ApiClient
 from yuyue.penalties.service import citizen_ref
 from yuyue.policy.presets import Knobs
 from yuyue.policy.service import cancel_deadline, day_opens_at, effective_policy, onsite_hold
-from yuyue.stats.service import figures_grouped
+from yuyue.stats.service import figures_grouped, json_rows
 from yuyue.watch import rules
 from yuyue.watch.rules import Finding
 
@@ -184,33 +186,6 @@ async def _sold_out_fast(ctx: Context) -> list[Raised]:
     wanted = {day for days in released.values() for _, day in days}
     if not wanted:
         return out
-    # Only what happened within the line after the release can make a day "sold out fast": read the
-    # bookings made by each day's latest release + line (a day sold out later gives no finding).
-    bound: dict[date, datetime] = {}
-    for hall_id, days in released.items():
-        line = timedelta(minutes=(await ctx.knobs_of(hall_id)).watch_sold_out_minutes)
-        for opens, day in days:
-            bound[day] = max(bound.get(day, opens + line), opens + line)
-    events: dict[tuple[int, date], list[tuple[datetime, int]]] = defaultdict(list)
-    rows = await session.execute(
-        select(
-            Booking.service_id,
-            Booking.slot_day,
-            Booking.created_at,
-            Booking.updated_at,
-            Booking.status,
-            Booking.quantity,
-        ).where(
-            or_(
-                *(and_(Booking.slot_day == day, Booking.created_at <= until) for day, until in bound.items())
-            ),
-            Booking.channel != "onsite",
-        )
-    )
-    for sid, day, created, updated, status, quantity in rows.all():
-        events[(int(sid), day)].append((created, int(quantity)))
-        if status == "cancelled":
-            events[(int(sid), day)].append((updated, -int(quantity)))
     stored: dict[tuple[int, date], dict[datetime, int]] = defaultdict(dict)
     slots = await session.execute(
         select(Slot.id, Slot.service_id, Slot.day, Slot.capacity).where(Slot.day.in_(sorted(wanted)))
@@ -219,29 +194,40 @@ async def _sold_out_fast(ctx: Context) -> list[Raised]:
         parsed = parse_slot_id(str(slot_id))
         if parsed is not None:
             stored[(int(sid), day)][parsed[1]] = int(capacity)
-    infos = await service_infos(session, sorted({sid for sid, _ in events}))  # one batch, not one each
+    infos = await service_infos(session, sorted(services))  # one batch, not one each
+    # The off-site seats of each released day of each service, and the moment its release opened:
+    # the sell-out moments are then found in SQL (`_sold_out_moments`), not by reading the bookings.
+    days_in_full: dict[str, list[tuple[datetime, date]]] = {}
+    asked: list[tuple[int, date, int, datetime, datetime]] = []
     for hall_id, sids in by_hall.items():
         knobs = await ctx.knobs_of(hall_id)
         days = released[hall_id]
         if len(days) < knobs.watch_sold_out_days:
             continue
+        days_in_full[hall_id] = days
+        line = timedelta(minutes=knobs.watch_sold_out_minutes)
         for sid in sids:
-            if not all(events.get((sid, day)) for _, day in days[-knobs.watch_sold_out_days :]):
-                continue  # a released day without a booking in time was not sold out fast
             info = infos[sid]
-            minutes = []
             for opens, day in days:
                 seats = 0
                 for spec in day_slots(info, day):
                     capacity = stored[(sid, day)].get(spec.start, spec.capacity)
                     seats += capacity - onsite_hold(knobs, capacity)
-                taken = [(max(m, opens), n) for m, n in events.get((sid, day), [])]
-                minutes.append(rules.sold_out_minutes(opens, taken, seats))
+                if seats > 0:  # no seat: never sold out (`rules.sold_out_minutes`)
+                    asked.append((sid, day, seats, opens, opens + line))
+    sold = await _sold_out_moments(session, asked)
+    for hall_id, days in days_in_full.items():
+        knobs = await ctx.knobs_of(hall_id)
+        for sid in by_hall[hall_id]:
+            minutes: list[float | None] = []
+            for opens, day in days:
+                moment = sold.get((sid, day))
+                minutes.append(None if moment is None else max(0.0, (moment - opens).total_seconds() / 60))
             finding = rules.sold_out_fast(minutes, knobs.watch_sold_out_minutes, knobs.watch_sold_out_days)
             if finding is None:
                 continue
             last_day = days[-1][1]
-            capacity = info.capacity_on(last_day)
+            capacity = infos[sid].capacity_on(last_day)
             out.append(
                 Raised(
                     "sold_out_fast",
@@ -256,6 +242,90 @@ async def _sold_out_fast(ctx: Context) -> list[Raised]:
                 )
             )
     return out
+
+
+def _stored_moment(moment: datetime) -> str:
+    """A moment as `LocalDateTime` stores it (naive local time; SQLite compares the text)."""
+    return as_local(moment).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+async def _sold_out_moments(
+    session: AsyncSession, asked: list[tuple[int, date, int, datetime, datetime]]
+) -> dict[tuple[int, date], datetime]:
+    """For each (service, day, off-site seats, release moment, line) asked, the first moment the
+    off-site seats held reached the seats, when that was by the line; computed in SQL, the same as
+    `rules.sold_out_minutes`: each off-site booking made by the line holds its quantity from the
+    moment it was made, a cancelled one frees it at its last change, a moment before the release
+    counts as the release, and at one moment the seats freed count before the seats taken."""
+    if not asked:
+        return {}
+    wanted = json_rows(
+        session,
+        "wanted",
+        [
+            {
+                "service_id": sid,
+                "day": day.isoformat(),
+                "seats": seats,
+                "opens": _stored_moment(opens),
+                "until": _stored_moment(until),
+            }
+            for sid, day, seats, opens, until in asked
+        ],
+        {"service_id": Integer, "day": Date, "seats": Integer, "opens": DateTime, "until": DateTime},
+    )
+    greatest = func.greatest if on_postgres(session) else func.max  # SQLite's 2-argument max is scalar
+    made = and_(
+        Booking.service_id == wanted.c.service_id,
+        Booking.slot_day == wanted.c.day,
+        Booking.created_at <= wanted.c.until,
+        Booking.channel != "onsite",
+    )
+    days = sorted({day for _, day, _, _, _ in asked})  # lets the planner narrow the bookings read first
+    taken = (
+        select(
+            Booking.service_id,
+            Booking.slot_day,
+            wanted.c.seats,
+            greatest(Booking.created_at, wanted.c.opens).label("moment"),
+            Booking.quantity.label("change"),
+        )
+        .join(wanted, made)
+        .where(Booking.slot_day.in_(days))
+    )
+    freed = (
+        select(
+            Booking.service_id,
+            Booking.slot_day,
+            wanted.c.seats,
+            greatest(Booking.updated_at, wanted.c.opens).label("moment"),
+            (-Booking.quantity).label("change"),
+        )
+        .join(wanted, made)
+        .where(Booking.slot_day.in_(days), Booking.status == "cancelled")
+    )
+    events = union_all(taken, freed).subquery("events")
+    held = (
+        select(
+            events.c.service_id,
+            events.c.slot_day,
+            events.c.seats,
+            events.c.moment,
+            func.sum(events.c.change)
+            .over(
+                partition_by=(events.c.service_id, events.c.slot_day),
+                order_by=(events.c.moment, events.c.change),
+                rows=(None, 0),
+            )
+            .label("held"),
+        )
+    ).subquery("held")
+    rows = await session.execute(
+        select(held.c.service_id, held.c.slot_day, type_coerce(func.min(held.c.moment), LocalDateTime))
+        .where(held.c.held >= held.c.seats)
+        .group_by(held.c.service_id, held.c.slot_day)
+    )
+    return {(int(sid), day): moment for sid, day, moment in rows.all()}
 
 
 async def _rolled_days(session: AsyncSession, first: date, last: date) -> set[date]:
