@@ -677,6 +677,24 @@ async def hoarding(
     return [{k: f[k] for k in ("id", "citizen_id", "citizen", "pattern", "evidence", "score")} for f in found]
 
 
+DOORS_WITHOUT_SESSION = ("staff", "kiosk", "waitlist")  # `Caller.session_ref`: nobody's session
+
+
+def burst_via(booking: Booking) -> str | None:
+    """What a burst of bookings is made through (`Booking.session_ref`, migration 0028): the
+    citizen's own login session (`s:<tag>`), or a partner (`p:<client id>`, whichever session it
+    used); None for bookings made by hall staff, a kiosk or the waiting list. A booking made before
+    the session was recorded, or with a citizen token that names none, counts by its channel."""
+    ref = booking.session_ref
+    if ref in DOORS_WITHOUT_SESSION:
+        return None
+    if ref is None:
+        return f"channel:{booking.channel}"
+    if ref.startswith("p:"):
+        return ":".join(ref.split(":")[:2])
+    return ref
+
+
 def _brief(booking: Booking) -> dict[str, Any]:
     return {
         "number": booking.number,
@@ -723,11 +741,13 @@ async def _patterns(
     missed = [(b, _area(path)) for b, path, _ in bookings if b.status == "no_show"]
     if len({area for _, area in missed}) >= knobs.hoarding_no_show_areas_min:
         out.append(("no_show_districts", [{**_brief(b), "district": area} for b, area in missed]))
-    # many bookings within seconds through one channel
-    by_channel: dict[str, list[Booking]] = defaultdict(list)
+    # many bookings within seconds through one session or one partner
+    by_session: dict[str, list[Booking]] = defaultdict(list)
     for booking, _, _ in bookings:
-        by_channel[booking.channel].append(booking)
-    for _channel, made in sorted(by_channel.items()):
+        via = burst_via(booking)
+        if via is not None:
+            by_session[via].append(booking)
+    for via, made in sorted(by_session.items()):
         made.sort(key=lambda b: b.created_at)
         best: list[Booking] = []
         start = 0
@@ -737,7 +757,7 @@ async def _patterns(
             if end - start + 1 > len(best):
                 best = made[start : end + 1]
         if len(best) >= knobs.hoarding_burst_min:
-            out.append(("burst", [_brief(b) for b in best]))
+            out.append(("burst", [{**_brief(b), "via": via} for b in best]))
     return out
 
 

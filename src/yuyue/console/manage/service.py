@@ -805,6 +805,7 @@ PATTERN_TEXT = {
     "no_show_districts": "在多个区爽约",
     "burst": "短时间内集中预约",
 }
+VIA_TEXT = {"s:": "同一登录会话", "p:": "同一合作方"}  # a burst's `via` (watch.service.burst_via)
 SUSPECT_DAYS_BACK = 29  # slot dates: the last 30 days …
 SUSPECT_DAYS_AHEAD = 14  # … and the next 14 (bookings made for the coming days count too)
 BAN_SUGGESTED_DAYS = 90  # the until-date the ban form offers (the admin may change it)
@@ -870,4 +871,6 @@ def _evidence_line(item: dict[str, Any], units: dict[str, Unit], services: dict[
     elif "district" in item:
         area = units.get(str(item["district"]))
         line["note"] = f"所在区：{area.name if area else '未知'}"
+    elif "via" in item:  # a burst: through one login session, one partner, or (before 0028) one channel
+        line["note"] = VIA_TEXT.get(str(item["via"])[:2], "同一渠道")
     return line
