@@ -21,7 +21,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import xlsxwriter
 from sqlalchemy import Date, DateTime, Integer, and_, case, func, or_, select, type_coerce, union_all
@@ -627,21 +627,38 @@ async def hoarding(
         raise ValidationFailed("'to' is before 'from'")
     if (last - first).days >= MAX_RANGE:
         raise ValidationFailed(f"a range covers at most {MAX_RANGE} days")
+    in_range = (
+        Unit.path.startswith(unit.path, autoescape=True),
+        Booking.slot_day >= first,
+        Booking.slot_day <= last,
+    )
+    # Only a citizen with that many bookings in range (or that many no-shows) can fit a pattern:
+    # the others are left in the database, and the rest read as plain rows, not entities.
+    fewest = min(knobs.hoarding_late_cancel_min, knobs.hoarding_many_halls_min, knobs.hoarding_burst_min)
+    candidates = (
+        select(Booking.citizen_id)
+        .join(Unit, Unit.id == Booking.hall_id)
+        .where(*in_range)
+        .group_by(Booking.citizen_id)
+        .having(
+            or_(
+                func.count() >= fewest,
+                func.sum(case((Booking.status == "no_show", 1), else_=0)) >= knobs.hoarding_no_show_areas_min,
+            )
+        )
+    )
     rows = (
         await session.execute(
-            select(Booking, Unit.path, Service.item_code)
+            select(*BOOKING_COLUMNS, Unit.path, Service.item_code)
             .join(Unit, Unit.id == Booking.hall_id)
             .join(Service, Service.id == Booking.service_id)
-            .where(
-                Unit.path.startswith(unit.path, autoescape=True),
-                Booking.slot_day >= first,
-                Booking.slot_day <= last,
-            )
+            .where(*in_range, Booking.citizen_id.in_(candidates))
             .order_by(Booking.citizen_id, Booking.created_at)
         )
     ).all()
-    per_citizen: dict[int, list[tuple[Booking, str, str]]] = defaultdict(list)
-    for booking, path, item_code in rows:
+    per_citizen: dict[int, list[tuple[Made, str, str]]] = defaultdict(list)
+    for *columns, path, item_code in rows:
+        booking = Made(*columns)
         per_citizen[booking.citizen_id].append(
             (booking, str(path), item_code or f"service:{booking.service_id}")
         )
@@ -677,10 +694,43 @@ async def hoarding(
     return [{k: f[k] for k in ("id", "citizen_id", "citizen", "pattern", "evidence", "score")} for f in found]
 
 
+BOOKING_COLUMNS = (
+    Booking.number,
+    Booking.citizen_id,
+    Booking.service_id,
+    Booking.hall_id,
+    Booking.slot_day,
+    Booking.slot_start,
+    Booking.slot_end,
+    Booking.channel,
+    Booking.status,
+    Booking.session_ref,
+    Booking.created_at,
+    Booking.updated_at,
+)
+
+
+class Made(NamedTuple):
+    """What the hoarding patterns read of a booking (`BOOKING_COLUMNS`, in that order)."""
+
+    number: str
+    citizen_id: int
+    service_id: int
+    hall_id: str
+    slot_day: date
+    slot_start: datetime
+    slot_end: datetime
+    channel: str
+    status: str
+    session_ref: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
 DOORS_WITHOUT_SESSION = ("staff", "kiosk", "waitlist")  # `Caller.session_ref`: nobody's session
 
 
-def burst_via(booking: Booking) -> str | None:
+def burst_via(booking: Made) -> str | None:
     """What a burst of bookings is made through (`Booking.session_ref`, migration 0028): the
     citizen's own login session (`s:<tag>`), or a partner (`p:<client id>`, whichever session it
     used); None for bookings made by hall staff, a kiosk or the waiting list. A booking made before
@@ -695,7 +745,7 @@ def burst_via(booking: Booking) -> str | None:
     return ref
 
 
-def _brief(booking: Booking) -> dict[str, Any]:
+def _brief(booking: Made) -> dict[str, Any]:
     return {
         "number": booking.number,
         "hall_id": booking.hall_id,
@@ -708,7 +758,7 @@ def _brief(booking: Booking) -> dict[str, Any]:
 
 
 async def _patterns(
-    ctx: Context, knobs: Knobs, bookings: list[tuple[Booking, str, str]]
+    ctx: Context, knobs: Knobs, bookings: list[tuple[Made, str, str]]
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     window = timedelta(minutes=knobs.hoarding_late_cancel_window_min)
     burst = timedelta(seconds=knobs.hoarding_burst_seconds)
@@ -718,8 +768,10 @@ async def _patterns(
     for booking, _, _ in bookings:
         if booking.status != "cancelled":
             continue
-        knobs, calendar = await ctx.knobs_of(booking.hall_id), await ctx.calendar_of(booking.hall_id)
-        deadline = cancel_deadline(knobs, calendar, booking.slot_day, booking.slot_start, booking.slot_end)
+        # the hall's deadline (its own knobs); the lines stay those of the unit examined
+        hall_knobs, calendar = await ctx.knobs_of(booking.hall_id), await ctx.calendar_of(booking.hall_id)
+        slot = (booking.slot_day, booking.slot_start, booking.slot_end)
+        deadline = cancel_deadline(hall_knobs, calendar, *slot)
         if deadline - window <= booking.updated_at <= deadline:
             late.append(
                 {
@@ -731,7 +783,7 @@ async def _patterns(
     if len(late) >= knobs.hoarding_late_cancel_min:
         out.append(("late_cancel", late))
     # one item booked at many halls
-    halls: dict[str, dict[str, Booking]] = defaultdict(dict)
+    halls: dict[str, dict[str, Made]] = defaultdict(dict)
     for booking, _, item in bookings:
         halls[item].setdefault(booking.hall_id, booking)
     for item, at_halls in sorted(halls.items()):
@@ -742,14 +794,14 @@ async def _patterns(
     if len({area for _, area in missed}) >= knobs.hoarding_no_show_areas_min:
         out.append(("no_show_districts", [{**_brief(b), "district": area} for b, area in missed]))
     # many bookings within seconds through one session or one partner
-    by_session: dict[str, list[Booking]] = defaultdict(list)
+    by_session: dict[str, list[Made]] = defaultdict(list)
     for booking, _, _ in bookings:
         via = burst_via(booking)
         if via is not None:
             by_session[via].append(booking)
     for via, made in sorted(by_session.items()):
         made.sort(key=lambda b: b.created_at)
-        best: list[Booking] = []
+        best: list[Made] = []
         start = 0
         for end in range(len(made)):
             while made[end].created_at - made[start].created_at > burst:
