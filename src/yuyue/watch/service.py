@@ -39,14 +39,16 @@ from yuyue.catalogue.service import (
     service_infos,
 )
 from yuyue.clock import as_local, at, clock
-from yuyue.db import on_postgres
+from yuyue.db import dialect_insert, on_postgres
 from yuyue.errors import ValidationFailed
 from yuyue.jobs.service import Job, daily, register
 from yuyue.models import (
+    Admin,
     Alert,
     Booking,
     CapacityRequest,
     Citizen,
+    HoardingRanking,
     Service,
     Slot,
     StatsDay,
@@ -620,13 +622,23 @@ async def hoarding(
     lines are the `hoarding_*` knobs of the unit's effective policy. Nothing is banned here."""
     unit = await get_unit(session, unit_id or who.unit_id)
     authorise(who, "view", unit.path)
-    knobs = (await effective_policy(session, unit.id)).knobs
     last = last or clock.today()
     first = first or last - timedelta(days=30)
     if last < first:
         raise ValidationFailed("'to' is before 'from'")
     if (last - first).days >= MAX_RANGE:
         raise ValidationFailed(f"a range covers at most {MAX_RANGE} days")
+    return with_refs(secret, await rank_hoarding(session, unit, first, last))
+
+
+def with_refs(secret: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of `rank_hoarding` with `id` first, the opaque citizen id of the ban endpoints."""
+    return [{"id": citizen_ref(secret, int(row["citizen_id"])), **row} for row in rows]
+
+
+async def rank_hoarding(session: AsyncSession, unit: Unit, first: date, last: date) -> list[dict[str, Any]]:
+    """`hoarding` for the unit's subtree without its checks and without the opaque ids."""
+    knobs = (await effective_policy(session, unit.id)).knobs
     in_range = (
         Unit.path.startswith(unit.path, autoescape=True),
         Booking.slot_day >= first,
@@ -668,7 +680,6 @@ async def hoarding(
         for pattern, evidence in await _patterns(ctx, knobs, bookings):
             found.append(
                 {
-                    "id": citizen_ref(secret, citizen_id),
                     "citizen_id": citizen_id,
                     "pattern": pattern,
                     "evidence": evidence,
@@ -691,7 +702,53 @@ async def hoarding(
             "phone": citizen.phone_masked,
         }
     found.sort(key=lambda f: (-f["score"], f["citizen_id"], f["pattern"]))
-    return [{k: f[k] for k in ("id", "citizen_id", "citizen", "pattern", "evidence", "score")} for f in found]
+    return [{k: f[k] for k in ("citizen_id", "citizen", "pattern", "evidence", "score")} for f in found]
+
+
+# --- the 限制预约 page's ranking, stored nightly (issue 23) -------------------------------------------
+
+PAGE_DAYS_BACK = 29  # the page looks at slot dates of the last 30 days …
+PAGE_DAYS_AHEAD = 14  # … and the next 14 (hoarding is done on days to come)
+
+
+def page_range(today: date) -> tuple[date, date]:
+    return today - timedelta(days=PAGE_DAYS_BACK), today + timedelta(days=PAGE_DAYS_AHEAD)
+
+
+async def store_rankings(session: AsyncSession, now: datetime, unit_ids: list[str] | None = None) -> int:
+    """The job `hoarding_rankings` (nightly, 03:45): the 限制预约 page's ranking of each unit that
+    has an active admin (or of `unit_ids`), over the page's slot dates, stored for the page to read.
+    Returns how many units were ranked."""
+    first, last = page_range(now.date())
+    ids = select(Admin.unit_id).where(Admin.active.is_(True)) if unit_ids is None else unit_ids
+    units = (await session.execute(select(Unit).where(Unit.id.in_(ids)).order_by(Unit.id))).scalars()
+    ranked = 0
+    for unit in list(units):
+        rows = await rank_hoarding(session, unit, first, last)
+        values = {"first": first, "last": last, "computed_at": now, "rows": rows}
+        statement = dialect_insert(session, HoardingRanking).values(unit_id=unit.id, **values)
+        await session.execute(statement.on_conflict_do_update(index_elements=["unit_id"], set_=values))
+        ranked += 1
+    return ranked
+
+
+async def stored_ranking(
+    session: AsyncSession, secret: str, unit_id: str, today: date
+) -> tuple[list[dict[str, Any]], datetime] | None:
+    """The unit's ranking as stored today for the page's slot dates, with the opaque ids, and when
+    it was computed; None when there is none of today (the page then ranks at once)."""
+    first, last = page_range(today)
+    stored = await session.get(HoardingRanking, unit_id)
+    if stored is None or stored.first != first or stored.last != last:
+        return None
+    return with_refs(secret, list(stored.rows)), stored.computed_at
+
+
+async def _rankings_job(session: AsyncSession, due: datetime) -> None:
+    await store_rankings(session, due)
+
+
+register(Job("hoarding_rankings", daily("03:45"), _rankings_job))
 
 
 BOOKING_COLUMNS = (

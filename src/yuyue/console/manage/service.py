@@ -806,8 +806,6 @@ PATTERN_TEXT = {
     "burst": "短时间内集中预约",
 }
 VIA_TEXT = {"s:": "同一登录会话", "p:": "同一合作方"}  # a burst's `via` (watch.service.burst_via)
-SUSPECT_DAYS_BACK = 29  # slot dates: the last 30 days …
-SUSPECT_DAYS_AHEAD = 14  # … and the next 14 (bookings made for the coming days count too)
 BAN_SUGGESTED_DAYS = 90  # the until-date the ban form offers (the admin may change it)
 
 
@@ -816,8 +814,13 @@ async def hoarding_suspects(session: AsyncSession, secret: str, who: Acting) -> 
     `hoarding_*` knobs of the admin's unit), one entry per citizen, strongest first, the evidence in
     words (hall and item names, Chinese dates): nothing here bans; the page offers the ban form."""
     today = clock.today()
-    first, last = today - timedelta(days=SUSPECT_DAYS_BACK), today + timedelta(days=SUSPECT_DAYS_AHEAD)
-    rows = await watch.hoarding(session, secret, who, None, first, last)
+    first, last = watch.page_range(today)
+    # the ranking the nightly job stored for the admin's unit (issue 23: ranking a city's bookings
+    # takes seconds); none of today yet (a new admin's unit, before 03:45): ranked now
+    stored = await watch.stored_ranking(session, secret, who.unit_id, today)
+    rows, ranked_at = stored if stored is not None else ([], None)
+    if stored is None:
+        rows = await watch.hoarding(session, secret, who, None, first, last)
     hall_ids: set[str] = set()
     service_ids: set[int] = set()
     for row in rows:
@@ -847,6 +850,7 @@ async def hoarding_suspects(session: AsyncSession, secret: str, who: Acting) -> 
         "suspects": ordered,
         "suspect_first": first,
         "suspect_last": last,
+        "suspects_ranked_at": web.cn_datetime(ranked_at) if ranked_at else None,
         "ban_until": (today + timedelta(days=BAN_SUGGESTED_DAYS)).isoformat(),
     }
 
