@@ -154,13 +154,14 @@ async def time_penalties_page(url: str) -> dict[str, Any]:
 
     async def visits(key: str) -> None:
         for name, who in admins.items():
-            runs, found = [], 0
-            for _ in range(3):
+            runs: list[float] = []
+            found = 0
+            while len(runs) < 3 and sum(runs) < 10:  # one visit only when it takes that long
                 async with maker() as session:
                     started = time.perf_counter()
                     found = len((await manage.hoarding_suspects(session, "bench-secret", who))["suspects"])
                     runs.append(time.perf_counter() - started)
-            out[f"{name}_{key}"] = {"suspects": found, "best_s": round(min(runs), 3)}
+            out[f"{name}_{key}"] = {"suspects": found, "best_s": round(min(runs), 3), "visits": len(runs)}
 
     try:
         await visits("ranked_on_visit")
