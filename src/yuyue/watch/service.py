@@ -822,9 +822,10 @@ async def _patterns(
     out: list[tuple[str, list[dict[str, Any]]]] = []
     # book, then cancel just before the deadline, again and again
     late = []
-    for booking, _, _ in bookings:
-        if booking.status != "cancelled":
-            continue
+    cancelled = [booking for booking, _, _ in bookings if booking.status == "cancelled"]
+    if len(cancelled) < knobs.hoarding_late_cancel_min:
+        cancelled = []  # too few to fit, whatever their deadlines: none worked out
+    for booking in cancelled:
         # the hall's deadline (its own knobs); the lines stay those of the unit examined
         hall_knobs, calendar = await ctx.knobs_of(booking.hall_id), await ctx.calendar_of(booking.hall_id)
         slot = (booking.slot_day, booking.slot_start, booking.slot_end)
