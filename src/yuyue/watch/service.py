@@ -6,12 +6,13 @@
   `admin.alerts.raise_alert`, once per service (or hall, channel, bureau system) until an admin
   resolves it (the kinds are RECURRING there: a resolved alert may come back).
 - `hoarding` ranks citizens whose bookings in a subtree fit a hoarding pattern, with the evidence
-  (rule G15, last clause: an admin may then ban; nothing here bans).
+  (rule G15, last clause: an admin may then ban; nothing here bans); the job `hoarding_rankings`
+  (03:45) stores the ranking of each admin's unit for the console's 限制预约 page (decision 0102).
 - `quality_report` gives the month's figures per child unit (rule G18, Art. 22).
 
 Figures come from the nightly rollup (`stats_daily` summed per day and hall or service, decision
-0089) for finished days; the sell-out times and the waiting list's length from `bookings` and
-`waitlist_entries`; bureau silence from the bureau tables.
+0089) for finished days; the sell-out times from `bookings`, in SQL (decision 0102); the waiting
+list's length from `waitlist_entries`; bureau silence from the bureau tables.
 """
 
 from __future__ import annotations
