@@ -111,8 +111,9 @@ async def time_queries(url: str) -> dict[str, Any]:
                 out[f"{scope}_year_by_{group_by}"] = {"rows": len(rows), "best_s": round(min(runs), 3)}
         # a day of bookings to roll up: 70 for each of the 2,000 services
         conn_sql = (
-            "INSERT INTO citizens (id_type, id_hash, id_enc, id_masked, name, phone_enc, phone_masked, "
-            "created_at, updated_at) VALUES ('resident_id', 'x', 'x', 'x', 'x', 'x', 'x', now(), now())"
+            "INSERT INTO citizens (id_type, id_hash, id_enc, id_masked, name_enc, name_masked, phone_enc, "
+            "phone_masked, "
+            "created_at, updated_at) VALUES ('resident_id', 'x', 'x', 'x', 'x', 'x', 'x', 'x', now(), now())"
         )
         from _harness import sql_rows as run_sql
 

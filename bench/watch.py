@@ -38,6 +38,8 @@ from stats import HALLS, SERVICES_PER_HALL, load
 
 DAYS = ("2026-12-09", "2026-12-10", "2026-12-11", "2026-12-14", "2026-12-15")
 PER_SERVICE = 70
+CITIZENS = 100_000  # 7 bookings each over the 5 days
+SILENT_DISTRICTS = (1, 5, 9)  # bureau-d1-2, … stopped sending (with bureau-new: 4 bureau_silent)
 NIGHTLY = "2026-12-01T03:30:00+08:00"
 LIVE = ("_sold_out_fast", "_waitlist_growing", "_bureau_silent")
 CHECKS = (
@@ -53,9 +55,10 @@ CHECKS = (
 def load_live(url: str) -> float:
     started = time.perf_counter()
     statements = [
-        "INSERT INTO citizens (id_type, id_hash, id_enc, id_masked, name, phone_enc, phone_masked, "
-        "created_at, updated_at) SELECT 'resident_id', 'x' || n, 'x', 'x', 'x', 'x', 'x', now(), now() "
-        "FROM generate_series(1, 1000) n",
+        "INSERT INTO citizens (id_type, id_hash, id_enc, id_masked, name_enc, name_masked, phone_enc, "
+        "phone_masked, "
+        "created_at, updated_at) SELECT 'resident_id', 'x' || n, 'x', 'x', 'x', 'x', 'x', 'x', now(), now() "
+        f"FROM generate_series(1, {CITIZENS}) n",
     ]
     for day in DAYS:
         ymd = day.replace("-", "")
@@ -68,7 +71,8 @@ def load_live(url: str) -> float:
             # released at 18:00 ten working days before; sold within 3 to 60 minutes by service
             "INSERT INTO bookings (number, citizen_id, service_id, hall_id, slot_id, slot_day, slot_start, "
             "slot_end, quantity, channel, business_types, status, live_key, rebooked, created_at, "
-            f"updated_at) SELECT 'W{ymd}-' || s.id || '-' || n, n % 1000 + 1, s.id, s.hall_id, "
+            f"updated_at) SELECT 'W{ymd}-' || s.id || '-' || n, (s.id * {PER_SERVICE} + n) % {CITIZENS} + 1, "
+            "s.id, s.hall_id, "
             f"s.id || '-{ymd}' || lpad(((ARRAY[9,10,11,13,14,15,16])[n % 7 + 1])::text, 2, '0') || '00', "
             f"DATE '{day}', TIMESTAMP '{day} 09:00', TIMESTAMP '{day} 10:00', 1, "
             "(ARRAY['web','wechat','app'])[n % 3 + 1], '[]', "
@@ -86,10 +90,93 @@ def load_live(url: str) -> float:
         "TIMESTAMP '2026-11-01 08:00' + (n % 30 + n % 3) * INTERVAL '1 day' "
         "FROM generate_series(1, 20000) n JOIN services s ON s.id = (n - 1) / 1000 * 100 + (n - 1) % 100 + 1"
     )
+    statements += bureau_systems()
     for statement in statements:
         asyncio.run(sql_rows(url, statement))
     analyze(url)
     return round(time.perf_counter() - started, 1)
+
+
+def bureau_systems() -> list[str]:
+    """Two bureau systems per district (rules G5, G6), each pushing a month of slots (one service a
+    hall of its district, 7 a day) and 3 bookings a slot; the silent ones (G2, Art. 22) stopped
+    3.6 days before the nightly run, the rest pushed 1.5 hours before it; one more, registered
+    11 days before, never sent anything."""
+    silent = ", ".join(f"'bureau-d{d}-2'" for d in SILENT_DISTRICTS)
+    pushed = (
+        f"CASE WHEN c.id IN ({silent}) THEN TIMESTAMP '2026-11-28 12:00' "
+        "ELSE TIMESTAMP '2026-12-01 02:00' END - (29 - d) * INTERVAL '1 day'"
+    )
+    return [
+        "INSERT INTO api_clients (id, name, channel, scopes, rate_per_minute, active, created_at, unit_id) "
+        "SELECT 'bureau-d' || d || '-' || k, 'bureau system', 'bureau', '[\"bureau:sync\"]', 600, true, "
+        "TIMESTAMP '2026-01-01 08:00', 'd' || d FROM generate_series(1, 11) d, generate_series(1, 2) k",
+        "INSERT INTO api_clients (id, name, channel, scopes, rate_per_minute, active, created_at, unit_id) "
+        "VALUES ('bureau-new', 'bureau system', 'bureau', '[\"bureau:sync\"]', 600, true, "
+        "TIMESTAMP '2026-11-20 08:00', 'd3')",
+        'INSERT INTO bureau_slots (client_id, external_id, hall_id, service_id, day, start, "end", '
+        "capacity, booked, received_at) SELECT c.id, s.id || '-' || d || '-' || h, s.hall_id, s.id, "
+        "DATE '2026-11-01' + d, DATE '2026-11-01' + d + h * INTERVAL '1 hour', "
+        f"DATE '2026-11-01' + d + (h + 1) * INTERVAL '1 hour', 3, 3, {pushed} "
+        "FROM api_clients c JOIN units u ON u.parent_id = c.unit_id "
+        "JOIN services s ON s.hall_id = u.id AND s.id % 10 = right(c.id, 1)::int, "
+        "generate_series(0, 29) d, (VALUES (9), (10), (11), (13), (14), (15), (16)) AS v(h) "
+        "WHERE c.channel = 'bureau' AND c.id <> 'bureau-new'",
+        "INSERT INTO bureau_bookings (client_id, external_id, slot_external_id, status, channel, created_at, "
+        "updated_at, received_at) SELECT b.client_id, b.external_id || '-' || n, b.external_id, 'booked', "
+        "'web', b.received_at, b.received_at, b.received_at FROM bureau_slots b, generate_series(1, 3) n",
+    ]
+
+
+async def time_penalties_page(url: str) -> dict[str, Any]:
+    """The console's 限制预约 page: its hoarding suspects (`console.manage.service.hoarding_suspects`:
+    slot dates 30 days back and 14 ahead) for the platform's admin and a district's, best of 3:
+    ranked on the visit (no ranking stored: the code before issue 23's leftovers always did this),
+    the nightly job storing both rankings (`watch.service.store_rankings`), then the page again,
+    reading them."""
+    from yuyue.auth.service import Acting
+    from yuyue.clock import clock
+    from yuyue.config import Settings
+    from yuyue.console.manage import service as manage
+    from yuyue.db import make_engine, make_sessionmaker
+
+    engine = make_engine(Settings(env="test", database_url=url))
+    maker = make_sessionmaker(engine)
+    await clock.store(engine, datetime.fromisoformat(NIGHTLY).replace(hour=10))  # the page that morning
+    out: dict[str, Any] = {}
+    admins = {
+        name: Acting(id=1, username=name, unit_id=unit, unit_path=path, unit_kind=kind, level=1)
+        for name, unit, path, kind in (
+            ("platform", "platform", "platform/", "platform"),
+            ("district", "d1", "platform/d1/", "district"),
+        )
+    }
+
+    async def visits(key: str) -> None:
+        for name, who in admins.items():
+            runs: list[float] = []
+            found = 0
+            while len(runs) < 3 and sum(runs) < 10:  # one visit only when it takes that long
+                async with maker() as session:
+                    started = time.perf_counter()
+                    found = len((await manage.hoarding_suspects(session, "bench-secret", who))["suspects"])
+                    runs.append(time.perf_counter() - started)
+            out[f"{name}_{key}"] = {"suspects": found, "best_s": round(min(runs), 3), "visits": len(runs)}
+
+    try:
+        await visits("ranked_on_visit")
+        from yuyue.watch import service as watch
+
+        if hasattr(watch, "store_rankings"):
+            async with maker() as session:
+                started = time.perf_counter()
+                await watch.store_rankings(session, clock.now(), ["platform", "d1"])
+                await session.commit()
+                out["nightly_store_both_s"] = round(time.perf_counter() - started, 3)
+            await visits("stored")
+    finally:
+        await engine.dispose()
+    return out
 
 
 async def time_checks(url: str) -> dict[str, Any]:
@@ -132,6 +219,15 @@ def main() -> None:
         result["load_live_s"] = load_live(url)
         result["bookings"] = asyncio.run(sql_rows(url, "SELECT count(*) FROM bookings"))[0][0]
         result.update(asyncio.run(time_checks(url)))
+        result["bureau_rows"] = asyncio.run(
+            sql_rows(
+                url, "SELECT (SELECT count(*) FROM bureau_slots) + (SELECT count(*) FROM bureau_bookings)"
+            )
+        )[0][0]
+        try:
+            result["penalties_page"] = asyncio.run(time_penalties_page(url))
+        except Exception as exc:  # the figures above are kept
+            result["penalties_page"] = {"error": repr(exc)}
         result["machine"]["load_average_1m"] = machine()["load_average_1m"]
     print(result)
     out = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else "watch"

@@ -176,22 +176,43 @@ async def test_system_messages_wait_for_the_end_of_quiet_hours(api: Api, kind: s
 
 
 async def test_alert_reaches_the_admins_of_its_unit(api: Api) -> None:
-    """alert.raised (rules G12, G20): an SMS to each active admin of the unit with a mobile number."""
-    from yuyue.models import Alert
+    """alert.raised (rules G12, G19, G20): an SMS to each active admin of the unit and the units above
+    it with a mobile number, saying the alert's own sentence (the console's, its first clause) in one
+    SMS: with the service's name when it fits, without it when it would make two."""
+    from yuyue.admin.alerts import raise_alert
 
+    await api.hall(name="天河区政务服务中心")
+    short = await api.service(name="户籍")
+    long = await api.service(name="港澳台居民居住证申领与换领")
     async with api.app.state.sessionmaker() as session:
-        alert = Alert(
-            kind="waitlist_over_release",
-            unit_id="platform",
-            service_id=None,
-            dedup_key="test:alert",
-            raised_at=__import__("yuyue.clock", fromlist=["clock"]).clock.now(),
-            detail="…",
+        assert await raise_alert(
+            session,
+            "waitlist_over_release",
+            "hall-a",
+            short["id"],
+            f"waitlist_over_release:{short['id']}",
+            "12 waiting entries, 9 off-site seats released for the next 10 working days",
+            figure={"name": "waiting_entries", "value": 12, "threshold": 9},
         )
-        session.add(alert)
-        await session.flush()
-        await emit(session, Event("alert.raised", {"alert": alert}))
+        assert await raise_alert(
+            session,
+            "sold_out_fast",
+            "hall-a",
+            long["id"],
+            f"sold_out_fast:{long['id']}",
+            "English detail for the API",
+            figure={"name": "sold_out_minutes", "value": 3.5, "threshold": 30},
+            suggestion={"daily_capacity": 90, "date_from": "2026-12-04"},
+        )
         await session.commit()
-    [message] = await sent(api)
-    assert message["kind"] == "alert" and message["phone"] == "13800000000"  # the root admin
-    assert "排队人数超过放号量" in message["text"] and len(message["text"]) <= 70
+    messages = await sent(api)
+    assert [m["kind"] for m in messages] == ["alert", "alert"]
+    assert {m["phone"] for m in messages} == {"13800000000"}  # the root admin, at the platform above
+    texts = sorted(m["text"] for m in messages)
+    assert all(len(text) <= 70 and text.endswith("，请登录管理端处理。") for text in texts), texts
+    assert texts == [
+        "【广州预约】预约平台提醒：天河区政务服务中心“户籍”排队候补 12 人，"
+        "多于今后 10 个工作日已放出的网上号源 9 个，请登录管理端处理。",
+        "【广州预约】预约平台提醒：天河区政务服务中心最近几天放出的网上号源在 4 分钟内"
+        "就被约满（预警线 30 分钟），请登录管理端处理。",
+    ]

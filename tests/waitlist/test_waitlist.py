@@ -150,3 +150,5 @@ async def test_over_release_alert_fires_once(api: Api) -> None:
     assert len(over) == 1 and over[0]["service_id"] == service["id"] and over[0]["unit_id"] == "hall-a"
     assert over[0]["raised_at"] == "2026-12-01T11:00:00+08:00"
     assert "10 waiting entries, 9 off-site seats" in over[0]["detail"]
+    # its figure stored, as the abnormal-figure alerts store theirs (the console's sentence reads it)
+    assert over[0]["figure"] == {"name": "waiting_entries", "value": 10, "threshold": 9}

@@ -79,7 +79,7 @@ async def test_g15_the_penalties_page_lists_suspects_masked_and_bans_from_there(
     rows = await hoarding(api)
     ref = str(rows[0]["id"])
     assert {row["id"] for row in rows} == {ref}  # one suspect, the opaque id of the ban endpoints
-    await api.set_clock(f"{DAY}T10:00:00+08:00")
+    await api.set_clock("2026-12-04T10:00:00+08:00")  # the ranking stored at 03:45 has every pattern
     assert (await console_login(api)).status_code == 303
     page = await api.client.get("/admin/bans")
     assert page.status_code == 200, page.text[:1000]
@@ -144,3 +144,32 @@ async def test_g19_an_alert_links_to_its_chart_on_the_dashboard(api: Api) -> Non
     assert re.search(rf'<tr data-key="{quiet}" id="service-{quiet}" class="focus">', chart.text)
     assert '<details class="panel" id="services" open>' in chart.text
     assert "预约统计 · " in chart.text
+
+
+async def test_g15_the_penalties_page_reads_the_ranking_stored_at_night(api: Api) -> None:
+    """Ranking a city's bookings takes seconds (docs/benchmarks.md): the job `hoarding_rankings`
+    stores each admin's unit's ranking at 03:45 and the page reads it, saying when it was made;
+    the API ranks on each call. A unit with no ranking of today is ranked on the visit."""
+    await plant_hoarder(api)  # booked 12-01 10:00; cancelled late and missed after 03:45 on 12-03
+    assert {row["pattern"] for row in await hoarding(api)} == {
+        "late_cancel",
+        "many_halls",
+        "no_show_districts",
+        "burst",
+    }
+    await api.set_clock(f"{DAY}T10:00:00+08:00")
+    assert (await console_login(api)).status_code == 303
+    page = (await api.client.get("/admin/bans")).text
+    assert "以下为 2026年12月3日（周四） 03:45 的统计结果" in page
+    assert "同一事项在多个大厅预约" in page and "短时间内集中预约" in page
+    assert "临近取消截止时间反复取消" not in page and "在多个区爽约" not in page  # after 03:45
+    await api.set_clock("2026-12-04T09:00:00+08:00")
+    page = (await api.client.get("/admin/bans")).text
+    assert "以下为 2026年12月4日（周五） 03:45 的统计结果" in page
+    assert "临近取消截止时间反复取消" in page and "在多个区爽约" in page
+    # an admin of a unit ranked at no night yet: ranked on the visit, no time given
+    password = await make_admin(api, "hallb", "hall-b", 2)
+    api.client.cookies.clear()
+    assert (await console_login(api, "hallb", password)).status_code == 303
+    scoped = (await api.client.get("/admin/bans")).text
+    assert "的统计结果" not in scoped and "这段时间没有发现疑似恶意占号的市民。" in scoped

@@ -151,6 +151,7 @@ async def book(
         cancelled_by=None,
         live_key=key or unlimited_key(),
         rebook_of=rebook_of,
+        session_ref=caller.session_ref(citizen_id),  # rule G15's evidence (migration 0028)
         rebooked=False,
         reason=reason,
         created_at=now,

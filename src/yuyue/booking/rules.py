@@ -5,6 +5,7 @@ checks `book`, `reschedule` and `rebook` make (rules T1, T2, T5, G8, G10, M9, M1
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -74,6 +75,21 @@ class Caller:
         if not self.as_citizen or check is None or check.citizen_id != citizen_id:
             return None
         return check.login
+
+    def session_ref(self, citizen_id: int) -> str | None:
+        """What a booking records of the session it was made through (migration 0028; rule G15's
+        hoarding evidence): `s:<tag>` the citizen's own login session, `p:<client id>:<tag>` one a
+        partner obtained (`p:<client id>` without one), the door's name for the doors that act
+        without the citizen's session (`staff`, `kiosk`, `waitlist`); None for a citizen's token
+        without a session. `<tag>`: 16 hex digits of the session id's SHA-256, not the id."""
+        check = self.session if self.as_citizen else None
+        sid = check.sid if check is not None and check.citizen_id == citizen_id else None
+        tag = hashlib.sha256(sid.encode()).hexdigest()[:16] if sid else None
+        if self.source == "channel":
+            return f"p:{self.client_id}:{tag}" if tag else f"p:{self.client_id}"
+        if not self.as_citizen:
+            return self.source
+        return f"s:{tag}" if tag else None
 
     @property
     def as_citizen(self) -> bool:

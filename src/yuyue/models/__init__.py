@@ -36,7 +36,7 @@ from yuyue.models.identity import (
 from yuyue.models.notify import ConsoleMessage, DeliveryAttempt, Message, PhoneCode, RateCounter
 from yuyue.models.onsite import Counter, Kiosk, NoShowMark, StaffAccount, Ticket, TicketCounter
 from yuyue.models.people import Admin, AuditEntry, Ban, Citizen
-from yuyue.models.platform import Alert, JobRun, PlatformState
+from yuyue.models.platform import Alert, HoardingRanking, JobRun, PlatformState
 
 __all__ = [
     "Admin",
@@ -65,6 +65,7 @@ __all__ = [
     "Department",
     "ExtraSupply",
     "ForeignerPhone",
+    "HoardingRanking",
     "IdempotencyKey",
     "ItemSynonym",
     "JobRun",

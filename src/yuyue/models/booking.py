@@ -76,6 +76,9 @@ class Booking(Base):
     # The one-live-booking key of the policy in force (rules T5, M10): unique among live bookings.
     live_key: Mapped[str] = mapped_column(String(200))
     rebook_of: Mapped[str | None] = mapped_column(String(24))
+    # The login session it was made through (`booking.rules.Caller.session_ref`, migration 0028):
+    # the hoarding evidence's "many bookings in seconds through one session or partner" (rule G15).
+    session_ref: Mapped[str | None] = mapped_column(String(100), default=None)
     rebooked: Mapped[bool] = mapped_column(default=False)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(LocalDateTime)

@@ -1,11 +1,11 @@
-"""Platform-wide state: key/value settings (test clock), job runs, alerts."""
+"""Platform-wide state: key/value settings (test clock), job runs, alerts, stored hoarding rankings."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yuyue.models.base import Base, LocalDateTime
@@ -45,3 +45,17 @@ class Alert(Base):
     # "date_from"}, a capacity request to pre-fill
     figure: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     suggestion: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+
+
+class HoardingRanking(Base):
+    """The hoarding suspects of a unit's subtree as the console's 限制预约 page shows them (rule
+    G15, last clause; `watch.service.store_rankings`, nightly): the rows of `watch.service.hoarding`
+    over slot dates `first`–`last`, masked, without the opaque ids (made from the secret when read)."""
+
+    __tablename__ = "hoarding_rankings"
+
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    first: Mapped[date] = mapped_column(Date)
+    last: Mapped[date] = mapped_column(Date)
+    computed_at: Mapped[datetime] = mapped_column(LocalDateTime)
+    rows: Mapped[list[Any]] = mapped_column(JSON)

@@ -11,13 +11,15 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.admin import alert_text
 from yuyue.identity.service import process_secret
 from yuyue.kit import crypto
 from yuyue.kit.events import Event, subscribe
 from yuyue.kit.masking import mask_email
-from yuyue.models import Admin, Alert, Ban, Booking, CapacityRequest, Citizen, Unit
-from yuyue.notify.config import email_settings, notify_settings
+from yuyue.models import Admin, Alert, Ban, Booking, CapacityRequest, Citizen, Service, Unit
+from yuyue.notify.config import email_settings, notify_settings, sms_settings
 from yuyue.notify.outbox import HOTLINE_MAX, NAME_MAX, Draft, booking_draft, enqueue
+from yuyue.notify.templates import fits
 
 
 @subscribe("booking.created")
@@ -123,10 +125,18 @@ async def _on_alert(session: AsyncSession, event: Event) -> None:
     if unit is None:
         return
     admins = await _active_admins(session, unit.path.strip("/").split("/"))  # the path names the ancestors
-    detail = {"waitlist_over_release": "排队人数超过放号量", "approval_overdue": "有放号调整审批超时"}.get(
-        alert.kind, "有新的告警"
-    )
-    params = {"unit": unit.name[:NAME_MAX], "detail": detail}
+    if not admins:
+        return
+    # The alert's own sentence (the console's), its first clause: the template names the unit before
+    # it, so the sentence names the service, or, when that makes two SMS, nothing (the figure says
+    # more than the service's name); `render` shortens what still does not fit (notify.templates).
+    service = await session.get(Service, alert.service_id) if alert.service_id else None
+    extra = (await alert_text.alert_extras(session, [alert]))[alert.id]
+    params = {"unit": unit.name[:NAME_MAX], "detail": ""}
+    for named in dict.fromkeys((service.name if service else "", "")):
+        params["detail"] = alert_text.sms_clause(alert_text.alert_sentence(alert, "", named, extra))
+        if fits("alert", params, sms_settings().sign_name):
+            break
     key = f"alert:{alert.id}" if alert.id is not None else None
     await enqueue(session, _admin_drafts(admins, "alert", params, unit.path, key))
 

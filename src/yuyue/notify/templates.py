@@ -83,6 +83,11 @@ def signed(sign_name: str, body: str) -> str:
     return f"【{sign_name}】{body}"
 
 
+def fits(template_id: str, params: dict[str, str], sign_name: str) -> bool:
+    """Whether the text fits one SMS as it is (`render` need not shorten it)."""
+    return len(signed(sign_name, TEMPLATES[template_id].text.format(**params))) <= SMS_LIMIT
+
+
 def render(template_id: str, params: dict[str, str], sign_name: str) -> str:
     """The text of one SMS, sign included, never longer than SMS_LIMIT: the template's elastic
     parameter (a hall or unit name) is shortened if a long one would need a second SMS."""

@@ -211,7 +211,7 @@ class Supply:
         return dict(out)
 
 
-def _json_rows(session: AsyncSession, name: str, rows: list[dict[str, Any]], columns: dict[str, Any]) -> Any:
+def json_rows(session: AsyncSession, name: str, rows: list[dict[str, Any]], columns: dict[str, Any]) -> Any:
     """A small relation passed as one JSON parameter: `jsonb_to_recordset` on PostgreSQL, `json_each`
     on SQLite (the only difference between the two)."""
     payload = literal(json.dumps(rows, default=str), String)
@@ -244,7 +244,7 @@ async def _stored_deltas(
     `until` after the day, else `services.daily_capacity` (`ServiceInfo.capacity_on`)."""
     if not starts or not days:
         return {}
-    plan = _json_rows(
+    plan = json_rows(
         session,
         "plan",
         [
@@ -254,7 +254,7 @@ async def _stored_deltas(
         ],
         {"hall_id": String, "hhmm": String, "hour": Integer, "idx": Integer, "n": Integer},
     )
-    on_days = _json_rows(
+    on_days = json_rows(
         session,
         "on_days",
         [{"day": d.isoformat(), "ymd": f"{d:%Y%m%d}"} for d in days],

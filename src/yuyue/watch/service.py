@@ -6,12 +6,13 @@
   `admin.alerts.raise_alert`, once per service (or hall, channel, bureau system) until an admin
   resolves it (the kinds are RECURRING there: a resolved alert may come back).
 - `hoarding` ranks citizens whose bookings in a subtree fit a hoarding pattern, with the evidence
-  (rule G15, last clause: an admin may then ban; nothing here bans).
+  (rule G15, last clause: an admin may then ban; nothing here bans); the job `hoarding_rankings`
+  (03:45) stores the ranking of each admin's unit for the console's 限制预约 page (decision 0102).
 - `quality_report` gives the month's figures per child unit (rule G18, Art. 22).
 
 Figures come from the nightly rollup (`stats_daily` summed per day and hall or service, decision
-0089) for finished days; the sell-out times and the waiting list's length from `bookings` and
-`waitlist_entries`; bureau silence from the bureau tables.
+0089) for finished days; the sell-out times from `bookings`, in SQL (decision 0102); the waiting
+list's length from `waitlist_entries`; bureau silence from the bureau tables.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import xlsxwriter
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Date, DateTime, Integer, and_, case, func, or_, select, type_coerce, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.admin.alerts import raise_alert
@@ -38,14 +39,17 @@ from yuyue.catalogue.service import (
     service_info,
     service_infos,
 )
-from yuyue.clock import at, clock
+from yuyue.clock import as_local, at, clock
+from yuyue.db import dialect_insert, on_postgres
 from yuyue.errors import ValidationFailed
 from yuyue.jobs.service import Job, daily, register
 from yuyue.models import (
+    Admin,
     Alert,
     Booking,
     CapacityRequest,
     Citizen,
+    HoardingRanking,
     Service,
     Slot,
     StatsDay,
@@ -54,12 +58,13 @@ from yuyue.models import (
     Unit,
     WaitlistEntry,
 )
+from yuyue.models.base import LocalDateTime
 from yuyue.models.bureau import BureauBooking, BureauSlot
 from yuyue.models.identity import ApiClient
 from yuyue.penalties.service import citizen_ref
 from yuyue.policy.presets import Knobs
 from yuyue.policy.service import cancel_deadline, day_opens_at, effective_policy, onsite_hold
-from yuyue.stats.service import figures_grouped
+from yuyue.stats.service import figures_grouped, json_rows
 from yuyue.watch import rules
 from yuyue.watch.rules import Finding
 
@@ -184,33 +189,6 @@ async def _sold_out_fast(ctx: Context) -> list[Raised]:
     wanted = {day for days in released.values() for _, day in days}
     if not wanted:
         return out
-    # Only what happened within the line after the release can make a day "sold out fast": read the
-    # bookings made by each day's latest release + line (a day sold out later gives no finding).
-    bound: dict[date, datetime] = {}
-    for hall_id, days in released.items():
-        line = timedelta(minutes=(await ctx.knobs_of(hall_id)).watch_sold_out_minutes)
-        for opens, day in days:
-            bound[day] = max(bound.get(day, opens + line), opens + line)
-    events: dict[tuple[int, date], list[tuple[datetime, int]]] = defaultdict(list)
-    rows = await session.execute(
-        select(
-            Booking.service_id,
-            Booking.slot_day,
-            Booking.created_at,
-            Booking.updated_at,
-            Booking.status,
-            Booking.quantity,
-        ).where(
-            or_(
-                *(and_(Booking.slot_day == day, Booking.created_at <= until) for day, until in bound.items())
-            ),
-            Booking.channel != "onsite",
-        )
-    )
-    for sid, day, created, updated, status, quantity in rows.all():
-        events[(int(sid), day)].append((created, int(quantity)))
-        if status == "cancelled":
-            events[(int(sid), day)].append((updated, -int(quantity)))
     stored: dict[tuple[int, date], dict[datetime, int]] = defaultdict(dict)
     slots = await session.execute(
         select(Slot.id, Slot.service_id, Slot.day, Slot.capacity).where(Slot.day.in_(sorted(wanted)))
@@ -219,29 +197,40 @@ async def _sold_out_fast(ctx: Context) -> list[Raised]:
         parsed = parse_slot_id(str(slot_id))
         if parsed is not None:
             stored[(int(sid), day)][parsed[1]] = int(capacity)
-    infos = await service_infos(session, sorted({sid for sid, _ in events}))  # one batch, not one each
+    infos = await service_infos(session, sorted(services))  # one batch, not one each
+    # The off-site seats of each released day of each service, and the moment its release opened:
+    # the sell-out moments are then found in SQL (`_sold_out_moments`), not by reading the bookings.
+    days_in_full: dict[str, list[tuple[datetime, date]]] = {}
+    asked: list[tuple[int, date, int, datetime, datetime]] = []
     for hall_id, sids in by_hall.items():
         knobs = await ctx.knobs_of(hall_id)
         days = released[hall_id]
         if len(days) < knobs.watch_sold_out_days:
             continue
+        days_in_full[hall_id] = days
+        line = timedelta(minutes=knobs.watch_sold_out_minutes)
         for sid in sids:
-            if not all(events.get((sid, day)) for _, day in days[-knobs.watch_sold_out_days :]):
-                continue  # a released day without a booking in time was not sold out fast
             info = infos[sid]
-            minutes = []
             for opens, day in days:
                 seats = 0
                 for spec in day_slots(info, day):
                     capacity = stored[(sid, day)].get(spec.start, spec.capacity)
                     seats += capacity - onsite_hold(knobs, capacity)
-                taken = [(max(m, opens), n) for m, n in events.get((sid, day), [])]
-                minutes.append(rules.sold_out_minutes(opens, taken, seats))
+                if seats > 0:  # no seat: never sold out (`rules.sold_out_minutes`)
+                    asked.append((sid, day, seats, opens, opens + line))
+    sold = await _sold_out_moments(session, asked)
+    for hall_id, days in days_in_full.items():
+        knobs = await ctx.knobs_of(hall_id)
+        for sid in by_hall[hall_id]:
+            minutes: list[float | None] = []
+            for opens, day in days:
+                moment = sold.get((sid, day))
+                minutes.append(None if moment is None else max(0.0, (moment - opens).total_seconds() / 60))
             finding = rules.sold_out_fast(minutes, knobs.watch_sold_out_minutes, knobs.watch_sold_out_days)
             if finding is None:
                 continue
             last_day = days[-1][1]
-            capacity = info.capacity_on(last_day)
+            capacity = infos[sid].capacity_on(last_day)
             out.append(
                 Raised(
                     "sold_out_fast",
@@ -256,6 +245,90 @@ async def _sold_out_fast(ctx: Context) -> list[Raised]:
                 )
             )
     return out
+
+
+def _stored_moment(moment: datetime) -> str:
+    """A moment as `LocalDateTime` stores it (naive local time; SQLite compares the text)."""
+    return as_local(moment).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+async def _sold_out_moments(
+    session: AsyncSession, asked: list[tuple[int, date, int, datetime, datetime]]
+) -> dict[tuple[int, date], datetime]:
+    """For each (service, day, off-site seats, release moment, line) asked, the first moment the
+    off-site seats held reached the seats, when that was by the line; computed in SQL, the same as
+    `rules.sold_out_minutes`: each off-site booking made by the line holds its quantity from the
+    moment it was made, a cancelled one frees it at its last change, a moment before the release
+    counts as the release, and at one moment the seats freed count before the seats taken."""
+    if not asked:
+        return {}
+    wanted = json_rows(
+        session,
+        "wanted",
+        [
+            {
+                "service_id": sid,
+                "day": day.isoformat(),
+                "seats": seats,
+                "opens": _stored_moment(opens),
+                "until": _stored_moment(until),
+            }
+            for sid, day, seats, opens, until in asked
+        ],
+        {"service_id": Integer, "day": Date, "seats": Integer, "opens": DateTime, "until": DateTime},
+    )
+    greatest = func.greatest if on_postgres(session) else func.max  # SQLite's 2-argument max is scalar
+    made = and_(
+        Booking.service_id == wanted.c.service_id,
+        Booking.slot_day == wanted.c.day,
+        Booking.created_at <= wanted.c.until,
+        Booking.channel != "onsite",
+    )
+    days = sorted({day for _, day, _, _, _ in asked})  # lets the planner narrow the bookings read first
+    taken = (
+        select(
+            Booking.service_id,
+            Booking.slot_day,
+            wanted.c.seats,
+            greatest(Booking.created_at, wanted.c.opens).label("moment"),
+            Booking.quantity.label("change"),
+        )
+        .join(wanted, made)
+        .where(Booking.slot_day.in_(days))
+    )
+    freed = (
+        select(
+            Booking.service_id,
+            Booking.slot_day,
+            wanted.c.seats,
+            greatest(Booking.updated_at, wanted.c.opens).label("moment"),
+            (-Booking.quantity).label("change"),
+        )
+        .join(wanted, made)
+        .where(Booking.slot_day.in_(days), Booking.status == "cancelled")
+    )
+    events = union_all(taken, freed).subquery("events")
+    held = (
+        select(
+            events.c.service_id,
+            events.c.slot_day,
+            events.c.seats,
+            events.c.moment,
+            func.sum(events.c.change)
+            .over(
+                partition_by=(events.c.service_id, events.c.slot_day),
+                order_by=(events.c.moment, events.c.change),
+                rows=(None, 0),
+            )
+            .label("held"),
+        )
+    ).subquery("held")
+    rows = await session.execute(
+        select(held.c.service_id, held.c.slot_day, type_coerce(func.min(held.c.moment), LocalDateTime))
+        .where(held.c.held >= held.c.seats)
+        .group_by(held.c.service_id, held.c.slot_day)
+    )
+    return {(int(sid), day): moment for sid, day, moment in rows.all()}
 
 
 async def _rolled_days(session: AsyncSession, first: date, last: date) -> set[date]:
@@ -550,28 +623,55 @@ async def hoarding(
     lines are the `hoarding_*` knobs of the unit's effective policy. Nothing is banned here."""
     unit = await get_unit(session, unit_id or who.unit_id)
     authorise(who, "view", unit.path)
-    knobs = (await effective_policy(session, unit.id)).knobs
     last = last or clock.today()
     first = first or last - timedelta(days=30)
     if last < first:
         raise ValidationFailed("'to' is before 'from'")
     if (last - first).days >= MAX_RANGE:
         raise ValidationFailed(f"a range covers at most {MAX_RANGE} days")
+    return with_refs(secret, await rank_hoarding(session, unit, first, last))
+
+
+def with_refs(secret: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of `rank_hoarding` with `id` first, the opaque citizen id of the ban endpoints."""
+    return [{"id": citizen_ref(secret, int(row["citizen_id"])), **row} for row in rows]
+
+
+async def rank_hoarding(session: AsyncSession, unit: Unit, first: date, last: date) -> list[dict[str, Any]]:
+    """`hoarding` for the unit's subtree without its checks and without the opaque ids."""
+    knobs = (await effective_policy(session, unit.id)).knobs
+    in_range = (
+        Unit.path.startswith(unit.path, autoescape=True),
+        Booking.slot_day >= first,
+        Booking.slot_day <= last,
+    )
+    # Only a citizen with that many bookings in range (or that many no-shows) can fit a pattern:
+    # the others are left in the database, and the rest read as plain rows, not entities.
+    fewest = min(knobs.hoarding_late_cancel_min, knobs.hoarding_many_halls_min, knobs.hoarding_burst_min)
+    candidates = (
+        select(Booking.citizen_id)
+        .join(Unit, Unit.id == Booking.hall_id)
+        .where(*in_range)
+        .group_by(Booking.citizen_id)
+        .having(
+            or_(
+                func.count() >= fewest,
+                func.sum(case((Booking.status == "no_show", 1), else_=0)) >= knobs.hoarding_no_show_areas_min,
+            )
+        )
+    )
     rows = (
         await session.execute(
-            select(Booking, Unit.path, Service.item_code)
+            select(*BOOKING_COLUMNS, Unit.path, Service.item_code)
             .join(Unit, Unit.id == Booking.hall_id)
             .join(Service, Service.id == Booking.service_id)
-            .where(
-                Unit.path.startswith(unit.path, autoescape=True),
-                Booking.slot_day >= first,
-                Booking.slot_day <= last,
-            )
+            .where(*in_range, Booking.citizen_id.in_(candidates))
             .order_by(Booking.citizen_id, Booking.created_at)
         )
     ).all()
-    per_citizen: dict[int, list[tuple[Booking, str, str]]] = defaultdict(list)
-    for booking, path, item_code in rows:
+    per_citizen: dict[int, list[tuple[Made, str, str]]] = defaultdict(list)
+    for *columns, path, item_code in rows:
+        booking = Made(*columns)
         per_citizen[booking.citizen_id].append(
             (booking, str(path), item_code or f"service:{booking.service_id}")
         )
@@ -581,7 +681,6 @@ async def hoarding(
         for pattern, evidence in await _patterns(ctx, knobs, bookings):
             found.append(
                 {
-                    "id": citizen_ref(secret, citizen_id),
                     "citizen_id": citizen_id,
                     "pattern": pattern,
                     "evidence": evidence,
@@ -604,10 +703,107 @@ async def hoarding(
             "phone": citizen.phone_masked,
         }
     found.sort(key=lambda f: (-f["score"], f["citizen_id"], f["pattern"]))
-    return [{k: f[k] for k in ("id", "citizen_id", "citizen", "pattern", "evidence", "score")} for f in found]
+    return [{k: f[k] for k in ("citizen_id", "citizen", "pattern", "evidence", "score")} for f in found]
 
 
-def _brief(booking: Booking) -> dict[str, Any]:
+# --- the 限制预约 page's ranking, stored nightly (issue 23) -------------------------------------------
+
+PAGE_DAYS_BACK = 29  # the page looks at slot dates of the last 30 days …
+PAGE_DAYS_AHEAD = 14  # … and the next 14 (hoarding is done on days to come)
+
+
+def page_range(today: date) -> tuple[date, date]:
+    return today - timedelta(days=PAGE_DAYS_BACK), today + timedelta(days=PAGE_DAYS_AHEAD)
+
+
+async def store_rankings(session: AsyncSession, now: datetime, unit_ids: list[str] | None = None) -> int:
+    """The job `hoarding_rankings` (nightly, 03:45): the 限制预约 page's ranking of each unit that
+    has an active admin (or of `unit_ids`), over the page's slot dates, stored for the page to read.
+    Returns how many units were ranked."""
+    first, last = page_range(now.date())
+    ids = select(Admin.unit_id).where(Admin.active.is_(True)) if unit_ids is None else unit_ids
+    units = (await session.execute(select(Unit).where(Unit.id.in_(ids)).order_by(Unit.id))).scalars()
+    ranked = 0
+    for unit in list(units):
+        rows = await rank_hoarding(session, unit, first, last)
+        values = {"first": first, "last": last, "computed_at": now, "rows": rows}
+        statement = dialect_insert(session, HoardingRanking).values(unit_id=unit.id, **values)
+        await session.execute(statement.on_conflict_do_update(index_elements=["unit_id"], set_=values))
+        ranked += 1
+    return ranked
+
+
+async def stored_ranking(
+    session: AsyncSession, secret: str, unit_id: str, today: date
+) -> tuple[list[dict[str, Any]], datetime] | None:
+    """The unit's ranking as stored today for the page's slot dates, with the opaque ids, and when
+    it was computed; None when there is none of today (the page then ranks at once)."""
+    first, last = page_range(today)
+    stored = await session.get(HoardingRanking, unit_id)
+    if stored is None or stored.first != first or stored.last != last:
+        return None
+    return with_refs(secret, list(stored.rows)), stored.computed_at
+
+
+async def _rankings_job(session: AsyncSession, due: datetime) -> None:
+    await store_rankings(session, due)
+
+
+register(Job("hoarding_rankings", daily("03:45"), _rankings_job))
+
+
+BOOKING_COLUMNS = (
+    Booking.number,
+    Booking.citizen_id,
+    Booking.service_id,
+    Booking.hall_id,
+    Booking.slot_day,
+    Booking.slot_start,
+    Booking.slot_end,
+    Booking.channel,
+    Booking.status,
+    Booking.session_ref,
+    Booking.created_at,
+    Booking.updated_at,
+)
+
+
+class Made(NamedTuple):
+    """What the hoarding patterns read of a booking (`BOOKING_COLUMNS`, in that order)."""
+
+    number: str
+    citizen_id: int
+    service_id: int
+    hall_id: str
+    slot_day: date
+    slot_start: datetime
+    slot_end: datetime
+    channel: str
+    status: str
+    session_ref: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+DOORS_WITHOUT_SESSION = ("staff", "kiosk", "waitlist")  # `Caller.session_ref`: nobody's session
+
+
+def burst_via(booking: Made) -> str | None:
+    """What a burst of bookings is made through (`Booking.session_ref`, migration 0028): the
+    citizen's own login session (`s:<tag>`), or a partner (`p:<client id>`, whichever session it
+    used); None for bookings made by hall staff, a kiosk or the waiting list. A booking made before
+    the session was recorded, or with a citizen token that names none, counts by its channel."""
+    ref = booking.session_ref
+    if ref in DOORS_WITHOUT_SESSION:
+        return None
+    if ref is None:
+        return f"channel:{booking.channel}"
+    if ref.startswith("p:"):
+        return ":".join(ref.split(":")[:2])
+    return ref
+
+
+def _brief(booking: Made) -> dict[str, Any]:
     return {
         "number": booking.number,
         "hall_id": booking.hall_id,
@@ -620,18 +816,21 @@ def _brief(booking: Booking) -> dict[str, Any]:
 
 
 async def _patterns(
-    ctx: Context, knobs: Knobs, bookings: list[tuple[Booking, str, str]]
+    ctx: Context, knobs: Knobs, bookings: list[tuple[Made, str, str]]
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     window = timedelta(minutes=knobs.hoarding_late_cancel_window_min)
     burst = timedelta(seconds=knobs.hoarding_burst_seconds)
     out: list[tuple[str, list[dict[str, Any]]]] = []
     # book, then cancel just before the deadline, again and again
     late = []
-    for booking, _, _ in bookings:
-        if booking.status != "cancelled":
-            continue
-        knobs, calendar = await ctx.knobs_of(booking.hall_id), await ctx.calendar_of(booking.hall_id)
-        deadline = cancel_deadline(knobs, calendar, booking.slot_day, booking.slot_start, booking.slot_end)
+    cancelled = [booking for booking, _, _ in bookings if booking.status == "cancelled"]
+    if len(cancelled) < knobs.hoarding_late_cancel_min:
+        cancelled = []  # too few to fit, whatever their deadlines: none worked out
+    for booking in cancelled:
+        # the hall's deadline (its own knobs); the lines stay those of the unit examined
+        hall_knobs, calendar = await ctx.knobs_of(booking.hall_id), await ctx.calendar_of(booking.hall_id)
+        slot = (booking.slot_day, booking.slot_start, booking.slot_end)
+        deadline = cancel_deadline(hall_knobs, calendar, *slot)
         if deadline - window <= booking.updated_at <= deadline:
             late.append(
                 {
@@ -643,7 +842,7 @@ async def _patterns(
     if len(late) >= knobs.hoarding_late_cancel_min:
         out.append(("late_cancel", late))
     # one item booked at many halls
-    halls: dict[str, dict[str, Booking]] = defaultdict(dict)
+    halls: dict[str, dict[str, Made]] = defaultdict(dict)
     for booking, _, item in bookings:
         halls[item].setdefault(booking.hall_id, booking)
     for item, at_halls in sorted(halls.items()):
@@ -653,13 +852,15 @@ async def _patterns(
     missed = [(b, _area(path)) for b, path, _ in bookings if b.status == "no_show"]
     if len({area for _, area in missed}) >= knobs.hoarding_no_show_areas_min:
         out.append(("no_show_districts", [{**_brief(b), "district": area} for b, area in missed]))
-    # many bookings within seconds through one channel
-    by_channel: dict[str, list[Booking]] = defaultdict(list)
+    # many bookings within seconds through one session or one partner
+    by_session: dict[str, list[Made]] = defaultdict(list)
     for booking, _, _ in bookings:
-        by_channel[booking.channel].append(booking)
-    for _channel, made in sorted(by_channel.items()):
+        via = burst_via(booking)
+        if via is not None:
+            by_session[via].append(booking)
+    for via, made in sorted(by_session.items()):
         made.sort(key=lambda b: b.created_at)
-        best: list[Booking] = []
+        best: list[Made] = []
         start = 0
         for end in range(len(made)):
             while made[end].created_at - made[start].created_at > burst:
@@ -667,7 +868,7 @@ async def _patterns(
             if end - start + 1 > len(best):
                 best = made[start : end + 1]
         if len(best) >= knobs.hoarding_burst_min:
-            out.append(("burst", [_brief(b) for b in best]))
+            out.append(("burst", [{**_brief(b), "via": via} for b in best]))
     return out
 
 

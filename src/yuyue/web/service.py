@@ -28,6 +28,9 @@ from yuyue.catalogue.service import HALL_KINDS, parse_slot_id, synonym_meanings
 from yuyue.clock import as_local
 from yuyue.errors import DomainError, Unauthenticated, ValidationFailed
 from yuyue.identity import service as identity
+from yuyue.kit.cn_dates import WEEKDAYS as WEEKDAYS  # the pages import these from here
+from yuyue.kit.cn_dates import cn_date as cn_date
+from yuyue.kit.cn_dates import cn_datetime as cn_datetime
 from yuyue.kit.idnumbers import normalise_id, parse_resident_id
 from yuyue.models import Booking, Service, Unit
 
@@ -35,7 +38,6 @@ SESSION_COOKIE = "yuyue_session"
 CSRF_COOKIE = "yuyue_csrf"
 ELDER_COOKIE = "yuyue_elder"
 MAX_FORM_FIELDS = 40
-WEEKDAYS = "一二三四五六日"
 
 STATUS_TEXT = {
     "booked": "已预约",
@@ -386,21 +388,12 @@ def field(form: dict[str, list[str]], name: str, max_length: int = 200) -> str:
 # --- formatting ---------------------------------------------------------------------------------
 
 
-def cn_date(day: date) -> str:
-    return f"{day.year}年{day.month}月{day.day}日（周{WEEKDAYS[day.weekday()]}）"
-
-
 def short_date(day: date) -> str:
     return f"{day.month}月{day.day}日 周{WEEKDAYS[day.weekday()]}"
 
 
 def _moment(value: str | datetime) -> datetime:
     return as_local(datetime.fromisoformat(value) if isinstance(value, str) else value)
-
-
-def cn_datetime(value: str | datetime) -> str:
-    moment = _moment(value)
-    return f"{cn_date(moment.date())} {moment:%H:%M}"
 
 
 def cn_span(start: str, end: str) -> str:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yuyue.admin import accounts
+from yuyue.admin import accounts, alert_text
 from yuyue.admin import alerts as admin_alerts
 from yuyue.admin import capacity as admin_capacity
 from yuyue.audit.service import AuditView
@@ -32,7 +32,7 @@ from yuyue.catalogue.service import CHILD_KINDS, HALL_KINDS, MODES
 from yuyue.clock import clock
 from yuyue.console.service import LEVEL_TEXT
 from yuyue.errors import DomainError, ValidationFailed
-from yuyue.models import Alert, ApiClient, CapacityRequest, Service, Unit
+from yuyue.models import Alert, Service, Unit
 from yuyue.onsite.counters import list_counters
 from yuyue.onsite.staff import Actor
 from yuyue.penalties.service import BanView
@@ -56,17 +56,7 @@ PRESET_TEXT = {
     "gz-medical-insurance": "广州医保中心预约指引",
 }
 REQUEST_STATUS_TEXT = {"pending": "待审批", "approved": "已批准", "rejected": "已驳回"}
-ALERT_TEXT = {
-    "waitlist_over_release": "排队人数超过放号量",
-    "approval_overdue": "号源调整审批逾期",
-    "calendar_missing": "工作日日历缺失",
-    "sold_out_fast": "号源很快约满",
-    "low_utilisation": "号源使用率低",
-    "no_show_high": "爽约率偏高",
-    "waitlist_growing": "排队候补持续增加",
-    "channel_surge": "某渠道预约激增",
-    "bureau_silent": "部门系统无数据",
-}
+ALERT_TEXT = alert_text.ALERT_TEXT
 ACTION_TEXT = {
     "admin.create": "登记管理员",
     "admin.retire": "注销管理员",
@@ -581,113 +571,6 @@ async def capacity_context(session: AsyncSession, who: Acting) -> dict[str, Any]
 # remedy as a link: a capacity request pre-filled with the suggestion (rule G20), the calendar page.
 
 
-def _count(value: Any) -> str:
-    """12,345: a count with thousands separators (千分位)."""
-    return f"{int(value):,}"
-
-
-def _pct(value: Any, digits: int = 0) -> str:
-    return f"{float(value) * 100:,.{digits}f}%"
-
-
-def _fig(alert: Alert, key: str) -> float:
-    return float((alert.figure or {}).get(key) or 0)
-
-
-def _day(iso: Any) -> str:
-    try:
-        return web.cn_date(date.fromisoformat(str(iso)))
-    except ValueError:
-        return "近期"
-
-
-def _key_part(alert: Alert, index: int) -> str:
-    """A part of the dedup key (`channel_surge:hall:web`), before a resolved alert's `#resolved:N`."""
-    parts = alert.dedup_key.split("#", 1)[0].split(":")
-    return parts[index] if len(parts) > index else ""
-
-
-OVER_RELEASE = re.compile(r"^(\d+) waiting entries, (\d+) off-site seats")
-
-
-def alert_sentence(alert: Alert, unit: str, service: str, extra: dict[str, Any]) -> str:
-    """One sentence an administrator reads, by kind (the kinds of admin.alerts, watch, calendar,
-    waitlist); an unknown kind says only what and where."""
-    what = f"{unit}“{service}”" if service else unit
-    suggestion = alert.suggestion or {}
-    advice = (
-        f"建议从{_day(suggestion.get('date_from'))}起把每日号源调整为 "
-        f"{_count(suggestion['daily_capacity'])} 个。"
-        if suggestion.get("daily_capacity") is not None
-        else ""
-    )
-    kind = alert.kind
-    if kind == "calendar_missing":
-        year = _key_part(alert, 1)
-        return (
-            f"尚未录入{year}年的全国节假日安排：录入前，该年周一至周五一律按工作日计算。"
-            "请在“工作日日历”页面导入国务院办公厅的放假通知，或逐日录入节假日和调休上班日。"
-        )
-    if kind == "approval_overdue":
-        request = extra.get("request")
-        if request is None:
-            return f"{what}的号源调整申请未在规定时限内审批，请尽快审批。"
-        days = (
-            f"{_day(request.date_from)}起长期"
-            if request.date_to is None
-            else _day(request.date_from)
-            if request.date_to == request.date_from
-            else f"{_day(request.date_from)}至{_day(request.date_to)}"
-        )
-        return (
-            f"{what}的号源调整申请（{days}，每日 {_count(request.daily_capacity)} 个）"
-            f"未在{web.cn_datetime(request.overdue_at)}前审批，请尽快审批。"
-        )
-    if kind == "waitlist_over_release":
-        found = OVER_RELEASE.match(alert.detail)
-        figures = (
-            f"排队候补 {_count(found.group(1))} 人，多于今后 10 个工作日已放出的网上号源"
-            f" {_count(found.group(2))} 个"
-            if found
-            else "排队候补人数多于今后 10 个工作日已放出的网上号源"
-        )
-        return f"{what}{figures}。请增加号源（5+X、延时服务），或引导群众网上办理、自助办理。"
-    if kind == "sold_out_fast":
-        return (
-            f"{what}最近几天放出的网上号源在 {_fig(alert, 'value'):,.0f} 分钟内就被约满"
-            f"（预警线 {_fig(alert, 'threshold'):,.0f} 分钟）。{advice}"
-        )
-    if kind == "low_utilisation":
-        return (
-            f"{what}的号源使用率只有 {_pct(_fig(alert, 'value'))}，"
-            f"连续几周低于 {_pct(_fig(alert, 'threshold'))}。{advice}"
-        )
-    if kind == "waitlist_growing":
-        return (
-            f"{what}的排队候补人数已连续 {_fig(alert, 'value'):,.0f} 天增加"
-            f"（预警线 {_fig(alert, 'threshold'):,.0f} 天）。{advice}"
-        )
-    if kind == "no_show_high":
-        return (
-            f"{what}上周的爽约率为 {_pct(_fig(alert, 'value'), 1)}，"
-            f"达到预警线 {_pct(_fig(alert, 'threshold'), 1)}（前四周水平的一定倍数）。"
-            "请核查是否有人恶意占号，必要时限制其预约。"
-        )
-    if kind == "channel_surge":
-        channel = CHANNELS.get(_key_part(alert, 2), "合作渠道")
-        return (
-            f"{what}上周经“{channel}”的预约占 {_pct(_fig(alert, 'value'))}，"
-            f"超过平常占比的预警线 {_pct(_fig(alert, 'threshold'))}。请核查是否有人代抢号源。"
-        )
-    if kind == "bureau_silent":
-        system = extra.get("client") or "部门自有预约系统"
-        return (
-            f"{what}的“{system}”已 {_fig(alert, 'value'):,.1f} 小时没有传来任何数据"
-            f"（预警线 {_fig(alert, 'threshold'):,.0f} 小时）。请联系该部门检查系统对接。"
-        )
-    return f"{what}出现“{ALERT_TEXT.get(kind, '其他')}”预警。"
-
-
 def alert_remedy(alert: Alert) -> tuple[str, str] | None:
     """(the link's words, where it goes): a capacity request pre-filled with the suggested figure
     (rule G20), the calendar page, the capacity requests to decide."""
@@ -710,28 +593,6 @@ def alert_remedy(alert: Alert) -> tuple[str, str] | None:
     return None
 
 
-async def _alert_extras(session: AsyncSession, alerts: list[Alert]) -> dict[int, dict[str, Any]]:
-    """What a sentence needs beyond the alert row: the overdue request, the bureau system's name."""
-    request_ids = {
-        int(_key_part(a, 1)): a.id
-        for a in alerts
-        if a.kind == "approval_overdue" and _key_part(a, 1).isdigit()
-    }
-    client_ids = {_key_part(a, 1): a.id for a in alerts if a.kind == "bureau_silent"}
-    extras: dict[int, dict[str, Any]] = {a.id: {} for a in alerts}
-    if request_ids:
-        for r in (
-            await session.execute(select(CapacityRequest).where(CapacityRequest.id.in_(request_ids)))
-        ).scalars():
-            extras[request_ids[r.id]]["request"] = r
-    if client_ids:
-        for client_id, name in await session.execute(
-            select(ApiClient.id, ApiClient.name).where(ApiClient.id.in_(client_ids))
-        ):
-            extras[client_ids[str(client_id)]]["client"] = name
-    return extras
-
-
 async def alerts_context(session: AsyncSession, who: Acting, show: str) -> dict[str, Any]:
     resolved = None if show == "all" else False
     alerts = await admin_alerts.list_alerts(session, who, resolved)
@@ -741,13 +602,13 @@ async def alerts_context(session: AsyncSession, who: Acting, show: str) -> dict[
     if service_ids:
         named = select(Service.id, Service.name).where(Service.id.in_(service_ids))
         services = {row.id: row.name for row in await session.execute(named)}
-    extras = await _alert_extras(session, alerts)
+    extras = await alert_text.alert_extras(session, alerts)
     return {
         "alerts": [
             {
                 "alert": a,
                 "unit": units[a.unit_id].name if a.unit_id in units else "已撤销的单位",
-                "sentence": alert_sentence(
+                "sentence": alert_text.alert_sentence(
                     a,
                     units[a.unit_id].name if a.unit_id in units else "已撤销的单位",
                     services.get(a.service_id, "") if a.service_id else "",
@@ -944,8 +805,7 @@ PATTERN_TEXT = {
     "no_show_districts": "在多个区爽约",
     "burst": "短时间内集中预约",
 }
-SUSPECT_DAYS_BACK = 29  # slot dates: the last 30 days …
-SUSPECT_DAYS_AHEAD = 14  # … and the next 14 (bookings made for the coming days count too)
+VIA_TEXT = {"s:": "同一登录会话", "p:": "同一合作方"}  # a burst's `via` (watch.service.burst_via)
 BAN_SUGGESTED_DAYS = 90  # the until-date the ban form offers (the admin may change it)
 
 
@@ -954,8 +814,13 @@ async def hoarding_suspects(session: AsyncSession, secret: str, who: Acting) -> 
     `hoarding_*` knobs of the admin's unit), one entry per citizen, strongest first, the evidence in
     words (hall and item names, Chinese dates): nothing here bans; the page offers the ban form."""
     today = clock.today()
-    first, last = today - timedelta(days=SUSPECT_DAYS_BACK), today + timedelta(days=SUSPECT_DAYS_AHEAD)
-    rows = await watch.hoarding(session, secret, who, None, first, last)
+    first, last = watch.page_range(today)
+    # the ranking the nightly job stored for the admin's unit (issue 23: ranking a city's bookings
+    # takes seconds); none of today yet (a new admin's unit, before 03:45): ranked now
+    stored = await watch.stored_ranking(session, secret, who.unit_id, today)
+    rows, ranked_at = stored if stored is not None else ([], None)
+    if stored is None:
+        rows = await watch.hoarding(session, secret, who, None, first, last)
     hall_ids: set[str] = set()
     service_ids: set[int] = set()
     for row in rows:
@@ -985,6 +850,7 @@ async def hoarding_suspects(session: AsyncSession, secret: str, who: Acting) -> 
         "suspects": ordered,
         "suspect_first": first,
         "suspect_last": last,
+        "suspects_ranked_at": web.cn_datetime(ranked_at) if ranked_at else None,
         "ban_until": (today + timedelta(days=BAN_SUGGESTED_DAYS)).isoformat(),
     }
 
@@ -1009,4 +875,6 @@ def _evidence_line(item: dict[str, Any], units: dict[str, Unit], services: dict[
     elif "district" in item:
         area = units.get(str(item["district"]))
         line["note"] = f"所在区：{area.name if area else '未知'}"
+    elif "via" in item:  # a burst: through one login session, one partner, or (before 0028) one channel
+        line["note"] = VIA_TEXT.get(str(item["via"])[:2], "同一渠道")
     return line
