@@ -341,10 +341,11 @@ def _numbered_insert(
     No row back (or, with `guard`, NULL id and number): the seat UPDATE matched nothing, so nothing
     was numbered or written; with `guard`, no row back: a rule refused. Parameters: `n`, `id`
     (`seat_slot` with `guard`), `pct` (the seat UPDATE), `counter_hall`, `counter_day`, `prefix`,
-    one per column in `names`, `x<i>_<column>` per column of each extra row, and with `answered` `answer_citizen`, `answer_key`, `answer_hash`,
-    `answer_body`, `answer_at` (the Idempotency-Key's row); in the texts `PENDING_NUMBER` is
-    replaced by the number drawn. With `guard` (the day of the ban check, whether a session row is
-    judged): the pre-check folded in (`_guard`, decision 0099), and its parameters."""
+    one per column in `names`, `x<i>_<column>` per column of each extra row, and with `answered`
+    `answer_citizen`, `answer_key`, `answer_hash`, `answer_body`, `answer_at` (the Idempotency-Key's
+    row); in the texts `PENDING_NUMBER` is replaced by the number drawn. With `guard` (the day of
+    the ban check, whether a session row is judged): the pre-check folded in (`_guard`, decision
+    0099), and its parameters."""
     statement = _numbered_inserts.get((names, extras, answered, guard))
     if statement is not None:
         return statement
@@ -548,8 +549,8 @@ async def book_in_one_trip(
     """The booking of `values` in one statement with its pre-check (decision 0099); None when a
     rule refused (nothing written): the caller then takes the pre-check's path, which tells which.
     Every rule held but no seat is left: `slot_full`, as the pre-check's path would answer.
-    `check`: the citizen's session, still to be judged; judged here when the rules held. PostgreSQL, a
-    session in autocommit, an off-site booking."""
+    `check`: the citizen's session, still to be judged; judged here when the rules held.
+    PostgreSQL, a session in autocommit, an off-site booking."""
     try:
         shape, extra_params = _extra_params(extras, with_citizen=True)
     except NotFoldable:
