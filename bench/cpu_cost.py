@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -107,6 +108,8 @@ class Profiler:
             Path(self.directory).mkdir(parents=True, exist_ok=True)
             out = Path(self.directory) / f"{name}.txt"
             spy = str(Path(sys.executable).parent / "py-spy")
+            if not Path(spy).exists():  # not in the project's environment: the one on PATH
+                spy = shutil.which("py-spy") or spy
             command = [spy, "record", "--pid", str(self.pid), "--format", "raw", "--rate", "500"]
             command += ["--nonblocking", "--gil", "-o", str(out)]  # --gil: CPU, not waits
             self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

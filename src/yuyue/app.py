@@ -229,6 +229,8 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         web_api.router,
     ):
         app.include_router(router)
+    # The citizen's booking without an Idempotency-Key, before FastAPI's routing (decision 0099).
+    app.router.routes.insert(0, booking_api.BookingDoor())
     app.state.rate_limits = RateLimits(settings)  # issue 9
     app.add_middleware(AnswerCache)  # innermost: published availability answers (decision 0013)
     app.add_middleware(RateLimit, limits=app.state.rate_limits, secret=settings.effective_secret)

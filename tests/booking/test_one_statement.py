@@ -84,11 +84,14 @@ async def test_an_ended_session_is_told_so_before_anything_else(api: Api) -> Non
 
 async def test_the_session_is_read_with_the_pre_check_only(api: Api, monkeypatch: Any) -> None:
     """Decision 0085: the deferred session check travels in the booking's `Caller`, and the
-    pre-check still judges it in its own one read (asyncpg's direct path on PostgreSQL): no read of
-    the session row of its own, no extra round trip."""
+    pre-check still judges it in its own one read: no read of the session row of its own, no extra
+    round trip. On PostgreSQL (decision 0099) that read is the booking's own statement (asyncpg's
+    direct path): a booking that is made is one round trip."""
     await api.hall()
     service = await api.service()
     slot = await _open_slot(api, service["id"])
+    first = await api.book(await api.login(resident_id(5)), slot["id"])  # the slot's row exists now
+    assert first.status_code == 201, first.text
     headers = await api.login(resident_id(4))
     direct: list[dict[str, Any]] = []
     real = repository.fetch_direct
@@ -112,10 +115,37 @@ async def test_the_session_is_read_with_the_pre_check_only(api: Api, monkeypatch
     assert booked.status_code == 201, booked.text
     reads = [s for s in sent if "citizen_sessions" in s]
     if engine.dialect.name == "postgresql":
-        [pre] = [params for params in direct if "hall_path" in params]  # then the booking's own
-        assert pre["sid"] is not None  # the pre-check, with the session's row joined
-        assert reads == []
+        [one] = direct  # the booking's statement, the pre-check and the session's row in it
+        assert one["sid"] is not None and "hall_path" in one and "prefix" in one
+        assert reads == [] and sent == []
     else:
         assert direct == []
         [read] = reads  # the pre-check's statement, the session row joined
         assert "bookings" in read and "citizens" in read
+
+
+async def test_the_booking_door_and_the_route_answer_alike(api: Api) -> None:
+    """Decision 0099: a booking without a key is answered by `BookingDoor`; one it does not take (a
+    charset in the content type, a body `BookIn` refuses) goes on to the FastAPI route, which
+    answers as the contract says."""
+    await api.hall()
+    service = await api.service()
+    slot = await _open_slot(api, service["id"])
+    path = "/api/v1/appointments"
+    door = await api.login(resident_id(6))
+    sent = {"slot_id": slot["id"], "channel": "web"}
+    by_door = await api.client.post(path, json=sent, headers=door)
+    assert by_door.status_code == 201, by_door.text
+    route = {**await api.login(resident_id(7)), "Content-Type": "application/json; charset=utf-8"}
+    by_route = await api.client.post(path, content=json.dumps(sent), headers=route)
+    assert by_route.status_code == 201, by_route.text
+    assert by_route.headers["content-type"] == by_door.headers["content-type"]
+    assert sorted(by_route.json()) == sorted(by_door.json())
+    assert by_route.json()["applicant"] != by_door.json()["applicant"]
+
+    refused = await api.client.post(path, json={**sent, "extra": 1}, headers=door)
+    assert refused.status_code == 422 and refused.json()["code"] == "validation_error"
+    assert "extra" in refused.json()["detail"]
+    no_token = await api.client.post(path, json=sent)
+    assert no_token.status_code == 401 and no_token.json()["code"] == "unauthenticated"
+    assert len(await raw(api, "SELECT id FROM bookings")) == 2

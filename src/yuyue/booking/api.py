@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -9,6 +10,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.routing import Match, Route
+from starlette.types import Message, Receive, Scope, Send
 
 from yuyue.booking import commands, idempotency, rules, views
 from yuyue.booking.availability import availability_json
@@ -108,7 +111,16 @@ async def _changing(
 async def book(
     body: BookIn, check: BookingCitizen, db: Db, request: Request, key: IdemKey = None
 ) -> JSONResponse:
-    """Book a slot for the logged-in citizen (rules T2, T5, M10, G10, G16, G17)."""
+    """Book a slot for the logged-in citizen (rules T2, T5, M10, G10, G16, G17). Without an
+    Idempotency-Key, `BookingDoor` answers first (decision 0099)."""
+    return await place_booking(db, check, body, request, key)
+
+
+async def place_booking(
+    db: AsyncSession, check: SessionCheck, body: BookIn, request: Request, key: str | None
+) -> JSONResponse:
+    """`POST /appointments` once parsed and its token checked: the citizen's booking under the
+    Idempotency-Key rules, its outcome counted, the session judged before any refusal (401 first)."""
     citizen_id = check.citizen_id
     req = rules.BookRequest(
         slot_id=body.slot_id,
@@ -132,6 +144,104 @@ async def book(
     except DomainError:
         await settle_session(db, check)  # refused before the pre-check read the session: 401 comes first
         raise
+
+
+_BOOK_PATH = "/api/v1/appointments"
+_REPLAYED = "yuyue.booking_door"  # set on a request `BookingDoor` handed on to the routes
+
+
+class BookingDoor(Route):
+    """`POST /api/v1/appointments` without an Idempotency-Key, ahead of FastAPI's routing and
+    dependency solving (issue 21, decision 0099): the body parsed by the same `BookIn`, the token
+    checked by the same `defer_session_check`, the request's session owned as `get_db` owns it
+    (commit before the answer is sent, closed after), and the same `place_booking`. Its errors go
+    to the app's handlers as a route's do. Anything else (a key, a body or token `BookIn` or the
+    check refuses, another content type) goes on to the FastAPI route `book` unchanged, with the
+    body replayed: every refusal of the contract is still answered there, and the OpenAPI
+    document is that route's."""
+
+    def __init__(self) -> None:
+        super().__init__(_BOOK_PATH, self._door, methods=["POST"], include_in_schema=False)
+        self.app = self._door  # an ASGI app, not a request-response endpoint
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope.get(_REPLAYED):
+            return Match.NONE, {}
+        match, child = super().matches(scope)
+        if match is Match.FULL:
+            child["route"] = self  # the route template, for the metrics and the log line
+        return match, child
+
+    async def _door(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive)
+        parsed, check = _parse(scope, body)
+        if parsed is None or check is None:
+            await _hand_on(scope, body, receive, send)
+            return
+        request = Request(scope, receive, send)
+        maker = request.app.state.sessionmaker
+        async with maker() as db:
+            await autocommit(db)
+            try:
+                response = await place_booking(db, check, parsed, request, None)
+            except DomainError as exc:
+                await (db.commit() if exc.keep_writes else db.rollback())
+                raise
+            except BaseException:
+                await db.rollback()
+                raise
+            await db.commit()
+            await response(scope, receive, send)
+
+
+def _parse(scope: Scope, body: bytes) -> tuple[BookIn | None, SessionCheck | None]:
+    """The body and token of a booking `BookingDoor` answers itself; (None, None) otherwise."""
+    content_type = token = None
+    for name, value in scope["headers"]:
+        if name == b"idempotency-key":
+            return None, None
+        if name == b"content-type":
+            content_type = value
+        elif name == b"authorization":
+            token = value
+    if content_type != b"application/json" or token is None:
+        return None, None
+    scheme, _, rest = token.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not rest.strip():
+        return None, None
+    try:
+        parsed = BookIn.model_validate(json.loads(body))
+        secret = scope["app"].state.settings.effective_secret
+        return parsed, defer_session_check(secret, rest.strip())
+    except (ValueError, DomainError):  # ValidationError and JSONDecodeError are ValueErrors
+        return None, None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _hand_on(scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+    """The request to the app's routes as it came (`BookingDoor` steps aside)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()  # the client's disconnect, when it comes
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope[_REPLAYED] = True
+    await scope["router"](scope, replay, send)
 
 
 @router.get("/appointments", response_model=list[BookingOut], responses=problems(401))

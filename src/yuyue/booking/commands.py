@@ -28,18 +28,21 @@ in tasks.py returns it.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from yuyue.booking.repository import (
     PENDING_NUMBER,
     TAKEN,
+    book_in_one_trip,
     hold_what_the_waitlist_left,
     own_booking,
+    placeholder_citizen,
     precheck,
     release_seats,
     take_seats,
@@ -49,6 +52,7 @@ from yuyue.booking.rules import (
     CITIZEN,
     BookRequest,
     Caller,
+    Context,
     booking_company,
     check_channel,
     check_login_may_book,
@@ -64,15 +68,15 @@ from yuyue.booking.rules import (
 )
 from yuyue.booking.status import BookingStatus, move
 from yuyue.booking.views import booking_view, view
-from yuyue.catalogue.service import parse_slot_id
+from yuyue.catalogue.service import SlotSpec, parse_slot_id
 from yuyue.clock import at, clock
-from yuyue.db import on_postgres
-from yuyue.errors import Conflict, Forbidden, Unprocessable, ValidationFailed
+from yuyue.db import in_autocommit, on_postgres
+from yuyue.errors import Conflict, DomainError, Forbidden, Unprocessable, ValidationFailed
 from yuyue.identity.service import ban_covering
 from yuyue.kit.events import Event, collect, emit
 from yuyue.kit.http import rowcount
 from yuyue.kit.idnumbers import valid_uscc
-from yuyue.models import Booking
+from yuyue.models import Booking, Citizen
 from yuyue.policy.service import cancel_deadline
 
 
@@ -110,6 +114,9 @@ async def book(
     # The pre-check reads with the key of a personal login, the usual case; it also judges a session
     # left to it (decision 0014), so the login is known only after it.
     guess = live_key(ctx, citizen_id, spec.day, uscc)
+    made = await _in_one_trip(session, citizen_id, request, caller, ctx, spec, uscc, guess, now)
+    if made is not None:
+        return made
     pre = await precheck(session, citizen_id, guess or "", ctx, caller.session)  # "": no key is empty
     login = caller.login(citizen_id)
     check_login_may_book(login, info)  # rules T2, G8
@@ -134,29 +141,8 @@ async def book(
         raise Conflict(
             f"at most {ctx.policy.knobs.max_live_bookings} live bookings at once", code="booking_cap"
         )
-    values: dict[str, Any] = dict(
-        citizen_id=citizen_id,
-        service_id=info.id,
-        hall_id=info.hall_id,
-        slot_id=spec.id,
-        slot_day=spec.day,
-        slot_start=spec.start,
-        slot_end=spec.end,
-        quantity=request.quantity,
-        channel=request.channel,
-        business_types=list(request.business_types),
-        company_uscc=uscc,
-        company_name=company_name if uscc else None,
-        status="booked",
-        cancelled_by=None,
-        live_key=key or unlimited_key(),
-        rebook_of=rebook_of,
-        session_ref=caller.session_ref(citizen_id),  # rule G15's evidence (migration 0028)
-        rebooked=False,
-        reason=reason,
-        created_at=now,
-        updated_at=now,
-    )
+    values = _values(citizen_id, request, ctx, spec, uscc, company_name, key, now, rebook_of, reason)
+    values["session_ref"] = caller.session_ref(citizen_id)  # rule G15's evidence (migration 0028)
     onsite, quantity = request.channel == "onsite", request.quantity
     # On PostgreSQL what the subscribers of `booking.created` write (its SMS) goes into the booking's
     # own statement (decision 0014): in autocommit that statement is the whole transaction; inside a
@@ -197,6 +183,99 @@ async def book(
     if answer is not None and keyed is not None:
         keyed.answered = answer["answer_body"].replace(PENDING_NUMBER, number)
     return booking_view(booking, citizen, ctx)
+
+
+def _values(
+    citizen_id: int,
+    request: BookRequest,
+    ctx: Context,
+    spec: SlotSpec,
+    uscc: str | None,
+    company_name: str | None,
+    key: str | None,
+    now: datetime,
+    rebook_of: str | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """The booking row's columns (all but `id` and `number`)."""
+    info = ctx.info
+    return dict(
+        citizen_id=citizen_id,
+        service_id=info.id,
+        hall_id=info.hall_id,
+        slot_id=spec.id,
+        slot_day=spec.day,
+        slot_start=spec.start,
+        slot_end=spec.end,
+        quantity=request.quantity,
+        channel=request.channel,
+        business_types=list(request.business_types),
+        company_uscc=uscc,
+        company_name=company_name if uscc else None,
+        status="booked",
+        cancelled_by=None,
+        live_key=key or unlimited_key(),
+        rebook_of=rebook_of,
+        rebooked=False,
+        reason=reason,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def _in_one_trip(
+    session: AsyncSession,
+    citizen_id: int,
+    request: BookRequest,
+    caller: Caller,
+    ctx: Context,
+    spec: SlotSpec,
+    uscc: str | None,
+    key: str | None,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """A citizen's own off-site booking in autocommit on PostgreSQL, in one round trip (decision
+    0099): the pre-check's reads go into the booking's statement, which writes only when every rule
+    holds for a personal login (the session's login is not known before it is read: a legal person's
+    agent books for the account's company, decision 0061). None when this is not such a booking,
+    when a check here refuses, or when the statement wrote nothing: `book` then takes the pre-check's
+    path, which tells the refusals apart in their usual order (a second query only then)."""
+    check = caller.session
+    if (
+        caller.source != "citizen"
+        or caller.keyed is not None
+        or request.channel == "onsite"
+        or not on_postgres(session)
+        or not in_autocommit(session)
+        or (check is not None and (not check.pending or check.citizen_id != citizen_id))
+        or identity_key(Citizen, citizen_id) in session.identity_map
+    ):
+        return None
+    try:
+        check_open(ctx, spec, request.channel, now)
+        await check_released(session, ctx, spec, now)  # rules G10, G11: the waiting list first
+    except DomainError:
+        return None  # told by the pre-check's path, in its order (a 401 first)
+    values = _values(citizen_id, request, ctx, spec, uscc, request.company_name, key, now)
+    values["session_ref"] = caller.session_ref(citizen_id)  # rule G15's evidence (migration 0028)
+    pending = Booking(id=0, number=PENDING_NUMBER, **values)
+    stand_in = placeholder_citizen(citizen_id)  # its text columns: stand-ins the statement fills in
+    session.add(stand_in)
+    try:
+        extras = await collect(session, Event("booking.created", {"booking": pending, "source": "citizen"}))
+    finally:
+        session.expunge(stand_in)
+    try:
+        made = await book_in_one_trip(session, ctx, spec, request.quantity, values, extras, check)
+    except IntegrityError:
+        # A concurrent booking took the live key after the statement's snapshot: the index decides.
+        raise limit_error(ctx) from None
+    if made is None:
+        return None
+    booking = Booking(id=made.booking_id, number=made.number, **values)
+    make_transient_to_detached(booking)
+    session.add(booking)
+    return booking_view(booking, made.citizen, ctx)
 
 
 async def cancel(session: AsyncSession, citizen_id: int, number: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
+    Boolean,
     Date,
     Integer,
     Select,
@@ -28,10 +29,14 @@ from sqlalchemy import (
     bindparam,
     case,
     column,
+    exists,
     func,
     literal,
+    null,
+    or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy import cast as sql_cast
@@ -50,9 +55,11 @@ from yuyue.errors import Conflict, NotFound
 from yuyue.identity.service import (
     SESSION_STATE_COLUMNS,
     SessionCheck,
+    accept_judged,
     accept_session,
     as_date,
     ban_until_query,
+    real_now,
     settle_session,
 )
 from yuyue.kit.http import rowcount
@@ -293,9 +300,10 @@ async def _next_number(session: AsyncSession, ctx: Context, day: date) -> str:
 
 
 # Rows that other domains write with a booking made in autocommit (kit/events.py `collect`): a
-# table and its column names, and per column whether the value carries the booking's number.
-_Extra = tuple[Table, tuple[tuple[str, bool], ...]]
-_numbered_inserts: dict[tuple[tuple[str, ...], tuple[_Extra, ...], bool], Any] = {}
+# table and its column names, and per column what its value carries: nothing (False), the
+# booking's number (True), or a column of the citizen's row read by the same statement (its name).
+_Extra = tuple[Table, tuple[tuple[str, bool | str], ...]]
+_numbered_inserts: dict[tuple[Any, ...], Any] = {}
 
 # What stands for the booking's number in the rows of `collect` until the statement draws it.
 PENDING_NUMBER = "#booking-number#"
@@ -314,26 +322,51 @@ _ANSWER_TEXT = text(
 _ANSWER = _ANSWER_TEXT.columns(column("answered", Integer))
 
 
-def _numbered_insert(names: tuple[str, ...], extras: tuple[_Extra, ...] = (), answered: bool = False) -> Any:
+def _numbered_insert(
+    names: tuple[str, ...],
+    extras: tuple[_Extra, ...] = (),
+    answered: bool = False,
+    guard: tuple[date, bool] | None = None,
+) -> Any:
     """PostgreSQL, one statement (decisions 0012, 0013, 0014, 0015):
 
-        WITH seat AS (UPDATE slots … WHERE booked + n <= limit RETURNING booked),
+        WITH [pre AS (SELECT citizens.* … WHERE every rule the pre-check reads holds),]
+             seat AS (UPDATE slots … WHERE booked + n <= limit [AND EXISTS (pre)] RETURNING booked),
              counter AS (INSERT INTO booking_counters SELECT … FROM seat ON CONFLICT DO UPDATE … RETURNING n),
              booked AS (INSERT INTO bookings SELECT … FROM counter RETURNING id, number)
              [, x0 AS (INSERT INTO messages SELECT … FROM booked ON CONFLICT DO NOTHING) …]
              [, answer AS (INSERT INTO idempotency_keys SELECT … FROM booked)]
-        SELECT id, number FROM booked
+        SELECT id, number FROM booked  |  SELECT id, number, pre.* FROM pre LEFT JOIN booked
 
-    No row back: the seat UPDATE matched nothing, so nothing was numbered or written. Parameters:
-    `n`, `id`, `pct` (the seat UPDATE, `_TAKE_SEATS`), `counter_hall`, `counter_day`, `prefix`, one
-    per column in `names`, `x<i>_<column>` per column of each extra row, and with `answered`
+    No row back (or, with `guard`, NULL id and number): the seat UPDATE matched nothing, so nothing
+    was numbered or written; with `guard`, no row back: a rule refused. Parameters: `n`, `id`
+    (`seat_slot` with `guard`), `pct` (the seat UPDATE), `counter_hall`, `counter_day`, `prefix`,
+    one per column in `names`, `x<i>_<column>` per column of each extra row, and with `answered`
     `answer_citizen`, `answer_key`, `answer_hash`, `answer_body`, `answer_at` (the Idempotency-Key's
-    row); in the texts `PENDING_NUMBER` is replaced by the number drawn."""
-    statement = _numbered_inserts.get((names, extras, answered))
+    row); in the texts `PENDING_NUMBER` is replaced by the number drawn. With `guard` (the day of
+    the ban check, whether a session row is judged): the pre-check folded in (`_guard`, decision
+    0099), and its parameters."""
+    statement = _numbered_inserts.get((names, extras, answered, guard))
     if statement is not None:
         return statement
     table = cast(Table, Booking.__table__)
-    seat = _TAKE_SEATS.columns(column("booked", Integer)).cte("seat")
+    pre = None if guard is None else _guard(*guard)
+    if pre is None:
+        seat = _TAKE_SEATS.columns(column("booked", Integer)).cte("seat")
+    else:
+        n = bindparam("n", type_=Integer)
+        limit = Slot.capacity - (Slot.capacity * bindparam("pct", type_=Integer)) // 100
+        seat = (
+            update(Slot)
+            .where(
+                Slot.id == bindparam("seat_slot", type_=String),
+                Slot.booked + n <= limit,
+                exists(pre.select()),
+            )
+            .values(booked=Slot.booked + n)
+            .returning(Slot.booked)
+            .cte("seat")
+        )
     counter = (
         postgresql.insert(BookingCounter)
         .from_select(
@@ -358,45 +391,209 @@ def _numbered_insert(names: tuple[str, ...], extras: tuple[_Extra, ...] = (), an
         .returning(table.c.id, table.c.number)
         .cte("booked")
     )
+    source = booked if pre is None else booked.join(pre, true())
     statement = select(booked.c.id, booked.c.number)
+    if pre is not None:  # a row whenever the rules hold: id and number NULL when no seat was taken
+        statement = statement.add_columns(*pre.c).select_from(pre.outerjoin(booked, true()))
     for i, (other, shape) in enumerate(extras):
         values = []
-        for name, carries_number in shape:
+        for name, carries in shape:
             kind = other.c[name].type
-            if carries_number:  # sent as text, the number put in, then read as the column's type
+            if isinstance(carries, str):  # the citizen's own column, read by `pre`
+                assert pre is not None, "a citizen's column is read only with the pre-check folded in"
+                values.append(sql_cast(pre.c[carries], kind).label(name))
+            elif carries:  # sent as text, the number put in, then read as the column's type
                 sent = bindparam(f"x{i}_{name}", type_=Text)
                 values.append(sql_cast(func.replace(sent, PENDING_NUMBER, booked.c.number), kind).label(name))
             else:
                 values.append(bindparam(f"x{i}_{name}", type_=kind).label(name))
         insert = (
             postgresql.insert(other)
-            .from_select([name for name, _ in shape], select(*values).select_from(booked))
+            .from_select([name for name, _ in shape], select(*values).select_from(source))
             .on_conflict_do_nothing()  # as `enqueue`: a row whose dedup key exists is skipped
         )
         statement = statement.add_cte(insert.cte(f"x{i}"))
     if answered:  # the Idempotency-Key's row with its answer (decision 0015)
         statement = statement.add_cte(_ANSWER.cte("answer"))
-    _numbered_inserts[(names, extras, answered)] = statement
+    if guard is not None and clock.today() != guard[0]:  # midnight passed: the ban check saw another day
+        return statement
+    if len(_numbered_inserts) > 64:  # a new day's guards: the old ones go
+        _numbered_inserts.clear()
+    _numbered_inserts[(names, extras, answered, guard)] = statement
     return statement
 
 
-def _extra_params(rows: list[tuple[Any, dict[str, Any]]]) -> tuple[tuple[_Extra, ...], dict[str, Any]]:
-    """The shape and the parameters of the rows `collect` returned, for `_numbered_insert`."""
+class NotFoldable(Exception):
+    """A collected row uses the citizen's data in a way one statement cannot fill in (decision
+    0099): the booking takes the pre-check's path."""
+
+
+def _extra_params(
+    rows: list[tuple[Any, dict[str, Any]]], with_citizen: bool = False
+) -> tuple[tuple[_Extra, ...], dict[str, Any]]:
+    """The shape and the parameters of the rows `collect` returned, for `_numbered_insert`. With
+    `with_citizen`, a value that is a `PENDING_CITIZEN` stand-in is read from the citizen's row."""
     shapes: list[_Extra] = []
     params: dict[str, Any] = {}
     for i, (other, row) in enumerate(rows):
-        shape = []
+        shape: list[tuple[str, bool | str]] = []
         for name, value in row.items():
+            carries: bool | str
             if isinstance(value, dict | list):  # JSON: the number goes into its text
                 encoded = json.dumps(value, ensure_ascii=False)
                 carries = PENDING_NUMBER in encoded
                 value = encoded if carries else value
+                if with_citizen and _CITIZEN_MARK in encoded:
+                    raise NotFoldable(name)
+            elif with_citizen and isinstance(value, str) and value in _PENDING_COLUMNS:
+                carries, value = _PENDING_COLUMNS[value], None
             else:
                 carries = value == PENDING_NUMBER
+                if with_citizen and isinstance(value, str) and _CITIZEN_MARK in value:
+                    raise NotFoldable(name)
             shape.append((name, carries))
-            params[f"x{i}_{name}"] = value
+            if not isinstance(carries, str):
+                params[f"x{i}_{name}"] = value
         shapes.append((cast(Table, other), tuple(shape)))
     return tuple(shapes), params
+
+
+# --- the pre-check folded into the booking's statement (issue 21, decision 0099) ----------------
+# A citizen's booking in autocommit is one round trip: the statement itself reads what the
+# pre-check read and takes the seat only when every rule holds (`_guard`). When it writes nothing,
+# the booking takes the path it took before (`precheck`, then the statement again), which tells the
+# refusals apart: a second query only on the failure path.
+
+_CITIZEN_MARK = "#citizen."
+# Stand-ins for the citizen's text columns in the rows `collect` returns before the row is read:
+# the statement puts the citizen's own columns in their place.
+PENDING_CITIZEN = {
+    name: f"{_CITIZEN_MARK}{name}#"
+    for name in _CITIZEN_COLUMNS
+    if isinstance(cast(Table, Citizen.__table__).c[name].type, String)
+}
+_PENDING_COLUMNS = {mark: name for name, mark in PENDING_CITIZEN.items()}
+_guards: dict[tuple[date, bool], Any] = {}
+
+
+def _guard(today: date, with_session: bool) -> Any:
+    """The CTE `pre`: the citizen's row, with the session's `provider` (`session_provider`), when
+    every rule the pre-check reads holds (`precheck`, `commands.book`): a session neither ended nor
+    a partner's (401), a personal login (a legal person's agent names the booking's company, so
+    its key is another: that booking takes the pre-check's path), not a foreigner login for other
+    business (rules T2, G8), fewer live bookings than the cap, the live key free (rules T5, M10),
+    no ban in force over the hall on `today` (rules M9, G15)."""
+    citizens = cast(Table, Citizen.__table__)
+    citizen_id = bindparam("citizen_id", type_=Integer)
+    live = (
+        select(func.count())
+        .where(Booking.citizen_id == citizen_id, Booking.status.in_(LIVE_STATUSES))
+        .scalar_subquery()
+    )
+    taken = exists().where(
+        Booking.live_key == bindparam("live_key", type_=String), Booking.status.in_(LIVE_STATUSES)
+    )
+    conditions = [
+        citizens.c.id == citizen_id,
+        live < bindparam("max_live", type_=Integer),
+        ~taken,
+        _banned_query(citizen_id).is_(None),
+    ]
+    provider: Any = null()
+    source: Any = citizens
+    if with_session:
+        sessions = cast(Table, CitizenSession.__table__)
+        source = citizens.join(sessions, sessions.c.id == bindparam("sid", type_=String))
+        conditions += [
+            sessions.c.revoked_at.is_(None),
+            sessions.c.expires_at > bindparam("real_now", type_=sessions.c.expires_at.type),
+            sessions.c.client_id.is_(None),
+            sessions.c.company_uscc.is_(None),
+            or_(bindparam("foreigner_ok", type_=Boolean), sessions.c.provider.is_distinct_from("foreigner")),
+        ]
+        provider = sessions.c.provider
+    return (
+        select(*citizens.c, provider.label("session_provider"))
+        .select_from(source)
+        .where(*conditions)
+        .cte("pre")
+    )
+
+
+def placeholder_citizen(citizen_id: int) -> Citizen:
+    """The citizen as `collect`'s subscribers see it before the statement reads the row: text
+    columns are `PENDING_CITIZEN` stand-ins the statement fills in (`_extra_params`)."""
+    citizen = Citizen(id=citizen_id, **PENDING_CITIZEN)
+    make_transient_to_detached(citizen)
+    return citizen
+
+
+@dataclass(frozen=True)
+class OneTrip:
+    """A booking the folded statement made: its id and number, and the citizen's row it read."""
+
+    booking_id: int
+    number: str
+    citizen: Citizen
+
+
+async def book_in_one_trip(
+    session: AsyncSession,
+    ctx: Context,
+    spec: SlotSpec,
+    quantity: int,
+    values: dict[str, Any],
+    extras: list[tuple[Any, dict[str, Any]]],
+    check: SessionCheck | None,
+) -> OneTrip | None:
+    """The booking of `values` in one statement with its pre-check (decision 0099); None when a
+    rule refused (nothing written): the caller then takes the pre-check's path, which tells which.
+    Every rule held but no seat is left: `slot_full`, as the pre-check's path would answer.
+    `check`: the citizen's session, still to be judged; judged here when the rules held.
+    PostgreSQL, a session in autocommit, an off-site booking."""
+    try:
+        shape, extra_params = _extra_params(extras, with_citizen=True)
+    except NotFoldable:
+        return None
+    sid = check.sid if check is not None else None
+    with_session = sid is not None
+    knobs = ctx.policy.knobs
+    params: dict[str, Any] = {
+        "n": quantity,
+        "seat_slot": spec.id,
+        "pct": knobs.onsite_share_pct,  # rule G10: on-site share held back
+        "counter_hall": ctx.info.hall_id,
+        "counter_day": spec.day,
+        "prefix": f"I{ctx.info.hall_code}{spec.day:%Y%m%d}",
+        **values,
+        "max_live": knobs.max_live_bookings,
+        "hall_path": ctx.info.hall_path,
+        **extra_params,
+    }
+    if with_session:
+        params |= {"sid": sid, "real_now": real_now(), "foreigner_ok": ctx.info.foreigner_related}
+    statement = _numbered_insert(tuple(values), shape, False, (clock.today(), with_session))
+    seats_changed(ctx.info.id)
+    row = await fetch_direct(session, statement, params, processed=True)
+    if row is not None and row[0] is None:
+        # The rules hold, but no seat: the slot may have no row yet. Create it (or wait for a
+        # concurrent creator to commit), then try again with a fresh snapshot; that answer decides.
+        await _materialise(session, ctx, spec)
+        row = await fetch_direct(session, statement, params, processed=True)
+    if row is None:
+        return None
+    n = len(_CITIZEN_COLUMNS)
+    if check is not None:  # judged by the statement: the session stands, a personal login
+        accept_judged(check, row[2 + n])
+    if row[0] is None:
+        raise Conflict("not enough seats left in this slot", code="slot_full")
+    citizen = Citizen(**dict(zip(_CITIZEN_COLUMNS, row[2 : 2 + n], strict=True)))
+    make_transient_to_detached(citizen)
+    session.add(citizen)
+    number = str(row[1])
+    if len(number) > len(params["prefix"]) + 5:
+        raise Conflict("this hall's booking numbers for the day are exhausted", code="slot_full")
+    return OneTrip(int(row[0]), number, citizen)
 
 
 async def take_seats_and_insert(

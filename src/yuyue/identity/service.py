@@ -602,6 +602,15 @@ def accept_session(check: SessionCheck, row: Any, *, partner: str | None = None)
     check.login = SessionLogin(check.citizen_id, row.provider, row.company_uscc, row.company_name)
 
 
+def accept_judged(check: SessionCheck, provider: str | None) -> None:
+    """`accept_session` for a session row a statement judged itself with the same conditions (the
+    booking's one statement, decision 0099): standing, not a partner's, a personal login (no
+    company) that logged in through `provider`."""
+    check.judged = True
+    if check.sid is not None:
+        check.login = SessionLogin(check.citizen_id, str(provider), None, None)
+
+
 async def citizen_session(session: AsyncSession, secret: str, token: str | None) -> SessionCheck:
     """The citizen of a valid token whose session (if it names one) is neither revoked nor expired,
     judged now; the check carries how that session logged in (`login`), for the booking rules."""
