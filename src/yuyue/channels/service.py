@@ -392,4 +392,4 @@ async def _purge_nonces(session: AsyncSession, due: datetime) -> None:
     await session.execute(delete(ChannelNonce).where(ChannelNonce.seen_at < int(time.time()) - NONCE_KEEP_S))
 
 
-register(Job("channel_nonce_purge", every(15), _purge_nonces))
+register(Job("channel_nonce_purge", every(15), _purge_nonces, coalesce=True))

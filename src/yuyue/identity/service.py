@@ -821,9 +821,9 @@ async def _purge_job(session: AsyncSession, due: datetime) -> None:
     await session.execute(delete(CitizenSession).where(CitizenSession.expires_at < now - timedelta(days=30)))
 
 
-register(Job("personal_data_reencrypt", daily("03:10"), _reencrypt_job))
-register(Job("personal_data_retention", daily("03:40"), _retention_job))
-register(Job("identity_purge", every(60), _purge_job))
+register(Job("personal_data_reencrypt", daily("03:10"), _reencrypt_job, coalesce=True))
+register(Job("personal_data_retention", daily("03:40"), _retention_job, coalesce=True))
+register(Job("identity_purge", every(60), _purge_job, coalesce=True))
 
 
 # --- proof that a phone number was confirmed by SMS code (rule M6) -------------------------------

@@ -6,6 +6,13 @@ job's work: with any number of `serve` and `worker` processes, each due time run
 that fails leaves no claim behind, so it is retried on the next pass. Moving the test clock runs,
 in time order, every due time passed on the way (docs/api.md "Test clock").
 
+A job whose effect depends only on the state when it runs (a purge, an expiry: `coalesce=True`)
+runs once per pass, for its latest due time: when a pass catches up many of its due times (a
+worker back after an outage, the test clock jumping a day), one transaction claims them all and
+runs the job once; the earlier ones are recorded in `job_runs` as settled by that run and counted
+`outcome="coalesced"` (decision 0100). Jobs whose every due time matters (a reminder, the 18:00
+release, a no-show sweep, a day's rollup) run for each.
+
 Later work plugs in with `register(Job(...))` (no-show marking, penalties, releases to the waiting
 list, reminders, alerts).
 """
@@ -39,6 +46,9 @@ class Job:
     schedule: Schedule
     run: Callable[[AsyncSession, datetime], Awaitable[None]]
     pending: Pending | None = None
+    # Its effect depends only on the state at run time (what has expired by now): a pass runs it
+    # once, for its latest due time, and records the earlier ones as coalesced into that run.
+    coalesce: bool = False
 
 
 def daily(hhmm: str) -> Schedule:
@@ -95,25 +105,52 @@ async def run_due(maker: async_sessionmaker[AsyncSession], after: datetime, unti
             except Exception:
                 log.exception("job_pending_failed", job=name)
     dues = sorted(found)
+    # A coalescing job's due times of this pass are claimed together at its latest one.
+    batches: dict[str, list[datetime]] = {}
+    for due, name in dues:
+        if REGISTRY[name].coalesce:
+            batches.setdefault(name, []).append(due)
     ran = 0
     for due, name in dues:
         job = REGISTRY[name]
+        batch = batches.get(name, [due])
+        if due != batch[-1]:
+            continue  # claimed with the latest
         try:
             async with maker() as session:
-                claim = _insert(session, JobRun).values(job=name, due_at=due, ran_at=clock.now())
-                claimed = await session.execute(
-                    claim.on_conflict_do_nothing(index_elements=["job", "due_at"])
-                )
-                if not rowcount(claimed):
+                latest, earlier = await _claim(session, name, batch)
+                if not latest:
+                    if earlier:  # the latest ran elsewhere; these earlier ones are settled by it
+                        await session.commit()
+                        JOBS.labels(job=name, outcome="coalesced").inc(earlier)
                     continue
                 await job.run(session, due)
                 await session.commit()
                 ran += 1
                 JOBS.labels(job=name, outcome="ok").inc()
+                if earlier:
+                    JOBS.labels(job=name, outcome="coalesced").inc(earlier)
+                    log.info("job_coalesced", job=name, due_at=due.isoformat(), earlier=earlier)
         except Exception:
             JOBS.labels(job=name, outcome="error").inc()
             log.exception("job_failed", job=name, due_at=due.isoformat())
     return ran
+
+
+async def _claim(session: AsyncSession, name: str, dues: list[datetime]) -> tuple[bool, int]:
+    """Claim `(name, due)` for each of `dues` (ascending) in the session's transaction: whether the
+    latest was claimed here, and how many earlier ones (those another process claimed are its own).
+    The earlier ones go first, in one statement, so that processes claiming overlapping batches
+    take the rows in one order (no deadlock); at most 31 days of 15-minute due times, 2,976 rows."""
+    now, key = clock.now(), ["job", "due_at"]
+    earlier = 0
+    if len(dues) > 1:
+        rows = [{"job": name, "due_at": due, "ran_at": now} for due in dues[:-1]]
+        batch = _insert(session, JobRun).values(rows).on_conflict_do_nothing(index_elements=key)
+        earlier = rowcount(await session.execute(batch))
+    latest = _insert(session, JobRun).values(job=name, due_at=dues[-1], ran_at=now)
+    claimed = await session.execute(latest.on_conflict_do_nothing(index_elements=key))
+    return bool(rowcount(claimed)), earlier
 
 
 async def loop(
@@ -153,4 +190,4 @@ async def _expire_idempotency_keys(session: AsyncSession, due: datetime) -> None
     await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < due - timedelta(hours=24)))
 
 
-register(Job("expire_idempotency_keys", every(60), _expire_idempotency_keys))
+register(Job("expire_idempotency_keys", every(60), _expire_idempotency_keys, coalesce=True))

@@ -84,4 +84,4 @@ async def _clean_up(session: AsyncSession, due: datetime) -> None:
 
 register(Job("reminders_evening", _evening_schedule(), _evening_reminders))
 register(Job("reminders_hour_before", _hour_before_schedule(), _hour_before_reminders))
-register(Job("notify_clean_up", daily("03:30"), _clean_up))
+register(Job("notify_clean_up", daily("03:30"), _clean_up, coalesce=True))
