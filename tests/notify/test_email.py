@@ -105,7 +105,8 @@ async def test_alert_goes_by_email_too(api: Api, inbox: Inbox) -> None:
     await deliver(api)
     [mail] = inbox.mails
     assert mail["To"] == ADDRESS and mail["From"] == "noreply@yuyue.gz.gov.cn"
-    assert "预警" in str(mail["Subject"]) and "有放号调整审批超时" in mail.get_content()
+    # the alert's own sentence (decision 0102), not a generic "new alert"
+    assert "预警" in str(mail["Subject"]) and "号源调整申请未在规定时限内审批" in mail.get_content()
     rows = await raw(api, "SELECT channel, status, phone_masked FROM messages ORDER BY id")
     channels = sorted((r.channel, r.status) for r in rows)
     assert channels == [("email", "sent"), ("sms", "sent"), ("sms", "sent")]  # root + tianhe-l1 by SMS
