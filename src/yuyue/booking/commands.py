@@ -141,8 +141,7 @@ async def book(
         raise Conflict(
             f"at most {ctx.policy.knobs.max_live_bookings} live bookings at once", code="booking_cap"
         )
-    values = _values(citizen_id, request, ctx, spec, uscc, company_name, key, now, rebook_of, reason)
-    values["session_ref"] = caller.session_ref(citizen_id)  # rule G15's evidence (migration 0028)
+    values = _values(citizen_id, request, caller, ctx, spec, uscc, company_name, key, now, rebook_of, reason)
     onsite, quantity = request.channel == "onsite", request.quantity
     # On PostgreSQL what the subscribers of `booking.created` write (its SMS) goes into the booking's
     # own statement (decision 0014): in autocommit that statement is the whole transaction; inside a
@@ -188,6 +187,7 @@ async def book(
 def _values(
     citizen_id: int,
     request: BookRequest,
+    caller: Caller,
     ctx: Context,
     spec: SlotSpec,
     uscc: str | None,
@@ -216,6 +216,7 @@ def _values(
         cancelled_by=None,
         live_key=key or unlimited_key(),
         rebook_of=rebook_of,
+        session_ref=caller.session_ref(citizen_id),  # rule G15's evidence (migration 0028)
         rebooked=False,
         reason=reason,
         created_at=now,
@@ -256,8 +257,7 @@ async def _in_one_trip(
         await check_released(session, ctx, spec, now)  # rules G10, G11: the waiting list first
     except DomainError:
         return None  # told by the pre-check's path, in its order (a 401 first)
-    values = _values(citizen_id, request, ctx, spec, uscc, request.company_name, key, now)
-    values["session_ref"] = caller.session_ref(citizen_id)  # rule G15's evidence (migration 0028)
+    values = _values(citizen_id, request, caller, ctx, spec, uscc, request.company_name, key, now)
     pending = Booking(id=0, number=PENDING_NUMBER, **values)
     stand_in = placeholder_citizen(citizen_id)  # its text columns: stand-ins the statement fills in
     session.add(stand_in)
