@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
@@ -52,6 +55,35 @@ def data_secret(config: Config | None) -> str:
         return settings.effective_secret
     crypto.configure(list(attributes.get("yuyue_data_keys", ())))
     return str(secret)
+
+
+def rewrite_rows(
+    bind: sa.Connection,
+    config: Config | None,
+    table: str,
+    source: str,
+    change: Callable[[str, Any], dict[str, Any]],
+    where: str = "TRUE",
+) -> None:
+    """For a revision that rewrites personal data: every row of `table` matching `where`, by id in
+    batches, its `source` column read and the columns `change(secret, value)` gives written (none:
+    the row is left). The secret is fetched only when a row exists (`data_secret`)."""
+    secret: str | None = None
+    last = 0
+    while True:
+        rows = bind.execute(
+            sa.text(f"SELECT id, {source} FROM {table} WHERE id > :last AND ({where}) ORDER BY id LIMIT 500"),
+            {"last": last},
+        ).all()
+        if not rows:
+            return
+        secret = secret or data_secret(config)
+        for row_id, value in rows:
+            last = row_id
+            values = change(secret, value)
+            if values:
+                sets = ", ".join(f"{k} = :{k}" for k in values)
+                bind.execute(sa.text(f"UPDATE {table} SET {sets} WHERE id = :id"), {**values, "id": row_id})
 
 
 def revision(database_url: str, message: str) -> None:

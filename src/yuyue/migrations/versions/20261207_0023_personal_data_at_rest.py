@@ -21,14 +21,12 @@ from alembic import op
 
 from yuyue.kit import crypto
 from yuyue.kit.masking import mask_name, mask_phone
-from yuyue.migrate import data_secret
+from yuyue.migrate import data_secret, rewrite_rows
 
 revision: str = "0023"
 down_revision: str | None = "0001"  # its own branch: needs citizens and admins (0001) only
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-BATCH = 500
 
 
 def _secret() -> str:
@@ -37,22 +35,7 @@ def _secret() -> str:
 
 def _rewrite(table: str, source: str, change: Callable[[str, Any], dict[str, Any]]) -> None:
     """Every row of `table`, `source` column read, the columns `change` gives written, by id."""
-    bind = op.get_bind()
-    secret: str | None = None
-    last = 0
-    while True:
-        rows = bind.execute(
-            sa.text(f"SELECT id, {source} FROM {table} WHERE id > :last ORDER BY id LIMIT {BATCH}"),
-            {"last": last},
-        ).all()
-        if not rows:
-            return
-        secret = secret or _secret()
-        for row_id, value in rows:
-            values = change(secret, value)
-            sets = ", ".join(f"{k} = :{k}" for k in values)
-            bind.execute(sa.text(f"UPDATE {table} SET {sets} WHERE id = :id"), {**values, "id": row_id})
-            last = row_id
+    rewrite_rows(op.get_bind(), op.get_context().config, table, source, change)
 
 
 def upgrade() -> None:

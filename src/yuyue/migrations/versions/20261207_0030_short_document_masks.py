@@ -12,44 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
 
 from yuyue.kit import crypto
 from yuyue.kit.masking import mask_id
-from yuyue.migrate import data_secret
+from yuyue.migrate import rewrite_rows
 
 revision: str = "0030"
 down_revision: str | None = "0023"  # needs the keys' handling of 0023, nothing newer
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-BATCH = 500
-
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    secret: str | None = None
-    last = 0
-    while True:
-        rows = bind.execute(
-            sa.text(
-                "SELECT id, id_enc FROM citizens WHERE id > :last AND id_type <> 'resident_id' "
-                f"ORDER BY id LIMIT {BATCH}"
-            ),
-            {"last": last},
-        ).all()
-        if not rows:
-            return
-        secret = secret or data_secret(op.get_context().config)
-        for row_id, id_enc in rows:
-            last = row_id
-            if not id_enc:
-                continue
-            masked = mask_id(crypto.decrypt(secret, id_enc))
-            bind.execute(
-                sa.text("UPDATE citizens SET id_masked = :m WHERE id = :id"), {"m": masked, "id": row_id}
-            )
+    rewrite_rows(
+        op.get_bind(),
+        op.get_context().config,
+        "citizens",
+        "id_enc",
+        lambda secret, enc: {"id_masked": mask_id(crypto.decrypt(secret, enc))} if enc else {},
+        where="id_type <> 'resident_id'",
+    )
 
 
 def downgrade() -> None:
