@@ -44,6 +44,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from _harness import (
     Server,
@@ -81,6 +82,12 @@ def parse() -> argparse.Namespace:
         "--idempotency", action="store_true", help="send a fresh Idempotency-Key with every attempt"
     )
     p.add_argument("--no-pgbench", action="store_true", help="skip the pgbench ceiling")
+    p.add_argument(
+        "--history",
+        type=int,
+        default=20000,
+        help="other citizens with past and live bookings loaded before the rush (a city's tables)",
+    )
     p.add_argument("--hosts", type=int, default=0, help="app hosts in network namespaces behind nginx")
     p.add_argument("--kill-at", type=float, default=0.0, help="with --hosts: kill the last host after S s")
     p.add_argument("--no-replica", action="store_true", help="with --hosts: every read on the primary")
@@ -190,6 +197,73 @@ def booking_requests(
     return chosen
 
 
+async def seed_history(url: str, hall_id: str, services: list[int], release_day: date, others: int) -> int:
+    """The tables of a city that has been running: `others` more citizens with six bookings each (served,
+    cancelled and a no-show over the 60 days before today, one still live in the days before the
+    released one), and two served ones for each rush citizen, at 08:00 slots the rush never books. Without them the planner
+    sees a booking table of a few rows when `ANALYZE` runs and keeps plans that scan it (issue 21)."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            first = await conn.fetchval("SELECT max(id) FROM citizens")
+            await conn.execute(
+                """
+                INSERT INTO citizens (id_type, id_hash, id_enc, id_masked, name_enc, name_masked,
+                                      phone_enc, phone_masked, gender, created_at, updated_at, elder_mode)
+                SELECT c.id_type, md5(c.id_hash || ':history:' || g), c.id_enc, c.id_masked, c.name_enc,
+                       c.name_masked, c.phone_enc, c.phone_masked, c.gender, c.created_at, c.updated_at,
+                       c.elder_mode
+                  FROM (SELECT * FROM citizens ORDER BY id LIMIT 1) c, generate_series(1, $1) g
+                """,
+                others,
+            )
+            await conn.execute(
+                """
+                INSERT INTO slots (id, service_id, day, start, "end", capacity, booked)
+                SELECT s || '-' || to_char($2::date - d, 'YYYYMMDD') || '0800', s, $2::date - d,
+                       ($2::date - d) + time '08:00', ($2::date - d) + time '09:00', 100000, 0
+                  FROM unnest($1::int[]) s, generate_series(1, 75) d
+                """,
+                services,
+                release_day,
+            )
+            await conn.execute(
+                """
+                INSERT INTO bookings (number, citizen_id, service_id, hall_id, slot_id, slot_day, slot_start,
+                                      slot_end, quantity, channel, business_types, status, cancelled_by,
+                                      live_key, rebooked, created_at, updated_at)
+                SELECT 'H' || c || '-' || k, c, s, $1, s || '-' || to_char(day, 'YYYYMMDD') || '0800', day,
+                       day + time '08:00', day + time '09:00', 1, 'web', '[]',
+                       st, CASE WHEN st = 'cancelled' THEN 'citizen' END,
+                       'c:' || c || ':i:h' || s || ':u:' || k, false, day - 10, day - 10
+                  FROM (SELECT c, k, ($3::int[])[1 + (c + k) % cardinality($3::int[])] AS s,
+                               CASE WHEN k = 6 AND c > $4 THEN $2::date + 1 + c % 13
+                                    ELSE $2::date - (1 + (c * 7 + k * 11) % 59) END AS day,
+                               CASE WHEN c <= $4 THEN 'served'
+                                    ELSE (ARRAY['served', 'served', 'cancelled', 'no_show', 'served',
+                                                'booked'])[k] END AS st
+                          FROM generate_series(1, $5) c, generate_series(1, 6) k
+                         WHERE c > $4 OR k <= 2) h
+                """,
+                hall_id,
+                RELEASE.date(),
+                services,
+                first,
+                first + others,
+            )
+            await conn.execute(
+                """
+                UPDATE slots SET booked = l.n
+                  FROM (SELECT slot_id, count(*) AS n FROM bookings WHERE status = 'booked'
+                         GROUP BY slot_id) l
+                 WHERE slots.id = l.slot_id
+                """
+            )
+            return int(await conn.fetchval("SELECT count(*) FROM bookings"))
+    finally:
+        await conn.close()
+
+
 async def integrity(url: str, numbers: set[str]) -> dict[str, int]:
     oversold = await sql_rows(
         url,
@@ -205,7 +279,9 @@ async def integrity(url: str, numbers: set[str]) -> dict[str, int]:
         "SELECT citizen_id, service_id FROM bookings WHERE status IN ('booked', 'checked_in') "
         "GROUP BY citizen_id, service_id HAVING count(*) > 1",
     )
-    stored = {r["number"] for r in await sql_rows(url, "SELECT number FROM bookings")}
+    stored = {
+        r["number"] for r in await sql_rows(url, "SELECT number FROM bookings WHERE number NOT LIKE 'H%'")
+    }
     return {
         "oversold": len(oversold),
         "duplicates": len(duplicates),
@@ -270,11 +346,23 @@ def main() -> None:
                 )
                 for k, (token, body) in enumerate(booking_requests(tokens, services, slots, attempts, rng))
             ]
+            history = 0
+            if args.history:
+                history = asyncio.run(
+                    seed_history(
+                        url,
+                        hall["id"],
+                        [s["id"] for s in services],
+                        date.fromisoformat(release_day),
+                        args.history,
+                    )
+                )
             analyze(url)
             print(
                 f"set-up {time.monotonic() - started:.1f}s: {len(services)} services x 7 slots "
                 f"on {release_day}, "
-                f"{released} seats, {citizens} citizens, {attempts} attempts at {args.rate:.0f}/s"
+                f"{released} seats, {citizens} citizens, {attempts} attempts at {args.rate:.0f}/s, "
+                f"{history} bookings already stored"
             )
             # The release moment: when the first attempt is due, the clock is moved to 18:00:00 (from
             # 17:59:59, so a late thread still moves it forward), which runs the release to the waiting

@@ -172,8 +172,10 @@ async def _reset_pg(url: str) -> None:
         async with conn.transaction():
             await conn.execute(empty)
             for table, rows in seeds.items():
+                # ON CONFLICT: a trigger may have written the row while the tables were emptied (0031)
+                records = f'json_populate_recordset(NULL::"{table}", $1)'
                 await conn.execute(
-                    f'INSERT INTO "{table}" SELECT * FROM json_populate_recordset(NULL::"{table}", $1)', rows
+                    f'INSERT INTO "{table}" SELECT * FROM {records} ON CONFLICT DO NOTHING', rows
                 )
     except BaseException:
         await _close_reset_connection(url)  # the next reset starts on a fresh connection

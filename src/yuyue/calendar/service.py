@@ -87,9 +87,10 @@ async def load_overrides(session: AsyncSession) -> dict[date, bool]:
     hit = cache.get("overrides")
     if hit is not None:
         return dict(hit)
+    since = TTLCache.generation()
     rows = (await session.execute(select(CalendarDay.day, CalendarDay.working_day))).all()
     overrides = {row.day: bool(row.working_day) for row in rows}
-    cache.put("overrides", overrides)
+    cache.put("overrides", overrides, since)
     return overrides
 
 
@@ -98,8 +99,9 @@ async def imported_years(session: AsyncSession) -> frozenset[int]:
     if hit is not None:
         assert isinstance(hit, frozenset)
         return hit
+    since = TTLCache.generation()
     years = frozenset(int(y) for y in (await session.execute(select(CalendarYear.year))).scalars())
-    cache.put("years", years)
+    cache.put("years", years, since)
     return years
 
 
@@ -109,12 +111,13 @@ async def hall_calendar(session: AsyncSession, hall_id: str) -> WorkCalendar:
     if hit is not None:
         assert isinstance(hit, WorkCalendar)
         return hit
+    since = TTLCache.generation()
     overrides = await load_overrides(session)
     closed = (await session.execute(select(Closure.day).where(Closure.unit_id == hall_id))).scalars().all()
     calendar = WorkCalendar(
         overrides=overrides, closures=frozenset(closed), years=await imported_years(session)
     )
-    cache.put(key, calendar)
+    cache.put(key, calendar, since)
     return calendar
 
 

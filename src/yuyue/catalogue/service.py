@@ -26,7 +26,7 @@ from yuyue.auth.service import Acting, authorise
 from yuyue.clock import HHMM, TZ, at, clock
 from yuyue.db import after_commit
 from yuyue.errors import Conflict, NotFound, Unprocessable, ValidationFailed
-from yuyue.kit.cache import TTLCache
+from yuyue.kit.cache import TTLCache, confirm
 from yuyue.models import CapacityPeriod, Department, ExtraSupply, ItemSynonym, Service, Unit
 
 cache = TTLCache(2.0)
@@ -168,11 +168,13 @@ MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
 async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
     if not 1 <= service_id <= MAX_ID:
         raise NotFound(f"service {service_id} not found")
+    await confirm(session)
     key = ("service", service_id)
     hit = cache.get(key)
     if hit is not None:
         assert isinstance(hit, ServiceInfo)
         return hit
+    since = TTLCache.generation()
     row = (
         await session.execute(
             select(Service, Unit, Department.name)
@@ -205,13 +207,15 @@ async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
         [(p.until, int(p.daily_capacity)) for p in periods],
         [(row.day, row.hours, row.open_day) for row in extra],
     )
-    cache.put(key, info)
+    cache.put(key, info, since)
     return info
 
 
 async def service_infos(session: AsyncSession, service_ids: list[int]) -> dict[int, ServiceInfo]:
     """`service_info` of many services in three queries per 500 (a pass over a whole city); ids not
     found are left out."""
+    await confirm(session)
+    since = TTLCache.generation()
     out: dict[int, ServiceInfo] = {}
     for chunk in range(0, len(service_ids), 500):
         ids = service_ids[chunk : chunk + 500]
@@ -245,7 +249,7 @@ async def service_infos(session: AsyncSession, service_ids: list[int]) -> dict[i
             out[service.id] = info = _info(
                 service, hall, department, periods.get(service.id, []), extra.get(service.id, [])
             )
-            cache.put(("service", service.id), info)
+            cache.put(("service", service.id), info, since)
     return out
 
 

@@ -76,11 +76,12 @@ async def unit_chain(session: AsyncSession, unit_id: str) -> list[str]:
     hit = cache.get(key)
     if hit is not None:
         return list(hit)
+    since = TTLCache.generation()
     path = (await session.execute(select(Unit.path).where(Unit.id == unit_id))).scalar_one_or_none()
     if path is None:
         raise NotFound(f"unit {unit_id!r} not found")
     chain = path_ids(path)
-    cache.put(key, chain)
+    cache.put(key, chain, since)
     return chain
 
 
@@ -90,6 +91,7 @@ async def effective_policy(session: AsyncSession, unit_id: str) -> EffectivePoli
     if hit is not None:
         assert isinstance(hit, EffectivePolicy)
         return hit
+    since = TTLCache.generation()
     chain = await unit_chain(session, unit_id)
     found = (
         await session.execute(
@@ -97,7 +99,7 @@ async def effective_policy(session: AsyncSession, unit_id: str) -> EffectivePoli
         )
     ).all()
     policy = resolve(unit_id, chain, {row.unit_id: (row.preset, row.overrides or {}) for row in found})
-    cache.put(key, policy)
+    cache.put(key, policy, since)
     return policy
 
 
