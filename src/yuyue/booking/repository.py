@@ -32,6 +32,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -72,6 +73,14 @@ from yuyue.policy.service import freed_seat_window
 _precheck_statements: dict[tuple[date, bool], Select[Any]] = {}
 
 
+def _live() -> Any:
+    """`bookings.status IN ('booked', 'checked_in')` with the statuses written in the SQL, not bound:
+    the booking statement's prepared generic plan can then use the partial index
+    `uq_bookings_live_key` (same predicate), so PostgreSQL stops planning it afresh on every
+    execution (0.66 ms of its 1.28 ms per booking in the rush, issue 21)."""
+    return Booking.status.in_([literal_column(f"'{status}'") for status in LIVE_STATUSES])
+
+
 def _precheck_statement(today: date, with_session: bool) -> Select[Any]:
     """The pre-check for bans in force on `today` (`ban_until_query` reads the date itself); with
     the session row of `sid` joined (`identity.service.defer_session_check`, decision 0014)."""
@@ -81,7 +90,7 @@ def _precheck_statement(today: date, with_session: bool) -> Select[Any]:
     citizen_id = bindparam("citizen_id", type_=Integer)
     live = (
         select(func.count())
-        .where(Booking.citizen_id == citizen_id, Booking.status.in_(LIVE_STATUSES))
+        .where(Booking.citizen_id == citizen_id, _live())
         .scalar_subquery()
     )
     statement = select(Citizen, live, _taken_query(), _banned_query(citizen_id))
@@ -101,7 +110,7 @@ def _taken_query() -> Any:
     """Whether the live key `live_key` is held by a live booking (rules T5, M10)."""
     return (
         select(func.count())
-        .where(Booking.live_key == bindparam("live_key", type_=String), Booking.status.in_(LIVE_STATUSES))
+        .where(Booking.live_key == bindparam("live_key", type_=String), _live())
         .scalar_subquery()
     )
 
@@ -487,11 +496,11 @@ def _guard(today: date, with_session: bool) -> Any:
     citizen_id = bindparam("citizen_id", type_=Integer)
     live = (
         select(func.count())
-        .where(Booking.citizen_id == citizen_id, Booking.status.in_(LIVE_STATUSES))
+        .where(Booking.citizen_id == citizen_id, _live())
         .scalar_subquery()
     )
     taken = exists().where(
-        Booking.live_key == bindparam("live_key", type_=String), Booking.status.in_(LIVE_STATUSES)
+        Booking.live_key == bindparam("live_key", type_=String), _live()
     )
     conditions = [
         citizens.c.id == citizen_id,
