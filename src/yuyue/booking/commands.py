@@ -272,10 +272,8 @@ async def _in_one_trip(
         raise limit_error(ctx) from None
     if made is None:
         return None
-    booking = Booking(id=made.booking_id, number=made.number, **values)
-    make_transient_to_detached(booking)
-    session.add(booking)
-    return booking_view(booking, made.citizen, ctx)
+    pending.id, pending.number = made.booking_id, made.number  # the answer's booking: nothing reads it later
+    return booking_view(pending, made.citizen, ctx)
 
 
 async def cancel(session: AsyncSession, citizen_id: int, number: str) -> dict[str, Any]:

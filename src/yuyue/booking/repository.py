@@ -88,11 +88,7 @@ def _precheck_statement(today: date, with_session: bool) -> Select[Any]:
     if statement is not None:
         return statement
     citizen_id = bindparam("citizen_id", type_=Integer)
-    live = (
-        select(func.count())
-        .where(Booking.citizen_id == citizen_id, _live())
-        .scalar_subquery()
-    )
+    live = select(func.count()).where(Booking.citizen_id == citizen_id, _live()).scalar_subquery()
     statement = select(Citizen, live, _taken_query(), _banned_query(citizen_id))
     if with_session:
         sessions = CitizenSession.__table__
@@ -494,14 +490,8 @@ def _guard(today: date, with_session: bool) -> Any:
     no ban in force over the hall on `today` (rules M9, G15)."""
     citizens = cast(Table, Citizen.__table__)
     citizen_id = bindparam("citizen_id", type_=Integer)
-    live = (
-        select(func.count())
-        .where(Booking.citizen_id == citizen_id, _live())
-        .scalar_subquery()
-    )
-    taken = exists().where(
-        Booking.live_key == bindparam("live_key", type_=String), _live()
-    )
+    live = select(func.count()).where(Booking.citizen_id == citizen_id, _live()).scalar_subquery()
+    taken = exists().where(Booking.live_key == bindparam("live_key", type_=String), _live())
     conditions = [
         citizens.c.id == citizen_id,
         live < bindparam("max_live", type_=Integer),
@@ -537,13 +527,22 @@ def placeholder_citizen(citizen_id: int) -> Citizen:
     return citizen
 
 
+@dataclass(frozen=True, slots=True)
+class CitizenMasks:
+    """The applicant as a booking's answer shows it (`views.Masked`), from the statement's row."""
+
+    name_masked: str
+    id_masked: str
+    phone_masked: str
+
+
 @dataclass(frozen=True)
 class OneTrip:
-    """A booking the folded statement made: its id and number, and the citizen's row it read."""
+    """A booking the folded statement made: its id and number, and the citizen's masks it read."""
 
     booking_id: int
     number: str
-    citizen: Citizen
+    citizen: CitizenMasks
 
 
 async def book_in_one_trip(
@@ -596,9 +595,8 @@ async def book_in_one_trip(
         accept_judged(check, row[2 + n])
     if row[0] is None:
         raise Conflict("not enough seats left in this slot", code="slot_full")
-    citizen = Citizen(**dict(zip(_CITIZEN_COLUMNS, row[2 : 2 + n], strict=True)))
-    make_transient_to_detached(citizen)
-    session.add(citizen)
+    read = dict(zip(_CITIZEN_COLUMNS, row[2 : 2 + n], strict=True))
+    citizen = CitizenMasks(read["name_masked"], read["id_masked"], read["phone_masked"])
     number = str(row[1])
     if len(number) > len(params["prefix"]) + 5:
         raise Conflict("this hall's booking numbers for the day are exhausted", code="slot_full")

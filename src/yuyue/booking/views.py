@@ -5,7 +5,7 @@ reads of their own bookings.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -93,8 +93,20 @@ class BookingView:
     cancelled_by: str | None
 
 
+class Masked(Protocol):
+    """What a booking's answer shows of its applicant: a `Citizen`, or the masks the one-trip
+    booking statement read (`booking.repository.CitizenMasks`)."""
+
+    @property
+    def name_masked(self) -> str: ...
+    @property
+    def id_masked(self) -> str: ...
+    @property
+    def phone_masked(self) -> str: ...
+
+
 def booking_of(
-    booking: Booking, citizen: Citizen, ctx: Context, ticket: TicketView | None = None
+    booking: Booking, citizen: Masked, ctx: Context, ticket: TicketView | None = None
 ) -> BookingView:
     """A booking as docs/api.md describes it; personal data always masked."""
     knobs = ctx.policy.knobs
@@ -164,7 +176,7 @@ def as_json(view: BookingView) -> dict[str, Any]:
     }
 
 
-def booking_view(booking: Booking, citizen: Citizen, ctx: Context) -> dict[str, Any]:
+def booking_view(booking: Booking, citizen: Masked, ctx: Context) -> dict[str, Any]:
     """`booking_of` as JSON (see `as_json`)."""
     return as_json(booking_of(booking, citizen, ctx))
 
