@@ -8,11 +8,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import event
+import pytest
+from sqlalchemy import event, text
 
-from tests.conftest import Api, raw
+from tests.conftest import Api, harness_for, raw
 from tests.ids import resident_id
+from yuyue.app import create_app
 from yuyue.booking import repository
+from yuyue.catalogue.service import clear_caches
+from yuyue.config import Settings
 
 DAY = "2026-12-03"  # Thursday, inside the city horizon seen from START (Tue 2026-12-01 10:00)
 
@@ -149,3 +153,58 @@ async def test_the_booking_door_and_the_route_answer_alike(api: Api) -> None:
     no_token = await api.client.post(path, json=sent)
     assert no_token.status_code == 401 and no_token.json()["code"] == "unauthenticated"
     assert len(await raw(api, "SELECT id FROM bookings")) == 2
+
+
+# 4,000 other citizens with five past bookings each, on a slot of their own.
+HISTORY = """
+WITH c AS (
+    INSERT INTO citizens (id_type, id_hash, id_enc, id_masked, name_enc, name_masked, phone_enc,
+                          phone_masked, gender, created_at, updated_at)
+    SELECT id_type, md5(id_hash || g), id_enc, id_masked, name_enc, name_masked, phone_enc,
+           phone_masked, gender, created_at, updated_at
+      FROM (SELECT * FROM citizens LIMIT 1) one, generate_series(1, 4000) g
+    RETURNING id
+), s AS (
+    INSERT INTO slots (id, service_id, day, start, "end", capacity, booked)
+    VALUES ('history', :service, '2026-11-02', '2026-11-02 09:00', '2026-11-02 10:00', 100000, 0)
+)
+INSERT INTO bookings (number, citizen_id, service_id, hall_id, slot_id, slot_day, slot_start, slot_end,
+                      quantity, channel, business_types, status, live_key, rebooked, created_at, updated_at)
+SELECT 'H' || c.id || '-' || k, c.id, :service, :hall, 'history', '2026-11-02', '2026-11-02 09:00',
+       '2026-11-02 10:00', 1, 'web', '[]', 'served', 'h:' || c.id || ':' || k, false,
+       '2026-10-30 10:00', '2026-10-30 10:00'
+  FROM c, generate_series(1, 5) k
+"""
+
+
+async def test_postgresql_plans_the_booking_statement_once(settings: Settings) -> None:
+    """Decision 0103: the live statuses are written in the statement, so PostgreSQL's generic plan
+    can use the partial index on live bookings and is chosen after the first five executions; with
+    them bound it planned the statement afresh on every booking (about half its cost there). One
+    pooled connection, so every booking runs on the connection whose prepared statements are read."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's plan cache")
+    clear_caches()
+    app = create_app(settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}), run_jobs=False)
+    async with harness_for(app) as api:
+        await api.hall()
+        service = await api.service()
+        slots = [s for s in await api.slots(service["id"], DAY) if s["status"] == "open"]
+        await api.login(resident_id(199))
+        async with app.state.engine.begin() as conn:  # a city's bookings, analysed (as autovacuum would)
+            await conn.execute(text(HISTORY), {"service": service["id"], "hall": service["hall_id"]})
+        async with app.state.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("ANALYZE"))
+        for k in range(9):
+            booked = await api.book(await api.login(resident_id(200 + k)), slots[k % len(slots)]["id"])
+            assert booked.status_code == 201, booked.text
+        plans = await raw(
+            api,
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE 'WITH pre AS%'",
+        )
+    clear_caches()
+    assert len(plans) == 1, plans
+    generic, custom = plans[0]
+    assert custom <= 5 and generic >= 4, plans
