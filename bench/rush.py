@@ -83,6 +83,11 @@ def parse() -> argparse.Namespace:
     )
     p.add_argument("--no-pgbench", action="store_true", help="skip the pgbench ceiling")
     p.add_argument(
+        "--release-in-app",
+        action="store_true",
+        help="run the 18:00 release inside a web worker (the test clock's request), as before 0103",
+    )
+    p.add_argument(
         "--history",
         type=int,
         default=20000,
@@ -198,10 +203,11 @@ def booking_requests(
 
 
 async def seed_history(url: str, hall_id: str, services: list[int], release_day: date, others: int) -> int:
-    """The tables of a city that has been running: `others` more citizens with six bookings each (served,
-    cancelled and a no-show over the 60 days before today, one still live in the days before the
-    released one), and two served ones for each rush citizen, at 08:00 slots the rush never books. Without them the planner
-    sees a booking table of a few rows when `ANALYZE` runs and keeps plans that scan it (issue 21)."""
+    """The tables of a city that has been running: `others` more citizens with six bookings each
+    (served, cancelled and a no-show over the 60 days before today, one still live in the days before
+    the released one), and two served ones for each rush citizen, at 08:00 slots the rush never
+    books. Without them the planner sees a booking table of a few rows when `ANALYZE` runs and keeps
+    plans that scan it (issue 21, decision 0103)."""
     conn = await asyncpg.connect(url)
     try:
         async with conn.transaction():
@@ -264,6 +270,35 @@ async def seed_history(url: str, hall_id: str, services: list[int], release_day:
         await conn.close()
 
 
+def jobs_process(url: str) -> subprocess.Popen[bytes]:
+    """bench/_jobs.py on the rush's database: the scheduled jobs, in their own process."""
+    env = {**os.environ, "YUYUE_ENV": "test", "YUYUE_DATABASE_URL": url, "YUYUE_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "_jobs.py")],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def release_seen(url: str, deadline: float) -> None:
+    """Wait for the `job_runs` row of the 18:00 release to the waiting list."""
+    conn = await asyncpg.connect(url)
+    try:
+        while time.time() < deadline:
+            found = await conn.fetchval(
+                "SELECT 1 FROM job_runs WHERE job = 'waitlist_release' AND due_at = $1",
+                RELEASE.replace(tzinfo=None),
+            )
+            if found:
+                return
+            await asyncio.sleep(0.01)
+        raise RuntimeError("the 18:00 release did not run")
+    finally:
+        await conn.close()
+
+
 async def integrity(url: str, numbers: set[str]) -> dict[str, int]:
     oversold = await sql_rows(
         url,
@@ -309,10 +344,15 @@ def main() -> None:
             if args.hosts
             else Server(url, args.workers, args.pool)
         )
-        with front as server:
+        in_app = bool(args.hosts or args.release_in_app)
+        with front as server, contextlib.ExitStack() as stack:
             if args.hosts:
                 url = server.url
                 make_admin(url)
+            if not in_app:  # started now: its imports are done long before the rush
+                jobs = jobs_process(url)
+                stack.callback(jobs.wait)
+                stack.callback(jobs.terminate)
             setup = Setup(server.base)
             setup.set_clock("2026-12-01T17:00:00+08:00")
             hall = setup.hall("rush-hall")
@@ -358,26 +398,34 @@ def main() -> None:
                     )
                 )
             analyze(url)
+            # Before 18:00 every citizen has the page open: their bookings read once (the web
+            # processes of a running city have seen their tokens and opened their pool connections).
+            page = [http_request("GET", "/api/v1/appointments", token) for token in tokens]
+            run_load(server.port, page, 400.0, args.connections, time.time() + 0.5)
             print(
                 f"set-up {time.monotonic() - started:.1f}s: {len(services)} services x 7 slots "
                 f"on {release_day}, "
                 f"{released} seats, {citizens} citizens, {attempts} attempts at {args.rate:.0f}/s, "
                 f"{history} bookings already stored"
             )
-            # The release moment: when the first attempt is due, the clock is moved to 18:00:00 (from
-            # 17:59:59, so a late thread still moves it forward), which runs the release to the waiting
-            # list as a job process would at its due time (decision 0092: open booking of the day
-            # answers `not_open_yet` until that run has committed).
+            # The release moment: the first attempt is due at 18:00:00. Without --hosts the release
+            # to the waiting list runs in a jobs process (bench/_jobs.py) at its due time, as in
+            # production (decision 0092: open booking of the day answers `not_open_yet` until that run
+            # has committed); `release_run_ms` is when its `job_runs` row was seen, after 18:00.
+            # With --hosts (and --release-in-app) the clock is moved from 17:59:59 to 18:00:00 by the
+            # test clock's request, which runs the release inside the web worker that answers it.
             start_at = time.time() + 3.0
-            setup.set_clock(
-                (RELEASE - timedelta(seconds=start_at - time.time()) - timedelta(seconds=1)).isoformat()
-            )
+            early = timedelta(seconds=1 if in_app else 0)
+            setup.set_clock((RELEASE - timedelta(seconds=start_at - time.time()) - early).isoformat())
             release_ms: list[float] = []
 
             def release() -> None:
                 time.sleep(max(0.0, start_at - time.time()))
                 begun = time.monotonic()
-                setup.set_clock(RELEASE.isoformat())
+                if in_app:
+                    setup.set_clock(RELEASE.isoformat())
+                else:
+                    asyncio.run(release_seen(url, start_at + 60))
                 release_ms.append(round((time.monotonic() - begun) * 1000, 1))
 
             releaser = threading.Thread(target=release)
@@ -439,6 +487,11 @@ def main() -> None:
         "answers": dict(sorted(codes.items())),
         "release_run_ms": release_ms[0] if release_ms else None,
         **latency_summary(load["latency"]),
+        # p99 of the attempts due in each second of the run (the first is the release moment)
+        "p99_by_second_ms": [
+            latency_summary(load["latency"][int(k * args.rate) : int((k + 1) * args.rate)])["p99_ms"]
+            for k in range(math.ceil(args.duration))
+        ],
         "errors_5xx": sum(1 for s in load["status"] if s >= 500),
         "transport_errors": sum(1 for s in load["status"] if s == -1),
         "given_up": sum(1 for s in load["status"] if s == -2),

@@ -192,6 +192,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         openapi_url="/openapi.json",
         docs_url=None,  # Swagger UI needs inline script and a CDN; the CSP allows neither
         redoc_url=None,
+        # FastAPI's own OpenTelemetry hooks: off (metrics are Prometheus', logs structlog's); with them
+        # on, every request asked OpenTelemetry for its providers though none is configured (issue 21)
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -235,6 +235,19 @@ def after_commit(session: AsyncSession, hook: Callable[[], None]) -> None:
     session.info.setdefault(_AFTER_COMMIT, []).append(hook)
 
 
+def committable(session: AsyncSession) -> bool:
+    """Whether `commit` has anything to do for `session`: a transaction outside autocommit, objects
+    to flush, or work waiting for the commit (`after_commit`). A session in autocommit that only
+    ran statements has nothing left: the booking door then skips it (issue 21)."""
+    return bool(
+        not in_autocommit(session)
+        or session.info.get(_AFTER_COMMIT)
+        or session.new
+        or session.dirty
+        or session.deleted
+    )
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
     for hook in session.info.pop(_AFTER_COMMIT, ()):
@@ -272,7 +285,8 @@ async def get_db(
     except BaseException:
         await session.rollback()
         raise
-    await session.commit()
+    if committable(session):
+        await session.commit()
 
 
 async def rollback_request(request: Request) -> None:

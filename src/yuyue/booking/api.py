@@ -19,7 +19,7 @@ from yuyue.booking.idempotency import Keyed
 from yuyue.booking.receipt import default_font, render_receipt_html, render_receipt_pdf
 from yuyue.booking.schemas import AvailabilityOut, BookIn, BookingOut, CancelIn, RebookIn, RescheduleIn
 from yuyue.catalogue.service import service_info
-from yuyue.db import Db, autocommit
+from yuyue.db import Db, autocommit, committable
 from yuyue.errors import DomainError
 from yuyue.identity.api import Citizen, CitizenCheck
 from yuyue.identity.service import SessionCheck, citizen_session, defer_session_check, settle_session
@@ -190,7 +190,8 @@ class BookingDoor(Route):
             except BaseException:
                 await db.rollback()
                 raise
-            await db.commit()
+            if committable(db):  # else every statement has committed itself: nothing waits for it
+                await db.commit()
             await response(scope, receive, send)
 
 
