@@ -22,12 +22,16 @@ DAY = "2026-12-03"
 
 @contextmanager
 def transactions(api: Api) -> Iterator[list[list[str]]]:
-    """The statements of every transaction the app commits meanwhile, one list per transaction."""
+    """The statements of every transaction the app commits meanwhile, one list per transaction (a
+    statement in autocommit is one: the session is then not committed, `db.committable`)."""
     engine = api.app.state.engine.sync_engine
     open_: dict[int, list[str]] = {}
     done: list[list[str]] = []
 
     def executed(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            done.append([" ".join(statement.split())])  # its own transaction (nothing to commit after)
+            return
         open_.setdefault(id(conn), []).append(" ".join(statement.split()))
 
     def committed(conn: Any) -> None:
