@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -152,7 +153,8 @@ class Replicas:
             if replica.down:
                 found.append(ReplicaState(position, "down", None))
             else:
-                known = round(lag, 3) if lag <= HISTORY_S else None
+                # rounded up to the millisecond: a lagging replica never shows a lag within the bound
+                known = math.ceil(lag * 1000) / 1000 if lag <= HISTORY_S else None
                 found.append(ReplicaState(position, "fresh" if lag <= self.max_lag else "lagging", known))
         return found
 
