@@ -3,7 +3,9 @@ waiting list first), not up to its polling interval later."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import yuyue.domains  # noqa: F401 - registers every domain's jobs
 from yuyue.clock import at
@@ -26,3 +28,24 @@ def test_runner_sleeps_until_the_next_due_time_not_a_whole_interval() -> None:
     if sleep < 15.0:
         woken = moment + timedelta(seconds=sleep - 0.05)
         assert any(woken in job.schedule(moment, woken) for job in REGISTRY.values())
+
+
+async def test_the_release_runs_before_the_other_jobs_of_its_moment(api: Any, monkeypatch: Any) -> None:
+    """Open booking of a released day waits for the release's run (decision 0092): at 18:00 it runs
+    first, not after a sweep or a purge that falls due at the same moment (decision 0104)."""
+    ran: list[str] = []
+    for name, job in list(REGISTRY.items()):
+
+        def recording(run: Any, name: str = name) -> Any:
+            async def wrapped(session: Any, due: datetime) -> None:
+                ran.append(name)
+                await run(session, due)
+
+            return wrapped
+
+        monkeypatch.setitem(REGISTRY, name, replace(job, run=recording(job.run)))
+    await api.set_clock("2026-12-01T17:59:59+08:00")
+    ran.clear()
+    await api.set_clock("2026-12-01T18:00:00+08:00")
+    assert ran[0] == "waitlist_release", ran
+    assert {"mark_no_shows", "open_slots_ahead", "channel_nonce_purge"} <= set(ran[1:]), ran

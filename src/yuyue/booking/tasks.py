@@ -2,21 +2,30 @@
 `return_freed_seats` frees due `seat_returns` rows: it deletes them (`DELETE … RETURNING`, rows locked
 `SKIP LOCKED` on PostgreSQL) and lowers `slots.booked` with a conditional UPDATE in one transaction,
 so a held seat is returned exactly once and a count never goes below zero, however many workers run.
-Imported by yuyue.domains, so the job is registered in every process.
+Slot rows before the release (issue 21, decision 0104): the job `open_slots_ahead` creates, a quarter
+hour ahead, the `slots` rows of every day whose off-site booking opens in the next quarter hour, so
+the first booking of each slot at the release moment takes the one-statement path instead of
+creating the row on the way (three round trips each, for every slot of the day at once).
+Imported by yuyue.domains, so the jobs are registered in every process.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from yuyue.booking import rules
 from yuyue.booking.availability import seats_changed
+from yuyue.catalogue.service import day_slots
+from yuyue.db import dialect_insert
 from yuyue.jobs.service import Job, every, register
 from yuyue.kit.events import Event, emit
-from yuyue.models import SeatReturn
+from yuyue.models import SeatReturn, Service, Slot
 from yuyue.ops.logging import log
+from yuyue.policy.service import day_opens_at, horizon_end
 
 RETURN_BATCH = 500
 RETURN_SWEEP_MINUTES = 60  # besides each row's own moment: a row whose moment was missed (a worker down)
@@ -82,4 +91,62 @@ async def _return_job(session: AsyncSession, due: datetime) -> None:
     await return_freed_seats(session, due)
 
 
+# --- slot rows before the release (issue 21, decision 0104) ---------------------------------------
+
+AHEAD_MINUTES = 15  # the job's grid; each run covers the days opening in the quarter hour after it
+SLOT_BATCH = 1000
+
+
+async def open_slots_ahead(session: AsyncSession, after: datetime, until: datetime) -> int:
+    """Create the `slots` rows (none booked, the capacity the booking would give them) of every
+    active service's working days whose off-site booking opens in (after, until]. A row that exists
+    is left as it is (`ON CONFLICT DO NOTHING`): a concurrent first booking, a capacity edit, an
+    earlier run. Returns how many rows were created. Nothing changes for the rules: a slot without
+    a row is read exactly as one with `booked = 0`, and a capacity edit updates stored rows."""
+    ids = (
+        await session.execute(select(Service.id).where(Service.active.is_(True)).order_by(Service.id))
+    ).scalars()
+    rows: list[dict[str, Any]] = []
+    # The days a (policy, calendar) pair opens in the window: a city's services share a few.
+    opening: dict[tuple[int, int], tuple[Any, Any, list[date]]] = {}
+    for service_id in ids:
+        ctx = await rules.context(session, int(service_id))
+        if not ctx.info.active:
+            continue
+        knobs, calendar = ctx.policy.knobs, ctx.calendar
+        key = (id(knobs), id(calendar))
+        if key not in opening:  # the objects are kept in the value, so their ids stay theirs
+            days, day = [], after.date() + timedelta(days=1)
+            last = horizon_end(knobs, calendar, until.date()) + timedelta(days=1)
+            while day <= last:
+                if calendar.is_working(day) and after < day_opens_at(knobs, calendar, day) <= until:
+                    days.append(day)
+                day += timedelta(days=1)
+            opening[key] = (knobs, calendar, days)
+        for day in opening[key][2]:
+            rows += [
+                {
+                    "id": spec.id,
+                    "service_id": ctx.info.id,
+                    "day": spec.day,
+                    "start": spec.start,
+                    "end": spec.end,
+                    "capacity": spec.capacity,
+                    "booked": 0,
+                }
+                for spec in day_slots(ctx.info, day)
+            ]
+    created = 0
+    for i in range(0, len(rows), SLOT_BATCH):
+        insert = dialect_insert(session, Slot).values(rows[i : i + SLOT_BATCH])
+        result = await session.execute(insert.on_conflict_do_nothing(index_elements=["id"]))
+        created += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+    return created
+
+
+async def _slots_ahead_job(session: AsyncSession, due: datetime) -> None:
+    await open_slots_ahead(session, due, due + timedelta(minutes=AHEAD_MINUTES))
+
+
+register(Job("open_slots_ahead", every(AHEAD_MINUTES), _slots_ahead_job))
 register(Job("return_freed_seats", every(RETURN_SWEEP_MINUTES), _return_job, pending=_return_moments))

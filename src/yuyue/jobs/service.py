@@ -49,6 +49,9 @@ class Job:
     # Its effect depends only on the state at run time (what has expired by now): a pass runs it
     # once, for its latest due time, and records the earlier ones as coalesced into that run.
     coalesce: bool = False
+    # Runs before the other jobs due at the same moment: the release that opens a day for booking
+    # (decision 0092) must not wait behind a sweep or a purge (issue 21, decision 0104).
+    first: bool = False
 
 
 def daily(hhmm: str) -> Schedule:
@@ -91,7 +94,8 @@ def register(job: Job) -> Job:
 
 
 async def run_due(maker: async_sessionmaker[AsyncSession], after: datetime, until: datetime) -> int:
-    """Run every due time in (after, until], in time order; returns how many this process ran."""
+    """Run every due time in (after, until], in time order (at one moment the `first` jobs first);
+    returns how many this process ran."""
     if until <= after:
         return 0
     # Long gaps (a stopped service) are caught up over at most 31 days.
@@ -104,7 +108,7 @@ async def run_due(maker: async_sessionmaker[AsyncSession], after: datetime, unti
                     found.update((due, name) for due in await job.pending(session, after, until))
             except Exception:
                 log.exception("job_pending_failed", job=name)
-    dues = sorted(found)
+    dues = sorted(found, key=lambda pair: (pair[0], not REGISTRY[pair[1]].first, pair[1]))
     # A coalescing job's due times of this pass are claimed together at its latest one.
     batches: dict[str, list[datetime]] = {}
     for due, name in dues:

@@ -558,6 +558,6 @@ async def _over_release_job(session: AsyncSession, due: datetime) -> None:
     await check_over_release(session, due)
 
 
-register(Job(rules.RELEASE_JOB, every(RELEASE_EVERY_MIN), _release_job))
+register(Job(rules.RELEASE_JOB, every(RELEASE_EVERY_MIN), _release_job, first=True))  # it opens the day
 register(Job("waitlist_over_release", every(60), _over_release_job))
 register(Job("waitlist_expire", daily("00:05"), _expiry_job))
