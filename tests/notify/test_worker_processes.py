@@ -26,7 +26,7 @@ from yuyue.notify.delivery import delivery_loop
 slow = providers.ConsoleProvider.send
 
 async def send(self, message):
-    await asyncio.sleep(0.02)  # a provider's latency
+    await asyncio.sleep(float(sys.argv[2]))  # a provider's latency
     return await slow(self, message)
 
 providers.ConsoleProvider.send = send
@@ -45,14 +45,16 @@ asyncio.run(main())
 TOTAL = 300
 
 
-def start_worker(url: str) -> subprocess.Popen[bytes]:
+def start_worker(url: str, latency_s: float = 0.02) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "YUYUE_NOTIFY_BATCH_SIZE": "10",
         "YUYUE_NOTIFY_LEASE_S": "5",
         "YUYUE_NOTIFY_INTERVAL_S": "0.2",
     }
-    return subprocess.Popen([sys.executable, "-c", WORKER, url], env=env, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, url, str(latency_s)], env=env, stderr=subprocess.PIPE
+    )
 
 
 async def test_killed_worker_loses_and_duplicates_nothing(api: Api) -> None:
@@ -76,7 +78,9 @@ async def test_killed_worker_loses_and_duplicates_nothing(api: Api) -> None:
     async with api.app.state.sessionmaker() as session:
         assert await enqueue(session, drafts) == TOTAL
         await session.commit()
-    doomed, survivor = start_worker(url), start_worker(url)
+    # The doomed worker's provider is slow, so the batch it claims is still `sending` when the test
+    # looks, however loaded the machine (with a fast one it could send everything between two looks).
+    doomed, survivor = start_worker(url, latency_s=2.0), start_worker(url)
     try:
         deadline = time.monotonic() + 30
         held = []
