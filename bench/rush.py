@@ -93,6 +93,12 @@ def parse() -> argparse.Namespace:
         default=20000,
         help="other citizens with past and live bookings loaded before the rush (a city's tables)",
     )
+    p.add_argument(
+        "--warm",
+        type=int,
+        default=0,
+        help="bookings of the day already open made by other citizens before 18:00 (a running city)",
+    )
     p.add_argument("--hosts", type=int, default=0, help="app hosts in network namespaces behind nginx")
     p.add_argument("--kill-at", type=float, default=0.0, help="with --hosts: kill the last host after S s")
     p.add_argument("--no-replica", action="store_true", help="with --hosts: every read on the primary")
@@ -360,8 +366,12 @@ def main() -> None:
             release_day = None
             released = 0
             slots: dict[int, list[str]] = {}
+            open_slots: dict[int, list[str]] = {}  # the last day already open, for --warm
             for service in services:
                 days = setup.availability(service["id"])["days"]
+                open_slots[service["id"]] = [
+                    s["id"] for d in days for s in d["slots"] if s["status"] == "open"
+                ][-7:]
                 day = next(d for d in days if d.get("opens_at") == RELEASE.isoformat())
                 release_day = day["date"]
                 slots[service["id"]] = [s["id"] for s in day["slots"]]
@@ -402,6 +412,16 @@ def main() -> None:
             # processes of a running city have seen their tokens and opened their pool connections).
             page = [http_request("GET", "/api/v1/appointments", token) for token in tokens]
             run_load(server.port, page, 400.0, args.connections, time.time() + 0.5)
+            warmed: Counter[int] = Counter()
+            if args.warm:  # the city books the days already open until 18:00 (other citizens)
+                others = login_citizens(server.base, args.warm, offset=citizens)
+                warm = [
+                    http_request("POST", "/api/v1/appointments", token, body)
+                    for token, body in booking_requests(others, services, open_slots, args.warm, rng)
+                ]
+                warmed.update(
+                    run_load(server.port, warm, 100.0, args.connections, time.time() + 0.5)["status"]
+                )
             print(
                 f"set-up {time.monotonic() - started:.1f}s: {len(services)} services x 7 slots "
                 f"on {release_day}, "
@@ -475,6 +495,7 @@ def main() -> None:
             "seats_released": released,
             "citizens": citizens,
             "attempts": attempts,
+            "warm_bookings": {str(k): v for k, v in sorted(warmed.items())},
             "idempotency_keys": args.idempotency,
             "hosts": args.hosts,
             "kill_last_host_at_s": args.kill_at or None,
