@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 from tests.conftest import Api, raw
 from tests.notify.conftest import SECRET
@@ -45,6 +46,22 @@ asyncio.run(main())
 TOTAL = 300
 
 
+async def _until(api: Api, query: str, mine: str, wait_s: float = 60.0) -> list[Any]:
+    """The rows `query` finds (with `:mine` bound), polled until there are some or `wait_s` passed."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = await raw(api, query, mine=mine)
+        if found or time.monotonic() > deadline:
+            return list(found)
+        await asyncio.sleep(0.01)
+
+
+def _stderr(process: subprocess.Popen[bytes]) -> str:
+    if process.poll() is None:
+        return "still running"
+    return (process.stderr.read() if process.stderr else b"").decode(errors="replace")[-2000:]
+
+
 def start_worker(url: str, latency_s: float = 0.02) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -78,21 +95,23 @@ async def test_killed_worker_loses_and_duplicates_nothing(api: Api) -> None:
     async with api.app.state.sessionmaker() as session:
         assert await enqueue(session, drafts) == TOTAL
         await session.commit()
-    # The doomed worker's provider is slow, so the batch it claims is still `sending` when the test
-    # looks, however loaded the machine (with a fast one it could send everything between two looks).
-    doomed, survivor = start_worker(url, latency_s=2.0), start_worker(url)
+    # The doomed worker starts first and its provider is slow, so it holds a claimed batch however
+    # loaded the machine: started together, a survivor that started faster could send all 300
+    # before the doomed one claimed any. The survivor then runs beside it until the kill.
+    doomed = start_worker(url, latency_s=2.0)
+    survivor: subprocess.Popen[bytes] | None = None
     try:
-        deadline = time.monotonic() + 30
-        held = []
-        while time.monotonic() < deadline and not held:  # wait until the doomed worker holds a batch
-            held = await raw(
-                api,
-                "SELECT id FROM messages WHERE status = 'sending' AND claim LIKE :mine",
-                mine=f"{doomed.pid}-%",
-            )
-            if not held:
-                await asyncio.sleep(0.01)
-        assert held, "the doomed worker never claimed a batch"
+        held = await _until(
+            api,
+            "SELECT id FROM messages WHERE status = 'sending' AND claim LIKE :mine",
+            f"{doomed.pid}-%",
+        )
+        assert held, f"the doomed worker never claimed a batch: {_stderr(doomed)}"
+        survivor = start_worker(url)
+        mine = f"{survivor.pid}-%"
+        # running: it holds a batch, or has sent one (the doomed worker sends at most one a 2 s)
+        working = await _until(api, "SELECT id FROM messages WHERE claim LIKE :mine OR status = 'sent'", mine)
+        assert working, f"the survivor never started: {_stderr(survivor)}"
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(10)
         deadline = time.monotonic() + 60
@@ -103,7 +122,7 @@ async def test_killed_worker_loses_and_duplicates_nothing(api: Api) -> None:
             await asyncio.sleep(0.2)
     finally:
         for process in (doomed, survivor):
-            if process.poll() is None:
+            if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait(10)
     assert (await raw(api, "SELECT count(*) FROM messages WHERE status <> 'sent'"))[0][0] == 0
