@@ -2,6 +2,7 @@
 horizon, the most frequent request of all, at a fixed arrival rate (open loop, separate process).
 
     python bench/availability.py --duration 20 [--rate 2000] [--workers 2] [--pool 8] [--warmup 2]
+    python bench/availability.py --page ...   # the portal's service page (HTML) instead of the API
 
 The first `--warmup` seconds at the same rate are sent but not counted: they measure a cold process
 (its first PostgreSQL connections and answers), not the service a city's warm servers give.
@@ -56,6 +57,11 @@ def parse() -> argparse.Namespace:
         default=2.0,
         help="seconds at the same rate before the measured ones, not counted (pools and caches warm)",
     )
+    p.add_argument(
+        "--page",
+        action="store_true",
+        help="read the portal's service page (/services/{id}, HTML) instead of the API",
+    )
     p.add_argument("--out", default="availability")
     return p.parse_args()
 
@@ -106,8 +112,9 @@ def main() -> None:
             analyze(url)
             attempts = int(args.rate * args.duration)
             warm = int(args.rate * args.warmup)
+            read = "/services/{}" if args.page else "/api/v1/services/{}/availability"
             requests = [
-                http_request("GET", f"/api/v1/services/{services[i % len(services)]['id']}/availability")
+                http_request("GET", read.format(services[i % len(services)]["id"]))
                 for i in range(warm + attempts)
             ]
             stop = threading.Event()
@@ -151,6 +158,7 @@ def main() -> None:
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "services": args.services,
+            "read": "/services/{id} (portal page)" if args.page else "/api/v1/services/{id}/availability",
             "days_per_answer": len(first["days"]),
             "slots_per_answer": sum(len(d["slots"]) for d in first["days"]),
         },
