@@ -433,6 +433,40 @@ def latency_summary(latencies: list[float]) -> dict[str, float]:
     }
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time counters (/proc/stat's first line: user, nice, system, idle, iowait,
+    irq, softirq, steal), or [] where there is no /proc."""
+    with contextlib.suppress(OSError):
+        return [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return []
+
+
+def cpu_share(before: list[int], after: list[int]) -> dict[str, float] | None:
+    """Per cent of the machine's CPU time between two `cpu_times()`: busy, idle, iowait, and steal
+    (time the hypervisor gave this machine's cores to another guest: a run with much of it was
+    slowed by the host, not by the code)."""
+    if not before or not after:
+        return None
+    d = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(d) or 1
+    user, nice, system, idle, iowait, irq, softirq, steal = d
+    return {
+        "busy_pct": round(100 * (user + nice + system + irq + softirq) / total, 1),
+        "idle_pct": round(100 * idle / total, 1),
+        "iowait_pct": round(100 * iowait / total, 1),
+        "steal_pct": round(100 * steal / total, 1),
+    }
+
+
+def loop_ms() -> float:
+    """How long this machine takes for a pure-Python loop of two million additions, in ms: the
+    machine's speed at the time of the run (seen here between runs: 180-360 ms)."""
+    started, total = time.perf_counter(), 0
+    for i in range(2_000_000):
+        total += i
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     with contextlib.suppress(OSError):
@@ -446,6 +480,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_1m": round(os.getloadavg()[0], 2),
+        "loop_2m_ms": loop_ms(),
         "note": "load generator, server and PostgreSQL share the same cores",
     }
 

@@ -50,6 +50,8 @@ from _harness import (
     Server,
     Setup,
     analyze,
+    cpu_share,
+    cpu_times,
     free_port,
     http_request,
     latency_summary,
@@ -454,7 +456,9 @@ def main() -> None:
             if args.hosts and args.kill_at:
                 killer = threading.Timer(start_at - time.time() + args.kill_at, server.kill, (args.hosts,))
                 killer.start()
+            cpu_before = cpu_times()
             load = run_load(server.port, requests, args.rate, args.connections, start_at, keep="number")
+            cpu_during = cpu_share(cpu_before, cpu_times())
             releaser.join()
             if killer is not None:
                 killer.join()
@@ -523,6 +527,7 @@ def main() -> None:
         "ratio_to_lean": round(committed / elapsed / lean["committed_per_s"], 3) if lean else None,
         "pgbench_tps": round(ceiling, 1),
         "ratio_to_pg": round(committed / elapsed / ceiling, 3) if ceiling else None,
+        "cpu_during_load": cpu_during,
         "machine": machine(),
         "wall_s": round(time.monotonic() - started, 1),
     }
@@ -540,6 +545,11 @@ def main() -> None:
         f"ratio {result['ratio_to_pg']}; p99 {result['p99_ms']} ms; oversold {checks['oversold']}, "
         f"duplicates {checks['duplicates']}, lost {checks['lost']}, 5xx {result['errors_5xx']} -> {path}"
     )
+    if cpu_during:
+        print(
+            f"machine during the load: {cpu_during['busy_pct']} % busy, {cpu_during['steal_pct']} % stolen "
+            f"by the host; loop of 2 M additions {result['machine']['loop_2m_ms']} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ async def test_the_day_opening_next_gets_its_slot_rows_a_quarter_hour_ahead(api:
     shown = await api.slots(service["id"], NEW_DAY)
     assert {s["status"] for s in shown} == {"not_yet_open"}
 
-    await api.set_clock("2026-12-01T17:44:59+08:00")  # the 17:30 run covers (17:30, 17:45]: not 18:00
+    # The 17:30 run covers (17:30, 17:45]: not 18:00. The test clock runs on from what is set, so
+    # this moment is far enough from 17:45 for the catch-up of the day to finish before it.
+    await api.set_clock("2026-12-01T17:44:00+08:00")
     assert await _rows(api, NEW_DAY) == []
     await api.set_clock("2026-12-01T17:45:00+08:00")
     stored = await _rows(api, NEW_DAY)

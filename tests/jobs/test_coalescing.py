@@ -38,6 +38,13 @@ async def job_counts(api: Api) -> Counts:
     return {(job, outcome): float(value) for job, outcome, value in found}
 
 
+async def timed_runs(api: Api) -> dict[str, float]:
+    """`yuyue_job_duration_seconds_count` by job: the runs whose time was recorded."""
+    text = (await api.client.get("/metrics")).text
+    found = re.findall(r'^yuyue_job_duration_seconds_count\{job="([^"]+)"\} (\S+)$', text, re.M)
+    return {job: float(value) for job, value in found}
+
+
 def delta(before: Counts, after: Counts, job: str, outcome: str) -> int:
     return int(after.get((job, outcome), 0) - before.get((job, outcome), 0))
 
@@ -56,10 +63,10 @@ def test_the_coalescing_jobs_are_the_purges_and_expiries() -> None:
 
 
 async def test_a_day_jump_runs_each_purge_once_and_records_every_due_time(api: Api) -> None:
-    before = await job_counts(api)
+    before, timed_before = await job_counts(api), await timed_runs(api)
     until = START + timedelta(days=1)
     await api.set_clock(until)
-    after = await job_counts(api)
+    after, timed_after = await job_counts(api), await timed_runs(api)
 
     # Every due time of every job is in job_runs, coalesced or not: each due time is settled once.
     for name, job in REGISTRY.items():
@@ -73,6 +80,10 @@ async def test_a_day_jump_runs_each_purge_once_and_records_every_due_time(api: A
     # The no-show sweep ran for each quarter hour, nothing coalesced.
     assert delta(before, after, "mark_no_shows", "ok") == 96
     assert delta(before, after, "mark_no_shows", "coalesced") == 0
+    # Each run's time is recorded (what shares the cores at 18:00 is visible): one per run, not per
+    # due time.
+    assert timed_after["mark_no_shows"] - timed_before.get("mark_no_shows", 0) == 96
+    assert timed_after["identity_purge"] - timed_before.get("identity_purge", 0) == 1
 
     # A small step covers one due time: it runs as before, nothing to coalesce.
     await api.set_clock(until + timedelta(hours=1))

@@ -117,7 +117,11 @@ class Context:
 
 
 async def context(session: AsyncSession, service_id: int) -> Context:
-    info = await service_info(session, service_id)
+    return await context_of(session, await service_info(session, service_id))
+
+
+async def context_of(session: AsyncSession, info: ServiceInfo) -> Context:
+    """The context of a service already loaded (`service_infos` of a pass over a whole city)."""
     return Context(info, await effective_policy(session, info.hall_id), await service_calendar(session, info))
 
 

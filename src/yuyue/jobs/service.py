@@ -20,6 +20,7 @@ list, reminders, alerts).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,7 +33,7 @@ from yuyue.db import dialect_insert as _insert
 from yuyue.kit.http import rowcount
 from yuyue.models import IdempotencyKey, JobRun
 from yuyue.ops.logging import log
-from yuyue.ops.metrics import JOBS
+from yuyue.ops.metrics import JOB_SECONDS, JOBS
 
 Schedule = Callable[[datetime, datetime], list[datetime]]
 # Due times a job keeps in the database (a freed seat's random return moment, decision 0081): the
@@ -120,6 +121,7 @@ async def run_due(maker: async_sessionmaker[AsyncSession], after: datetime, unti
         batch = batches.get(name, [due])
         if due != batch[-1]:
             continue  # claimed with the latest
+        started = time.perf_counter()
         try:
             async with maker() as session:
                 latest, earlier = await _claim(session, name, batch)
@@ -131,7 +133,10 @@ async def run_due(maker: async_sessionmaker[AsyncSession], after: datetime, unti
                 await job.run(session, due)
                 await session.commit()
                 ran += 1
+                elapsed = time.perf_counter() - started
                 JOBS.labels(job=name, outcome="ok").inc()
+                JOB_SECONDS.labels(job=name).observe(elapsed)
+                log.debug("job_ran", job=name, due_at=due.isoformat(), ms=round(elapsed * 1000, 1))
                 if earlier:
                     JOBS.labels(job=name, outcome="coalesced").inc(earlier)
                     log.info("job_coalesced", job=name, due_at=due.isoformat(), earlier=earlier)

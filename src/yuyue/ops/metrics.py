@@ -23,6 +23,13 @@ LIMIT_FALLBACKS = Counter(
     "yuyue_rate_limit_fallbacks_total", "Limit checks made without Redis (local or refused)", ["limit"]
 )
 JOBS = Counter("yuyue_jobs_total", "Scheduled job runs", ["job", "outcome"])
+# how long a job's transaction took, claim to commit: which job shares the cores at 18:00
+JOB_SECONDS = Histogram(
+    "yuyue_job_duration_seconds",
+    "Scheduled job run time, claim to commit",
+    ["job"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0),
+)
 
 
 def render() -> bytes:
