@@ -20,7 +20,10 @@ def main() -> None:
     from yuyue.clock import clock
     from yuyue.config import get_settings
     from yuyue.db import make_engine, make_sessionmaker
+    from yuyue.jobs import service
     from yuyue.jobs.service import run_due, seconds_to_next_due
+
+    settle = getattr(service, "SETTLE_S", None)  # decision 0105; None: an earlier version, run as it ran
 
     settings = get_settings()
     clock.settable = True
@@ -33,7 +36,10 @@ def main() -> None:
         while True:  # yuyue.jobs.service.loop, without its catch-up of the last day
             await clock.refresh(engine)
             now = clock.now()
-            await run_due(maker, last, now)
+            if settle is None:
+                await run_due(maker, last, now)
+            else:
+                await run_due(maker, last, now, settle)
             last = max(last, now)
             await asyncio.sleep(seconds_to_next_due(clock.now(), 0.5))
 

@@ -94,9 +94,18 @@ def register(job: Job) -> Job:
     return job
 
 
-async def run_due(maker: async_sessionmaker[AsyncSession], after: datetime, until: datetime) -> int:
+# The other jobs of a `first` job's moment wait until this long after it (decision 0105): at 18:00
+# the cores and the database belong to the citizens booking the day just opened, not to purges.
+SETTLE_S = 30.0
+
+
+async def run_due(
+    maker: async_sessionmaker[AsyncSession], after: datetime, until: datetime, settle_s: float = 0.0
+) -> int:
     """Run every due time in (after, until], in time order (at one moment the `first` jobs first);
-    returns how many this process ran."""
+    returns how many this process ran. With `settle_s`, the other jobs of a moment that has a
+    `first` job (whichever process ran it) wait until `settle_s` after that moment; a pass catching
+    up on a moment longer ago does not wait."""
     if until <= after:
         return 0
     # Long gaps (a stopped service) are caught up over at most 31 days.
@@ -116,11 +125,17 @@ async def run_due(maker: async_sessionmaker[AsyncSession], after: datetime, unti
         if REGISTRY[name].coalesce:
             batches.setdefault(name, []).append(due)
     ran = 0
+    firsts = {due for due, name in dues if REGISTRY[name].first}
     for due, name in dues:
         job = REGISTRY[name]
         batch = batches.get(name, [due])
         if due != batch[-1]:
             continue  # claimed with the latest
+        if settle_s > 0 and due in firsts and not job.first:
+            firsts.discard(due)  # once per moment
+            wait = settle_s - (clock.now() - due).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
         started = time.perf_counter()
         try:
             async with maker() as session:
@@ -163,7 +178,10 @@ async def _claim(session: AsyncSession, name: str, dues: list[datetime]) -> tupl
 
 
 async def loop(
-    maker: async_sessionmaker[AsyncSession], engine_refresh: Callable[[], Awaitable[None]], interval_s: float
+    maker: async_sessionmaker[AsyncSession],
+    engine_refresh: Callable[[], Awaitable[None]],
+    interval_s: float,
+    settle_s: float = SETTLE_S,
 ) -> None:
     """The background runner of `serve` and `worker`: every `interval_s`, run what came due, and
     wake at a due time that falls sooner, so that a job meant for a moment (the 18:00 release going
@@ -173,7 +191,7 @@ async def loop(
     while True:
         await engine_refresh()
         now = clock.now()
-        await run_due(maker, last, now)
+        await run_due(maker, last, now, settle_s)
         last = max(last, now)
         await asyncio.sleep(seconds_to_next_due(clock.now(), interval_s))
 
