@@ -27,7 +27,9 @@ async def _rows(api: Api, day: str) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in found]
 
 
-async def test_the_day_opening_next_gets_its_slot_rows_a_quarter_hour_ahead(api: Api) -> None:
+async def test_the_day_opening_next_gets_its_slot_rows_a_quarter_hour_ahead(
+    api: Api, monkeypatch: Any
+) -> None:
     await api.hall()
     service = await api.service(daily_capacity=14)  # 2 seats in each of the 7 hourly slots
     shown = await api.slots(service["id"], NEW_DAY)
@@ -63,9 +65,9 @@ async def test_the_day_opening_next_gets_its_slot_rows_a_quarter_hour_ahead(api:
 
     # The caches' configuration version is read afresh by this read of the day (decision 0103), and
     # the booking below comes within its TTL however slow the machine.
-    TTLCache.confirmed_at = -math.inf
+    monkeypatch.setattr(TTLCache, "confirmed_at", -math.inf)
     await api.slots(service["id"], NEW_DAY)
-    TTLCache.confirmed_at = time.monotonic()
+    monkeypatch.setattr(TTLCache, "confirmed_at", time.monotonic())
     repository.fetch_direct = counted  # type: ignore[assignment]
     event.listen(engine, "before_cursor_execute", executed)
     try:
