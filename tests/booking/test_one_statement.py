@@ -6,8 +6,6 @@ have no gaps, and a session that has ended is told so (401) before anything else
 from __future__ import annotations
 
 import json
-import math
-import time
 from typing import Any
 
 import pytest
@@ -19,7 +17,6 @@ from yuyue.app import create_app
 from yuyue.booking import repository
 from yuyue.catalogue.service import clear_caches
 from yuyue.config import Settings
-from yuyue.kit.cache import TTLCache
 
 DAY = "2026-12-03"  # Thursday, inside the city horizon seen from START (Tue 2026-12-01 10:00)
 
@@ -97,14 +94,12 @@ async def test_the_session_is_read_with_the_pre_check_only(api: Api, monkeypatch
     await api.hall()
     service = await api.service()
     slot = await _open_slot(api, service["id"])
-    # The caches' configuration version (decision 0103) is read afresh by the first booking, which
-    # then loads the service, policy and calendar under it; the booking measured below comes within
-    # the version's TTL, however slow the machine (its periodic read is the caches', not the booking's).
-    monkeypatch.setattr(TTLCache, "confirmed_at", -math.inf)
+    # The first booking reads the caches' configuration version afresh (the writes above were this
+    # process's: decision 0103) and loads the service, policy and calendar under it; however slow
+    # the machine, the booking measured below reloads none of them.
     first = await api.book(await api.login(resident_id(5)), slot["id"])  # the slot's row exists now
     assert first.status_code == 201, first.text
     headers = await api.login(resident_id(4))
-    monkeypatch.setattr(TTLCache, "confirmed_at", time.monotonic())
     direct: list[dict[str, Any]] = []
     real = repository.fetch_direct
 

@@ -6,8 +6,6 @@ statement. What anybody sees must not change: availability, the capacity a later
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any
 
 from sqlalchemy import event
@@ -16,7 +14,6 @@ from tests.admin.support import new_admin, unit
 from tests.conftest import Api, raw
 from tests.ids import resident_id
 from yuyue.booking import repository
-from yuyue.kit.cache import TTLCache
 
 NEW_DAY = "2026-12-15"  # the 10th working day after Tue 2026-12-01: opens at 18:00 that day
 NEXT_DAY = "2026-12-16"  # opens at 18:00 on 12-02
@@ -27,9 +24,7 @@ async def _rows(api: Api, day: str) -> list[tuple[Any, ...]]:
     return [tuple(row) for row in found]
 
 
-async def test_the_day_opening_next_gets_its_slot_rows_a_quarter_hour_ahead(
-    api: Api, monkeypatch: Any
-) -> None:
+async def test_the_day_opening_next_gets_its_slot_rows_a_quarter_hour_ahead(api: Api) -> None:
     await api.hall()
     service = await api.service(daily_capacity=14)  # 2 seats in each of the 7 hourly slots
     shown = await api.slots(service["id"], NEW_DAY)
@@ -63,11 +58,7 @@ async def test_the_day_opening_next_gets_its_slot_rows_a_quarter_hour_ahead(
     def executed(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         sent.append(" ".join(statement.split()))
 
-    # The caches' configuration version is read afresh by this read of the day (decision 0103), and
-    # the booking below comes within its TTL however slow the machine.
-    monkeypatch.setattr(TTLCache, "confirmed_at", -math.inf)
-    await api.slots(service["id"], NEW_DAY)
-    monkeypatch.setattr(TTLCache, "confirmed_at", time.monotonic())
+    await api.slots(service["id"], NEW_DAY)  # the caches are loaded; the booking reloads nothing
     repository.fetch_direct = counted  # type: ignore[assignment]
     event.listen(engine, "before_cursor_execute", executed)
     try:

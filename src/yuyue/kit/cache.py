@@ -46,6 +46,11 @@ class TTLCache:
     def clear_all(cls) -> None:
         for each in cls.instances:
             each.clear()
+        # A write in this process bumps the version (or `confirm` saw it bumped, and sets this again
+        # at once): the next read reads it afresh, so that what is reloaded after the write is kept
+        # under the new version rather than thrown away once more when the TTL's read finds "a
+        # change" that was this process's own.
+        cls.confirmed_at = -math.inf
 
     @classmethod
     def set_ttl_all(cls, ttl: float) -> None:
