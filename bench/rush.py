@@ -79,6 +79,12 @@ def parse() -> argparse.Namespace:
     p.add_argument("--pool", type=int, default=8, help="database connections per worker")
     p.add_argument("--connections", type=int, default=64, help="HTTP keep-alive connections of the load")
     p.add_argument("--services", type=int, default=20, help="services of the hall (7 slots each)")
+    p.add_argument(
+        "--halls",
+        type=int,
+        default=1,
+        help="spread the services over N halls (each hall and day has its own M12 number counter)",
+    )
     p.add_argument("--seats", type=float, default=1.1, help="seats released ÷ attempts (below 1: sells out)")
     p.add_argument(
         "--idempotency", action="store_true", help="send a fresh Idempotency-Key with every attempt"
@@ -363,8 +369,12 @@ def main() -> None:
                 stack.callback(jobs.terminate)
             setup = Setup(server.base)
             setup.set_clock("2026-12-01T17:00:00+08:00")
-            hall = setup.hall("rush-hall")
-            services = [setup.service(hall["id"], f"业务{i:02d}", daily) for i in range(args.services)]
+            halls = [setup.hall("rush-hall" if h == 0 else f"rush-hall-{h}") for h in range(args.halls)]
+            hall = halls[0]
+            services = [
+                setup.service(halls[i % len(halls)]["id"], f"业务{i:02d}", daily)
+                for i in range(args.services)
+            ]
             release_day = None
             released = 0
             slots: dict[int, list[str]] = {}
@@ -495,6 +505,7 @@ def main() -> None:
             "rate": args.rate,
             "duration_s": args.duration,
             "services": len(services),
+            "halls": len(halls),
             "slots": len(services) * 7,
             "seats_released": released,
             "citizens": citizens,
