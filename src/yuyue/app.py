@@ -19,6 +19,7 @@ from yuyue import __version__
 from yuyue.admin import api as admin_api
 from yuyue.auth.service import hasher
 from yuyue.booking import api as booking_api
+from yuyue.booking.tasks import keep_warm
 from yuyue.calendar import api as calendar_api
 from yuyue.catalogue import api as catalogue_api
 from yuyue.catalogue.service import set_cache_ttl
@@ -161,6 +162,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
             gc.collect()
             gc.freeze()
             gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+        warming = None
+        if os.environ.get("YUYUE_SERVE") == "1":  # decision 0106: the release's first second
+            warming = asyncio.create_task(keep_warm(sessionmaker))
         task = None
         if run_jobs:
 
@@ -174,6 +178,10 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
             async with probing(replicas):
                 yield
         finally:
+            if warming is not None:
+                warming.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await warming
             if task is not None:
                 task.cancel()
                 deliveries.cancel()

@@ -70,7 +70,8 @@ def serve(
         os.environ["YUYUE_CLOCK_APPLIED"] = "1"
     if no_jobs:
         os.environ["YUYUE_NO_JOBS"] = "1"
-    os.environ["YUYUE_SERVE"] = "1"  # the workers tune their garbage collector (app.py lifespan)
+    # The workers tune their garbage collector and keep their caches loaded (app.py lifespan).
+    os.environ["YUYUE_SERVE"] = "1"
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="yuyue-metrics-")
     uvicorn.run(

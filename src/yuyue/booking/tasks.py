@@ -11,11 +11,12 @@ Imported by yuyue.domains, so the jobs are registered in every process.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from yuyue.booking import rules
 from yuyue.booking.availability import seats_changed
@@ -103,21 +104,10 @@ async def open_slots_ahead(session: AsyncSession, after: datetime, until: dateti
     is left as it is (`ON CONFLICT DO NOTHING`): a concurrent first booking, a capacity edit, an
     earlier run. Returns how many rows were created. Nothing changes for the rules: a slot without
     a row is read exactly as one with `booked = 0`, and a capacity edit updates stored rows."""
-    ids = [
-        int(service_id)
-        for service_id in (
-            await session.execute(select(Service.id).where(Service.active.is_(True)).order_by(Service.id))
-        ).scalars()
-    ]
-    infos = await service_infos(session, ids)  # three queries per 500 services, not three per service
     rows: list[dict[str, Any]] = []
     # The days a (policy, calendar) pair opens in the window: a city's services share a few.
     opening: dict[tuple[int, int], tuple[Any, Any, list[date]]] = {}
-    for service_id in ids:
-        info = infos.get(service_id)
-        if info is None or not info.active:
-            continue
-        ctx = await rules.context_of(session, info)
+    for ctx in await active_contexts(session):
         knobs, calendar = ctx.policy.knobs, ctx.calendar
         key = (id(knobs), id(calendar))
         if key not in opening:  # the objects are kept in the value, so their ids stay theirs
@@ -149,9 +139,52 @@ async def open_slots_ahead(session: AsyncSession, after: datetime, until: dateti
     return created
 
 
+async def active_contexts(session: AsyncSession) -> list[rules.Context]:
+    """The booking context (service, policy, calendar) of every active service, through this
+    process's caches: three queries per 500 services not cached, not three per service."""
+    ids = [
+        int(service_id)
+        for service_id in (
+            await session.execute(select(Service.id).where(Service.active.is_(True)).order_by(Service.id))
+        ).scalars()
+    ]
+    infos = await service_infos(session, ids)
+    return [
+        await rules.context_of(session, info)
+        for service_id in ids
+        if (info := infos.get(service_id)) is not None and info.active
+    ]
+
+
 async def _slots_ahead_job(session: AsyncSession, due: datetime) -> None:
     await open_slots_ahead(session, due, due + timedelta(minutes=AHEAD_MINUTES))
 
 
 register(Job("open_slots_ahead", every(AHEAD_MINUTES), _slots_ahead_job))
 register(Job("return_freed_seats", every(RETURN_SWEEP_MINUTES), _return_job, pending=_return_moments))
+
+
+# --- every web process's caches kept loaded (issue 21, decision 0106) ------------------------------
+# A booking reads its service, the hall's policy and the calendar through this process's caches
+# (decision 0103). A process that has not yet served a service loads it on that service's first
+# booking: at the release moment, every service of the city at once, in every process, in the
+# first second. Loading them beforehand, and again after a configuration change has cleared them,
+# leaves the release's first second to the bookings.
+
+WARM_EVERY_S = 5.0  # a turn with nothing to load: one query and cache hits
+
+
+async def keep_warm(maker: async_sessionmaker[AsyncSession], every_s: float = WARM_EVERY_S) -> None:
+    """Load the booking context of every active service into this process's caches now, then
+    every `every_s` seconds: nothing is read again while the configuration is unchanged (the
+    cached entries are taken as they are), and what a change cleared is loaded again. A failure
+    is logged and tried again at the next turn; the requests load what they need as before."""
+    while True:
+        try:
+            async with maker() as session:
+                await active_contexts(session)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database away, a migration running: the next turn
+            log.warning("keep_warm_failed", error=f"{type(exc).__name__}: {exc}")
+        await asyncio.sleep(every_s)
