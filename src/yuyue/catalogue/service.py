@@ -174,40 +174,9 @@ async def service_info(session: AsyncSession, service_id: int) -> ServiceInfo:
     if hit is not None:
         assert isinstance(hit, ServiceInfo)
         return hit
-    since = TTLCache.generation()
-    row = (
-        await session.execute(
-            select(Service, Unit, Department.name)
-            .join(Unit, Unit.id == Service.hall_id)
-            .join(Department, Department.id == Service.department_id)
-            .where(Service.id == service_id)
-        )
-    ).first()
-    if row is None:
+    info = (await service_infos(session, [service_id])).get(service_id)  # loads and caches it
+    if info is None:
         raise NotFound(f"service {service_id} not found")
-    service, hall, department = row
-    periods = (
-        await session.execute(
-            select(CapacityPeriod.until, CapacityPeriod.daily_capacity)
-            .where(CapacityPeriod.service_id == service_id)
-            .order_by(CapacityPeriod.until)
-        )
-    ).all()
-    extra = (
-        await session.execute(
-            select(ExtraSupply.day, ExtraSupply.hours, ExtraSupply.open_day)
-            .where(ExtraSupply.service_id == service_id)
-            .order_by(ExtraSupply.day)
-        )
-    ).all()
-    info = _info(
-        service,
-        hall,
-        department,
-        [(p.until, int(p.daily_capacity)) for p in periods],
-        [(row.day, row.hours, row.open_day) for row in extra],
-    )
-    cache.put(key, info, since)
     return info
 
 
