@@ -163,7 +163,9 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
             gc.freeze()
             gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
         warming = None
-        if os.environ.get("YUYUE_SERVE") == "1":  # decision 0106: the release's first second
+        # Decision 0106: the release's first second. PostgreSQL only: there the caches stay good
+        # while the configuration version holds; SQLite's expire after the TTL whatever is loaded.
+        if os.environ.get("YUYUE_SERVE") == "1" and engine.dialect.name == "postgresql":
             warming = asyncio.create_task(keep_warm(sessionmaker))
         task = None
         if run_jobs:
