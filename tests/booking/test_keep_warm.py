@@ -5,9 +5,16 @@ configuration change has cleared it, so that the release's first bookings read n
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
 import time
 from typing import Any
 
+import httpx
+import pytest
 from sqlalchemy import event
 
 from tests.conftest import Api
@@ -103,3 +110,56 @@ async def test_a_failed_turn_is_logged_and_the_next_one_loads(api: Api, monkeypa
         await asyncio.gather(warming, return_exceptions=True)
     assert warnings[0]["event"] == "keep_warm_failed" and "away" in warnings[0]["error"]
     assert len(warnings) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_serve_worker_keeps_every_service_loaded_with_no_request_asking(
+    api: Api, database_url: str
+) -> None:
+    """The wiring: a worker of `yuyue serve` on PostgreSQL runs `keep_warm` by itself, and a
+    service another process adds is in its caches within a turn and the TTL."""
+    await api.hall()
+    for i in range(2):
+        await api.service(name=f"业务{i}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {
+        **os.environ,
+        "YUYUE_ENV": "test",
+        "YUYUE_DATABASE_URL": database_url,
+        "YUYUE_LOG_LEVEL": "WARNING",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "yuyue", "serve", "--port", str(port), "--workers", "1", "--no-jobs"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+
+            async def figures() -> tuple[float, float]:
+                """The worker's `yuyue_keep_warm_services` and its successful turns (0 before)."""
+                try:
+                    text = (await client.get("/metrics")).text
+                except httpx.TransportError:
+                    return -1.0, 0.0
+                services = re.search(r"^yuyue_keep_warm_services (\S+)$", text, re.M)
+                turns = re.search(r'^yuyue_keep_warm_turns_total\{outcome="ok"\} (\S+)$', text, re.M)
+                return (float(services[1]) if services else -1.0), (float(turns[1]) if turns else 0.0)
+
+            async def reaches(count: float) -> None:
+                deadline = time.monotonic() + 90  # a worker importing on a loaded 2-core machine
+                while (await figures())[0] != count:
+                    assert time.monotonic() < deadline, f"the worker never held {count} services"
+                    await asyncio.sleep(0.2)
+
+            await reaches(2)
+            await api.service(name="业务2")  # written by this process: the worker's caches are not told
+            await reaches(3)
+            assert (await figures())[1] >= 2
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

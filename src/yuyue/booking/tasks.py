@@ -26,6 +26,7 @@ from yuyue.jobs.service import Job, every, register
 from yuyue.kit.events import Event, emit
 from yuyue.models import SeatReturn, Service, Slot
 from yuyue.ops.logging import log
+from yuyue.ops.metrics import WARM_SERVICES, WARM_TURNS
 from yuyue.policy.service import day_opens_at, horizon_end
 
 RETURN_BATCH = 500
@@ -182,9 +183,11 @@ async def keep_warm(maker: async_sessionmaker[AsyncSession], every_s: float = WA
     while True:
         try:
             async with maker() as session:
-                await active_contexts(session)
+                WARM_SERVICES.set(len(await active_contexts(session)))
+            WARM_TURNS.labels("ok").inc()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database away, a migration running: the next turn
+            WARM_TURNS.labels("error").inc()
             log.warning("keep_warm_failed", error=f"{type(exc).__name__}: {exc}")
         await asyncio.sleep(every_s)

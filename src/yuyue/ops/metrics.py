@@ -23,6 +23,13 @@ LIMIT_FALLBACKS = Counter(
     "yuyue_rate_limit_fallbacks_total", "Limit checks made without Redis (local or refused)", ["limit"]
 )
 JOBS = Counter("yuyue_jobs_total", "Scheduled job runs", ["job", "outcome"])
+# decision 0106: each serve worker's `keep_warm` (its turns, and the services its last turn found)
+WARM_TURNS = Counter("yuyue_keep_warm_turns_total", "keep_warm turns of the web workers", ["outcome"])
+WARM_SERVICES = Gauge(
+    "yuyue_keep_warm_services",
+    "Active services whose booking context the last keep_warm turn holds (least over workers)",
+    multiprocess_mode="livemin",
+)
 # how long a job's transaction took, claim to commit: which job shares the cores at 18:00
 JOB_SECONDS = Histogram(
     "yuyue_job_duration_seconds",
