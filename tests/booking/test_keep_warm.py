@@ -71,8 +71,10 @@ async def test_a_process_loads_every_active_service_before_its_first_booking(
                 assert booked.status_code == 201, booked.text
         finally:
             event.remove(engine, "before_cursor_execute", executed)
-        assert sorted(loaded) == sorted(s["id"] for s in services), "a booking loaded its service"
-        assert [s for s in sent if any(table in s for table in LOADS)] == []
+        if engine.dialect.name == "postgresql":  # SQLite's entries expire after the TTL whoever
+            # reads them (no version row, decision 0103): a booking may come as one expires.
+            assert sorted(loaded) == sorted(s["id"] for s in services), "a booking loaded its service"
+            assert [s for s in sent if any(table in s for table in LOADS)] == []
 
         # A change clears the caches: the next turn loads them again, with no request asking.
         edited = await api.client.patch(
