@@ -348,6 +348,23 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
     clear_caches()
 
 
+@pytest.fixture
+def service_loads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ids of the services this process loads from the database during the test, in order
+    (each `ServiceInfo` built, `catalogue.service._info`): a cache hit adds nothing."""
+    from yuyue.catalogue import service as catalogue
+
+    loads: list[int] = []
+    original = catalogue._info
+
+    def counting(*args: Any) -> Any:
+        loads.append(args[0].id)
+        return original(*args)
+
+    monkeypatch.setattr(catalogue, "_info", counting)
+    return loads
+
+
 async def raw(api: Api, sql: str, **params: Any) -> list[Any]:
     """Read the database directly (to check what the API claims)."""
     async with api.app.state.engine.connect() as conn:

@@ -82,7 +82,7 @@ async def _a_column(conn: asyncpg.Connection, table: str) -> str:
 
 
 async def test_no_reload_while_the_version_holds_and_a_change_by_another_process_shows_within_the_ttl(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api, monkeypatch: pytest.MonkeyPatch, service_loads: list[int]
 ) -> None:
     """The service is read once; past the TTL with no write it is not read again; a capacity
     written straight to the database (another process: this one's caches are not cleared) shows
@@ -91,40 +91,33 @@ async def test_no_reload_while_the_version_holds_and_a_change_by_another_process
         pytest.skip("the version triggers are PostgreSQL's (SQLite keeps the plain TTL)")
     await api.hall()
     service = await api.service()
-    loads: list[int] = []
-    original = catalogue._info
-
-    def counting(*args: Any) -> Any:
-        loads.append(args[0].id)
-        return original(*args)
-
-    monkeypatch.setattr(catalogue, "_info", counting)
+    service_loads.clear()  # from here on
     ttl = 0.4
-    monkeypatch.setattr(TTLCache, "confirmed_at", float("-inf"))
     for cache in TTLCache.instances:
         monkeypatch.setattr(cache, "ttl", ttl)
     catalogue.clear_caches()
 
-    async def seats() -> int:
-        """Seats offered over the horizon: the service's daily capacity, read through its cache."""
-        answer = await api.client.get(f"/api/v1/services/{service['id']}/availability")
-        assert answer.status_code == 200, answer.text
-        return sum(s["remaining"] for d in answer.json()["days"] for s in d["slots"])
-
-    offered = await seats()
-    first = len(loads)
+    offered = await seats(api, service["id"])
+    first = len(service_loads)
     assert first >= 1
     for _ in range(4):  # 1.2 s: three TTLs, no write
         await asyncio.sleep(ttl)
-        assert await seats() == offered
-    assert len(loads) == first, "reloaded without a change"
+        assert await seats(api, service["id"]) == offered
+    assert len(service_loads) == first, "reloaded without a change"
 
     await raw_write(
         api, "UPDATE services SET daily_capacity = 2 * daily_capacity WHERE id = :id", id=service["id"]
     )
     await asyncio.sleep(max(ttl, 0.5) + 0.05)  # the TTL, and the 0.5 s of a published answer (0013)
-    assert await seats() > offered
-    assert len(loads) > first
+    assert await seats(api, service["id"]) > offered
+    assert len(service_loads) > first
+
+
+async def seats(api: Api, service_id: int) -> int:
+    """Seats offered over the horizon: the service's daily capacity, read through its cache."""
+    answer = await api.client.get(f"/api/v1/services/{service_id}/availability")
+    assert answer.status_code == 200, answer.text
+    return sum(s["remaining"] for d in answer.json()["days"] for s in d["slots"])
 
 
 async def raw_write(api: Api, sql: str, **params: Any) -> None:
@@ -146,7 +139,7 @@ def test_a_load_begun_before_a_clear_is_not_kept() -> None:
 
 
 async def test_a_write_in_this_process_is_reloaded_once_not_again_at_the_next_ttl(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api, monkeypatch: pytest.MonkeyPatch, service_loads: list[int]
 ) -> None:
     """A write through this process clears its caches and bumps the version; the read after it
     takes the new version at once, so what it reloads is kept. Before, the version read at the next
@@ -155,31 +148,19 @@ async def test_a_write_in_this_process_is_reloaded_once_not_again_at_the_next_tt
         pytest.skip("the version triggers are PostgreSQL's (SQLite keeps the plain TTL)")
     await api.hall()
     service = await api.service()
-    loads: list[int] = []
-    original = catalogue._info
-
-    def counting(*args: Any) -> Any:
-        loads.append(args[0].id)
-        return original(*args)
-
-    monkeypatch.setattr(catalogue, "_info", counting)
+    service_loads.clear()  # from here on
     ttl = 1.0
     for cache in TTLCache.instances:
         monkeypatch.setattr(cache, "ttl", ttl)
-
-    async def seats() -> int:
-        answer = await api.client.get(f"/api/v1/services/{service['id']}/availability")
-        assert answer.status_code == 200, answer.text
-        return sum(s["remaining"] for d in answer.json()["days"] for s in d["slots"])
-
-    offered = await seats()  # the version is confirmed now, for a TTL
+    offered = await seats(api, service["id"])  # the version is confirmed now, for a TTL
     edited = await api.client.patch(
         f"/api/v1/admin/services/{service['id']}", json={"name": "换证（新）"}, headers=api.admin()
     )
     assert edited.status_code == 200, edited.text
-    assert await seats() == offered  # within the TTL of the last confirmation: reloaded at once
-    after_edit = len(loads)
+    # within the TTL of the last confirmation: reloaded at once
+    assert await seats(api, service["id"]) == offered
+    after_edit = len(service_loads)
     for _ in range(3):  # three TTLs, no further write
         await asyncio.sleep(ttl + 0.05)
-        assert await seats() == offered
-    assert len(loads) == after_edit, "the process's own write was taken for a change and reloaded"
+        assert await seats(api, service["id"]) == offered
+    assert len(service_loads) == after_edit, "the process's own write was taken for a change and reloaded"

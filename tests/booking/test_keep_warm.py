@@ -1,4 +1,4 @@
-"""Every web process keeps its caches loaded (issue 21, decision 0106): `keep_warm` loads the
+"""Every web process keeps its caches service_loads (issue 21, decision 0106): `keep_warm` loads the
 booking context (service, hall policy, calendar) of every active service, and again after a
 configuration change has cleared it, so that the release's first bookings read none of it."""
 
@@ -38,26 +38,17 @@ async def _until(condition: Any, seconds: float = 10.0) -> None:
 
 
 async def test_a_process_loads_every_active_service_before_its_first_booking(
-    api: Api, monkeypatch: Any
+    api: Api, service_loads: list[int]
 ) -> None:
     await api.hall()
     services = [await api.service(name=f"业务{i}") for i in range(3)]
-    slots = {
-        s["id"]: next(x for x in await api.slots(s["id"], DAY) if x["status"] == "open") for s in services
-    }
+    slots = {s["id"]: await _open_slot(api, s["id"]) for s in services}
     citizen = await api.login(resident_id(7))
-    loaded: list[int] = []
-    original = catalogue._info
-
-    def counting(*args: Any) -> Any:
-        loaded.append(args[0].id)
-        return original(*args)
-
-    monkeypatch.setattr(catalogue, "_info", counting)
     catalogue.clear_caches()  # a process that has served none of them
+    service_loads.clear()
     warming = asyncio.create_task(tasks.keep_warm(api.app.state.sessionmaker, every_s=0.05))
     try:
-        await _until(lambda: sorted(loaded) == sorted(s["id"] for s in services))
+        await _until(lambda: sorted(service_loads) == sorted(s["id"] for s in services))
         engine = api.app.state.engine.sync_engine
         sent: list[str] = []
 
@@ -73,7 +64,8 @@ async def test_a_process_loads_every_active_service_before_its_first_booking(
             event.remove(engine, "before_cursor_execute", executed)
         if engine.dialect.name == "postgresql":  # SQLite's entries expire after the TTL whoever
             # reads them (no version row, decision 0103): a booking may come as one expires.
-            assert sorted(loaded) == sorted(s["id"] for s in services), "a booking loaded its service"
+            loads = sorted(service_loads)
+            assert loads == sorted(s["id"] for s in services), "a booking loaded its service"
             assert [s for s in sent if any(table in s for table in LOADS)] == []
 
         # A change clears the caches: the next turn loads them again, with no request asking.
@@ -81,8 +73,8 @@ async def test_a_process_loads_every_active_service_before_its_first_booking(
             f"/api/v1/admin/services/{services[0]['id']}", json={"name": "换证（改）"}, headers=api.admin()
         )
         assert edited.status_code == 200, edited.text
-        before = len(loaded)
-        await _until(lambda: len(loaded) >= before + len(services))
+        before = len(service_loads)
+        await _until(lambda: len(service_loads) >= before + len(services))
     finally:
         warming.cancel()
         await asyncio.gather(warming, return_exceptions=True)
@@ -115,7 +107,7 @@ async def test_a_failed_turn_is_logged_and_the_next_one_loads(api: Api, monkeypa
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-async def test_a_serve_worker_keeps_every_service_loaded_with_no_request_asking(
+async def test_a_serve_worker_keeps_every_service_service_loads_with_no_request_asking(
     api: Api, database_url: str
 ) -> None:
     """The wiring: a worker of `yuyue serve` on PostgreSQL runs `keep_warm` by itself, and a
@@ -153,7 +145,7 @@ async def test_a_serve_worker_keeps_every_service_loaded_with_no_request_asking(
                 return (float(services[1]) if services else -1.0), (float(turns[1]) if turns else 0.0)
 
             async def reaches(count: float) -> None:
-                deadline = time.monotonic() + 90  # a worker importing on a loaded 2-core machine
+                deadline = time.monotonic() + 90  # a worker importing on a service_loads 2-core machine
                 while (await figures())[0] != count:
                     assert time.monotonic() < deadline, f"the worker never held {count} services"
                     await asyncio.sleep(0.2)
