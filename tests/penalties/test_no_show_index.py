@@ -1,16 +1,17 @@
 """The no-show sweep (rules G13, M12) runs every quarter hour and asks for the bookings still
 `booked` whose slot has ended. Migration 0003's partial index `ix_bookings_booked_end` answers it
 without reading the whole bookings table (a city keeps every booking it ever took). The question is
-written here as `penalties.service.mark_no_shows` asks it; an index that no longer serves it fails."""
+the one `penalties.service.mark_no_shows` asks (`no_show_candidates`); an index that no longer
+serves it fails."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from tests.conftest import Api
-from yuyue.models import Booking
+from yuyue.penalties.service import no_show_candidates
 
 
 async def test_the_sweeps_question_is_answered_by_the_live_bookings_index(
@@ -18,11 +19,7 @@ async def test_the_sweeps_question_is_answered_by_the_live_bookings_index(
 ) -> None:
     engine = api.app.state.engine
     # The sweep's own statement (penalties.service.mark_no_shows), compiled for this database.
-    sweep = (
-        select(Booking)
-        .where(Booking.status == "booked", Booking.slot_end <= datetime(2026, 12, 1, 18, 0))
-        .order_by(Booking.slot_end, Booking.id)
-    )
+    sweep = no_show_candidates(datetime(2026, 12, 1, 18, 0))
     async with engine.connect() as conn:
         if database_url.startswith("postgresql"):
             await conn.execute(text("SET enable_seqscan = off"))  # the table is empty: force the choice

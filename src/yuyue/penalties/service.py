@@ -20,7 +20,7 @@ import hmac
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yuyue.audit.service import audit
@@ -60,20 +60,20 @@ async def _lock_citizen(session: AsyncSession, citizen_id: int) -> None:
 # --- marking ------------------------------------------------------------------------------------
 
 
+def no_show_candidates(due: datetime) -> Select[Booking]:
+    """The sweep's question: the bookings still `booked` whose slot has ended by `due` (migration
+    0003's partial index `ix_bookings_booked_end` answers it; tests/penalties/test_no_show_index.py)."""
+    return (
+        select(Booking)
+        .where(Booking.status == "booked", Booking.slot_end <= due)
+        .order_by(Booking.slot_end, Booking.id)
+    )
+
+
 async def mark_no_shows(session: AsyncSession, due: datetime) -> int:
     """Rules G13, M12: every booking still `booked` when its check-in window closes becomes
     `no_show`, once. Returns how many this call marked."""
-    candidates = (
-        (
-            await session.execute(
-                select(Booking)
-                .where(Booking.status == "booked", Booking.slot_end <= due)
-                .order_by(Booking.slot_end, Booking.id)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    candidates = (await session.execute(no_show_candidates(due))).scalars().all()
     marked = 0
     for booking in candidates:
         policy = await effective_policy(session, booking.hall_id)
